@@ -1,0 +1,282 @@
+"""The backend-neutral surface of the store: one collection of image points.
+
+Two backends implement `Collection`: Qdrant's own engine in-process (`store.edge`) and a
+Qdrant server through qdrant-client (`store.server`). Everything above `store/` sees only
+this module's types, so the same code and the same contract tests run on both.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Point ids are UUID5 of the dataset-relative path under this fixed namespace, so indexing
+# the same file again updates its point instead of adding a second one.
+POINT_ID_NAMESPACE = uuid.UUID("6f1e2c3a-9d1b-5e7f-8a2b-3c4d5e6f7a8b")
+KEYWORD_FIELDS = ("label", "tags", "split", "path", "sha1", "subsets", "suggested_label", "prediction")
+FLOAT_FIELDS = ("x", "y")
+SCROLL_BATCH = 10_000
+WRITE_BATCH = 1_000
+
+
+def point_id(relative_path: str) -> str:
+    """The stable id of the image at `relative_path` (POSIX, relative to the source root)."""
+    return str(uuid.uuid5(POINT_ID_NAMESPACE, relative_path))
+
+
+class StoreError(RuntimeError):
+    """A store problem the user can act on; the message says what to do."""
+
+
+class CollectionNotFound(StoreError):
+    pass
+
+
+@dataclass
+class PointFilter:
+    """Which points to act on. Every given part must hold (AND); None means no constraint.
+
+    labels:      label is any of these
+    tags_any:    has at least one of these tags
+    tags_all:    has every one of these tags
+    tags_none:   has none of these tags
+    ids:         id is one of these
+    ranges:      field -> (low, high), inclusive, either end may be None
+    values:      field -> value or list of values the keyword field must match (any of)
+    """
+
+    labels: list[str] | None = None
+    tags_any: list[str] | None = None
+    tags_all: list[str] | None = None
+    tags_none: list[str] | None = None
+    ids: list[str] | None = None
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    values: dict[str, list[str]] = field(default_factory=dict)
+
+    def is_empty(self) -> bool:
+        return not (self.labels or self.tags_any or self.tags_all or self.tags_none
+                    or self.ids is not None or self.ranges or self.values)
+
+
+@dataclass
+class PointRecord:
+    id: str
+    payload: dict[str, Any]
+    vector: np.ndarray | None = None
+    score: float | None = None
+
+
+@dataclass
+class Columns:
+    """Payload fields of many points as parallel columns (`ids[i]` owns row i)."""
+
+    ids: np.ndarray
+    values: dict[str, list[Any]]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def array(self, name: str, dtype: Any = np.float32, missing: Any = np.nan) -> np.ndarray:
+        return np.array([missing if v is None else v for v in self.values[name]], dtype=dtype)
+
+
+class Collection(ABC):
+    """One Qdrant collection of image points, with its metadata and artifact folder."""
+
+    def __init__(self, name: str, artifact_dir: Path) -> None:
+        self.name = name
+        self.artifact_dir = artifact_dir
+        # Tag edits are read-modify-write on a list payload; one lock per collection keeps
+        # concurrent sessions from overwriting each other's tags.
+        self._tag_lock = threading.Lock()
+
+    # --- primitives each backend provides -------------------------------------------
+    @property
+    @abstractmethod
+    def dimension(self) -> int: ...
+
+    @abstractmethod
+    def count(self, flt: PointFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None: ...
+
+    @abstractmethod
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Set the same fields on every given point (other fields are kept)."""
+
+    @abstractmethod
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        """Set per-point fields (`payloads[i]` on `ids[i]`), other fields kept."""
+
+    @abstractmethod
+    def delete_payload_keys(self, ids: Sequence[str], keys: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
+               with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
+        """Batches of all matching points; `fields=None` returns the whole payload."""
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
+                 with_vectors: bool = False) -> list[PointRecord]: ...
+
+    @abstractmethod
+    def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
+               fields: Sequence[str] | None = None) -> list[PointRecord]:
+        """Nearest points by cosine similarity, best first (`score` set)."""
+
+    @abstractmethod
+    def facet(self, field_name: str, flt: PointFilter | None = None, limit: int = 10_000) -> dict[str, int]:
+        """Value -> number of points, for an indexed keyword field."""
+
+    @abstractmethod
+    def create_index(self, field_name: str, kind: str) -> None:
+        """Payload index; kind is 'keyword' or 'float'."""
+
+    @abstractmethod
+    def read_metadata(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def write_metadata(self, metadata: dict[str, Any]) -> None: ...
+
+    def flush(self) -> None:
+        """Make every write so far durable."""
+
+    def close(self) -> None:
+        """Release the collection's resources."""
+
+    # --- conveniences built on the primitives ---------------------------------------
+    def update_metadata(self, **changes: Any) -> dict[str, Any]:
+        metadata = self.read_metadata()
+        metadata.update(changes)
+        self.write_metadata(metadata)
+        return metadata
+
+    def columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
+        ids: list[str] = []
+        values: dict[str, list[Any]] = {f: [] for f in fields}
+        for batch in self.scroll(fields, flt):
+            for record in batch:
+                ids.append(record.id)
+                for f in fields:
+                    values[f].append(record.payload.get(f))
+        return Columns(np.array(ids, dtype=str), values)
+
+    def ids(self, flt: PointFilter | None = None) -> list[str]:
+        return [r.id for batch in self.scroll([], flt) for r in batch]
+
+    def vectors(self, flt: PointFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 vectors) of every matching point."""
+        ids: list[str] = []
+        rows: list[np.ndarray] = []
+        for batch in self.scroll([], flt, with_vectors=True):
+            ids.extend(r.id for r in batch)
+            rows.extend(r.vector for r in batch)
+        vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, self.dimension), np.float32)
+        return np.array(ids, dtype=str), vectors
+
+    def add_tag(self, ids: Sequence[str], tag: str) -> int:
+        """Add `tag` to every given point; returns how many points gained it."""
+        return self._edit_tags(ids, lambda tags: tags if tag in tags else [*tags, tag])
+
+    def remove_tag(self, ids: Sequence[str], tag: str) -> int:
+        """Remove `tag` from every given point; returns how many points lost it."""
+        return self._edit_tags(ids, lambda tags: [t for t in tags if t != tag])
+
+    def _edit_tags(self, ids: Sequence[str], edit: Any) -> int:
+        changed = 0
+        with self._tag_lock:
+            groups: dict[tuple[str, ...], list[str]] = {}
+            for record in self.retrieve(list(ids), ["tags"]):
+                old = list(record.payload.get("tags") or [])
+                new = edit(old)
+                if new != old:
+                    groups.setdefault(tuple(new), []).append(record.id)
+            for new_tags, group in groups.items():
+                for chunk in chunked(group, WRITE_BATCH * 10):
+                    self.set_payload(chunk, {"tags": list(new_tags)})
+                changed += len(group)
+            self.flush()
+        return changed
+
+    def tag_counts(self) -> dict[str, int]:
+        return self.facet("tags")
+
+    def label_counts(self) -> dict[str, int]:
+        return self.facet("label")
+
+
+class Store(ABC):
+    """A place holding collections: an embedded engine folder or a Qdrant server."""
+
+    description: str = ""
+
+    @abstractmethod
+    def list_collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def open(self, name: str) -> Collection:
+        """An existing collection; raises CollectionNotFound with what to do."""
+
+    @abstractmethod
+    def create(self, name: str, dimension: int, metadata: dict[str, Any]) -> Collection: ...
+
+    @abstractmethod
+    def drop(self, name: str) -> None: ...
+
+    def exists(self, name: str) -> bool:
+        return name in self.list_collections()
+
+    def open_or_create(self, name: str, dimension: int, metadata: dict[str, Any]) -> Collection:
+        if self.exists(name):
+            collection = self.open(name)
+            if collection.dimension != dimension:
+                raise StoreError(
+                    f"collection '{name}' holds {collection.dimension}-d vectors but the model gives "
+                    f"{dimension}-d; index into a new --collection or drop this one first")
+            return collection
+        return self.create(name, dimension, metadata)
+
+    def close(self) -> None:
+        """Release every open collection."""
+
+    def _not_found(self, name: str) -> CollectionNotFound:
+        known = ", ".join(self.list_collections()) or "none"
+        return CollectionNotFound(
+            f"no collection '{name}' in {self.description} (collections there: {known}). "
+            f"Create it with: python app.py index PATH --collection {name}")
+
+
+def validate_collection_name(name: str) -> str:
+    """Collection names become folder names: refuse anything that could escape the store."""
+    if not name or len(name) > 100 or not all(c.isalnum() or c in "-_" for c in name):
+        raise StoreError(
+            f"invalid collection name {name!r}: use letters, digits, '-' and '_' only (at most 100)")
+    return name
+
+
+def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))
+    tmp.replace(path)

@@ -1,0 +1,209 @@
+"""The server backend: a Qdrant server (or qdrant-client's local mode) through qdrant-client.
+
+Collection metadata lives in Qdrant's own collection metadata, so other tools see it.
+Artifacts that are files (kNN graph, index report, thumbnails) live in a local folder,
+one per collection, under `artifact_root`.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from store.base import (
+    SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
+    validate_collection_name,
+)
+
+
+class ServerCollection(Collection):
+    def __init__(self, name: str, artifact_dir: Path, client: QdrantClient, lock: threading.RLock) -> None:
+        super().__init__(name, artifact_dir)
+        self._client = client
+        # qdrant-client's local mode is not thread-safe; a server would not need this.
+        self._lock = lock
+
+    @property
+    def dimension(self) -> int:
+        with self._lock:
+            params = self._client.get_collection(self.name).config.params.vectors
+        return int(params.size)
+
+    def count(self, flt: PointFilter | None = None) -> int:
+        with self._lock:
+            return self._client.count(self.name, count_filter=to_client_filter(flt), exact=True).count
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
+        rows = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), WRITE_BATCH):
+            stop = start + WRITE_BATCH
+            batch = models.Batch(ids=list(ids[start:stop]), vectors=rows[start:stop].tolist(),
+                                 payloads=list(payloads[start:stop]))
+            with self._lock:
+                self._client.upsert(self.name, points=batch, wait=True)
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        if ids:
+            with self._lock:
+                self._client.set_payload(self.name, payload=payload, points=list(ids), wait=True)
+
+    def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
+        operations = [models.SetPayloadOperation(set_payload=models.SetPayload(payload=p, points=[i]))
+                      for i, p in zip(ids, payloads)]
+        for chunk in chunked(operations, WRITE_BATCH):
+            with self._lock:
+                self._client.batch_update_points(self.name, list(chunk), wait=True)
+
+    def delete_payload_keys(self, ids: Sequence[str], keys: Sequence[str]) -> None:
+        if ids:
+            with self._lock:
+                self._client.delete_payload(self.name, keys=list(keys), points=list(ids), wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        for chunk in chunked(list(ids), WRITE_BATCH):
+            with self._lock:
+                self._client.delete(self.name, points_selector=models.PointIdsList(points=list(chunk)), wait=True)
+
+    def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
+               with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
+        offset = None
+        client_filter = to_client_filter(flt)
+        while True:
+            with self._lock:
+                records, offset = self._client.scroll(
+                    self.name, scroll_filter=client_filter, limit=batch, offset=offset,
+                    with_payload=_payload_selector(fields), with_vectors=with_vectors)
+            yield [_record(r, with_vectors) for r in records]
+            if offset is None:
+                return
+
+    def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
+                 with_vectors: bool = False) -> list[PointRecord]:
+        out: list[PointRecord] = []
+        for chunk in chunked(list(ids), SCROLL_BATCH):
+            with self._lock:
+                records = self._client.retrieve(self.name, ids=list(chunk), with_payload=_payload_selector(fields),
+                                                with_vectors=with_vectors)
+            out.extend(_record(r, with_vectors) for r in records)
+        return out
+
+    def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
+               fields: Sequence[str] | None = None) -> list[PointRecord]:
+        with self._lock:
+            hits = self._client.query_points(
+                self.name, query=np.asarray(vector, dtype=np.float32).tolist(), limit=limit,
+                query_filter=to_client_filter(flt), with_payload=_payload_selector(fields)).points
+        return [PointRecord(str(h.id), h.payload or {}, score=float(h.score)) for h in hits]
+
+    def facet(self, field_name: str, flt: PointFilter | None = None, limit: int = 10_000) -> dict[str, int]:
+        with self._lock:
+            response = self._client.facet(self.name, key=field_name, facet_filter=to_client_filter(flt),
+                                          limit=limit, exact=True)
+        return {str(hit.value): int(hit.count) for hit in response.hits}
+
+    def create_index(self, field_name: str, kind: str) -> None:
+        schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}[kind]
+        with self._lock:
+            self._client.create_payload_index(self.name, field_name=field_name, field_schema=schema, wait=True)
+
+    def read_metadata(self) -> dict[str, Any]:
+        with self._lock:
+            info = self._client.get_collection(self.name)
+        metadata = dict(info.config.metadata or {})
+        metadata.setdefault("dimension", int(info.config.params.vectors.size))
+        return metadata
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        with self._lock:
+            self._client.update_collection(self.name, metadata=_jsonable(metadata))
+
+
+class ServerStore(Store):
+    """Collections on a Qdrant server (`url`), or in qdrant-client's local mode (`path`)."""
+
+    def __init__(self, artifact_root: Path, url: str | None = None, api_key: str | None = None,
+                 path: str | None = None) -> None:
+        self.artifact_root = Path(artifact_root)
+        self.description = f"the Qdrant server at {url}" if url else f"qdrant-client local mode at {path}"
+        self._lock = threading.RLock()
+        try:
+            self._client = QdrantClient(url=url, api_key=api_key) if url else QdrantClient(path=path)
+            self._client.get_collections()
+        except Exception as error:
+            raise StoreError(
+                f"cannot reach {self.description}: {error}. Start Qdrant (e.g. `docker compose up qdrant`), "
+                "check QDRANT_URL / QDRANT_API_KEY, or unset QDRANT_URL to use the embedded store.") from error
+
+    def list_collections(self) -> list[str]:
+        with self._lock:
+            return sorted(c.name for c in self._client.get_collections().collections)
+
+    def open(self, name: str) -> Collection:
+        validate_collection_name(name)
+        if not self.exists(name):
+            raise self._not_found(name)
+        return ServerCollection(name, self.artifact_root / name, self._client, self._lock)
+
+    def create(self, name: str, dimension: int, metadata: dict[str, Any]) -> Collection:
+        validate_collection_name(name)
+        if self.exists(name):
+            raise StoreError(f"collection '{name}' already exists in {self.description}")
+        with self._lock:
+            self._client.create_collection(
+                name, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+                metadata=_jsonable({**metadata, "dimension": dimension, "distance": "cosine"}))
+        return ServerCollection(name, self.artifact_root / name, self._client, self._lock)
+
+    def drop(self, name: str) -> None:
+        validate_collection_name(name)
+        with self._lock:
+            self._client.delete_collection(name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._client.close()
+
+
+def _jsonable(metadata: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return json.loads(json.dumps(metadata, default=str))
+
+
+def _payload_selector(fields: Sequence[str] | None) -> Any:
+    if fields is None:
+        return True
+    if not fields:
+        return False
+    return list(fields)
+
+
+def _record(record: Any, with_vectors: bool) -> PointRecord:
+    vector = np.asarray(record.vector, dtype=np.float32) if with_vectors and record.vector is not None else None
+    return PointRecord(str(record.id), record.payload or {}, vector)
+
+
+def to_client_filter(flt: PointFilter | None) -> models.Filter | None:
+    if flt is None or flt.is_empty():
+        return None
+    must: list[Any] = []
+    must_not: list[Any] = []
+    if flt.ids is not None:
+        must.append(models.HasIdCondition(has_id=list(flt.ids)))
+    if flt.labels:
+        must.append(models.FieldCondition(key="label", match=models.MatchAny(any=list(flt.labels))))
+    if flt.tags_any:
+        must.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(flt.tags_any))))
+    for tag in flt.tags_all or []:
+        must.append(models.FieldCondition(key="tags", match=models.MatchValue(value=tag)))
+    if flt.tags_none:
+        must_not.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(flt.tags_none))))
+    for key, values in flt.values.items():
+        must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
+    for key, (low, high) in flt.ranges.items():
+        must.append(models.FieldCondition(key=key, range=models.Range(gte=low, lte=high)))
+    return models.Filter(must=must or None, must_not=must_not or None)
