@@ -1,0 +1,112 @@
+"""Decode one image file safely into an upright 8-bit RGB picture, or say why not.
+
+Every odd file a real dataset holds ends here: truncated or corrupt data, non-images with an
+image extension, zero-byte files, decompression bombs, CMYK / 16-bit / palette / RGBA /
+greyscale modes, EXIF-rotated photos and unreadable files.
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Pillow's own limit (about 89 Mpixels); above it an image is refused, not decoded.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+class ImageSkipped(Exception):
+    """The file cannot be used; `reason` is a short human explanation."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class DecodedImage:
+    image: Image.Image   # RGB, EXIF orientation applied
+    width: int
+    height: int
+    sha1: str
+
+
+def file_sha1(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def decode_image(path: Path, data: bytes | None = None) -> DecodedImage:
+    """Read, verify and convert `path`; raises ImageSkipped with the reason."""
+    if data is None:
+        data = _read_bytes(path)
+    if not data:
+        raise ImageSkipped("empty file (0 bytes)")
+    sha1 = hashlib.sha1(data).hexdigest()
+    image = _open(data)
+    return DecodedImage(image, image.width, image.height, sha1)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except PermissionError:
+        raise ImageSkipped("permission denied") from None
+    except IsADirectoryError:
+        raise ImageSkipped("is a directory") from None
+    except OSError as error:
+        raise ImageSkipped(f"cannot read file: {error.strerror or error}") from None
+
+
+def _open(data: bytes) -> Image.Image:
+    import io
+
+    with warnings.catch_warnings():
+        # Pillow only warns between 1x and 2x its pixel limit; refuse all of that range too.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageSkipped(f"too large: {image.width}x{image.height} pixels is over Pillow's "
+                                   f"decompression-bomb limit of {MAX_PIXELS}")
+            image.load()
+        except ImageSkipped:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise ImageSkipped(f"too large (decompression-bomb limit): {error}") from None
+        except UnidentifiedImageError:
+            raise ImageSkipped("not an image (unrecognised format)") from None
+        except (OSError, SyntaxError, ValueError) as error:
+            raise ImageSkipped(f"corrupt or truncated image: {error}") from None
+    return to_rgb(image)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Upright 8-bit RGB, whatever the mode: CMYK, 16-bit, palette, alpha, greyscale."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not lose the picture
+        pass
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit greyscale: scale the real range to 8 bits instead of clipping.
+        array = np.asarray(image, dtype=np.float32)
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        image = Image.fromarray(array.astype(np.uint8), "L")
+    elif image.mode == "F":
+        array = np.nan_to_num(np.asarray(image, dtype=np.float32))
+        low, high = float(array.min()), float(array.max())
+        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+        image = Image.fromarray(array.astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Composite on white: transparent areas otherwise turn black and dominate embeddings.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
