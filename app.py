@@ -3,6 +3,8 @@
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
     python app.py info --collection NAME
     python app.py export --collection NAME --format csv --out FILE
+    python app.py analyze --collection NAME
+    python app.py predictions --collection NAME FILE
     python app.py serve --collection NAME [--port 7860]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -58,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--workers", type=int, default=2, help="decode threads")
     index.add_argument("--neighbours", type=int, default=15, help="k of the saved neighbour graph")
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
+    index.add_argument("--no-image-metrics", action="store_true",
+                       help="skip brightness / contrast / sharpness / colourfulness / size metrics")
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -70,6 +74,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="csv", choices=["csv"])
     export.add_argument("--out", required=True, type=Path)
     export.set_defaults(handler=cmd_export)
+
+    analyze = commands.add_parser("analyze", help="score mislabels, outliers, duplicates and image metrics")
+    analyze.add_argument("--collection", required=True)
+    analyze.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours per point (default 10)")
+    analyze.set_defaults(handler=cmd_analyze)
+
+    predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
+    predictions.add_argument("--collection", required=True)
+    predictions.add_argument("file", type=Path)
+    predictions.set_defaults(handler=cmd_predictions)
 
     serve = commands.add_parser("serve", help="start the explorer web app")
     serve.add_argument("--collection", default=os.environ.get("EMBEDSCAPE_COLLECTION", DEFAULT_COLLECTION))
@@ -102,7 +116,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
     options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
                            device=args.device, batch_size=args.batch_size, workers=args.workers,
-                           neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed))
+                           neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
+                           image_metrics=not args.no_image_metrics)
     try:
         report = index_dataset(args.path, store, options)
     finally:
@@ -114,6 +129,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     for problem in report.problems[:20]:
         print(f"note: {problem}", file=sys.stderr)
     print(report.summary())
+    if report.quality:
+        print(report.quality)
     print(f"report: {report.report_file}")
     return 0 if report.total_points else 1
 
@@ -142,6 +159,34 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from indexer.quality import analyze_collection
+
+    store = open_configured_store(args)
+    try:
+        summary = analyze_collection(store.open(args.collection), k=args.neighbours)
+    finally:
+        store.close()
+    if summary.metrics_added:
+        print(f"image metrics added to {summary.metrics_added} points")
+    print(summary.summary())
+    return 0
+
+
+def cmd_predictions(args: argparse.Namespace) -> int:
+    from indexer.predictions import import_predictions
+
+    store = open_configured_store(args)
+    try:
+        result = import_predictions(store.open(args.collection), args.file)
+    finally:
+        store.close()
+    for line in result.bad_rows[:20] + [f"unknown point: {p}" for p in result.unknown_points[:20]]:
+        print(line, file=sys.stderr)
+    print(result.summary())
+    return 0 if result.written else 1
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+GRAPH_FILE = "knn.npz"  # the file name a collection keeps its graph under
 EXACT_SEARCH_MAX_POINTS = 20_000
 PCA_DIMENSIONS = 64
 

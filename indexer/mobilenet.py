@@ -60,14 +60,26 @@ class MobileNetV2(nn.Module):
         return self.classifier(self.embed(x))
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class EmbeddingHead(nn.Module):
-    """Wraps the network so that an exported graph outputs unit-length embeddings."""
+    """The whole image -> embedding computation as one graph.
+
+    Input: uint8 pixels, (batch, height, width, 3). Scaling, ImageNet normalisation and the
+    layout change happen inside the graph, where onnxruntime fuses them, instead of in
+    Python per image; output: unit-length 1280-d embeddings.
+    """
 
     def __init__(self, net: MobileNetV2) -> None:
         super().__init__()
         self.net = net
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0)
+        self.register_buffer("inv_std", 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.permute(0, 3, 1, 2).float() - self.mean) * self.inv_std
         return nn.functional.normalize(self.net.embed(x), dim=1)
 
 

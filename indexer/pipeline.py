@@ -21,14 +21,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from analysis.knn import KnnGraph, build_knn_graph
+from analysis.image_metrics import METRIC_FIELDS, image_metrics
+from analysis.knn import GRAPH_FILE, build_knn_graph
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.projection import ProjectionConfig, project
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
 
-KNN_FILE = "knn.npz"
 REPORT_FILE = "index-report.json"
 KEYWORD_INDEXES = ("label", "tags", "split", "path", "sha1")
 PROJECTION_FIELDS = ("x", "y")
@@ -45,6 +45,8 @@ class IndexOptions:
     workers: int = 2
     neighbours: int = 15
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    image_metrics: bool = True  # brightness, sharpness, ... from the pixels decoded for embedding
+    analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph
     progress: bool = True
 
 
@@ -63,6 +65,7 @@ class IndexReport:
     projection_seconds: float = 0.0
     total_points: int = 0
     report_file: str = ""
+    quality: str = ""
 
     @property
     def images_per_second(self) -> float:
@@ -83,6 +86,7 @@ class _Work:
     item: Any = None
     width: int = 0
     height: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
     skip_reason: str = ""
 
 
@@ -111,6 +115,10 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     report.removed = _drop_removed(collection, dataset)
     collection.flush()
     _build_map(collection, options, report)
+    if options.analyze and collection.count() >= 2:
+        from indexer.quality import analyze_collection
+
+        report.quality = analyze_collection(collection, add_metrics=False).summary()
     report.total_points = collection.count()
     _save_report(collection, report)
     return report
@@ -129,6 +137,8 @@ def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, da
                           f"{dataset.root}; choose a new --collection for another dataset")
     for name in KEYWORD_INDEXES:
         collection.create_index(name, "keyword")
+    for name in METRIC_FIELDS if options.image_metrics else ():
+        collection.create_index(name, "float")
     collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
     return collection
 
@@ -148,7 +158,8 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
             return _Work(source, sha1=sha1)
         try:
             decoded = decode_image(source.path, data)
-            return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height)
+            metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
+            return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics)
         except ImageSkipped as skipped:
             return _Work(source, sha1, skip_reason=skipped.reason)
         except Exception as error:  # one bad file must never stop the run
@@ -227,7 +238,7 @@ def _write_batch(collection: Collection, embedder: Embedder, batch: list[_Work],
 def _payload(work: _Work) -> dict[str, Any]:
     source = work.source
     return {"path": source.relative_path, "label": source.label, "labels": list(source.labels),
-            "split": source.split, "width": work.width, "height": work.height, "sha1": work.sha1}
+            "split": source.split, "width": work.width, "height": work.height, "sha1": work.sha1, **work.metrics}
 
 
 def _drop_removed(collection: Collection, dataset: Dataset) -> list[str]:
@@ -244,22 +255,14 @@ def _build_map(collection: Collection, options: IndexOptions, report: IndexRepor
     if len(ids) < 2:
         return
     graph = build_knn_graph(ids, vectors, k=options.neighbours, seed=options.projection.seed)
-    graph.save(collection.artifact_dir / KNN_FILE)
+    graph.save(collection.artifact_dir / GRAPH_FILE)
     coords = project(vectors, graph, options.projection)
     collection.set_payloads(list(ids), [{"x": float(x), "y": float(y)} for x, y in coords])
     collection.flush()
     report.projection_seconds = time.perf_counter() - started
     collection.update_metadata(projection={**options.projection.as_dict(), "method": "umap",
-                                           "graph_neighbours": graph.k, "graph_file": KNN_FILE},
+                                           "graph_neighbours": graph.k, "graph_file": GRAPH_FILE},
                                indexed_at=_now(), points=len(ids))
-
-
-def load_graph(collection: Collection) -> KnnGraph:
-    """The kNN graph saved at indexing time, for analyses that reuse it."""
-    path = collection.artifact_dir / KNN_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"no neighbour graph for '{collection.name}' at {path}; run `python app.py index` again")
-    return KnnGraph.load(path)
 
 
 def _save_report(collection: Collection, report: IndexReport) -> None:

@@ -93,8 +93,8 @@ class Collection(ABC):
     def __init__(self, name: str, artifact_dir: Path) -> None:
         self.name = name
         self.artifact_dir = artifact_dir
-        # Tag edits are read-modify-write on a list payload; one lock per collection keeps
-        # concurrent sessions from overwriting each other's tags.
+        # Tag and label edits are read-modify-write; one lock per collection keeps
+        # concurrent sessions from overwriting each other's edits.
         self._tag_lock = threading.Lock()
 
     # --- primitives each backend provides -------------------------------------------
@@ -142,7 +142,7 @@ class Collection(ABC):
 
     @abstractmethod
     def create_index(self, field_name: str, kind: str) -> None:
-        """Payload index; kind is 'keyword' or 'float'."""
+        """Payload index; kind is 'keyword', 'float' or 'integer'."""
 
     @abstractmethod
     def read_metadata(self) -> dict[str, Any]: ...
@@ -209,6 +209,45 @@ class Collection(ABC):
                 changed += len(group)
             self.flush()
         return changed
+
+    def relabel(self, ids: Sequence[str], label: str) -> int:
+        """Set `label` on every given point, keeping the label it came with as `original_label`
+        (set once, so a later relabel or re-index never loses the source's label)."""
+        changed = 0
+        with self._tag_lock:
+            groups: dict[tuple[str, bool | None], list[str]] = {}
+            for record in self.retrieve(list(ids), ["label", "original_label", "prediction"]):
+                payload = record.payload
+                if payload.get("label") == label:
+                    continue
+                original = payload.get("original_label") or payload.get("label") or ""
+                correct = payload["prediction"] == label if "prediction" in payload else None
+                groups.setdefault((original, correct), []).append(record.id)
+            for (original, correct), group in groups.items():
+                fields: dict[str, Any] = {"label": label, "original_label": original}
+                if correct is not None:
+                    fields["prediction_correct"] = correct
+                self.set_payload(group, fields)
+                changed += len(group)
+            self.flush()
+        return changed
+
+    def restore_labels(self, ids: Sequence[str]) -> int:
+        """Undo `relabel`: give back each point's `original_label`."""
+        restored = 0
+        with self._tag_lock:
+            for record in self.retrieve(list(ids), ["original_label", "prediction"]):
+                original = record.payload.get("original_label")
+                if not original:
+                    continue
+                fields: dict[str, Any] = {"label": original}
+                if "prediction" in record.payload:
+                    fields["prediction_correct"] = record.payload["prediction"] == original
+                self.set_payload([record.id], fields)
+                self.delete_payload_keys([record.id], ["original_label"])
+                restored += 1
+            self.flush()
+        return restored
 
     def tag_counts(self) -> dict[str, int]:
         return self.facet("tags")

@@ -105,7 +105,8 @@ class EdgeCollection(Collection):
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def create_index(self, field_name: str, kind: str) -> None:
-        schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}[kind]
+        schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
+                  "integer": qe.PayloadSchemaType.Integer}[kind]
         with self._lock:
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 

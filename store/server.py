@@ -106,7 +106,8 @@ class ServerCollection(Collection):
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def create_index(self, field_name: str, kind: str) -> None:
-        schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT}[kind]
+        schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT,
+                  "integer": models.PayloadSchemaType.INTEGER}[kind]
         with self._lock:
             self._client.create_payload_index(self.name, field_name=field_name, field_schema=schema, wait=True)
 

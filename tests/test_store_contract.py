@@ -128,3 +128,18 @@ def test_dimension_mismatch_is_refused(store: Store) -> None:
         store.open_or_create("things", 16, {})
     store.drop("things")
     assert store.list_collections() == []
+
+
+def test_relabel_keeps_original_and_restores(store: Store) -> None:
+    collection, ids, _ = _make(store)
+    assert collection.relabel(ids[:3], "fox") == 3          # ids 0, 2 were dog; 1 was cat
+    first = {r.id: r.payload for r in collection.retrieve(ids[:3], ["label", "original_label"])}
+    assert first[ids[0]] == {"label": "fox", "original_label": "dog"}
+    assert first[ids[1]] == {"label": "fox", "original_label": "cat"}
+    assert collection.relabel(ids[:1], "wolf") == 1         # a second relabel keeps the first original
+    assert collection.retrieve(ids[:1], ["original_label"])[0].payload == {"original_label": "dog"}
+    assert collection.count(PointFilter(labels=["fox"])) == 2
+    assert collection.restore_labels(ids[:3]) == 3
+    restored = {r.id: r.payload for r in collection.retrieve(ids[:3], ["label", "original_label"])}
+    assert restored == {ids[0]: {"label": "dog"}, ids[1]: {"label": "cat"}, ids[2]: {"label": "dog"}}
+    assert collection.restore_labels(ids[:3]) == 0

@@ -1,0 +1,92 @@
+"""Cheap per-image quality metrics, computed on every image at indexing time, and uniqueness.
+
+`image_metrics` takes the decoded RGB image (before any resize for the model). Luma is
+Rec. 601 (0.299 R + 0.587 G + 0.114 B). Images whose longer side exceeds
+`MAX_ANALYSIS_SIDE` (512 px) are first shrunk by an integer factor with box averaging, and the
+brightness, contrast, sharpness and colourfulness are measured on that copy: this bounds the
+cost per image (a 12-megapixel photo costs about as much as a 0.25-megapixel one), and it makes
+the sharpness comparable across resolutions. `aspect_ratio` and `area` always describe the
+original image.
+
+- brightness: mean luma, 0 (black) .. 1 (white)
+- contrast: standard deviation of luma, 0 .. 0.5
+- sharpness: variance of the 4-neighbour Laplacian of luma on the 0..255 scale (the usual
+  "variance of Laplacian" focus measure; blurry images score low)
+- colourfulness: Hasler & Süsstrunk (2003), on the 0..255 scale: sigma_rgyb + 0.3 * mu_rgyb
+  with rg = R - G, yb = (R + G) / 2 - B (0 for grey images; about 110+ is "extremely colourful")
+- aspect_ratio: width / height; area: width * height, in pixels
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.knn import KnnGraph
+
+METRIC_FIELDS: list[str] = ["brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "area"]
+MAX_ANALYSIS_SIDE = 512
+LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def image_metrics(rgb: np.ndarray) -> dict[str, float]:
+    """The METRIC_FIELDS of one uint8 RGB image (H, W, 3); a grey (H, W) image is accepted too."""
+    rgb = _as_rgb(rgb)
+    height, width = rgb.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError("image_metrics needs a non-empty image")
+    small = downscale(rgb, MAX_ANALYSIS_SIDE)
+    luma = small @ LUMA_WEIGHTS  # float32, 0..255
+    return {
+        "brightness": float(luma.mean() / 255.0),
+        "contrast": float(luma.std() / 255.0),
+        "sharpness": laplacian_variance(luma),
+        "colourfulness": colourfulness(small),
+        "aspect_ratio": float(width / height),
+        "area": float(width * height),
+    }
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    return image[:, :, :3]
+
+
+def downscale(rgb: np.ndarray, max_side: int = MAX_ANALYSIS_SIDE) -> np.ndarray:
+    """float32 copy of `rgb`, box-averaged by the smallest integer factor that brings the longer
+    side to <= max_side (edge rows/columns that do not fill a whole box are dropped)."""
+    height, width = rgb.shape[:2]
+    factor = -(-max(height, width) // max_side)  # ceiling division
+    if factor <= 1:
+        return rgb.astype(np.float32)
+    h, w = max(height // factor, 1), max(width // factor, 1)
+    fy, fx = min(factor, height), min(factor, width)
+    blocks = rgb[: h * fy, : w * fx].reshape(h, fy, w, fx, rgb.shape[2])
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
+
+
+def laplacian_variance(luma: np.ndarray) -> float:
+    """Variance of the 4-neighbour Laplacian over the interior of a 2-D array (0 if < 3x3)."""
+    if luma.shape[0] < 3 or luma.shape[1] < 3:
+        return 0.0
+    centre = luma[1:-1, 1:-1]
+    laplacian = luma[:-2, 1:-1] + luma[2:, 1:-1] + luma[1:-1, :-2] + luma[1:-1, 2:] - 4.0 * centre
+    return float(laplacian.var())
+
+
+def colourfulness(rgb: np.ndarray) -> float:
+    """Hasler–Süsstrunk colourfulness of an RGB array on the 0..255 scale."""
+    rgb = rgb.astype(np.float32, copy=False)
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    rg = red - green
+    yb = 0.5 * (red + green) - blue
+    spread = np.hypot(rg.std(), yb.std())
+    centre = np.hypot(rg.mean(), yb.mean())
+    return float(spread + 0.3 * centre)
+
+
+def uniqueness(graph: KnnGraph) -> np.ndarray:
+    """(n,) cosine distance of each point to its nearest neighbour (0 = has an exact twin)."""
+    return np.clip(1.0 - graph.similarities[:, 0].astype(np.float64), 0.0, 2.0)

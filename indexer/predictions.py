@@ -1,0 +1,120 @@
+"""Import a model's predictions into a collection, so performance can be read per selection.
+
+Input: CSV or JSON Lines, one row per image, naming it by `path` (dataset-relative) or `id`,
+with the predicted label in `prediction` (also accepted: `predicted_label`, `pred`), an
+optional `confidence`, and optional per-class probabilities (JSON Lines: a `probabilities`
+object; CSV: `prob_<class>` columns; the top probability becomes the confidence).
+Written per point: `prediction`, `prediction_confidence`, `prediction_correct`.
+Rows naming no known point, rows without a prediction, and predicted labels the dataset
+does not have are reported, never silently dropped.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from indexer.sources import SourceError
+from store import Collection, point_id
+
+PREDICTION_KEYS = ("prediction", "predicted_label", "pred")
+
+
+@dataclass
+class PredictionImport:
+    rows: int = 0
+    written: int = 0
+    unknown_points: list[str] = field(default_factory=list)
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    bad_rows: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        text = f"{self.written} of {self.rows} predictions written"
+        if self.unknown_points:
+            text += f"; {len(self.unknown_points)} rows name no point in the collection"
+        if self.bad_rows:
+            text += f"; {len(self.bad_rows)} rows unusable"
+        if self.unknown_labels:
+            names = ", ".join(f"{k} ({v})" for k, v in sorted(self.unknown_labels.items()))
+            text += f"; predicted labels not in the dataset (written anyway): {names}"
+        return text
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise SourceError(f"predictions file {path} does not exist")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    rows.append({"_error": f"line {number}: not valid JSON"})
+        return rows
+    return [dict(r) for r in csv.DictReader(text.splitlines())]
+
+
+def import_predictions(collection: Collection, path: Path) -> PredictionImport:
+    result = PredictionImport()
+    rows = read_rows(Path(path))
+    result.rows = len(rows)
+    columns = collection.columns(["label"])
+    label_of = dict(zip(columns.ids, columns.values["label"]))
+    known_labels = set(label_of.values())
+    ids: list[str] = []
+    payloads: list[dict[str, Any]] = []
+    for number, row in enumerate(rows, 1):
+        parsed = _parse(row, number)
+        if isinstance(parsed, str):
+            result.bad_rows.append(parsed)
+            continue
+        pid, prediction, confidence = parsed
+        if pid not in label_of:
+            result.unknown_points.append(str(row.get("path") or row.get("id")))
+            continue
+        if prediction not in known_labels:
+            result.unknown_labels[prediction] = result.unknown_labels.get(prediction, 0) + 1
+        ids.append(pid)
+        payloads.append({"prediction": prediction, "prediction_confidence": confidence,
+                         "prediction_correct": prediction == label_of[pid]})
+    collection.set_payloads(ids, payloads)
+    collection.create_index("prediction", "keyword")
+    collection.create_index("prediction_confidence", "float")
+    collection.flush()
+    result.written = len(ids)
+    collection.update_metadata(predictions={"file": str(path), "written": result.written})
+    return result
+
+
+def _parse(row: dict[str, Any], number: int) -> tuple[str, str, float | None] | str:
+    if "_error" in row:
+        return row["_error"]
+    if row.get("id"):
+        pid = str(row["id"])
+    elif row.get("path"):
+        pid = point_id(Path(str(row["path"])).as_posix())
+    else:
+        return f"row {number}: no 'path' or 'id'"
+    prediction = next((str(row[k]) for k in PREDICTION_KEYS if row.get(k) not in (None, "")), None)
+    if prediction is None:
+        return f"row {number}: no prediction (columns {', '.join(PREDICTION_KEYS)})"
+    try:
+        return pid, prediction, _confidence(row, prediction)
+    except ValueError as error:
+        return f"row {number}: {error}"
+
+
+def _confidence(row: dict[str, Any], prediction: str) -> float | None:
+    if row.get("confidence") not in (None, ""):
+        return float(row["confidence"])
+    probabilities = row.get("probabilities")
+    if isinstance(probabilities, dict) and probabilities:
+        return float(probabilities.get(prediction, max(probabilities.values())))
+    columns = {k[5:]: v for k, v in row.items() if k.startswith("prob_") and v not in (None, "")}
+    if columns:
+        return float(columns.get(prediction, max(columns.values(), key=float)))
+    return None

@@ -1,0 +1,171 @@
+"""Score a collection's data quality and write the scores into its payloads.
+
+Reads the kNN graph saved at indexing time (rebuilt only when the points changed since),
+runs the pure functions of `analysis/` over it and stores per point:
+
+    mislabel_score (float), suggested_label (keyword), outlier_score (float),
+    uniqueness (float), duplicate_group (int, -1 = none), exact_duplicate_group (int),
+    quality_flags (keywords: "mislabel", "outlier", "duplicate")
+
+all indexed so that other tools can filter on them. Ranked confused class pairs go to
+`confused-pairs.json` in the collection folder. `python app.py analyze` runs this; indexing
+runs it at its end. Image metrics missing from older collections are added here too, by
+decoding the files again (no re-embedding).
+"""
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from analysis.image_metrics import METRIC_FIELDS, image_metrics, uniqueness
+from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
+from analysis.label_quality import (
+    DEFAULT_K, confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores,
+)
+from indexer.images import ImageSkipped, decode_image
+from store import Collection
+
+CONFUSED_PAIRS_FILE = "confused-pairs.json"
+FLOAT_SCORES = ("mislabel_score", "outlier_score", "uniqueness")
+INTEGER_SCORES = ("duplicate_group", "exact_duplicate_group")
+KEYWORD_SCORES = ("suggested_label", "quality_flags")
+
+
+@dataclass
+class QualitySummary:
+    points: int = 0
+    k: int = DEFAULT_K
+    mislabels: int = 0
+    outliers: int = 0
+    duplicate_groups: int = 0
+    exact_duplicate_groups: int = 0
+    confused_pairs: list[dict[str, Any]] = field(default_factory=list)
+    metrics_added: int = 0
+
+    def summary(self) -> str:
+        top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
+        return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
+                f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
+                f"duplicate groups" + (f"; most confused: {top}" if top else ""))
+
+
+def load_graph(collection: Collection) -> KnnGraph | None:
+    path = collection.artifact_dir / GRAPH_FILE
+    return KnnGraph.load(path) if path.exists() else None
+
+
+def current_graph(collection: Collection, k: int, seed: int = 0) -> KnnGraph:
+    """The saved graph when it still covers exactly the collection's points, else a new one."""
+    graph = load_graph(collection)
+    ids = set(collection.ids())
+    if graph is not None and graph.k >= k and len(graph) == len(ids) and ids.issuperset(graph.ids):
+        return graph
+    point_ids, vectors = collection.vectors()
+    graph = build_knn_graph(point_ids, vectors, k=max(k, 15), seed=seed)
+    graph.save(collection.artifact_dir / GRAPH_FILE)
+    return graph
+
+
+def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True) -> QualitySummary:
+    summary = QualitySummary(k=k)
+    if add_metrics:
+        summary.metrics_added = add_missing_image_metrics(collection)
+    if collection.count() < 2:
+        return summary
+    graph = current_graph(collection, k)
+    small = graph.truncated(min(k, graph.k))
+    columns = collection.columns(["label", "sha1"])
+    row_of = {pid: i for i, pid in enumerate(columns.ids)}
+    order = np.array([row_of[pid] for pid in graph.ids])
+    labels = np.array([columns.values["label"][i] or "" for i in order], dtype=str)
+    hashes = np.array([columns.values["sha1"][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
+
+    mislabels = mislabel_scores(small, labels)
+    outliers = outlier_scores(small)
+    near = near_duplicate_groups(small)
+    exact = exact_duplicate_groups(hashes)
+    unique = uniqueness(small)
+    pairs = confused_class_pairs(small, labels)
+
+    payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
+    collection.set_payloads(list(graph.ids), payloads)
+    _index_scores(collection)
+    collection.flush()
+
+    summary.points = len(graph)
+    summary.mislabels = int(mislabels.flagged.sum())
+    summary.outliers = int(outliers.flagged.sum())
+    summary.duplicate_groups = int(len(set(near[near >= 0].tolist())))
+    summary.exact_duplicate_groups = int(len(set(exact[exact >= 0].tolist())))
+    summary.confused_pairs = [_pair_record(p, graph.ids) for p in pairs]
+    _save_pairs(collection, summary.confused_pairs)
+    collection.update_metadata(analysis={"k": k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                         "mislabels": summary.mislabels, "outliers": summary.outliers,
+                                         "outlier_cutoff": float(outliers.cutoff)})
+    return summary
+
+
+def _payload(i: int, mislabels: Any, outliers: Any, near: np.ndarray, exact: np.ndarray,
+             unique: np.ndarray) -> dict[str, Any]:
+    flags = [name for name, on in (("mislabel", mislabels.flagged[i]), ("outlier", outliers.flagged[i]),
+                                   ("duplicate", near[i] >= 0 or exact[i] >= 0)) if on]
+    return {"mislabel_score": float(mislabels.score[i]), "suggested_label": str(mislabels.suggested_label[i]),
+            "outlier_score": float(outliers.score[i]), "uniqueness": float(unique[i]),
+            "duplicate_group": int(near[i]), "exact_duplicate_group": int(exact[i]), "quality_flags": flags}
+
+
+def _index_scores(collection: Collection) -> None:
+    for name in FLOAT_SCORES:
+        collection.create_index(name, "float")
+    for name in INTEGER_SCORES:
+        collection.create_index(name, "integer")
+    for name in KEYWORD_SCORES:
+        collection.create_index(name, "keyword")
+
+
+def _pair_record(pair: Any, ids: np.ndarray) -> dict[str, Any]:
+    return {"class_a": pair.class_a, "class_b": pair.class_b, "a_to_b": int(pair.a_to_b), "b_to_a": int(pair.b_to_a),
+            "count": int(pair.count), "share": float(pair.share), "ids": [str(ids[i]) for i in pair.indices]}
+
+
+def _save_pairs(collection: Collection, pairs: list[dict[str, Any]]) -> None:
+    path = collection.artifact_dir / CONFUSED_PAIRS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pairs))
+
+
+def confused_pairs(collection: Collection) -> list[dict[str, Any]]:
+    """The ranked confused class pairs of the last analysis ([] before any)."""
+    path = collection.artifact_dir / CONFUSED_PAIRS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
+    """Compute METRIC_FIELDS for points indexed without them; returns how many were added."""
+    root = Path(collection.read_metadata().get("source_root", "."))
+    columns = collection.columns(["path", METRIC_FIELDS[0]])
+    todo = [(pid, p) for pid, p, m in zip(columns.ids, columns.values["path"], columns.values[METRIC_FIELDS[0]])
+            if m is None and p]
+    if not todo:
+        return 0
+
+    def metrics_of(item: tuple[str, str]) -> dict[str, float] | None:
+        try:
+            return image_metrics(np.asarray(decode_image(root / item[1]).image))
+        except ImageSkipped:
+            return None
+
+    with ThreadPoolExecutor(workers) as pool:
+        results = list(tqdm(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
+    done = [(pid, m) for (pid, _), m in zip(todo, results) if m is not None]
+    collection.set_payloads([pid for pid, _ in done], [m for _, m in done])
+    for name in METRIC_FIELDS:
+        collection.create_index(name, "float")
+    return len(done)

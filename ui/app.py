@@ -1,0 +1,140 @@
+"""Assemble the explorer app and serve it.
+
+    build_app(collection, text_encoder=None, pages=()) -> gr.Blocks
+    create_server_app(collection, ...) -> FastAPI      # Gradio mounted at "/", plus image routes
+    serve(collection, host, port, text_encoder=None, auth=None)        # blocking
+    start_server(collection, host, port, ...) -> RunningServer         # in a thread (tests, bench)
+
+Layout: the map (with its colour / filter / search controls) on the left, tabs on the
+right. The Explorer tab is ui/explorer.py; later pages are `(title, build)` pairs in
+`pages`, each `build(ctx: AppContext)` (see ui/context.py) runs inside its own tab.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.routing import Mount
+
+from store import Collection
+from ui import explorer
+from ui.context import AppContext, TextEncoder
+from ui.images import ImageServer, add_image_routes
+from ui.map_component import allow_plotly_js, map_component
+from ui.state import MapState
+from ui.table import PointTable
+from ui.views import CSS as VIEWS_CSS
+
+Page = tuple[str, Callable[[AppContext], None]]
+APP_CSS = VIEWS_CSS + """
+#es-map-col { min-width: 520px; }
+#es-pager { text-align: center; }
+"""
+Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
+
+
+def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
+              table: PointTable | None = None) -> gr.Blocks:
+    """The explorer as a Blocks app for `collection` (columns are loaded here, once)."""
+    table = table or PointTable(collection)
+    allow_plotly_js()
+    metadata = collection.read_metadata()
+    with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
+        state = gr.State(MapState(colour_by=explorer.default_colour(table)))
+        gr.Markdown(f"### embedscape · `{collection.name}` · {len(table):,} images · model `{metadata.get('model', '?')}`")
+        with gr.Row():
+            with gr.Column(scale=3, elem_id="es-map-col"):
+                controls = explorer.build_map_controls(table)
+                chart = map_component()
+                search = explorer.build_search_controls(text_encoder is not None)
+            with gr.Column(scale=2):
+                ctx = AppContext(collection, table, text_encoder, chart, state)
+                with gr.Tabs():
+                    with gr.Tab("Explorer"):
+                        explorer.build_explorer(ctx, controls, search)
+                    for title, build in pages:
+                        with gr.Tab(title):
+                            build(ctx)
+        # The first message to the map (coordinates, colours) goes per session on load.
+        ctx.map_event(demo.load, lambda s: s)
+        ctx.wire_followers()
+    demo.embedscape_context = ctx  # type: ignore[attr-defined]  # for tests and tools
+    return demo
+
+
+def create_server_app(collection: Collection, text_encoder: TextEncoder | None = None, auth: Auth = None,
+                      pages: Sequence[Page] = ()) -> FastAPI:
+    """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only)."""
+    table = PointTable(collection)
+    demo = build_app(collection, text_encoder, pages, table=table)
+    demo.queue(default_concurrency_limit=4)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    images = ImageServer(collection, row_to_id=lambda row: str(table.ids[row]) if 0 <= row < len(table) else None)
+    authorize = (lambda request: _logged_in(app, request)) if auth else None
+    add_image_routes(app, images, authorize)
+    gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS)
+    app.state.embedscape = demo
+    return app
+
+
+def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
+          text_encoder: TextEncoder | None = None, auth: Auth = None) -> None:
+    """Serve the explorer until interrupted."""
+    app = create_server_app(collection, text_encoder, auth)
+    print(f"embedscape explorer on http://{host}:{port}  (collection '{collection.name}')", flush=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@dataclass
+class RunningServer:
+    """A server started by `start_server`; `stop()` shuts it down."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+    app: FastAPI
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
+                 text_encoder: TextEncoder | None = None, auth: Auth = None,
+                 pages: Sequence[Page] = ()) -> RunningServer:
+    """Serve in a background thread (port 0: a free port); returns once it accepts requests."""
+    port = port or free_port(host)
+    app = create_server_app(collection, text_encoder, auth, pages)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"the explorer did not start on {host}:{port}")
+        time.sleep(0.02)
+    return RunningServer(f"http://{host}:{port}", server, thread, app)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _logged_in(app: FastAPI, request: Request) -> bool:
+    """The image routes follow Gradio's login: a valid Gradio session cookie is required."""
+    for route in app.routes:
+        if isinstance(route, Mount) and hasattr(route.app, "tokens"):
+            gradio_app: Any = route.app
+            token = (request.cookies.get(f"access-token-{gradio_app.cookie_id}")
+                     or request.cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
+            return gradio_app.tokens.get(token) is not None
+    return False

@@ -1,0 +1,100 @@
+"""`AppContext`: what every page (tab) of the app gets to read and drive the shared map.
+
+A page builder is `def build(ctx: AppContext) -> None`, called inside its own `gr.Tab`.
+It may
+  * read the session's selection: any handler taking `ctx.state` as an input gets the
+    session's `MapState` (`state.selected_rows()`, `state.shown_rows(ctx.table)`);
+  * follow the selection: `ctx.on_selection_change(fn, inputs, outputs)` runs
+    `fn(state, *inputs) -> outputs` after every selection, filter or recolour;
+  * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
+    `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
+    the map is updated with only what changed and every selection follower runs after it.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gradio as gr
+import numpy as np
+
+from store import Collection
+from ui.figure import map_message
+from ui.state import MapState
+from ui.table import PointTable
+
+TextEncoder = Callable[[str], np.ndarray]
+
+
+@dataclass
+class _Listener:
+    fn: Callable[..., Any]
+    inputs: list[Any]
+    outputs: list[Any]
+
+
+@dataclass
+class AppContext:
+    collection: Collection
+    table: PointTable
+    text_encoder: TextEncoder | None
+    map: gr.HTML
+    state: gr.State
+    _listeners: list[_Listener] = field(default_factory=list)
+    _events: list[Any] = field(default_factory=list)
+
+    def on_selection_change(self, fn: Callable[..., Any], inputs: Sequence[Any] = (),
+                            outputs: Sequence[Any] = ()) -> None:
+        """Run `fn(state, *inputs)` (returning values for `outputs`) after each selection change."""
+        self._listeners.append(_Listener(fn, list(inputs), list(outputs)))
+
+    def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
+                  outputs: Sequence[Any] = ()) -> Any:
+        """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState."""
+
+        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+            return self._finish(fn(state, *args))
+
+        event = trigger(handler, inputs=[self.state, *inputs], outputs=[self.state, self.map, *outputs],
+                        show_progress="hidden")
+        self._events.append(event)
+        return event
+
+    def map_select_event(self, fn: Callable[[MapState, dict[str, Any]], MapState]) -> Any:
+        """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload."""
+
+        def handler(state: MapState, evt: gr.EventData) -> tuple[Any, ...]:
+            return self._finish(fn(state, evt._data.get("value") or {}))
+
+        event = self.map.select(handler, inputs=[self.state], outputs=[self.state, self.map],
+                                show_progress="hidden")
+        self._events.append(event)
+        return event
+
+    def _finish(self, result: Any) -> tuple[Any, ...]:
+        state, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
+        message = map_message(self.table, state)
+        return (state, gr.skip() if message is None else message, *extra)
+
+    def wire_followers(self) -> None:
+        """Chain every selection follower after every map event (called once, after all pages)."""
+        if not self._listeners:
+            return
+        inputs = [self.state] + [c for listener in self._listeners for c in listener.inputs]
+        outputs = [c for listener in self._listeners for c in listener.outputs]
+
+        def follow(state: MapState, *args: Any) -> tuple[Any, ...]:
+            out: list[Any] = []
+            position = 0
+            for listener in self._listeners:
+                own = args[position:position + len(listener.inputs)]
+                position += len(listener.inputs)
+                result = listener.fn(state, *own)
+                if len(listener.outputs) == 1:
+                    result = (result,)
+                out.extend(result or ())
+            return out[0] if len(outputs) == 1 else tuple(out)
+
+        for event in self._events:
+            event.then(follow, inputs=inputs, outputs=outputs, show_progress="hidden")

@@ -1,0 +1,165 @@
+"""The map's Plotly figure: layout, trace style, colours, and the messages sent to the browser.
+
+The browser holds the point coordinates once (sent as base64 typed arrays, Plotly's own
+`{"dtype", "bdata"}` form) and builds one scattergl trace per colour category itself, so a
+recolour or a filter sends only a per-point category code (2 bytes a point) and the legend,
+and a selection made in Python sends only row numbers. See ui/map_component.py for the JS.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ui.state import MapState
+from ui.table import PointTable
+
+# Distinct colours for the largest classes (Tableau 10 and its light partners, then darker
+# tones); every smaller class shares OTHER_COLOUR so 100+ classes stay readable.
+PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
+    "#17becf", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#dbdb8d", "#9edae5", "#637939",
+]
+OTHER_COLOUR = "#b5b5b5"
+UNTAGGED_COLOUR = "#d9d9d9"
+DATA_COLOUR = "#3b6ea8"
+HIDDEN = 65535  # category code of points the filters hide
+
+
+@dataclass
+class Category:
+    name: str
+    colour: str
+    count: int
+
+
+@dataclass
+class Colouring:
+    """Per-row category codes (uint16, HIDDEN = not drawn) and the categories' legend entries.
+
+    `hover_names[hover_codes[row]]` is the text the hover card shows under the thumbnail.
+    """
+
+    codes: np.ndarray
+    categories: list[Category]
+    legend: bool
+    hover_names: list[str] | None = None
+    hover_codes: np.ndarray | None = None
+
+
+def colouring(table: PointTable, state: MapState) -> Colouring:
+    if state.colour_by == "data":
+        codes = np.zeros(len(table), dtype=np.uint16)
+        colour = _hide(codes, state)
+        return Colouring(colour, [Category("points", DATA_COLOUR, int((colour == 0).sum()))], legend=False)
+    if state.colour_by == "tag":
+        names, codes = primary_tags(table)
+        return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
+    return _categorical(table.label_codes, table.label_names, state)
+
+
+def primary_tags(table: PointTable) -> tuple[list[str], np.ndarray]:
+    """Each point's colour tag: its least common tag (the most specific), or "untagged"."""
+    rows_tags = table.tags_of(range(len(table)))
+    counts = Counter(tag for tags in rows_tags for tag in tags)
+    primary = [min(tags, key=lambda t: (counts[t], t)) if tags else "untagged" for tags in rows_tags]
+    names = sorted(set(primary), key=lambda t: (t == "untagged", -counts.get(t, 0), t))
+    index = {name: i for i, name in enumerate(names)}
+    return names, np.fromiter((index[p] for p in primary), dtype=np.int32, count=len(primary))
+
+
+def _categorical(codes: np.ndarray, names: list[str], state: MapState, untagged: int | None = None) -> Colouring:
+    """Largest categories get their own colour and legend entry, the rest become "other"."""
+    visible = np.ones(len(codes), bool) if state.visible is None else state.visible
+    counts = np.bincount(codes[visible], minlength=len(names))
+    order = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] and i != untagged]
+    coloured, rest = order[:len(PALETTE)], order[len(PALETTE):]
+    remap = np.full(len(names), len(coloured), dtype=np.uint16)
+    categories = [Category(f"{names[c]} ({counts[c]:,})", PALETTE[i], int(counts[c])) for i, c in enumerate(coloured)]
+    for i, c in enumerate(coloured):
+        remap[c] = i
+    if rest:
+        total = int(sum(counts[c] for c in rest))
+        categories.append(Category(f"other ({len(rest)} classes, {total:,})", OTHER_COLOUR, total))
+    if untagged is not None and counts[untagged]:
+        remap[untagged] = len(categories)
+        categories.append(Category(f"untagged ({counts[untagged]:,})", UNTAGGED_COLOUR, int(counts[untagged])))
+    out = remap[codes]
+    return Colouring(_hide(out, state), categories, legend=True, hover_names=list(names),
+                     hover_codes=codes.astype(np.uint16))
+
+
+def _hide(codes: np.ndarray, state: MapState) -> np.ndarray:
+    codes = codes.astype(np.uint16, copy=True)
+    if state.visible is not None:
+        codes[~state.visible] = HIDDEN
+    return codes
+
+
+# --- figure pieces ------------------------------------------------------------------
+def marker_size(n: int) -> float:
+    """Smaller markers for bigger maps, so clusters keep their shape."""
+    return 6.0 if n <= 5_000 else 4.0 if n <= 50_000 else 3.0 if n <= 150_000 else 2.5
+
+
+def layout(height: int = 640) -> dict[str, Any]:
+    return go.Layout(
+        dragmode="select", hovermode="closest", clickmode="none",
+        # A constant uirevision keeps the user's zoom and drawn selection across re-renders;
+        # selectionrevision is bumped (never 0) when Python sets the selection.
+        uirevision="map", selectionrevision=1, height=height,
+        margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", paper_bgcolor="white",
+        xaxis=dict(visible=False), yaxis=dict(visible=False),
+        legend=dict(itemsizing="constant", itemclick="toggle", itemdoubleclick="toggleothers",
+                    bgcolor="rgba(255,255,255,0.8)", font=dict(size=11)),
+    ).to_plotly_json()
+
+
+def trace_template(n: int) -> dict[str, Any]:
+    """Style shared by every category trace; unselected points are dimmed, not hidden."""
+    return go.Scattergl(
+        mode="markers", hoverinfo="none",
+        marker=dict(size=marker_size(n), opacity=0.85, line=dict(width=0)),
+        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.12)),
+    ).to_plotly_json()
+
+
+def plot_config() -> dict[str, Any]:
+    return {"displaylogo": False, "scrollZoom": True, "responsive": True,
+            # plotly.js 4 offers to upload the chart to a cloud service: never.
+            "modeBarButtonsToRemove": ["sendChartToCloud", "toImage", "autoScale2d"]}
+
+
+def typed(array: np.ndarray) -> dict[str, str]:
+    """A numpy array as Plotly's typed-array spec (little-endian base64)."""
+    kinds = {np.dtype(np.float32): "f4", np.dtype(np.int32): "i4", np.dtype(np.uint16): "u2"}
+    array = np.ascontiguousarray(array)
+    return {"dtype": kinds[array.dtype], "bdata": base64.b64encode(array.astype(array.dtype.newbyteorder("<")).tobytes()).decode()}
+
+
+def map_message(table: PointTable, state: MapState) -> str | None:
+    """JSON for the map component with only the parts `state.dirty` names; None if nothing."""
+    if not state.dirty:
+        return None
+    state.seq += 1
+    message: dict[str, Any] = {"seq": state.seq}
+    if "base" in state.dirty:
+        message["base"] = {"x": typed(table.x), "y": typed(table.y), "layout": layout(),
+                           "template": trace_template(len(table)), "config": plot_config()}
+    if "colour" in state.dirty or "base" in state.dirty:
+        c = colouring(table, state)
+        message["colour"] = {"codes": typed(c.codes), "legend": c.legend,
+                             "categories": [{"name": k.name, "colour": k.colour} for k in c.categories],
+                             "hover_names": c.hover_names,
+                             "hover_codes": None if c.hover_codes is None else typed(c.hover_codes)}
+    if "selection" in state.dirty or "base" in state.dirty:
+        rows = state.selection.rows
+        message["selection"] = {"rows": None if rows is None else typed(rows.astype(np.int32))}
+    state.dirty.clear()
+    return json.dumps(message)

@@ -1,0 +1,109 @@
+"""Per-browser-session state of the map: what is selected, how the map is coloured and filtered.
+
+One `MapState` lives in a `gr.State` per session (Gradio keeps it on the server; it never
+travels to the browser). Rows are indices into the shared `PointTable`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ui.table import PointTable
+
+COLOUR_MODES = ("data", "label", "tag")
+
+
+@dataclass
+class SelectionState:
+    """The current selection: row indices in display order, or None for "nothing selected".
+
+    `source` says where it came from ("box", "lasso", "tag: x", "text: ...", "similar: ...");
+    `scores` holds similarity scores aligned with `rows` for search results.
+    """
+
+    rows: np.ndarray | None = None
+    source: str = ""
+    scores: np.ndarray | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.rows is not None
+
+    def __len__(self) -> int:
+        return 0 if self.rows is None else len(self.rows)
+
+
+@dataclass
+class MapState:
+    """Everything a session's map shows, plus what must be pushed to the browser next.
+
+    Read `selection` / `selected_rows()` / `shown_rows()`; change it with `select()` and
+    `clear()`. `dirty` names the parts of the browser's map that are out of date
+    ("colour", "selection"); the app's wiring sends them and empties it.
+    """
+
+    colour_by: str = "label"
+    filter_labels: list[str] = field(default_factory=list)
+    filter_tags: list[str] = field(default_factory=list)
+    visible: np.ndarray | None = None  # bool mask of rows the filters keep (None: all)
+    selection: SelectionState = field(default_factory=SelectionState)
+    page: int = 0
+    detail_id: str | None = None
+    seq: int = 0
+    dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
+
+    # --- reading --------------------------------------------------------------------
+    def visible_rows(self, table: PointTable) -> np.ndarray:
+        return np.arange(len(table)) if self.visible is None else np.flatnonzero(self.visible)
+
+    def selected_rows(self) -> np.ndarray | None:
+        """Rows of the current selection, or None when nothing is selected."""
+        return self.selection.rows
+
+    def shown_rows(self, table: PointTable) -> np.ndarray:
+        """What the linked views show: the selection, or every visible point without one."""
+        return self.selection.rows if self.selection.active else self.visible_rows(table)
+
+    def selected_ids(self, table: PointTable) -> list[str]:
+        return [] if self.selection.rows is None else table.ids_for_rows(self.selection.rows)
+
+    # --- changing -------------------------------------------------------------------
+    def select(self, rows: np.ndarray | list[int] | None, source: str, *, from_map: bool = False,
+               scores: np.ndarray | None = None) -> MapState:
+        """Make `rows` the selection (None clears it). Points hidden by filters are dropped.
+
+        `from_map=True` means the browser drew this selection itself, so the map needs
+        no update; otherwise the map is told to show it.
+        """
+        if rows is None:
+            self.selection = SelectionState()
+        else:
+            rows = np.asarray(rows, dtype=np.int64)
+            if self.visible is not None:
+                keep = self.visible[rows]
+                rows, scores = rows[keep], None if scores is None else np.asarray(scores)[keep]
+            self.selection = SelectionState(rows, source, scores)
+        self.page = 0
+        if not from_map:
+            self.dirty.add("selection")
+        return self
+
+    def clear(self, *, from_map: bool = False) -> MapState:
+        return self.select(None, "", from_map=from_map)
+
+    def set_view(self, table: PointTable, colour_by: str | None = None, labels: list[str] | None = None,
+                 tags: list[str] | None = None) -> MapState:
+        """Change colouring and filters; the selection keeps only points still visible."""
+        if colour_by is not None:
+            self.colour_by = colour_by if colour_by in COLOUR_MODES else "label"
+        if labels is not None:
+            self.filter_labels = list(labels)
+        if tags is not None:
+            self.filter_tags = list(tags)
+        filtered = bool(self.filter_labels or self.filter_tags)
+        self.visible = table.mask(self.filter_labels, self.filter_tags) if filtered else None
+        self.dirty.add("colour")
+        if self.selection.active:
+            self.select(self.selection.rows, self.selection.source, scores=self.selection.scores)
+        return self

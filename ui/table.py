@@ -1,0 +1,117 @@
+"""The points of one collection as in-memory columns, shared by every browser session.
+
+The map, the grid and the distribution all work on row numbers into this table, so a
+selection of 70,000 points is one numpy array, not 70,000 payload reads. The table is
+loaded from the store once; tag edits go through `edit_tags`, which writes to the store
+and updates the in-memory tags under one lock, so what sessions see stays what Qdrant holds.
+Row order is fixed for the life of the process (the browser's map refers to rows).
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from store import Collection
+
+FIELDS = ("path", "label", "tags", "x", "y")
+NO_LABEL = "(no label)"
+
+
+class PointTable:
+    """Row-indexed columns: ids, path, label (as codes), tags, x, y."""
+
+    def __init__(self, collection: Collection) -> None:
+        self.collection = collection
+        self._lock = threading.RLock()
+        columns = collection.columns(FIELDS)
+        # Sorting by id makes the row order independent of the scroll order of the backend.
+        order = np.argsort(columns.ids, kind="stable")
+        self.ids: np.ndarray = columns.ids[order].astype(object)
+        self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
+        self.paths: list[str] = [columns.values["path"][i] or "" for i in order]
+        self.x: np.ndarray = np.nan_to_num(columns.array("x")[order]).astype(np.float32)
+        self.y: np.ndarray = np.nan_to_num(columns.array("y")[order]).astype(np.float32)
+        labels = [columns.values["label"][i] or NO_LABEL for i in order]
+        self.label_names, self.label_codes = _encode(labels)
+        self.tags: list[list[str]] = [list(columns.values["tags"][i] or []) for i in order]
+        # Bumped on every tag edit so caches keyed on it (tag colouring) know to recompute.
+        self.tags_version = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # --- lookups ------------------------------------------------------------------
+    def rows_for_ids(self, ids: Iterable[str]) -> np.ndarray:
+        """Rows of the given ids, in the given order; unknown ids are skipped."""
+        rows = [self.row_of[i] for i in ids if i in self.row_of]
+        return np.asarray(rows, dtype=np.int64)
+
+    def ids_for_rows(self, rows: Sequence[int] | np.ndarray) -> list[str]:
+        return [str(i) for i in self.ids[np.asarray(rows, dtype=np.int64)]]
+
+    def label_of(self, row: int) -> str:
+        return self.label_names[int(self.label_codes[row])]
+
+    def label_counts(self, rows: np.ndarray | None = None) -> dict[str, int]:
+        """Label -> count over `rows` (all rows when None), largest first."""
+        codes = self.label_codes if rows is None else self.label_codes[rows]
+        counts = np.bincount(codes, minlength=len(self.label_names))
+        order = np.argsort(-counts, kind="stable")
+        return {self.label_names[i]: int(counts[i]) for i in order if counts[i]}
+
+    def tag_counts(self) -> dict[str, int]:
+        with self._lock:
+            counts = Counter(tag for tags in self.tags for tag in tags)
+        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def rows_with_tags(self, tags: Iterable[str]) -> np.ndarray:
+        """Rows having any of `tags`."""
+        wanted = set(tags)
+        with self._lock:
+            return np.fromiter((r for r, t in enumerate(self.tags) if wanted.intersection(t)), dtype=np.int64)
+
+    def mask(self, labels: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> np.ndarray:
+        """Boolean row mask of points with one of `labels` and one of `tags` (None/empty: any)."""
+        keep = np.ones(len(self), dtype=bool)
+        if labels:
+            codes = [i for i, name in enumerate(self.label_names) if name in set(labels)]
+            keep &= np.isin(self.label_codes, codes)
+        if tags:
+            tagged = np.zeros(len(self), dtype=bool)
+            tagged[self.rows_with_tags(tags)] = True
+            keep &= tagged
+        return keep
+
+    def tags_of(self, rows: Sequence[int] | np.ndarray) -> list[list[str]]:
+        with self._lock:
+            return [list(self.tags[int(r)]) for r in rows]
+
+    # --- writes -------------------------------------------------------------------
+    def edit_tags(self, rows: np.ndarray, tag: str, add: bool) -> int:
+        """Add or remove `tag` on every row, in Qdrant and here; returns points changed.
+
+        The store serialises tag writes per collection; holding our lock around the store
+        call as well keeps the in-memory copy in the same order as Qdrant's writes.
+        """
+        ids = self.ids_for_rows(rows)
+        with self._lock:
+            changed = self.collection.add_tag(ids, tag) if add else self.collection.remove_tag(ids, tag)
+            for row in np.asarray(rows, dtype=np.int64):
+                tags = self.tags[row]
+                if add and tag not in tags:
+                    tags.append(tag)
+                elif not add and tag in tags:
+                    tags.remove(tag)
+            self.tags_version += 1
+        return changed
+
+
+def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
+    """Distinct values (largest class first) and each row's code into them."""
+    counts = Counter(values)
+    names = sorted(counts, key=lambda v: (-counts[v], v))
+    index = {name: i for i, name in enumerate(names)}
+    return names, np.fromiter((index[v] for v in values), dtype=np.int32, count=len(values))

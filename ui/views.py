@@ -1,0 +1,129 @@
+"""HTML for the linked views: the count line, the image grid, the distribution chart, the detail card.
+
+Pure functions of the table and a list of rows, so they are fast (no store access) and
+testable without a browser. Images are referenced by point id through /thumb and /image;
+the grid only ever points at thumbnails.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+
+from store import PointRecord
+from ui.state import MapState
+from ui.table import PointTable
+
+PAGE_SIZE = 40
+DISTRIBUTION_ROWS = 15
+
+
+def page_count(total: int) -> int:
+    return max(1, -(-total // PAGE_SIZE))
+
+
+def count_line(table: PointTable, state: MapState) -> str:
+    visible = len(table) if state.visible is None else int(state.visible.sum())
+    scope = f"{len(table):,} points" if state.visible is None else f"{visible:,} points passing the filter"
+    if not state.selection.active:
+        return f'<p class="es-count" data-selected="" data-total="{visible}">No selection: showing all {scope}.</p>'
+    n = len(state.selection)
+    source = f" ({escape(state.selection.source)})" if state.selection.source else ""
+    return (f'<p class="es-count" data-selected="{n}" data-total="{visible}"><b>{n:,} of {visible:,}</b> '
+            f'selected{source}.</p>')
+
+
+def pager_text(state: MapState, total: int) -> str:
+    first = state.page * PAGE_SIZE
+    return f"Page {state.page + 1} of {page_count(total)} · images {min(first + 1, total):,}-{min(first + PAGE_SIZE, total):,} of {total:,}"
+
+
+def grid_html(table: PointTable, rows: np.ndarray, page: int, scores: np.ndarray | None = None) -> str:
+    start = page * PAGE_SIZE
+    page_rows = rows[start:start + PAGE_SIZE]
+    if len(page_rows) == 0:
+        return '<div class="es-grid es-empty">Nothing selected here. Draw a box or lasso on the map.</div>'
+    page_scores = None if scores is None else scores[start:start + PAGE_SIZE]
+    cards = [_card(table, int(row), None if page_scores is None else float(page_scores[i]))
+             for i, row in enumerate(page_rows)]
+    return f'<div class="es-grid" data-page="{page}">{"".join(cards)}</div>'
+
+
+def _card(table: PointTable, row: int, score: float | None) -> str:
+    point = str(table.ids[row])
+    label = table.label_of(row)
+    tags = "".join(f'<span class="es-tag">{escape(t)}</span>' for t in table.tags_of([row])[0])
+    score_html = f'<span class="es-score">{score:.3f}</span>' if score is not None else ""
+    return (f'<figure class="es-card" data-id="{point}" title="{escape(table.paths[row])}">'
+            f'<img loading="lazy" src="/thumb/{point}" alt="{escape(label)}">'
+            f'<figcaption><span class="es-label">{escape(label)}</span>{score_html}'
+            f'<span class="es-tags">{tags}</span></figcaption></figure>')
+
+
+def distribution_html(table: PointTable, rows: np.ndarray, visible: np.ndarray | None) -> str:
+    """Class counts of the shown points beside the whole (filtered) dataset, as share bars."""
+    selected = table.label_counts(rows)
+    everything = table.label_counts(None if visible is None else np.flatnonzero(visible))
+    n_sel, n_all = max(1, sum(selected.values())), max(1, sum(everything.values()))
+    names = sorted(everything, key=lambda k: (-selected.get(k, 0), -everything[k], k))
+    shown, rest = names[:DISTRIBUTION_ROWS], names[DISTRIBUTION_ROWS:]
+    lines = [_bar_row(name, selected.get(name, 0), everything[name], n_sel, n_all) for name in shown]
+    if rest:
+        lines.append(_bar_row(f"other ({len(rest)} classes)", sum(selected.get(k, 0) for k in rest),
+                              sum(everything[k] for k in rest), n_sel, n_all, grouped=True))
+    legend = ('<div class="es-dist-legend"><span class="es-key es-sel"></span>selection '
+              '<span class="es-key es-all"></span>whole dataset (share of each)</div>')
+    return f'<div class="es-dist">{legend}{"".join(lines)}</div>'
+
+
+def _bar_row(name: str, selected: int, total: int, n_sel: int, n_all: int, grouped: bool = False) -> str:
+    sel_pct, all_pct = 100 * selected / n_sel, 100 * total / n_all
+    attr = "data-group" if grouped else "data-label"
+    return (f'<div class="es-dist-row" {attr}="{escape(name)}" data-selected="{selected}" data-total="{total}">'
+            f'<span class="es-dist-name" title="{escape(name)}">{escape(name)}</span>'
+            f'<span class="es-bars"><span class="es-bar es-sel" style="width:{sel_pct:.1f}%"></span>'
+            f'<span class="es-bar es-all" style="width:{all_pct:.1f}%"></span></span>'
+            f'<span class="es-dist-num">{selected:,} · {total:,}</span></div>')
+
+
+def detail_html(table: PointTable, point: str | None, neighbours: Sequence[PointRecord]) -> str:
+    if point is None or point not in table.row_of:
+        return ""
+    row = table.row_of[point]
+    tags = ", ".join(escape(t) for t in table.tags_of([row])[0]) or "none"
+    near = "".join(_card(table, table.row_of[n.id], n.score) for n in neighbours if n.id in table.row_of)
+    return (f'<div class="es-detail" data-id="{point}">'
+            f'<a href="/image/{point}" target="_blank"><img class="es-full" src="/image/{point}" alt=""></a>'
+            f'<dl><dt>path</dt><dd class="es-path">{escape(table.paths[row])}</dd>'
+            f'<dt>label</dt><dd class="es-detail-label">{escape(table.label_of(row))}</dd>'
+            f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd></dl>'
+            f'<div class="es-near-title">Nearest neighbours in Qdrant</div>'
+            f'<div class="es-grid es-near">{near}</div></div>')
+
+
+CSS = """
+.es-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 6px; }
+.es-card { margin: 0; cursor: pointer; border: 1px solid #e3e3e3; border-radius: 6px; padding: 3px; background: #fff; }
+.es-card:hover { border-color: #3b6ea8; }
+.es-card img { width: 100%; aspect-ratio: 1; object-fit: contain; background: #f4f4f4; display: block; }
+.es-card figcaption { font-size: 11px; line-height: 1.3; overflow: hidden; }
+.es-label { font-weight: 600; display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.es-score { float: right; color: #777; }
+.es-tag { display: inline-block; background: #e8eef7; color: #234; border-radius: 3px; padding: 0 3px; margin: 1px 2px 0 0; }
+.es-empty { padding: 24px; color: #777; display: block; }
+.es-dist-row { display: grid; grid-template-columns: 9em 1fr 8em; gap: 6px; align-items: center; font-size: 12px; }
+.es-dist-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
+.es-bars { display: flex; flex-direction: column; gap: 1px; }
+.es-bar { height: 7px; border-radius: 2px; min-width: 1px; display: block; }
+.es-sel { background: #3b6ea8; } .es-all { background: #c3c3c3; }
+.es-dist-num { text-align: right; color: #555; font-variant-numeric: tabular-nums; }
+.es-dist-legend { font-size: 11px; color: #555; margin-bottom: 4px; }
+.es-key { display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 8px; vertical-align: middle; }
+.es-detail { border: 1px solid #ddd; border-radius: 8px; padding: 8px; }
+.es-full { max-width: 100%; max-height: 320px; min-width: 160px; image-rendering: auto; display: block; margin: auto; }
+.es-detail dl { display: grid; grid-template-columns: 4em 1fr; font-size: 13px; margin: 6px 0; }
+.es-detail dd { margin: 0; word-break: break-all; }
+.es-near-title { font-size: 12px; color: #555; margin: 4px 0; }
+.es-count { margin: 4px 0; }
+"""
