@@ -2,12 +2,20 @@
 
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
     python app.py info --collection NAME
-    python app.py export --collection NAME --format csv --out FILE
+    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|imagefolder|paths --out PATH
+    python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
+    python app.py delete --collection NAME FILTERS [--yes]
+    python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
+    python app.py compare --collection NAME A B
+    python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME
     python app.py predictions --collection NAME FILE
     python app.py serve --collection NAME [--port 7860]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
+
+FILTERS: --tag T, --tag-all T, --tag-none T, --label L, --subset S, --range FIELD:LOW:HIGH,
+--ids-file FILE, --include-excluded (points tagged `excluded` are left out by default).
 
 Store: QDRANT_URL (+ QDRANT_API_KEY) for a Qdrant server, else the embedded engine under
 QDRANT_PATH (default ./data/qdrant). This file only parses arguments and wires the parts.
@@ -54,11 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
     index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]) or COCO JSON")
-    index.add_argument("--limit", type=int, help="index only the first N images (sorted by path)")
+    index.add_argument("--limit", type=positive_int, help="index only the first N images (sorted by path)")
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    index.add_argument("--batch-size", type=int, default=32)
-    index.add_argument("--workers", type=int, default=2, help="decode threads")
-    index.add_argument("--neighbours", type=int, default=15, help="k of the saved neighbour graph")
+    index.add_argument("--batch-size", type=positive_int, default=32)
+    index.add_argument("--workers", type=positive_int, default=2, help="decode threads")
+    index.add_argument("--neighbours", type=positive_int, default=15, help="k of the saved neighbour graph")
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
@@ -69,11 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(handler=cmd_info)
 
-    export = commands.add_parser("export", help="write the points of a collection to a file")
-    export.add_argument("--collection", required=True)
-    export.add_argument("--format", default="csv", choices=["csv"])
-    export.add_argument("--out", required=True, type=Path)
-    export.set_defaults(handler=cmd_export)
+    _add_action_commands(commands)
 
     analyze = commands.add_parser("analyze", help="score mislabels, outliers, duplicates and image metrics")
     analyze.add_argument("--collection", required=True)
@@ -99,6 +103,77 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_action_commands(commands: Any) -> None:
+    """export, tag, delete, subset, compare, push: the actions on filtered points (export/, store/)."""
+    from export.formats import FORMATS
+    from export.selection import add_filter_arguments
+
+    export = commands.add_parser("export", help="write the matching points to a file or an image folder")
+    export.add_argument("--collection", required=True)
+    export.add_argument("--format", default="csv", choices=FORMATS)
+    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder)")
+    export.add_argument("--link", default="copy", choices=["copy", "symlink"], help="imagefolder: copy or symlink")
+    add_filter_arguments(export)
+    export.set_defaults(handler=cmd_export)
+
+    tag = commands.add_parser("tag", help="add or remove a tag on the matching points")
+    tag.add_argument("--collection", required=True)
+    change = tag.add_mutually_exclusive_group(required=True)
+    change.add_argument("--add", metavar="TAG")
+    change.add_argument("--remove", metavar="TAG")
+    add_filter_arguments(tag)
+    tag.set_defaults(handler=cmd_tag)
+
+    delete = commands.add_parser("delete", help="delete the matching points from the collection (asks first)")
+    delete.add_argument("--collection", required=True)
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_filter_arguments(delete)
+    delete.set_defaults(handler=cmd_delete)
+
+    subset = commands.add_parser("subset", help="save, list, rename or delete named subsets")
+    subset.add_argument("--collection", required=True)
+    actions = subset.add_subparsers(dest="subset_action", required=True)
+    save = actions.add_parser("save", help="save the matching points as subset NAME")
+    save.add_argument("name")
+    save.add_argument("--replace", action="store_true", help="replace an existing subset of that name")
+    add_filter_arguments(save)
+    actions.add_parser("list", help="subsets and their sizes").add_argument("--json", action="store_true")
+    rename = actions.add_parser("rename", help="rename subset OLD to NEW")
+    rename.add_argument("old")
+    rename.add_argument("new")
+    actions.add_parser("delete", help="forget subset NAME (its points stay)").add_argument("name")
+    subset.set_defaults(handler=cmd_subset)
+
+    compare = commands.add_parser("compare", help="compare two saved subsets (classes, KS test per score)")
+    compare.add_argument("--collection", required=True)
+    compare.add_argument("a")
+    compare.add_argument("b")
+    compare.add_argument("--include-excluded", action="store_true")
+    compare.set_defaults(handler=cmd_compare)
+
+    push = commands.add_parser("push", help="copy a collection (vectors, payloads, metadata, artifacts) to a "
+                                            "Qdrant server")
+    push.add_argument("--collection", required=True)
+    push.add_argument("--url", help="the server, e.g. http://localhost:6333")
+    push.add_argument("--api-key")
+    push.add_argument("--target-collection", help="name on the server (default: the same)")
+    push.add_argument("--overwrite", action="store_true", help="replace the target collection if it exists")
+    push.add_argument("--batch-size", type=int, default=256)
+    push.add_argument("--local-path", help=argparse.SUPPRESS)  # qdrant-client local mode (tests)
+    push.set_defaults(handler=cmd_push)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1 (0 workers or a 0 batch would fail mid-run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def open_configured_store(args: argparse.Namespace) -> Any:
@@ -191,24 +266,145 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from export import export_points
+    from export.selection import spec_from_args
 
     store = open_configured_store(args)
     try:
-        count = export_points(store.open(args.collection), args.format, args.out)
+        collection = store.open(args.collection)
+        flt = spec_from_args(args).resolve(collection)
+        result = export_points(collection, args.format, args.out, flt, link=args.link)
     finally:
         store.close()
-    print(f"wrote {count} points to {args.out}")
+    for path in result.missing[:20]:
+        print(f"missing image: {path}", file=sys.stderr)
+    print(result.summary())
+    return 0
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    from export.selection import spec_from_args, tag_matching
+
+    store = open_configured_store(args)
+    try:
+        matched, changed = tag_matching(store.open(args.collection), spec_from_args(args), args.add, args.remove)
+    finally:
+        store.close()
+    verb = f"added tag '{args.add}' to" if args.add else f"removed tag '{args.remove}' from"
+    print(f"{verb} {changed} of {matched} matching points in {args.collection}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    from export.selection import delete_points, matching_ids, spec_from_args
+
+    spec = spec_from_args(args)
+    if spec.is_empty():
+        print("error: give a filter (e.g. --tag excluded); delete never removes a whole collection",
+              file=sys.stderr)
+        return 2
+    store = open_configured_store(args)
+    try:
+        collection = store.open(args.collection)
+        ids = matching_ids(collection, spec)
+        if not args.yes:
+            if not sys.stdin or not sys.stdin.isatty():
+                print(f"error: refusing to delete {len(ids)} points from {args.collection} without confirmation "
+                      "(standard input is not a terminal); pass --yes", file=sys.stderr)
+                return 2
+            if input(f"Delete {len(ids)} points from {args.collection}? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("nothing deleted")
+                return 1
+        deleted = delete_points(collection, ids)
+    finally:
+        store.close()
+    print(f"deleted {deleted} points from {args.collection}")
+    return 0
+
+
+def cmd_subset(args: argparse.Namespace) -> int:
+    from export.selection import matching_ids, spec_from_args
+    from store.subsets import delete_subset, list_subsets, rename_subset, save_subset, validate_subset_name
+
+    for name in (getattr(args, "name", None), getattr(args, "old", None), getattr(args, "new", None)):
+        if name is not None:
+            validate_subset_name(name)
+    store = open_configured_store(args)
+    try:
+        collection = store.open(args.collection)
+        if args.subset_action == "save":
+            spec = spec_from_args(args)
+            size = save_subset(collection, args.name, matching_ids(collection, spec), description=spec.describe(),
+                               replace=args.replace)
+            print(f"saved subset '{args.name}': {size} points")
+        elif args.subset_action == "rename":
+            size = rename_subset(collection, args.old, args.new)
+            print(f"renamed subset '{args.old}' to '{args.new}' ({size} points)")
+        elif args.subset_action == "delete":
+            print(f"deleted subset '{args.name}' ({delete_subset(collection, args.name)} points keep their data)")
+        else:
+            subsets = list_subsets(collection)
+            if args.json:
+                print(json.dumps({n: vars(info) for n, info in subsets.items()}, indent=2))
+            elif not subsets:
+                print(f"no subsets in {args.collection}", file=sys.stderr)
+            for info in () if args.json else subsets.values():
+                print(f"{info.name}\t{info.count}\t{info.created_at or ''}\t{info.description}")
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from export.compare import compare_saved_subsets, format_comparison
+
+    store = open_configured_store(args)
+    try:
+        result = compare_saved_subsets(store.open(args.collection), args.a, args.b, args.include_excluded)
+    finally:
+        store.close()
+    print(format_comparison(result, args.a, args.b))
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from store.push import open_target_store, push_collection
+
+    store = open_configured_store(args)
+    try:
+        source = store.open(args.collection)
+        target = open_target_store(url=args.url, api_key=args.api_key, local_path=args.local_path)
+        try:
+            report = push_collection(source, target, args.target_collection, overwrite=args.overwrite,
+                                     batch=args.batch_size)
+        finally:
+            target.close()
+    finally:
+        store.close()
+    print(report.summary())
     return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from deploy.auth import AuthConfigError, parse_auth
     from ui.app import serve
 
+    try:
+        auth = parse_auth()  # APP_AUTH=user:password or APP_AUTH_FILE: login required
+    except AuthConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     store = open_configured_store(args)
+    if args.collection == DEFAULT_COLLECTION and os.environ.get("EMBEDSCAPE_DEMO_ON_START", "1") != "0":
+        from deploy.bootstrap import ensure_demo_collection, serve_instructions
+
+        problem = ensure_demo_collection(store, args.collection, DEMO_DIR)  # first start: a small demo
+        if problem:
+            serve_instructions(problem, args.host, args.port, auth)
+            return 0
     collection = store.open(args.collection)
     metadata = collection.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
-    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder)
+    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth)
     return 0
 
 

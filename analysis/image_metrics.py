@@ -56,15 +56,19 @@ def _as_rgb(image: np.ndarray) -> np.ndarray:
 
 def downscale(rgb: np.ndarray, max_side: int = MAX_ANALYSIS_SIDE) -> np.ndarray:
     """float32 copy of `rgb`, box-averaged by the smallest integer factor that brings the longer
-    side to <= max_side (edge rows/columns that do not fill a whole box are dropped)."""
-    height, width = rgb.shape[:2]
+    side to <= max_side (edge rows/columns that do not fill a whole box are dropped).
+
+    The boxes are summed in two passes (rows, then columns) on integers, which is several times
+    faster than one mean over a 5-D view."""
+    height, width, channels = rgb.shape
     factor = -(-max(height, width) // max_side)  # ceiling division
     if factor <= 1:
         return rgb.astype(np.float32)
-    h, w = max(height // factor, 1), max(width // factor, 1)
     fy, fx = min(factor, height), min(factor, width)
-    blocks = rgb[: h * fy, : w * fx].reshape(h, fy, w, fx, rgb.shape[2])
-    return blocks.mean(axis=(1, 3), dtype=np.float32)
+    h, w = height // fy, width // fx
+    rows = rgb[: h * fy, : w * fx].reshape(h, fy, w * fx * channels).sum(axis=1, dtype=np.uint32)
+    boxes = rows.reshape(h, w, fx, channels).sum(axis=2, dtype=np.uint32)
+    return boxes.astype(np.float32) / np.float32(fy * fx)
 
 
 def laplacian_variance(luma: np.ndarray) -> float:

@@ -1,41 +1,94 @@
-"""Write the points of a collection (or a filtered part of it) to files other tools read."""
+"""Write the points of a collection (or a filtered part of it) to files other tools read.
+
+    export_points(collection, "coco", Path("out.json"), flt)     -> ExportResult
+    export_to_tempfile(collection, "csv", flt)                   -> Path   (downloads from the app)
+
+Formats: csv, jsonl, coco, imagefolder (copy or symlink), paths. Every record carries id,
+path, label, tags, x, y, split, subsets and every numeric payload field (scores). Filters:
+export.selection (FilterSpec, default_filter: points tagged `excluded` are left out).
+"""
 from __future__ import annotations
 
-import csv
+import io
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from export.errors import ExportError
+from export.formats import EXTENSIONS, FORMATS, TEXT_WRITERS, write_imagefolder
+from export.records import BASE_FIELDS, ExportRecords, collect_records
+from export.selection import EmptySelection, SelectionError, default_filter
 from store import Collection, PointFilter
 
-CSV_FIELDS = ("id", "path", "label", "tags", "x", "y", "split")
-FORMATS = ("csv",)
+CSV_FIELDS = BASE_FIELDS  # the leading columns; numeric fields follow
+
+__all__ = ["CSV_FIELDS", "EmptySelection", "ExportError", "ExportResult", "FORMATS", "SelectionError",
+           "export_points", "export_records", "export_to_tempfile"]
 
 
-class ExportError(ValueError):
-    """The export cannot be written; the message says why."""
+@dataclass
+class ExportResult:
+    format: str
+    out: Path
+    count: int
+    missing: list[str] = field(default_factory=list)  # images not found (imagefolder)
+
+    def summary(self) -> str:
+        text = f"wrote {self.count} points to {self.out} ({self.format})"
+        if self.missing:
+            text += f"; {len(self.missing)} image files were missing and skipped"
+        return text
 
 
-def export_points(collection: Collection, fmt: str, out: Path, flt: PointFilter | None = None) -> int:
-    """Write matching points to `out` in `fmt`; returns the number of points written."""
+def export_points(collection: Collection, fmt: str, out: Path | str, flt: PointFilter | None = None,
+                  link: str = "copy") -> ExportResult:
+    """Write the points matching `flt` (default: all but `excluded`) to `out` in `fmt`.
+
+    Raises EmptySelection when nothing matches (nothing is written) and ExportError when
+    `out` cannot be written. imagefolder writes a folder; `link` is copy or symlink.
+    """
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
-    out = Path(out)
+    data = collect_records(collection, default_filter() if flt is None else flt)
+    if not data.records:
+        raise EmptySelection(f"no points match the filter in '{collection.name}'; nothing written")
+    return export_records(data, fmt, Path(out), link)
+
+
+def export_records(data: ExportRecords, fmt: str, out: Path, link: str = "copy") -> ExportResult:
     try:
+        if fmt == "imagefolder":
+            out.mkdir(parents=True, exist_ok=True)
+            written = write_imagefolder(data, out, link)
+            return ExportResult(fmt, out, written.count, written.missing)
+        if out.is_dir():
+            raise ExportError(f"cannot write {out}: it is a folder; give a file name")
         out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w", newline="", encoding="utf-8") as handle:
-            return _write_csv(collection, flt, handle)
-    except PermissionError as error:
-        raise ExportError(f"cannot write {out}: permission denied") from error
+        # Written beside the target, then renamed: a failed export leaves no half file.
+        buffer = io.StringIO(newline="")
+        written = TEXT_WRITERS[fmt](data, buffer)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+        tmp.replace(out)
+        return ExportResult(fmt, out, written.count)
+    except OSError as error:
+        raise ExportError(f"cannot write {out}: {error.strerror or error}") from error
 
 
-def _write_csv(collection: Collection, flt: PointFilter | None, handle) -> int:
-    writer = csv.writer(handle)
-    writer.writerow(CSV_FIELDS)
-    count = 0
-    for batch in collection.scroll(["path", "label", "tags", "x", "y", "split"], flt):
-        for record in batch:
-            p = record.payload
-            # Tags joined with '|' keep one row per point and survive a spreadsheet round trip.
-            writer.writerow([record.id, p.get("path", ""), p.get("label", ""), "|".join(p.get("tags") or []),
-                             p.get("x", ""), p.get("y", ""), p.get("split", "")])
-            count += 1
-    return count
+def export_to_tempfile(collection: Collection, fmt: str, flt: PointFilter | None = None,
+                       name: str | None = None) -> Path:
+    """Export into a new temporary folder and return the file to offer as a download
+    (imagefolder: a .zip of copies). `name` (e.g. a subset) goes into the file name."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    folder = Path(tempfile.mkdtemp(prefix="embedscape-export-"))
+    label = f"{collection.name}-{name}" if name else collection.name
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
+    if fmt != "imagefolder":
+        return export_points(collection, fmt, folder / f"{stem}{EXTENSIONS[fmt]}", flt).out
+    result = export_points(collection, fmt, folder / stem, flt, link="copy")
+    archive = shutil.make_archive(str(folder / stem), "zip", root_dir=result.out)
+    shutil.rmtree(result.out, ignore_errors=True)
+    return Path(archive)

@@ -7,6 +7,7 @@ greyscale modes, EXIF-rotated photos and unreadable files.
 from __future__ import annotations
 
 import hashlib
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Pillow's own limit (about 89 Mpixels); above it an image is refused, not decoded.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+_WARNINGS_LOCK = threading.Lock()
 
 
 class ImageSkipped(Exception):
@@ -67,23 +69,25 @@ def _read_bytes(path: Path) -> bytes:
 def _open(data: bytes) -> Image.Image:
     import io
 
-    with warnings.catch_warnings():
+    try:
         # Pillow only warns between 1x and 2x its pixel limit; refuse all of that range too.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
+        # The warning filters are process-wide and catch_warnings is not thread-safe (decode
+        # workers run this concurrently): one thread at a time, and only around the header read.
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
-            if image.width * image.height > MAX_PIXELS:
-                raise ImageSkipped(f"too large: {image.width}x{image.height} pixels is over Pillow's "
-                                   f"decompression-bomb limit of {MAX_PIXELS}")
-            image.load()
-        except ImageSkipped:
-            raise
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageSkipped(f"too large (decompression-bomb limit): {error}") from None
-        except UnidentifiedImageError:
-            raise ImageSkipped("not an image (unrecognised format)") from None
-        except (OSError, SyntaxError, ValueError) as error:
-            raise ImageSkipped(f"corrupt or truncated image: {error}") from None
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageSkipped(f"too large: {image.width}x{image.height} pixels is over Pillow's "
+                               f"decompression-bomb limit of {MAX_PIXELS}")
+        image.load()
+    except ImageSkipped:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageSkipped(f"too large (decompression-bomb limit): {error}") from None
+    except UnidentifiedImageError:
+        raise ImageSkipped("not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageSkipped(f"corrupt or truncated image: {error}") from None
     return to_rgb(image)
 
 
@@ -98,12 +102,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         array = np.asarray(image, dtype=np.float32)
         low, high = float(array.min()), float(array.max())
         array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        image = Image.fromarray(array.astype(np.uint8), "L")
+        image = Image.fromarray(np.rint(array).astype(np.uint8), "L")
     elif image.mode == "F":
         array = np.nan_to_num(np.asarray(image, dtype=np.float32))
         low, high = float(array.min()), float(array.max())
         array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        image = Image.fromarray(array.astype(np.uint8), "L")
+        image = Image.fromarray(np.rint(array).astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Composite on white: transparent areas otherwise turn black and dominate embeddings.
         rgba = image.convert("RGBA")

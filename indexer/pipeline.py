@@ -101,6 +101,7 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     embedder = embedder or load_embedder(options.model, options.device)
     collection = _open_collection(store, options, embedder, dataset)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
+    sources = _with_usable_names(sources, report)
     known = collection.columns(["sha1", "label", "split", "original_label"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
     relabelled: list[ImageSource] = []
@@ -141,6 +142,20 @@ def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, da
         collection.create_index(name, "float")
     collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
     return collection
+
+
+def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> list[ImageSource]:
+    """Point ids and payloads are UTF-8 text: a file name that is not (Linux allows any bytes)
+    is skipped with its reason instead of stopping the run."""
+    usable = []
+    for source in sources:
+        try:
+            source.relative_path.encode("utf-8")
+            usable.append(source)
+        except UnicodeEncodeError:
+            shown = source.relative_path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            report.skipped.append({"path": shown, "reason": "file name is not valid UTF-8; rename the file"})
+    return usable
 
 
 def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
@@ -196,7 +211,7 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:
     ids = [point_id(s.relative_path) for s in sources]
-    previous = {r.id: r.payload for r in collection.retrieve(ids, ["label", "original_label"])}
+    previous = {r.id: r.payload for r in collection.retrieve(ids, ["label", "original_label", "tags"])}
     collection.set_payloads(ids, [merge_payload(previous.get(pid, {}), {"label": s.label, "labels": list(s.labels),
                                                                         "split": s.split})
                                   for pid, s in zip(ids, sources)])
@@ -253,6 +268,8 @@ def _build_map(collection: Collection, options: IndexOptions, report: IndexRepor
     started = time.perf_counter()
     ids, vectors = collection.vectors()
     if len(ids) < 2:
+        # No neighbours to map by: a lone point sits at the centre (the UI needs x, y on every point).
+        collection.set_payloads(list(ids), [{"x": 0.0, "y": 0.0} for _ in ids])
         return
     graph = build_knn_graph(ids, vectors, k=options.neighbours, seed=options.projection.seed)
     graph.save(collection.artifact_dir / GRAPH_FILE)

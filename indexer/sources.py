@@ -13,7 +13,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 IMAGE_EXTENSIONS = frozenset({
@@ -80,7 +80,9 @@ def walk_images(root: Path) -> Iterator[tuple[Path, str]]:
             dirnames[:] = []
             continue
         seen_dirs.add(key)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        # Real folders before symlinks: an alias beside the folder it points to is the one skipped.
+        dirnames[:] = sorted((d for d in dirnames if not d.startswith(".")),
+                             key=lambda d: (os.path.islink(os.path.join(dirpath, d)), d))
         for name in filenames:
             if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_EXTENSIONS:
                 continue
@@ -112,23 +114,33 @@ def _with_table(root: Path, files: list[tuple[Path, str]], labels_path: Path) ->
         raise SourceError(f"{labels_path} needs a 'path' column (and 'label', optional 'split'); "
                           f"found {sorted(rows[0])}")
     by_path = {rel: p for p, rel in files}
-    images, problems, listed = [], [], set()
+    images, problems, listed = [], [], {}
     for row in rows:
         rel = Path(str(row["path"])).as_posix()  # also drops a leading "./"
         if rel not in by_path:
             problems.append(f"{rel}: listed in {labels_path.name} but not found under {root}")
             continue
         label = str(row.get("label") or "")
+        if rel in listed:  # one more row for the same image (multi-label files): one point, all labels
+            first = images[listed[rel]]
+            if label and label not in first.labels:
+                images[listed[rel]] = replace(first, labels=(*first.labels, label))
+            continue
+        listed[rel] = len(images)
         images.append(ImageSource(by_path[rel], rel, label, (label,) if label else (), str(row.get("split") or "")))
-        listed.add(rel)
     images += [ImageSource(p, rel) for p, rel in files if rel not in listed]
     return Dataset(root, "labels-file", sorted(images, key=lambda s: s.relative_path), problems)
 
 
 def _looks_like_coco(path: Path) -> bool:
+    """One JSON document, not JSON Lines (whose first line is a whole object of its own)."""
     with path.open("rb") as handle:
-        head = handle.read(4096).lstrip()
-    return head.startswith(b"{")
+        first = handle.readline(1 << 20).strip()
+    try:
+        row = json.loads(first)
+    except ValueError:  # a multi-line document, or a first line too long to be a labels row
+        return first.startswith(b"{")
+    return isinstance(row, dict) and "images" in row
 
 
 def _with_coco(root: Path, files: list[tuple[Path, str]], coco_path: Path) -> Dataset:

@@ -24,10 +24,10 @@ from fastapi import FastAPI, Request
 from starlette.routing import Mount
 
 from store import Collection
-from ui import explorer
+from ui import explorer, figure
 from ui.context import AppContext, TextEncoder
 from ui.images import ImageServer, add_image_routes
-from ui.map_component import allow_plotly_js, map_component
+from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
 from ui.state import MapState
 from ui.table import PointTable
 from ui.views import CSS as VIEWS_CSS
@@ -44,7 +44,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
               table: PointTable | None = None) -> gr.Blocks:
     """The explorer as a Blocks app for `collection` (columns are loaded here, once)."""
     table = table or PointTable(collection)
-    allow_plotly_js()
+    figure.layout(), figure.trace_template(len(table))  # plotly's validators load here, not on page load
     metadata = collection.read_metadata()
     with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
         state = gr.State(MapState(colour_by=explorer.default_colour(table)))
@@ -79,7 +79,10 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     images = ImageServer(collection, row_to_id=lambda row: str(table.ids[row]) if 0 <= row < len(table) else None)
     authorize = (lambda request: _logged_in(app, request)) if auth else None
     add_image_routes(app, images, authorize)
-    gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS)
+    add_plotly_route(app)
+    add_points_route(app, table, authorize)
+    # No allowed_paths and no static paths: Gradio's file= route serves none of our files.
+    gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS, head=page_head_html())
     app.state.embedscape = demo
     return app
 

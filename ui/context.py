@@ -12,6 +12,8 @@ It may
 """
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +27,7 @@ from ui.state import MapState
 from ui.table import PointTable
 
 TextEncoder = Callable[[str], np.ndarray]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,11 +53,13 @@ class AppContext:
         self._listeners.append(_Listener(fn, list(inputs), list(outputs)))
 
     def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
-                  outputs: Sequence[Any] = ()) -> Any:
+                  outputs: Sequence[Any] = (), name: str | None = None) -> Any:
         """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState."""
+        name = name or fn.__name__
 
         def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
-            return self._finish(fn(state, *args))
+            with timed(name):
+                return self._finish(fn(state, *args))
 
         event = trigger(handler, inputs=[self.state, *inputs], outputs=[self.state, self.map, *outputs],
                         show_progress="hidden")
@@ -65,7 +70,8 @@ class AppContext:
         """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload."""
 
         def handler(state: MapState, evt: gr.EventData) -> tuple[Any, ...]:
-            return self._finish(fn(state, evt._data.get("value") or {}))
+            with timed("map_select"):
+                return self._finish(fn(state, evt._data.get("value") or {}))
 
         event = self.map.select(handler, inputs=[self.state], outputs=[self.state, self.map],
                                 show_progress="hidden")
@@ -84,6 +90,7 @@ class AppContext:
         inputs = [self.state] + [c for listener in self._listeners for c in listener.inputs]
         outputs = [c for listener in self._listeners for c in listener.outputs]
 
+        @timed_function("follow")
         def follow(state: MapState, *args: Any) -> tuple[Any, ...]:
             out: list[Any] = []
             position = 0
@@ -98,3 +105,25 @@ class AppContext:
 
         for event in self._events:
             event.then(follow, inputs=inputs, outputs=outputs, show_progress="hidden")
+
+
+class timed:
+    """Logs how long a handler took (logger "ui.context", DEBUG): the benchmark reads it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: object) -> None:
+        log.debug("handler %s took %.2f ms", self.name, 1000 * (time.perf_counter() - self.started))
+
+
+def timed_function(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            with timed(name):
+                return fn(*args)
+        return run
+    return wrap

@@ -53,20 +53,22 @@ def default_colour(table: PointTable) -> str:
 def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
         colour = gr.Radio([("Data", "data"), ("Label", "label"), ("Tag", "tag")], value=default_colour(table),
-                          label="Colour by", elem_id="es-colour", scale=1)
+                          label="Colour by", elem_id="es-colour", scale=3, min_width=250)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
-                             elem_id="es-filter-labels", scale=2)
+                             elem_id="es-filter-labels", scale=2, min_width=160)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
-                           elem_id="es-filter-tags", scale=2)
+                           elem_id="es-filter-tags", scale=2, min_width=160)
     return MapControls(colour, labels, tags)
 
 
 def build_search_controls(has_text_encoder: bool) -> SearchControls:
-    with gr.Row(equal_height=True):
-        text = gr.Textbox(label="Text search (selects the nearest images)", placeholder="a photo of ...",
-                          visible=has_text_encoder, elem_id="es-search-text", scale=3)
-        button = gr.Button("Search", visible=has_text_encoder, scale=0, elem_id="es-search-button")
-        k = gr.Slider(10, 2000, value=100, step=10, label="Search / more like this: how many", scale=2)
+    with gr.Row(equal_height=False):
+        text = gr.Textbox(label="Text search: selects the nearest images", placeholder="a photo of ...",
+                          visible=has_text_encoder, elem_id="es-search-text", scale=3, lines=1, max_lines=1)
+        button = gr.Button("Search", visible=has_text_encoder, scale=0, min_width=90, size="sm",
+                           elem_id="es-search-button")
+        k = gr.Slider(10, 2000, value=100, step=10, label="Results for search and 'more like this'", scale=2,
+                      min_width=200)
     return SearchControls(text, button, k)
 
 
@@ -80,16 +82,16 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
             more = gr.Button("More like this", size="sm", elem_id="es-more")
             close = gr.Button("Close", size="sm", elem_id="es-close")
     with gr.Row(equal_height=True):
-        prev = gr.Button("◀ Prev", size="sm", scale=0, elem_id="es-prev")
+        prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
         pager = gr.Markdown(elem_id="es-pager")
-        nxt = gr.Button("Next ▶", size="sm", scale=0, elem_id="es-next")
+        nxt = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="es-next")
     grid = gr.HTML(elem_id="es-grid", js_on_load=CLICK_JS)
     gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
     distribution = gr.HTML(elem_id="es-dist")
     with gr.Row(equal_height=True):
         tag = gr.Dropdown(list(table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
                           elem_id="es-tag", scale=2)
-        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1)
+        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
         remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
     status = gr.Markdown(elem_id="es-tag-status")
     tag_list = gr.Radio(_tag_choices(table), value=None, label="Tags (pick one to select its points)",
@@ -178,8 +180,8 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
                 gr.Radio(choices=_tag_choices(table), value=None), gr.Dropdown(choices=tags))
 
     tag_outputs = [status, tag, tag_list, controls.tags]
-    ctx.map_event(add.click, lambda s, n: edit(s, n, True), [tag], tag_outputs)
-    ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs)
+    ctx.map_event(add.click, lambda s, n: edit(s, n, True), [tag], tag_outputs, name="tag_add")
+    ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove")
 
     def pick_tag(state: MapState, name: str | None) -> MapState:
         if not name:

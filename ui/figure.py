@@ -1,14 +1,16 @@
 """The map's Plotly figure: layout, trace style, colours, and the messages sent to the browser.
 
-The browser holds the point coordinates once (sent as base64 typed arrays, Plotly's own
-`{"dtype", "bdata"}` form) and builds one scattergl trace per colour category itself, so a
-recolour or a filter sends only a per-point category code (2 bytes a point) and the legend,
-and a selection made in Python sends only row numbers. See ui/map_component.py for the JS.
+The browser fetches the point coordinates once, as raw float32 straight from numpy
+(POINTS_ROUTE, outside Gradio's JSON pipeline), and builds one scattergl trace per colour
+category itself, so a recolour or a filter sends only a per-point value code (2 bytes a
+point, base64 in Plotly's `{"dtype", "bdata"}` form) plus the legend, and a selection made
+in Python sends only row numbers. See ui/map_component.py for the JS.
 """
 from __future__ import annotations
 
 import base64
 import json
+from functools import lru_cache
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ OTHER_COLOUR = "#b5b5b5"
 UNTAGGED_COLOUR = "#d9d9d9"
 DATA_COLOUR = "#3b6ea8"
 HIDDEN = 65535  # category code of points the filters hide
+POINTS_ROUTE = "/es-map/points"  # x then y of every row, raw little-endian float32
 
 
 @dataclass
@@ -51,13 +54,16 @@ class Colouring:
     legend: bool
     hover_names: list[str] | None = None
     hover_codes: np.ndarray | None = None
+    # What is sent: each row's value code (HIDDEN if filtered out) and value -> category.
+    values: np.ndarray | None = None
+    remap: list[int] | None = None
 
 
 def colouring(table: PointTable, state: MapState) -> Colouring:
     if state.colour_by == "data":
-        codes = np.zeros(len(table), dtype=np.uint16)
-        colour = _hide(codes, state)
-        return Colouring(colour, [Category("points", DATA_COLOUR, int((colour == 0).sum()))], legend=False)
+        codes = _hide(np.zeros(len(table), dtype=np.uint16), state)
+        return Colouring(codes, [Category("points", DATA_COLOUR, int((codes == 0).sum()))], legend=False,
+                         values=codes, remap=[0])
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
@@ -90,9 +96,9 @@ def _categorical(codes: np.ndarray, names: list[str], state: MapState, untagged:
     if untagged is not None and counts[untagged]:
         remap[untagged] = len(categories)
         categories.append(Category(f"untagged ({counts[untagged]:,})", UNTAGGED_COLOUR, int(counts[untagged])))
-    out = remap[codes]
-    return Colouring(_hide(out, state), categories, legend=True, hover_names=list(names),
-                     hover_codes=codes.astype(np.uint16))
+    values = _hide(codes, state)
+    return Colouring(_hide(remap[codes], state), categories, legend=True, hover_names=list(names),
+                     hover_codes=codes.astype(np.uint16), values=values, remap=[int(r) for r in remap])
 
 
 def _hide(codes: np.ndarray, state: MapState) -> np.ndarray:
@@ -108,7 +114,17 @@ def marker_size(n: int) -> float:
     return 6.0 if n <= 5_000 else 4.0 if n <= 50_000 else 3.0 if n <= 150_000 else 2.5
 
 
+@lru_cache(maxsize=8)
+def _layout(height: int) -> str:
+    return json.dumps(_build_layout(height))
+
+
 def layout(height: int = 640) -> dict[str, Any]:
+    """The map's layout (built with plotly's validators once, then cached)."""
+    return json.loads(_layout(height))
+
+
+def _build_layout(height: int) -> dict[str, Any]:
     return go.Layout(
         dragmode="select", hovermode="closest", clickmode="none",
         # A constant uirevision keeps the user's zoom and drawn selection across re-renders;
@@ -121,6 +137,7 @@ def layout(height: int = 640) -> dict[str, Any]:
     ).to_plotly_json()
 
 
+@lru_cache(maxsize=8)
 def trace_template(n: int) -> dict[str, Any]:
     """Style shared by every category trace; unselected points are dimmed, not hidden."""
     return go.Scattergl(
@@ -143,6 +160,11 @@ def typed(array: np.ndarray) -> dict[str, str]:
     return {"dtype": kinds[array.dtype], "bdata": base64.b64encode(array.astype(array.dtype.newbyteorder("<")).tobytes()).decode()}
 
 
+def points_bytes(table: PointTable) -> bytes:
+    """What POINTS_ROUTE serves: all x, then all y, little-endian float32."""
+    return np.concatenate([table.x, table.y]).astype("<f4").tobytes()
+
+
 def map_message(table: PointTable, state: MapState) -> str | None:
     """JSON for the map component with only the parts `state.dirty` names; None if nothing."""
     if not state.dirty:
@@ -150,14 +172,13 @@ def map_message(table: PointTable, state: MapState) -> str | None:
     state.seq += 1
     message: dict[str, Any] = {"seq": state.seq}
     if "base" in state.dirty:
-        message["base"] = {"x": typed(table.x), "y": typed(table.y), "layout": layout(),
+        message["base"] = {"points_url": POINTS_ROUTE, "n": len(table), "layout": layout(),
                            "template": trace_template(len(table)), "config": plot_config()}
     if "colour" in state.dirty or "base" in state.dirty:
         c = colouring(table, state)
-        message["colour"] = {"codes": typed(c.codes), "legend": c.legend,
+        message["colour"] = {"values": typed(c.values), "remap": c.remap, "legend": c.legend,
                              "categories": [{"name": k.name, "colour": k.colour} for k in c.categories],
-                             "hover_names": c.hover_names,
-                             "hover_codes": None if c.hover_codes is None else typed(c.hover_codes)}
+                             "hover_names": c.hover_names}
     if "selection" in state.dirty or "base" in state.dirty:
         rows = state.selection.rows
         message["selection"] = {"rows": None if rows is None else typed(rows.astype(np.int32))}

@@ -6,9 +6,13 @@ whole page; the component's `value` is a JSON *message* (ui/figure.py `map_messa
 that the JS applies with `Plotly.react` on that same div:
 
     {"seq": n,
-     "base":      {"x", "y" (typed arrays), "layout", "template", "config"}   # once per page
-     "colour":    {"codes" (u2 per row), "categories", "legend", "hover_*"}  # recolour / filter
-     "selection": {"rows": i4 typed array | null}}                           # set from Python
+     "base":      {"points_url", "n", "layout", "template", "config"}      # once per page
+     "colour":    {"values" (u2 per row), "remap", "categories", "legend",
+                   "hover_names"}                                         # recolour / filter
+     "selection": {"rows": i4 typed array | null}}                        # set from Python
+
+The coordinates themselves are fetched once from POINTS_ROUTE as raw float32 (started as
+soon as the component loads, in parallel with Gradio's first message).
 
 Box / lasso selections go to Python as `select` events carrying row numbers (the
 trace's `customdata`); double-click (Plotly's deselect) sends `rows: null`. Python-set
@@ -19,12 +23,21 @@ by the trace's `unselected` style and nothing but row numbers crosses the wire.
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 import plotly
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from ui.figure import POINTS_ROUTE, points_bytes
+from ui.table import PointTable
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 
 TEMPLATE = """
 <div class="es-map" data-seq="-1" data-selected="">
@@ -103,24 +116,41 @@ async function render() {
   bind();
 }
 
-function apply(msg) {
+async function apply(msg) {
   if (msg.base) {
-    S.x = decode(msg.base.x); S.y = decode(msg.base.y); S.n = S.x.length;
+    // The coordinates come as raw float32 from their own route, fetched as soon as the
+    // component loads, in parallel with Gradio's first message.
+    const early = S.points || Promise.reject(new Error('no early fetch'));
+    const buf = await early.catch(() => fetchPoints(msg.base.points_url));
+    S.points = null;
+    S.x = new Float32Array(buf, 0, msg.base.n); S.y = new Float32Array(buf, 4 * msg.base.n, msg.base.n);
+    S.n = msg.base.n;
     S.layout = msg.base.layout; S.template = msg.base.template; S.config = msg.base.config;
   }
   if (msg.colour) {
-    S.codes = decode(msg.colour.codes); S.categories = msg.colour.categories; S.legend = msg.colour.legend;
+    const values = decode(msg.colour.values), remap = msg.colour.remap;
+    S.codes = new Uint16Array(values.length);
+    for (let i = 0; i < values.length; i++) S.codes[i] = values[i] === 65535 ? 65535 : remap[values[i]];
+    S.categories = msg.colour.categories; S.legend = msg.colour.legend;
     S.hoverNames = msg.colour.hover_names;
-    S.hoverCodes = msg.colour.hover_codes ? decode(msg.colour.hover_codes) : null;
-    buildTraces();
+    S.hoverCodes = S.hoverNames ? values : null;
   }
+  if (msg.colour || msg.base) buildTraces();
   if (msg.selection) {
     S.selection = msg.selection.rows ? decode(msg.selection.rows) : null;
     S.fromPython = true; S.selrev += 1;
   }
   return render().then(() => {
+    performance.mark('es-rendered-' + msg.seq);
     root.dataset.seq = String(msg.seq);
     root.dataset.selected = S.selection === null ? '' : String(S.selection.length);
+  });
+}
+
+function fetchPoints(url) {
+  return fetch(url, {credentials: 'same-origin'}).then(r => {
+    if (!r.ok) throw new Error('map points: HTTP ' + r.status);
+    return r.arrayBuffer();
   });
 }
 
@@ -166,31 +196,68 @@ function toClient(x, y) {
 window.embedscapeMap = {gd, state: S, toClient};
 
 function onValue() {
+  performance.mark('es-watch');
   const text = props.value;
   if (!text) return;
   const msg = JSON.parse(text);
   if (msg.seq === S.seq) return;
   S.seq = msg.seq;
+  performance.mark('es-message-' + msg.seq);  // the benchmark reads these marks
   // Messages are applied in order even when a render is still running.
   S.queue = S.queue.then(() => apply(msg)).catch(err => console.error('embedscape map:', err));
 }
 
+performance.mark('es-js-start');
+S.points = fetchPoints('__POINTS_ROUTE__');
+S.points.catch(() => {});  // a failed early fetch is retried when the first message comes
 (function start() {
   if (typeof Plotly === 'undefined') { setTimeout(start, 30); return; }
   watch('value', onValue);
   onValue();
 })();
-"""
+""".replace("__POINTS_ROUTE__", POINTS_ROUTE)
 
 
 def head_html() -> str:
-    """Loads plotly.js from the installed plotly package (offline)."""
-    return f'<script src="/gradio_api/file={PLOTLY_JS}"></script>'
+    """Loads plotly.js from the installed plotly package (offline), through PLOTLY_ROUTE."""
+    return f'<script src="{PLOTLY_ROUTE}"></script>'
 
 
-def allow_plotly_js() -> None:
-    """The only file Gradio's `file=` route may serve: plotly.min.js."""
-    gr.set_static_paths([str(PLOTLY_JS)])
+def page_head_html() -> str:
+    """For the page's <head>: start downloading plotly.js before Gradio has even booted."""
+    return f'<link rel="preload" href="{PLOTLY_ROUTE}" as="script">'
+
+
+def add_points_route(app: FastAPI, table: PointTable, authorize: Callable[[Request], bool] | None = None) -> None:
+    """The map's coordinates as raw float32 (x then y), one fetch per page load."""
+
+    @app.get(POINTS_ROUTE)
+    def points(request: Request) -> Response:
+        if authorize is not None and not authorize(request):
+            return Response(status_code=401)
+        return Response(points_bytes(table), media_type="application/octet-stream",
+                        headers={"Cache-Control": "no-store", "X-Points": str(len(table))})
+
+
+def add_plotly_route(app: FastAPI) -> None:
+    """Serve plotly.min.js ourselves: gzipped once and cacheable by the browser. Gradio's
+    `file=` route would Brotli-compress its 4.8 MB again on every page load (0.6 s of CPU),
+    and this way Gradio's `file=` route needs to allow no file at all."""
+    raw = PLOTLY_JS.read_bytes()
+    cache: dict[str, bytes] = {}
+    etag = f'"{hashlib.sha1(raw).hexdigest()[:20]}"'
+    headers = {"Cache-Control": "public, max-age=604800", "ETag": etag}
+
+    @app.get(PLOTLY_ROUTE)
+    def plotly_js(request: Request) -> Response:
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers=headers)
+        if "gzip" not in request.headers.get("accept-encoding", ""):
+            return Response(raw, media_type="text/javascript", headers=headers)
+        if "gzip" not in cache:
+            cache["gzip"] = gzip.compress(raw, compresslevel=6)
+        return Response(cache["gzip"], media_type="text/javascript",
+                        headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
 def map_component() -> gr.HTML:

@@ -104,6 +104,8 @@ class MapState:
         filtered = bool(self.filter_labels or self.filter_tags)
         self.visible = table.mask(self.filter_labels, self.filter_tags) if filtered else None
         self.dirty.add("colour")
-        if self.selection.active:
-            self.select(self.selection.rows, self.selection.source, scores=self.selection.scores)
+        rows = self.selection.rows
+        if rows is not None and self.visible is not None and not self.visible[rows].all():
+            # Hidden points leave the selection; the browser needs the trimmed selection.
+            self.select(rows, self.selection.source, scores=self.selection.scores)
         return self

@@ -93,17 +93,17 @@ def detail_html(table: PointTable, point: str | None, neighbours: Sequence[Point
     row = table.row_of[point]
     tags = ", ".join(escape(t) for t in table.tags_of([row])[0]) or "none"
     near = "".join(_card(table, table.row_of[n.id], n.score) for n in neighbours if n.id in table.row_of)
-    return (f'<div class="es-detail" data-id="{point}">'
+    return (f'<div class="es-detail" data-id="{point}"><div class="es-detail-top">'
             f'<a href="/image/{point}" target="_blank"><img class="es-full" src="/image/{point}" alt=""></a>'
             f'<dl><dt>path</dt><dd class="es-path">{escape(table.paths[row])}</dd>'
             f'<dt>label</dt><dd class="es-detail-label">{escape(table.label_of(row))}</dd>'
-            f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd></dl>'
-            f'<div class="es-near-title">Nearest neighbours in Qdrant</div>'
+            f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd></dl></div>'
+            f'<div class="es-near-title">Nearest neighbours in Qdrant (cosine similarity)</div>'
             f'<div class="es-grid es-near">{near}</div></div>')
 
 
 CSS = """
-.es-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(96px, 1fr)); gap: 6px; }
+.es-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 104px)); gap: 6px; }
 .es-card { margin: 0; cursor: pointer; border: 1px solid #e3e3e3; border-radius: 6px; padding: 3px; background: #fff; }
 .es-card:hover { border-color: #3b6ea8; }
 .es-card img { width: 100%; aspect-ratio: 1; object-fit: contain; background: #f4f4f4; display: block; }
@@ -121,8 +121,11 @@ CSS = """
 .es-dist-legend { font-size: 11px; color: #555; margin-bottom: 4px; }
 .es-key { display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 8px; vertical-align: middle; }
 .es-detail { border: 1px solid #ddd; border-radius: 8px; padding: 8px; }
-.es-full { max-width: 100%; max-height: 320px; min-width: 160px; image-rendering: auto; display: block; margin: auto; }
-.es-detail dl { display: grid; grid-template-columns: 4em 1fr; font-size: 13px; margin: 6px 0; }
+.es-detail-top { display: flex; gap: 12px; align-items: flex-start; }
+.es-full { width: 180px; height: 180px; object-fit: contain; background: #f4f4f4; display: block; }
+.es-detail dl { display: grid; grid-template-columns: 4em 1fr; font-size: 13px; margin: 0; flex: 1; }
+.es-near { grid-template-columns: repeat(auto-fill, minmax(64px, 72px)); }
+.es-near .es-tags { display: none; }
 .es-detail dd { margin: 0; word-break: break-all; }
 .es-near-title { font-size: 12px; color: #555; margin: 4px 0; }
 .es-count { margin: 4px 0; }

@@ -1,0 +1,269 @@
+"""Explorer UI benchmark: page load, selection latency, tagging, memory, at 70k and 200k points.
+
+    .venv/bin/python bench/bench_ui.py [--points 70000 200000] [--dim 64]
+
+Synthetic collection (built once, cached under bench/results/ui-<N>/): random 64-d vectors
+(not 1280-d: the UI never reads vectors except for search, and 64-d builds much faster),
+10 labels, x/y in 10 well-separated round clusters (label 0 holds exactly 10,000 points
+so one box selects 10,000), 10 distinct 32x32 PNGs under <root>/_src/ and one symlink per
+point to its label's PNG (symlinks stay inside the dataset root, as the image routes require).
+
+The server runs in a subprocess (its RSS is the app's alone) with handler timings logged;
+headless Chromium (Playwright) drives it with real mouse drags. Times:
+  server_up_s        process start -> HTTP 200 (loads the columns from Qdrant)
+  page_ready_s       navigation start -> map drawn and grid filled
+  select_*_s         mouseup -> count line, grid and distribution updated (browser clock)
+  *_handler_ms       server-side handler time (from the server's log)
+  tag_10k_s          click "Add" -> status line updated, for the 10,000 selected points
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+RESULTS = ROOT / "bench" / "results"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+LABELS = [f"class{i}" for i in range(10)]
+BIG_CLUSTER = 10_000
+SPREAD = 20.0  # cluster centres on a circle this big: 12 units apart, clusters 6 wide
+
+
+# --- synthetic collection ------------------------------------------------------------------
+def build(folder: Path, n: int, dim: int) -> None:
+    from PIL import Image
+
+    from store import open_store, point_id
+
+    if (folder / "done").exists():
+        return
+    rng = np.random.default_rng(0)
+    root = folder / "images"
+    (root / "_src").mkdir(parents=True, exist_ok=True)
+    for i, label in enumerate(LABELS):
+        colour = tuple(int(c) for c in rng.integers(40, 220, 3))
+        Image.new("RGB", (32, 32), colour).save(root / "_src" / f"{label}.png")
+        (root / label).mkdir(exist_ok=True)
+    sizes = [BIG_CLUSTER] + [(n - BIG_CLUSTER) // 9 + (1 if i < (n - BIG_CLUSTER) % 9 else 0) for i in range(9)]
+    codes = np.repeat(np.arange(10), sizes)
+    angle = codes * (2 * np.pi / 10)
+    radius = 3.0 * np.sqrt(rng.uniform(size=n))
+    theta = rng.uniform(0, 2 * np.pi, n)
+    x = SPREAD * np.cos(angle) + radius * np.cos(theta)
+    y = SPREAD * np.sin(angle) + radius * np.sin(theta)
+    store = open_store(path=str(folder / "qdrant"))
+    if store.exists("bench"):
+        store.drop("bench")
+    collection = store.create("bench", dim, {"source_root": str(root), "model": "synthetic"})
+    for field in ("label", "tags"):
+        collection.create_index(field, "keyword")
+    batch = 5_000
+    for start in range(0, n, batch):
+        print(f"building {n:,}-point collection: {start:,}", end="\r", file=sys.stderr, flush=True)
+        rows = range(start, min(n, start + batch))
+        ids, payloads = [], []
+        for i in rows:
+            label = LABELS[codes[i]]
+            relative = f"{label}/{i:06d}.png"
+            link = root / relative
+            if not link.is_symlink():
+                link.symlink_to(Path("..") / "_src" / f"{label}.png")
+            ids.append(point_id(relative))
+            payloads.append({"path": relative, "label": label, "labels": [label], "tags": [], "split": "train",
+                             "x": float(x[i]), "y": float(y[i]), "width": 32, "height": 32, "sha1": f"{i:040d}"})
+        vectors = rng.normal(size=(len(ids), dim)).astype(np.float32)
+        collection.upsert(ids, vectors, payloads)
+    collection.flush()
+    store.close()
+    (folder / "done").write_text("ok")
+
+
+# --- the server subprocess -----------------------------------------------------------------
+def serve(folder: Path, port: int) -> None:
+    from store import open_store
+    from ui.app import serve as serve_app
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("ui").setLevel(logging.DEBUG)
+    serve_app(open_store(path=str(folder / "qdrant")).open("bench"), port=port)
+
+
+def wait_http(url: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    value = {k: int(re.search(rf"{k}:\s+(\d+)", status).group(1)) / 1024 for k in ("VmRSS", "VmHWM")}
+    return value["VmRSS"], value["VmHWM"]
+
+
+def handler_times(log: Path, name: str) -> list[float]:
+    return [float(m) for m in re.findall(rf"handler {name} took ([\d.]+) ms", log.read_text())]
+
+
+# --- browser measurements ------------------------------------------------------------------
+WATCH_JS = """
+() => {
+  window.__bench = {mouseup: 0, count: 0, grid: 0, dist: 0, status: 0};
+  document.addEventListener('mouseup', () => { window.__bench.mouseup = performance.now(); }, true);
+  for (const [key, sel] of [['count', '#es-count'], ['grid', '#es-grid'], ['dist', '#es-dist'],
+                            ['status', '#es-tag-status']]) {
+    new MutationObserver(() => { window.__bench[key] = performance.now(); })
+      .observe(document.querySelector(sel), {subtree: true, childList: true, characterData: true, attributes: true});
+  }
+}
+"""
+
+
+def cluster_box(folder: Path, code: int) -> tuple[float, float, float, float]:
+    angle = code * (2 * np.pi / 10)
+    cx, cy = SPREAD * np.cos(angle), SPREAD * np.sin(angle)
+    return cx - 3.4, cx + 3.4, cy - 3.4, cy + 3.4
+
+
+def drag(page, points: list[tuple[float, float]], lasso: bool) -> None:
+    page.click('[data-title="Lasso Select"]' if lasso else '[data-title="Box Select"]')
+    pixels = [page.evaluate("([x, y]) => window.embedscapeMap.toClient(x, y)", list(p)) for p in points]
+    page.mouse.move(pixels[0]["x"], pixels[0]["y"])
+    page.mouse.down()
+    for p in pixels[1:]:
+        page.mouse.move(p["x"], p["y"], steps=4)
+    page.mouse.up()
+
+
+def timed_selection(page, points: list[tuple[float, float]], expected: int, lasso: bool = False) -> float:
+    seq = page.evaluate("() => document.querySelector('.es-map').dataset.seq")
+    drag(page, points, lasso)
+    page.wait_for_function("n => document.querySelector('#es-count .es-count').dataset.selected === n",
+                           arg=str(expected), timeout=30_000)
+    page.wait_for_timeout(200)
+    marks = page.evaluate("() => window.__bench")
+    assert page.evaluate("() => document.querySelector('.es-map').dataset.seq") == seq, "figure was re-sent"
+    return (max(marks["count"], marks["grid"], marks["dist"]) - marks["mouseup"]) / 1000
+
+
+def clear(page) -> None:
+    page.keyboard.press("Escape")
+    pixel = page.evaluate("() => window.embedscapeMap.toClient(0, 0)")
+    page.mouse.dblclick(pixel["x"], pixel["y"])
+    page.wait_for_function("() => document.querySelector('#es-count .es-count').dataset.selected === ''")
+
+
+def run(n: int, dim: int, port: int) -> dict[str, object]:
+    from playwright.sync_api import sync_playwright
+
+    folder = RESULTS / f"ui-{n}"
+    started = time.perf_counter()
+    build(folder, n, dim)
+    build_s = time.perf_counter() - started
+    log = folder / "server.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "EMBEDSCAPE_ARTIFACTS": str(folder / "artifacts")}
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), "--port", str(port)],
+                               stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    result: dict[str, object] = {"points": n, "dim": dim, "build_s": round(build_s, 1)}
+    try:
+        wait_http(url + "/")
+        result["server_up_s"] = round(time.perf_counter() - started, 2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            started = time.perf_counter()
+            page.goto(url)
+            page.wait_for_function("() => { const m = document.querySelector('.es-map');"
+                                   " return m && m.dataset.seq !== '-1'; }", timeout=60_000)
+            page.wait_for_selector("#es-grid .es-card", timeout=60_000)
+            result["page_ready_s"] = round(time.perf_counter() - started, 2)
+            page.evaluate(WATCH_JS)
+            sizes = {c: BIG_CLUSTER if c == 0 else None for c in range(10)}
+            box_times, lasso_times = [], []
+            for code in (1, 2, 3):
+                x0, x1, y0, y1 = cluster_box(folder, code)
+                expected = (n - BIG_CLUSTER) // 9 + (1 if code - 1 < (n - BIG_CLUSTER) % 9 else 0)
+                box_times.append(timed_selection(page, [(x0, y1), (x1, y0)], expected))
+                clear(page)
+                ring = [(x0 + (x1 - x0) / 2 + 3.45 * np.cos(t), y0 + (y1 - y0) / 2 + 3.45 * np.sin(t))
+                        for t in np.linspace(0, 2 * np.pi, 24)]
+                lasso_times.append(timed_selection(page, ring, expected, lasso=True))
+                clear(page)
+            result["select_box_s"] = round(statistics.median(box_times), 3)
+            result["select_lasso_s"] = round(statistics.median(lasso_times), 3)
+            x0, x1, y0, y1 = cluster_box(folder, 0)
+            result["select_box_10k_s"] = round(timed_selection(page, [(x0, y1), (x1, y0)], sizes[0]), 3)
+            box = page.locator("#es-tag input")
+            box.fill("bench")
+            box.press("Enter")
+            page.evaluate("() => { window.__bench.status = 0; }")
+            started = time.perf_counter()
+            page.click("#es-tag-add")
+            page.wait_for_function("() => document.querySelector('#es-tag-status').innerText.includes('10,000 of')",
+                                   timeout=30_000)
+            result["tag_10k_s"] = round(time.perf_counter() - started, 3)
+            browser.close()
+        time.sleep(0.5)
+        result["rss_mb"], result["peak_rss_mb"] = (round(v) for v in rss_mb(process.pid))
+        for name in ("map_select", "follow", "tag_add"):
+            times = handler_times(log, name)
+            if times:
+                result[f"{name}_handler_ms_median"] = round(statistics.median(times), 1)
+                result[f"{name}_handler_ms_max"] = round(max(times), 1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        _untag(folder)
+    return result
+
+
+def _untag(folder: Path) -> None:
+    """Leave the cached collection as built (the tag run adds 'bench' to 10,000 points)."""
+    from store import PointFilter, open_store
+
+    store = open_store(path=str(folder / "qdrant"))
+    collection = store.open("bench")
+    collection.remove_tag(collection.ids(PointFilter(tags_any=["bench"])), "bench")
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--points", type=int, nargs="+", default=[70_000, 200_000])
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--port", type=int, default=7899)
+    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve, args.port)
+        return
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = [run(n, args.dim, args.port) for n in args.points]
+    (RESULTS / "ui.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The export formats. Each writer takes the matching points as `ExportRecords` and a target.
+
+    csv          one row per point; list fields joined with '|'
+    jsonl        one JSON object per line
+    coco         COCO JSON: images (with every record field) and image-level categories
+    imagefolder  out/<label>/<file>, copies or symlinks of the source images
+    paths        the image files' paths, one a line (for labelling scripts)
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from export.errors import ExportError
+from export.records import BASE_FIELDS, LIST_FIELDS, ExportRecords
+
+UNLABELLED_DIR = "_unlabelled"
+
+
+@dataclass
+class WriteResult:
+    count: int
+    missing: list[str] = field(default_factory=list)  # image files not found (imagefolder)
+
+
+def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
+    columns = [*BASE_FIELDS, *data.numeric_fields]
+    writer = csv.writer(handle)
+    writer.writerow(columns)
+    for record in data.records:
+        writer.writerow([_cell(record.get(c), c) for c in columns])
+    return WriteResult(len(data))
+
+
+def _cell(value: Any, column: str) -> Any:
+    if column in LIST_FIELDS:
+        # '|' keeps one row per point and survives a spreadsheet round trip.
+        return "|".join(str(v) for v in value or [])
+    return "" if value is None else value
+
+
+def write_jsonl(data: ExportRecords, handle: TextIO) -> WriteResult:
+    for record in data.records:
+        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return WriteResult(len(data))
+
+
+def write_paths(data: ExportRecords, handle: TextIO) -> WriteResult:
+    for record in data.records:
+        handle.write(data.absolute_path(record) + "\n")
+    return WriteResult(len(data))
+
+
+def coco_document(data: ExportRecords) -> dict[str, Any]:
+    """COCO with image-level categories: one annotation per (image, category), a whole-image
+    box when the size is known. `file_name` is the path relative to the source root, so
+    `python app.py index ROOT --labels this.json` reads it back."""
+    names = sorted({n for r in data.records for n in (r["labels"] or ([r["label"]] if r["label"] else []))})
+    category_id = {name: i + 1 for i, name in enumerate(names)}
+    images, annotations = [], []
+    for index, record in enumerate(data.records, start=1):
+        width, height = record.get("width"), record.get("height")
+        extra = {k: v for k, v in record.items() if k not in ("path", "width", "height", "id")}
+        images.append({"id": index, "file_name": record["path"], "width": int(width or 0), "height": int(height or 0),
+                       "embedscape_id": record["id"], **extra})
+        for name in record["labels"] or ([record["label"]] if record["label"] else []):
+            annotation: dict[str, Any] = {"id": len(annotations) + 1, "image_id": index,
+                                          "category_id": category_id[name], "iscrowd": 0}
+            if width and height:
+                annotation.update(bbox=[0, 0, int(width), int(height)], area=int(width) * int(height))
+            annotations.append(annotation)
+    return {
+        "info": {"description": f"embedscape export of collection '{data.collection}'",
+                 "date_created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "source_root": data.source_root or ""},
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i, "name": n, "supercategory": ""} for n, i in category_id.items()],
+    }
+
+
+def write_coco(data: ExportRecords, handle: TextIO) -> WriteResult:
+    json.dump(coco_document(data), handle, ensure_ascii=False)
+    return WriteResult(len(data))
+
+
+def write_imagefolder(data: ExportRecords, out: Path, link: str = "copy") -> WriteResult:
+    """out/<label>/<file name> for every point whose image exists; `link` is copy or symlink."""
+    if link not in ("copy", "symlink"):
+        raise ExportError(f"unknown link mode {link!r}; choose copy or symlink")
+    if not data.source_root:
+        raise ExportError(f"collection '{data.collection}' does not record where its images are "
+                          "(no source_root); export csv, jsonl, coco or paths instead")
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"cannot write {out}: it is a file, and imagefolder needs a folder")
+    result = WriteResult(0)
+    used: set[str] = set()
+    for record in data.records:
+        source = Path(data.absolute_path(record))
+        if not source.is_file():
+            result.missing.append(str(source))
+            continue
+        folder = folder_name(record["label"])
+        name = source.name
+        if f"{folder}/{name}" in used:  # same file name from two source folders
+            name = f"{source.stem}-{record['id'][:8]}{source.suffix}"
+        used.add(f"{folder}/{name}")
+        target = out / folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        if link == "symlink":
+            os.symlink(source.resolve(), target)
+        else:
+            shutil.copy2(source, target)
+        result.count += 1
+    if data.records and not result.count:
+        raise ExportError(f"none of the {len(data)} images were found under {data.source_root}; "
+                          "is the dataset folder still there?")
+    return result
+
+
+def folder_name(label: str) -> str:
+    """A label as one safe folder name."""
+    name = "".join("_" if c in "/\\\0" else c for c in (label or "")).strip()
+    return UNLABELLED_DIR if name in ("", ".", "..") else name
+
+
+TEXT_WRITERS: dict[str, Callable[[ExportRecords, TextIO], WriteResult]] = {
+    "csv": write_csv, "jsonl": write_jsonl, "coco": write_coco, "paths": write_paths,
+}
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "coco": ".json", "paths": ".txt", "imagefolder": ""}
+FORMATS = (*TEXT_WRITERS, "imagefolder")

@@ -1,0 +1,79 @@
+"""The record every export format writes: one dict per point.
+
+Each record carries id, path, label, labels, tags, split, subsets, x, y and every numeric
+payload field (image metrics, quality scores, prediction confidence, ...), so a file written
+today keeps the scores added tomorrow without a code change.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from store import Collection, PointFilter
+
+BASE_FIELDS = ("id", "path", "label", "tags", "x", "y", "split", "subsets")
+LIST_FIELDS = ("tags", "subsets", "labels")
+# Numeric, but identifiers or map positions rather than measurements: not compared by KS.
+NOT_SCORES = frozenset({"x", "y", "duplicate_group", "exact_duplicate_group"})
+
+
+@dataclass
+class ExportRecords:
+    """The matching points of a collection, ready for a writer."""
+
+    collection: str
+    source_root: str | None
+    records: list[dict[str, Any]]
+    numeric_fields: list[str]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def absolute_path(self, record: dict[str, Any]) -> str:
+        """The image's file on this machine (the stored relative path when the root is unknown)."""
+        path = str(record.get("path") or "")
+        return str(Path(self.source_root) / path) if self.source_root else path
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def numeric_fields(payloads: Iterable[dict[str, Any]], skip: Iterable[str] = ("x", "y")) -> list[str]:
+    """Payload fields holding a number on at least one point (sorted; `skip` left out)."""
+    skipped = set(skip)
+    found: set[str] = set()
+    for payload in payloads:
+        found.update(k for k, v in payload.items() if k not in skipped and is_number(v))
+    return sorted(found)
+
+
+def to_record(point_id: str, payload: dict[str, Any], numeric: Sequence[str]) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": point_id, "path": payload.get("path", ""), "label": payload.get("label", ""),
+        "labels": list(payload.get("labels") or ([payload["label"]] if payload.get("label") else [])),
+        "tags": list(payload.get("tags") or []), "x": _number(payload.get("x")), "y": _number(payload.get("y")),
+        "split": payload.get("split", ""), "subsets": list(payload.get("subsets") or []),
+    }
+    for name in numeric:
+        record[name] = _number(payload.get(name))
+    return record
+
+
+def collect_records(collection: Collection, flt: PointFilter | None = None) -> ExportRecords:
+    """Every matching point as a record, in a stable order (by path, then id)."""
+    raw = [(r.id, r.payload) for batch in collection.scroll(None, flt) for r in batch]
+    numeric = numeric_fields(p for _, p in raw)
+    records = sorted((to_record(pid, payload, numeric) for pid, payload in raw),
+                     key=lambda r: (str(r["path"]), r["id"]))
+    root = collection.read_metadata().get("source_root")
+    return ExportRecords(collection.name, str(root) if root else None, records, numeric)
+
+
+def _number(value: Any) -> float | int | None:
+    if not is_number(value) or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value

@@ -1,0 +1,308 @@
+"""The explorer in headless Chromium, driven with real mouse drags (Playwright).
+
+Points sit on known grids (tests/conftest.py `build_ui_collection`), so what a drawn box
+or lasso must select is computed from the store's own x/y and compared with what the
+grid, the distribution and the count line show. Screenshots go to docs/.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from store import PointFilter, open_store
+from conftest import UI_DIM, UI_LABELS, build_ui_collection
+from ui.app import start_server
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+TIMEOUT = 20_000
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
+
+
+def fake_text_encoder(text: str) -> np.ndarray:
+    """Stands in for CLIP's text tower: a label's name points along that label's axis."""
+    vector = np.zeros(UI_DIM, np.float32)
+    vector[UI_LABELS.index(text)] = 1.0
+    return vector
+
+
+# --- fixtures ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    store, collection, root = build_ui_collection(tmp_path_factory.mktemp("ui-browser"))
+    yield collection
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def server(dataset):
+    running = start_server(dataset, text_encoder=fake_text_encoder)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+# --- helpers -------------------------------------------------------------------------------
+def open_page(browser, url: str):
+    page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+    page.set_default_timeout(TIMEOUT)
+    page.goto(url)
+    page.wait_for_function("() => { const m = document.querySelector('.es-map');"
+                           " return m && m.dataset.seq !== '-1'; }")
+    page.wait_for_selector("#es-grid .es-card")
+    return page
+
+
+def to_client(page, x: float, y: float) -> tuple[float, float]:
+    point = page.evaluate("([x, y]) => window.embedscapeMap.toClient(x, y)", [x, y])
+    return point["x"], point["y"]
+
+
+def drag(page, points: list[tuple[float, float]], lasso: bool = False) -> None:
+    """Press at the first data point, move through the rest, release: a real mouse drag."""
+    page.click('[data-title="Lasso Select"]' if lasso else '[data-title="Box Select"]')
+    pixels = [to_client(page, x, y) for x, y in points]
+    page.mouse.move(*pixels[0])
+    page.mouse.down()
+    for px in pixels[1:]:
+        page.mouse.move(*px, steps=6)
+    page.mouse.up()
+
+
+def map_seq(page) -> str:
+    return page.evaluate("() => document.querySelector('.es-map').dataset.seq")
+
+
+def wait_selected(page, count: int | None) -> None:
+    """Wait for the count line to report `count` selected (None: no selection)."""
+    want = "" if count is None else str(count)
+    page.wait_for_function("n => { const p = document.querySelector('#es-count .es-count');"
+                           " return p && p.dataset.selected === n; }", arg=want)
+
+
+def grid_ids(page) -> list[str]:
+    return page.eval_on_selector_all("#es-grid .es-card", "cards => cards.map(c => c.dataset.id)")
+
+
+def distribution(page) -> dict[str, tuple[int, int]]:
+    rows = page.eval_on_selector_all(
+        "#es-dist .es-dist-row", "rows => rows.map(r => [r.dataset.label, +r.dataset.selected, +r.dataset.total])")
+    return {label: (selected, total) for label, selected, total in rows}
+
+
+def points(collection) -> dict[str, tuple[float, float, str]]:
+    columns = collection.columns(["x", "y", "label"])
+    return {pid: (x, y, label) for pid, x, y, label in
+            zip(columns.ids, columns.values["x"], columns.values["y"], columns.values["label"])}
+
+
+def inside_box(collection, x0: float, x1: float, y0: float, y1: float) -> set[str]:
+    return {pid for pid, (x, y, _) in points(collection).items() if x0 < x < x1 and y0 < y < y1}
+
+
+def inside_polygon(collection, polygon: list[tuple[float, float]]) -> set[str]:
+    inside = set()
+    for pid, (x, y, _) in points(collection).items():
+        hit = False
+        for (xa, ya), (xb, yb) in zip(polygon, polygon[1:] + polygon[:1]):
+            if (ya > y) != (yb > y) and x < xa + (y - ya) * (xb - xa) / (yb - ya):
+                hit = not hit
+        if hit:
+            inside.add(pid)
+    return inside
+
+
+def min_edge_distance(collection, polygon: list[tuple[float, float]]) -> float:
+    """How close any point comes to the polygon's outline (keeps the test off pixel rounding)."""
+    best = np.inf
+    for x, y, _ in points(collection).values():
+        for (xa, ya), (xb, yb) in zip(polygon, polygon[1:] + polygon[:1]):
+            a, b, p = np.array([xa, ya]), np.array([xb, yb]), np.array([x, y])
+            t = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0, 1)
+            best = min(best, float(np.linalg.norm(p - (a + t * (b - a)))))
+    return best
+
+
+def expected_distribution(collection, ids: set[str]) -> dict[str, tuple[int, int]]:
+    labels = points(collection)
+    selected = Counter(labels[i][2] for i in ids)
+    totals = Counter(v[2] for v in labels.values())
+    return {label: (selected.get(label, 0), total) for label, total in totals.items()}
+
+
+# --- tests ---------------------------------------------------------------------------------
+def test_box_selection_in_data_view_drives_grid_and_distribution(server, browser, dataset) -> None:
+    page = open_page(browser, server.url)
+    seq = map_seq(page)
+    page.get_by_label("Data", exact=True).check()
+    page.wait_for_function("s => document.querySelector('.es-map').dataset.seq !== s", arg=seq)
+    assert page.evaluate("() => window.embedscapeMap.gd.data.length") == 1  # one colour, no legend
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(DOCS / "screenshot-data-view.png"))
+
+    expected = inside_box(dataset, 10.1, 10.9, 0.1, 0.9)
+    assert len(expected) == 9
+    seq = map_seq(page)
+    drag(page, [(10.1, 0.9), (10.5, 0.5), (10.9, 0.1)])
+    wait_selected(page, len(expected))
+    assert set(grid_ids(page)) == expected and len(grid_ids(page)) == len(expected)
+    assert distribution(page) == expected_distribution(dataset, expected)
+    assert "9 of 120" in page.inner_text("#es-count")
+    # The selection was drawn by Plotly itself: no figure came back from the server,
+    # and unselected points are dimmed in place, not removed.
+    assert map_seq(page) == seq
+    drawn = page.evaluate("() => window.embedscapeMap.gd.data.map(t => [t.x.length, (t.selectedpoints || []).length])")
+    assert drawn == [[120, 9]]
+    page.context.close()
+
+
+def test_lasso_in_label_view_hover_and_double_click(server, browser, dataset) -> None:
+    page = open_page(browser, server.url)
+    legend = page.evaluate("() => window.embedscapeMap.gd.data.map(t => t.name)")
+    assert sorted(name.split(" ")[0] for name in legend) == sorted(UI_LABELS)
+    # A six-sided lasso from the cat cluster up to the bird cluster; edges that cross a
+    # cluster run between its grid lines, so pixel rounding cannot flip any point.
+    polygon = [(-0.125, -0.125), (0.875, -0.125), (0.875, 1.125), (5.625, 7.875), (5.625, 9.125),
+               (4.875, 9.125), (4.875, 7.875), (-0.125, 1.125)]
+    assert min_edge_distance(dataset, polygon) > 0.1
+    expected = inside_polygon(dataset, polygon)
+    assert Counter(points(dataset)[i][2] for i in expected) == {"cat": 20, "bird": 15}
+    drag(page, polygon + [polygon[0]], lasso=True)
+    wait_selected(page, len(expected))
+    assert set(grid_ids(page)) == expected
+    assert distribution(page) == expected_distribution(dataset, expected)
+    page.mouse.move(5, 5)
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(DOCS / "screenshot-label-view-lasso.png"))
+
+    # Hovering a point shows its thumbnail and label.
+    pid, (x, y, label) = next(iter(sorted(points(dataset).items(), key=lambda kv: kv[1][:2])))
+    px, py = to_client(page, x, y)
+    page.mouse.move(px + 3, py + 3)
+    page.mouse.move(px, py)
+    page.wait_for_function("() => { const c = document.querySelector('.es-hover');"
+                           " const img = c.querySelector('img'); return !c.hidden && img.complete && img.naturalWidth > 0; }")
+    assert page.inner_text(".es-hover-label") == label
+    assert "/thumb/row/" in page.get_attribute(".es-hover img", "src")
+
+    # Double-click on empty map space clears the selection; zoom is left alone.
+    x_range = page.evaluate("() => window.embedscapeMap.gd.layout.xaxis.range.slice()")
+    page.mouse.dblclick(*to_client(page, 5.0, 3.0))
+    wait_selected(page, None)
+    assert "showing all 120" in page.inner_text("#es-count")
+    assert all(selected == total for selected, total in distribution(page).values())
+    assert len(grid_ids(page)) == 40
+    assert page.evaluate("() => window.embedscapeMap.gd.layout.xaxis.range") == pytest.approx(x_range)
+
+    # Filtering to one label leaves only its points on the map and in the linked views.
+    labels = page.locator("#es-filter-labels input")
+    labels.fill("dog")
+    labels.press("Enter")
+    page.wait_for_function("() => document.querySelector('#es-count').innerText.includes('40 points passing')")
+    drawn = page.evaluate("() => window.embedscapeMap.gd.data.map(t => t.x.length)")
+    assert drawn == [40]
+    assert {points(dataset)[i][2] for i in grid_ids(page)} == {"dog"}
+    page.context.close()
+
+
+def test_detail_view_more_like_this_and_text_search(server, browser, dataset) -> None:
+    page = open_page(browser, server.url)
+    drag(page, [(4.9, 8.6), (5.6, 8.9)])  # bird points at x 5.0..5.5, y 8.75
+    expected = inside_box(dataset, 4.9, 5.6, 8.6, 8.9)
+    wait_selected(page, len(expected))
+    first = grid_ids(page)[0]
+    page.click(f'#es-grid .es-card[data-id="{first}"]')
+    page.wait_for_selector(f'#es-detail .es-detail[data-id="{first}"]')
+    record = dataset.retrieve([first], ["path", "label"])[0]
+    assert page.inner_text("#es-detail .es-path") == record.payload["path"]
+    assert page.inner_text("#es-detail .es-detail-label") == "bird"
+    page.wait_for_function("() => document.querySelectorAll('#es-detail .es-near .es-card').length === 12")
+    page.wait_for_function("() => [...document.querySelectorAll('#es-detail img')].every(i => i.complete && i.naturalWidth)")
+
+    page.click("#es-more")
+    wait_selected(page, 100)
+    assert "like bird/" in page.inner_text("#es-count")
+    assert {points(dataset)[i][2] for i in grid_ids(page)} == {"bird"}  # best first: 40 birds
+    assert page.evaluate("() => window.embedscapeMap.state.selection.length") == 100
+
+    page.fill("#es-search-text textarea, #es-search-text input", "dog")
+    page.click("#es-search-button")
+    page.wait_for_function("() => document.querySelector('#es-count').innerText.includes('text: dog')")
+    assert {points(dataset)[i][2] for i in grid_ids(page)} == {"dog"}
+    page.click("#es-close")
+    page.wait_for_selector("#es-detail", state="hidden")
+    page.mouse.move(*to_client(page, 5.0, 3.0), steps=3)  # empty map space: the hover card goes
+    page.wait_for_selector(".es-hover", state="hidden")
+    page.mouse.move(5, 5)
+    page.wait_for_function("() => [...document.querySelectorAll('#es-grid img')].every(i => i.complete && i.naturalWidth)")
+    page.screenshot(path=str(DOCS / "screenshot-grid.png"), full_page=True)
+    page.context.close()
+
+
+def add_tag(page, tag: str) -> None:
+    box = page.locator("#es-tag input")
+    box.fill(tag)
+    box.press("Enter")
+
+
+def test_two_sessions_tag_overlapping_selections_and_tags_survive_a_restart(browser, tmp_path) -> None:
+    store, collection, _ = build_ui_collection(tmp_path)
+    server = start_server(collection)
+    try:
+        first, second = open_page(browser, server.url), open_page(browser, server.url)
+        boxes = {"alpha": (-0.1, 1.1, -0.1, 1.1), "beta": (0.6, 1.9, -0.1, 1.1)}
+        expected = {tag: inside_box(collection, *box) for tag, box in boxes.items()}
+        assert expected["alpha"] & expected["beta"]
+        for page, (tag, (x0, x1, y0, y1)) in zip((first, second), boxes.items()):
+            drag(page, [(x0, y1), (x1, y0)])
+            wait_selected(page, len(expected[tag]))
+            add_tag(page, tag)
+        # Both sessions press "Add" at the same time.
+        first.click("#es-tag-add", no_wait_after=True)
+        second.click("#es-tag-add", no_wait_after=True)
+        for page, tag in ((first, "alpha"), (second, "beta")):
+            page.wait_for_function("t => document.querySelector('#es-tag-status').innerText.includes(t)", arg=tag)
+        for tag, ids in expected.items():
+            assert set(collection.ids(PointFilter(tags_any=[tag]))) == ids
+        # The grid shows the new tag under each selected image.
+        first.wait_for_function("() => [...document.querySelectorAll('#es-grid .es-card')]"
+                                ".every(c => c.innerText.includes('alpha'))")
+        for page in (first, second):
+            page.context.close()
+    finally:
+        server.stop()
+        store.close()
+
+    store = open_store(path=str(tmp_path / "qdrant"))
+    server = start_server(store.open("ui"))
+    try:
+        page = open_page(browser, server.url)
+        page.get_by_label(f"alpha ({len(expected['alpha'])})").check()
+        wait_selected(page, len(expected["alpha"]))
+        assert set(grid_ids(page)) == expected["alpha"]
+        tags = page.eval_on_selector_all("#es-grid .es-card .es-tags", "t => t.map(e => e.innerText)")
+        assert all("alpha" in t for t in tags)
+        overlap = expected["alpha"] & expected["beta"]
+        both = page.eval_on_selector_all("#es-grid .es-card", "cs => cs.filter(c => c.innerText.includes('beta'))"
+                                         ".map(c => c.dataset.id)")
+        assert set(both) == overlap
+        page.context.close()
+    finally:
+        server.stop()
+        store.close()

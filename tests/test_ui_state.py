@@ -1,0 +1,108 @@
+"""Server side of the explorer without a browser: table, state, colours, messages, views."""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+
+from store import PointFilter, point_id
+from ui.figure import HIDDEN, PALETTE, colouring, map_message, points_bytes
+from ui.state import MapState
+from ui.table import PointTable
+from ui.views import PAGE_SIZE, distribution_html, grid_html
+
+
+def _fake_table(labels: list[str]) -> PointTable:
+    table = PointTable.__new__(PointTable)
+    names = sorted(set(labels), key=lambda v: (-labels.count(v), v))
+    table.label_names = names
+    table.label_codes = np.array([names.index(v) for v in labels], dtype=np.int32)
+    table.ids = np.array([f"id{i}" for i in range(len(labels))], dtype=object)
+    table.tags = [[] for _ in labels]
+    table.paths = [f"{v}/{i}.png" for i, v in enumerate(labels)]
+    table.x = table.y = np.zeros(len(labels), np.float32)
+    table._lock = threading.RLock()
+    return table
+
+
+def test_table_loads_columns_and_edits_tags_in_store_and_memory(ui_collection) -> None:
+    _, collection, _ = ui_collection
+    table = PointTable(collection)
+    assert len(table) == 120 and table.label_counts() == {"bird": 40, "cat": 40, "dog": 40}
+    rows = table.rows_for_ids([point_id("cat/000.png"), point_id("cat/001.png"), "unknown"])
+    assert table.paths[rows[0]] == "cat/000.png" and len(rows) == 2
+    assert table.x[rows[1]] == 0.25
+    assert table.edit_tags(rows, "blurry", add=True) == 2
+    assert collection.count(PointFilter(tags_any=["blurry"])) == 2
+    assert table.tag_counts() == {"blurry": 2} and set(table.rows_with_tags(["blurry"])) == set(rows)
+    assert table.edit_tags(rows[:1], "blurry", add=False) == 1
+    assert collection.tag_counts() == {"blurry": 1} == table.tag_counts()
+
+
+def test_concurrent_tag_edits_through_the_table_lose_nothing(ui_collection) -> None:
+    _, collection, _ = ui_collection
+    table = PointTable(collection)
+    spans = [np.arange(i * 10, i * 10 + 60) for i in range(6)]
+    threads = [threading.Thread(target=table.edit_tags, args=(rows, f"t{i}", True)) for i, rows in enumerate(spans)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert collection.tag_counts() == {f"t{i}": 60 for i in range(6)} == table.tag_counts()
+
+
+def test_many_classes_get_distinct_colours_for_the_largest_and_one_other() -> None:
+    labels = [f"class{i:03d}" for i in range(150) for _ in range(150 - i)]
+    table = _fake_table(labels)
+    result = colouring(table, MapState(colour_by="label"))
+    assert len(result.categories) == len(PALETTE) + 1
+    assert result.categories[0].name.startswith("class000 ")
+    assert result.categories[-1].name.startswith("other (130 classes")
+    assert len({c.colour for c in result.categories}) == len(result.categories)
+    # Hover still names the real label of a point in "other".
+    row = labels.index("class140")
+    assert result.codes[row] == len(PALETTE)
+    assert result.hover_names[result.hover_codes[row]] == "class140"
+
+
+def test_data_view_has_one_colour_and_no_labels() -> None:
+    table = _fake_table(["a", "b", "b"])
+    result = colouring(table, MapState(colour_by="data"))
+    assert len(result.categories) == 1 and not result.legend and result.hover_names is None
+
+
+def test_filters_hide_points_and_trim_the_selection() -> None:
+    table = _fake_table(["a", "b", "b", "c"])
+    state = MapState().select([0, 1, 3], "box", from_map=True)
+    state.set_view(table, labels=["b", "c"])
+    assert list(state.selected_rows()) == [1, 3]
+    assert list(colouring(table, state).codes == HIDDEN) == [True, False, False, False]
+
+
+def test_map_messages_send_only_what_changed() -> None:
+    table = _fake_table(["a", "b", "b", "c"])
+    state = MapState()
+    first = json.loads(map_message(table, state))
+    assert {"base", "colour", "selection"} <= set(first)
+    assert first["base"]["n"] == 4 and first["colour"]["values"]["dtype"] == "u2"
+    assert np.frombuffer(points_bytes(table), "<f4").shape == (8,)
+    state.select([1, 2], "box", from_map=True)
+    assert map_message(table, state) is None  # the browser drew it: nothing to send
+    state.select([3], "tag: x")
+    assert set(json.loads(map_message(table, state))) == {"seq", "selection"}
+    state.set_view(table, colour_by="data")
+    assert set(json.loads(map_message(table, state))) == {"seq", "colour"}
+
+
+def test_grid_pages_and_distribution_show_exactly_the_rows() -> None:
+    table = _fake_table(["a"] * 50 + ["b"] * 30)
+    rows = np.arange(10, 70)
+    first = grid_html(table, rows, 0)
+    assert first.count('class="es-card"') == PAGE_SIZE and 'data-id="id10"' in first
+    second = grid_html(table, rows, 1)
+    assert second.count('class="es-card"') == 20 and 'data-id="id69"' in second
+    assert "/image/" not in first + second  # the grid only ever shows thumbnails
+    chart = distribution_html(table, rows, None)
+    assert 'data-label="a" data-selected="40" data-total="50"' in chart
+    assert 'data-label="b" data-selected="20" data-total="30"' in chart

@@ -1,0 +1,45 @@
+"""embedscape's web UI: layout and callbacks only (all Qdrant access goes through `store/`).
+
+Modules
+    app.py            build_app(collection, text_encoder=None, pages=()) -> gr.Blocks
+                      serve(collection, host="127.0.0.1", port=7860, text_encoder=None, auth=None)
+                      start_server(collection, port=0, ...) -> RunningServer (.url, .stop())
+                      create_server_app(...) -> FastAPI (image routes + Gradio mounted at "/")
+    context.py        AppContext: what a page (tab) gets to read and drive the map
+    state.py          MapState / SelectionState: one per browser session, in a gr.State
+    table.py          PointTable: every point's columns in numpy, shared by all sessions
+    figure.py         Plotly layout/trace style, colours, the messages sent to the map
+    map_component.py  the gr.HTML component that owns the Plotly chart, and its JS bridge
+    images.py         /thumb/{id}, /thumb/row/{row}, /image/{id}: dataset files only, cached thumbnails
+    views.py          HTML of the count line, grid, distribution and detail card
+    explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
+
+Data flow
+    The server loads the columns (path, label, tags, x, y) once into a `PointTable`; rows
+    are fixed for the process. The browser receives x/y once as base64 typed arrays and
+    builds one scattergl trace per colour itself; recolours send 2 bytes a point. A box or
+    lasso selection sends row numbers to Python (`select` event); the map is never sent
+    again for it. Unselected points are dimmed by Plotly's own `unselected` style.
+
+Selection state, for later tabs
+    Each session has one `MapState` (`ctx.state`, a gr.State):
+        state.selection            SelectionState(rows: np.ndarray | None, source: str, scores)
+        state.selected_rows()      rows of the selection, None when nothing is selected
+        state.selected_ids(table)  the same as point ids
+        state.shown_rows(table)    the selection, else every point the filters keep
+        state.select(rows, source) set the selection (the map shows it, dimming the rest)
+        state.clear()              no selection
+        state.colour_by, filter_labels, filter_tags, visible (bool mask or None)
+    A page is `(title, build)` passed to `build_app(..., pages=[...])`; `build(ctx)` runs in
+    its own tab and uses
+        ctx.table, ctx.collection, ctx.text_encoder
+        ctx.on_selection_change(fn, inputs, outputs)   fn(state, *inputs) -> outputs, after
+                                                       every selection / filter / recolour
+        ctx.map_event(trigger, fn, inputs, outputs)    fn(state, *inputs) -> state | (state, *outputs);
+                                                       call state.select(...) in fn to set the
+                                                       map's selection from the page
+    Example, a tab that selects the points with a high score:
+        def build(ctx):
+            button = gr.Button("Select likely mislabels")
+            ctx.map_event(button.click, lambda s: s.select(rows_with_high_score(ctx), "mislabel"))
+"""
