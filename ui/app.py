@@ -24,7 +24,8 @@ from fastapi import FastAPI, Request
 from starlette.routing import Mount
 
 from store import Collection
-from ui import explorer, figure
+from ui import explorer, export_page, figure, metrics_page
+from ui import performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.images import ImageServer, add_image_routes
 from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
@@ -37,6 +38,13 @@ APP_CSS = VIEWS_CSS + """
 #es-map-col { min-width: 520px; }
 #es-pager { text-align: center; }
 """
+# Tabs every app gets after the Explorer (then the `pages` passed in); append to add one.
+DEFAULT_PAGES: list[Page] = [
+    ("Metrics", metrics_page.build),
+    ("Filter & Export", export_page.build),
+    ("Label quality", quality_page.build),
+    ("Model performance", performance_page.build),
+]
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
 
 
@@ -59,7 +67,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                 with gr.Tabs():
                     with gr.Tab("Explorer"):
                         explorer.build_explorer(ctx, controls, search)
-                    for title, build in pages:
+                    for title, build in [*DEFAULT_PAGES, *pages]:
                         with gr.Tab(title):
                             build(ctx)
         # The first message to the map (coordinates, colours) goes per session on load.

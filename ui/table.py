@@ -39,6 +39,7 @@ class PointTable:
         self.tags: list[list[str]] = [list(columns.values["tags"][i] or []) for i in order]
         # Bumped on every tag edit so caches keyed on it (tag colouring) know to recompute.
         self.tags_version = 0
+        self._numeric: dict[str, np.ndarray] = {}  # numeric payload columns, loaded on first use
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -107,6 +108,62 @@ class PointTable:
                     tags.remove(tag)
             self.tags_version += 1
         return changed
+
+
+    # --- numeric payload fields (image metrics, scores), loaded once on first use --------
+    def numeric_columns(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """float64 columns (NaN where missing) of numeric payload fields, aligned to rows."""
+        with self._lock:
+            missing = [n for n in names if n not in self._numeric]
+            if missing:
+                columns = self.collection.columns(missing)
+                rows = self.rows_for_ids(columns.ids)
+                for name in missing:
+                    column = np.full(len(self), np.nan)
+                    values = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
+                              for v in columns.values[name]]
+                    if len(rows):
+                        known = np.fromiter((pid in self.row_of for pid in columns.ids), dtype=bool,
+                                            count=len(columns.ids))
+                        column[rows] = np.asarray(values, dtype=np.float64)[known]
+                    self._numeric[name] = column
+            return {n: self._numeric[n] for n in names}
+
+    def numeric(self, name: str) -> np.ndarray:
+        return self.numeric_columns([name])[name]
+
+    # --- labels ---------------------------------------------------------------------
+    def set_labels(self, rows: Sequence[int] | np.ndarray, labels: Sequence[str] | str) -> None:
+        """Change the in-memory label of `rows` (a name not seen yet gets a new code)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        names = [labels] * len(rows) if isinstance(labels, str) else list(labels)
+        with self._lock:
+            index = {name: i for i, name in enumerate(self.label_names)}
+            codes = self.label_codes.copy()
+            for row, name in zip(rows, names):
+                name = name or NO_LABEL
+                if name not in index:
+                    index[name] = len(self.label_names)
+                    self.label_names.append(name)
+                codes[row] = index[name]
+            self.label_codes = codes
+
+    def relabel(self, rows: Sequence[int] | np.ndarray, label: str) -> int:
+        """Set `label` in the store (keeping `original_label`) and here; returns points changed."""
+        with self._lock:
+            changed = self.collection.relabel(self.ids_for_rows(rows), label)
+            self.set_labels(rows, label)
+        return changed
+
+    def restore_labels(self, rows: Sequence[int] | np.ndarray) -> int:
+        """Give the rows back their `original_label` in the store, then re-read their labels."""
+        ids = self.ids_for_rows(rows)
+        with self._lock:
+            restored = self.collection.restore_labels(ids)
+            records = self.collection.retrieve(ids, ["label"])
+            self.set_labels(self.rows_for_ids(r.id for r in records),
+                            [str(r.payload.get("label") or "") for r in records])
+        return restored
 
 
 def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:

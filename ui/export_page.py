@@ -1,0 +1,147 @@
+"""The Filter & Export tab: state a filter, see how many points it keeps, download them.
+
+Filters (all given must hold): tags any / all / none, labels, the current map selection,
+a saved subset, and whether points tagged `excluded` count. The count is live; the
+download is `export.export_to_tempfile` in the chosen format. The selection can be saved
+as a subset (`store.subsets`) and excluded from / restored to the exports.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from export import FORMATS, ExportError, export_to_tempfile
+from export.selection import EXCLUDED_TAG, FilterSpec, SelectionError, count_matching
+from store import StoreError
+from store.subsets import list_subsets, save_subset
+from ui.context import AppContext
+from ui.state import MapState
+from ui.table import NO_LABEL, PointTable
+
+NO_SUBSET = "(any)"
+
+
+def filter_spec(state: MapState | None, table: PointTable, tags_any: list[str] | None, tags_all: list[str] | None,
+                tags_none: list[str] | None, labels: list[str] | None, selection_only: bool,
+                subset: str | None, include_excluded: bool) -> FilterSpec:
+    """The FilterSpec the tab's controls describe (selection only: the map's selected ids)."""
+    ids = None
+    if selection_only:
+        ids = [] if state is None else state.selected_ids(table)
+    return FilterSpec(tags_any=list(tags_any or []), tags_all=list(tags_all or []), tags_none=list(tags_none or []),
+                      labels=["" if name == NO_LABEL else name for name in labels or []],
+                      subset=None if not subset or subset == NO_SUBSET else subset, ids=ids,
+                      include_excluded=bool(include_excluded))
+
+
+def count_text(collection: Any, spec: FilterSpec) -> str:
+    try:
+        n = 0 if spec.ids == [] else count_matching(collection, spec)
+    except (SelectionError, StoreError) as error:
+        return f'<p class="es-export-count" data-count="">{error}</p>'
+    return (f'<p class="es-export-count" data-count="{n}"><b>{n:,}</b> points match '
+            f'({spec.describe()}).</p>')
+
+
+def subsets_markdown(collection: Any) -> str:
+    subsets = list_subsets(collection)
+    if not subsets:
+        return "No saved subsets yet."
+    return "\n".join(f"- **{info.name}**: {info.count:,} points" + (f" · {info.created_at}" if info.created_at else "")
+                     for info in subsets.values())
+
+
+def subset_choices(collection: Any) -> list[str]:
+    return [NO_SUBSET, *list_subsets(collection)]
+
+
+def build(ctx: AppContext) -> None:
+    table, collection = ctx.table, ctx.collection
+    tags = list(table.tag_counts())
+    labels = list(table.label_names)
+    with gr.Row():
+        tags_any = gr.Dropdown(tags, multiselect=True, value=[], label="Has any of tags", elem_id="es-x-tags-any")
+        tags_all = gr.Dropdown(tags, multiselect=True, value=[], label="Has all of tags", elem_id="es-x-tags-all")
+        tags_none = gr.Dropdown(tags, multiselect=True, value=[], label="Has none of tags", elem_id="es-x-tags-none")
+    with gr.Row():
+        label_filter = gr.Dropdown(labels, multiselect=True, value=[], label="Labels", elem_id="es-x-labels")
+        subset = gr.Dropdown(subset_choices(collection), value=NO_SUBSET, label="Subset", elem_id="es-x-subset")
+    with gr.Row():
+        selection_only = gr.Checkbox(False, label="Current selection only", elem_id="es-x-selection")
+        include_excluded = gr.Checkbox(False, label=f"Include points tagged '{EXCLUDED_TAG}'", elem_id="es-x-excluded")
+        refresh = gr.Button("↻ Refresh choices", size="sm", elem_id="es-x-refresh")
+    count = gr.HTML(elem_id="es-x-count")
+    with gr.Row(equal_height=True):
+        fmt = gr.Dropdown(list(FORMATS), value="csv", label="Format", elem_id="es-x-format", scale=1)
+        export = gr.Button("Export", variant="primary", elem_id="es-x-export", scale=1)
+    download = gr.File(label="Download", elem_id="es-x-download", interactive=False)
+    export_status = gr.Markdown(elem_id="es-x-status")
+
+    gr.Markdown("**Selection**: save it as a subset, or exclude it from exports and analyses")
+    with gr.Row(equal_height=True):
+        subset_name = gr.Textbox(label="Subset name", elem_id="es-x-subset-name", scale=2, max_lines=1)
+        save = gr.Button("Save selection as subset", elem_id="es-x-save", scale=1)
+    with gr.Row():
+        exclude = gr.Button("Exclude selection", elem_id="es-x-exclude")
+        restore = gr.Button("Restore selection", elem_id="es-x-restore")
+    action_status = gr.Markdown(elem_id="es-x-action-status")
+    subset_list = gr.Markdown(subsets_markdown(collection), elem_id="es-x-subsets")
+
+    filters = [tags_any, tags_all, tags_none, label_filter, selection_only, subset, include_excluded]
+
+    def spec_of(state: MapState, *values: Any) -> FilterSpec:
+        return filter_spec(state, table, *values)
+
+    def live_count(state: MapState, *values: Any) -> str:
+        return count_text(collection, spec_of(state, *values))
+
+    for control in filters:
+        control.change(live_count, [ctx.state, *filters], [count], show_progress="hidden")
+    ctx.on_selection_change(live_count, filters, [count])
+
+    def do_export(state: MapState, name: str, *values: Any) -> tuple[Any, str]:
+        spec = spec_of(state, *values)
+        if spec.ids == []:
+            return None, "Nothing is selected on the map."
+        try:
+            path = export_to_tempfile(collection, name, spec.resolve(collection), name=spec.subset)
+        except (ExportError, StoreError) as error:
+            return None, f"Export failed: {error}"
+        return str(path), f"Exported as {name}: `{path.name}`."
+
+    export.click(do_export, [ctx.state, fmt, *filters], [download, export_status])
+
+    def refresh_choices() -> tuple[Any, ...]:
+        tags_now, choices = list(table.tag_counts()), subset_choices(collection)
+        return (gr.Dropdown(choices=tags_now), gr.Dropdown(choices=tags_now), gr.Dropdown(choices=tags_now),
+                gr.Dropdown(choices=list(table.label_names)), gr.Dropdown(choices=choices),
+                subsets_markdown(collection))
+
+    refresh.click(refresh_choices, [], [tags_any, tags_all, tags_none, label_filter, subset, subset_list])
+
+    def save_selection(state: MapState, name: str) -> tuple[str, Any, str]:
+        ids = state.selected_ids(table)
+        if not ids:
+            return "Select points on the map first.", gr.skip(), gr.skip()
+        try:
+            size = save_subset(collection, (name or "").strip(), ids, description="saved from the explorer")
+        except StoreError as error:
+            return f"Not saved: {error}", gr.skip(), gr.skip()
+        return (f"Saved subset '{name.strip()}' ({size:,} points).",
+                gr.Dropdown(choices=subset_choices(collection)), subsets_markdown(collection))
+
+    save.click(save_selection, [ctx.state, subset_name], [action_status, subset, subset_list])
+
+    def edit_excluded(state: MapState, add: bool) -> tuple[MapState, str]:
+        rows = state.selected_rows()
+        if rows is None or len(rows) == 0:
+            return state, "Select points on the map first."
+        changed = table.edit_tags(rows, EXCLUDED_TAG, add)
+        if state.colour_by == "tag" or state.filter_tags:
+            state.set_view(table)
+        verb = "Excluded" if add else "Restored"
+        return state, f"{verb} {changed:,} of {len(rows):,} selected points."
+
+    ctx.map_event(exclude.click, lambda s: edit_excluded(s, True), [], [action_status], name="exclude")
+    ctx.map_event(restore.click, lambda s: edit_excluded(s, False), [], [action_status], name="restore")

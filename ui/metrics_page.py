@@ -1,0 +1,240 @@
+"""The Metrics tab: one numeric field (image metric or score) at a time, and weak labelling.
+
+* a histogram of the selection (blue) over the whole dataset (grey), both normalised to shares,
+  with the selection's count / mean / median beside it; it follows every selection change;
+* "Select range": every point whose value lies in [min, max] becomes the map's selection;
+* weak labels: set a label on the selection (`Collection.relabel` keeps `original_label`)
+  and give the originals back (`restore_labels`); the label view recolours.
+
+The helpers above `build` are pure functions of the `PointTable` and numpy arrays.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import plotly.graph_objects as go
+
+from analysis.image_metrics import METRIC_FIELDS
+from ui.context import AppContext
+from ui.state import MapState
+from ui.table import NO_LABEL, PointTable
+
+# The histogram is drawn with the page's own plotly.js (the one the map loads): a gr.Plot
+# would load a second copy of Plotly, which breaks the map's hover events.
+PLOT_TEMPLATE = '<div class="es-metric-hist"></div>'
+PLOT_JS = r"""
+const gd = element.querySelector('.es-metric-hist');
+function draw() {
+  if (typeof Plotly === 'undefined') { setTimeout(draw, 50); return; }
+  const text = props.value;
+  if (!text) { Plotly.purge(gd); return; }
+  const fig = JSON.parse(text);
+  Plotly.react(gd, fig.data, fig.layout, {displaylogo: false, responsive: true,
+                                          modeBarButtonsToRemove: ['sendChartToCloud', 'toImage']});
+}
+watch('value', draw);
+draw();
+"""
+SCORE_FIELDS = ["uniqueness", "mislabel_score", "outlier_score", "prediction_confidence"]
+NOT_METRICS = {"x", "y"}
+BINS = 30
+SAMPLE = 500
+MAX_LABEL_LENGTH = 100
+
+
+# --- pure helpers ---------------------------------------------------------------------
+def numeric_fields(table: PointTable, sample: int = SAMPLE) -> list[str]:
+    """The numeric payload fields present: METRIC_FIELDS, then score fields, then any other
+    number found in the first `sample` payloads (x and y left out)."""
+    found: set[str] = set()
+    for batch in table.collection.scroll(None, batch=sample):
+        for record in batch:
+            found.update(k for k, v in record.payload.items()
+                         if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_METRICS)
+        break
+    known = [f for f in [*METRIC_FIELDS, *SCORE_FIELDS] if f in found]
+    return known + sorted(found - set(known))
+
+
+@dataclass
+class Histogram:
+    edges: np.ndarray        # (bins + 1,)
+    all_share: np.ndarray    # (bins,) share of the dataset's points (with a value) per bin
+    sel_share: np.ndarray    # (bins,) share of the selection's points per bin
+    all_count: int
+    sel_count: int
+
+
+def histogram_data(values: np.ndarray, rows: np.ndarray | None, bins: int = BINS) -> Histogram:
+    """Shares per bin of every finite value and of the values at `rows` (None: no selection),
+    over the same bin edges (those of the whole dataset)."""
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        edges = np.linspace(0.0, 1.0, bins + 1)
+    else:
+        low, high = float(finite.min()), float(finite.max())
+        edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    all_counts, _ = np.histogram(finite, edges)
+    picked = np.zeros(0) if rows is None else values[np.asarray(rows, dtype=np.int64)]
+    picked = picked[np.isfinite(picked)]
+    sel_counts, _ = np.histogram(picked, edges)
+    return Histogram(edges, all_counts / max(1, len(finite)), sel_counts / max(1, len(picked)),
+                     len(finite), len(picked))
+
+
+def stats(values: np.ndarray, rows: np.ndarray | None) -> dict[str, float | int]:
+    """count / mean / median / min / max of the finite values at `rows` (all rows when None)."""
+    picked = values if rows is None else values[np.asarray(rows, dtype=np.int64)]
+    picked = picked[np.isfinite(picked)]
+    if len(picked) == 0:
+        return {"count": 0, "mean": float("nan"), "median": float("nan"), "min": float("nan"), "max": float("nan")}
+    return {"count": int(len(picked)), "mean": float(picked.mean()), "median": float(np.median(picked)),
+            "min": float(picked.min()), "max": float(picked.max())}
+
+
+def range_rows(values: np.ndarray, low: float | None, high: float | None,
+               visible: np.ndarray | None = None) -> np.ndarray:
+    """Rows whose value is in [low, high] (inclusive; a None end is open; NaN never matches),
+    limited to the `visible` mask when given."""
+    keep = np.isfinite(values)
+    if low is not None:
+        keep &= values >= low
+    if high is not None:
+        keep &= values <= high
+    if visible is not None:
+        keep &= visible
+    return np.flatnonzero(keep)
+
+
+def histogram_figure(name: str, hist: Histogram) -> go.Figure:
+    centres = (hist.edges[:-1] + hist.edges[1:]) / 2
+    width = float(hist.edges[1] - hist.edges[0])
+    figure = go.Figure()
+    figure.add_bar(x=centres, y=hist.all_share, width=width, name=f"whole dataset ({hist.all_count:,})",
+                   marker_color="#c3c3c3", opacity=0.8)
+    if hist.sel_count:
+        figure.add_bar(x=centres, y=hist.sel_share, width=width, name=f"selection ({hist.sel_count:,})",
+                       marker_color="#3b6ea8", opacity=0.6)
+    figure.update_layout(barmode="overlay", height=300, margin=dict(l=40, r=10, t=30, b=40),
+                         title=dict(text=name, font=dict(size=13)), yaxis_title="share of points",
+                         legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
+                         plot_bgcolor="white", paper_bgcolor="white")
+    return figure
+
+
+def stats_html(name: str, values: np.ndarray, rows: np.ndarray | None) -> str:
+    s, everything = stats(values, rows), stats(values, None)
+
+    def fmt(v: float) -> str:
+        return "–" if not np.isfinite(v) else f"{v:,.4g}"
+
+    scope = "selection" if rows is not None else "all points"
+    return (f'<div class="es-metric-stats" data-field="{escape(name)}" data-count="{s["count"]}">'
+            f'<b>{escape(name)}</b> · {scope}: <b>{s["count"]:,}</b> points, mean {fmt(s["mean"])}, '
+            f'median {fmt(s["median"])} · dataset: mean {fmt(everything["mean"])}, '
+            f'median {fmt(everything["median"])}, range {fmt(everything["min"])} … {fmt(everything["max"])}</div>')
+
+
+def clean_label(name: str | None) -> str:
+    text = "".join(c for c in (name or "") if c.isprintable()).strip()
+    return text[:MAX_LABEL_LENGTH]
+
+
+def label_choices(table: PointTable) -> list[str]:
+    return [name for name in table.label_names if name != NO_LABEL]
+
+
+# --- the tab --------------------------------------------------------------------------
+def build(ctx: AppContext) -> None:
+    table = ctx.table
+    fields = numeric_fields(table)
+    if not fields:
+        gr.Markdown("No numeric fields (image metrics or scores) in this collection's payloads.")
+    first = fields[0] if fields else None
+    ends = stats(table.numeric(first), None) if first else {"min": None, "max": None}
+    with gr.Row(equal_height=True):
+        metric = gr.Dropdown(fields, value=first, label="Metric", elem_id="es-metric", scale=2)
+        low = gr.Number(_finite(ends["min"]), label="min", elem_id="es-metric-min", scale=1)
+        high = gr.Number(_finite(ends["max"]), label="max", elem_id="es-metric-max", scale=1)
+        pick = gr.Button("Select range", elem_id="es-metric-select", scale=1, variant="primary")
+    plot = gr.HTML("", html_template=PLOT_TEMPLATE, js_on_load=PLOT_JS, elem_id="es-metric-plot",
+                   padding=False)
+    summary = gr.HTML(elem_id="es-metric-stats")
+    range_status = gr.Markdown(elem_id="es-metric-status")
+
+    gr.Markdown("**Weak labelling**: set a label on the selected points (the original is kept and can be restored)")
+    with gr.Row(equal_height=True):
+        label = gr.Dropdown(label_choices(table), value=None, allow_custom_value=True, label="Label",
+                            elem_id="es-relabel-label", scale=2)
+        relabel = gr.Button("Set label on selection", elem_id="es-relabel", scale=1, variant="primary")
+        restore = gr.Button("Restore original labels", elem_id="es-relabel-restore", scale=1)
+    label_status = gr.Markdown(elem_id="es-relabel-status")
+
+    def values_of(name: str | None) -> np.ndarray | None:
+        return table.numeric(name) if name in fields else None
+
+    def views(state: MapState, name: str | None) -> tuple[Any, str]:
+        values = values_of(name)
+        if values is None:
+            return "", ""
+        rows = state.selected_rows()
+        return (histogram_figure(name, histogram_data(values, rows)).to_json(),
+                stats_html(name, values, rows))
+
+    ctx.on_selection_change(views, [metric], [plot, summary])
+
+    def change_metric(state: MapState, name: str | None) -> tuple[Any, ...]:
+        values = values_of(name)
+        if values is None:
+            return "", "", None, None
+        s = stats(values, None)
+        return (*views(state, name), _finite(s["min"]), _finite(s["max"]))
+
+    metric.change(change_metric, [ctx.state, metric], [plot, summary, low, high], show_progress="hidden")
+
+    def select_range(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[MapState, str]:
+        values = values_of(name)
+        if values is None:
+            return state, "Pick a metric first."
+        if a is not None and b is not None and a > b:
+            return state, f"Empty range: min {a} > max {b}."
+        rows = range_rows(values, a, b, state.visible)
+        lo = "-∞" if a is None else f"{a:g}"
+        hi = "∞" if b is None else f"{b:g}"
+        state.select(rows, f"{name} in [{lo}, {hi}]")
+        return state, f"Selected {len(rows):,} points with {name} in [{lo}, {hi}]."
+
+    ctx.map_event(pick.click, select_range, [metric, low, high], [range_status], name="metric_range")
+
+    # --- weak labelling -------------------------------------------------------------------
+    def set_label(state: MapState, name: str | None) -> tuple[Any, ...]:
+        name = clean_label(name)
+        rows = state.selected_rows()
+        if not name:
+            return state, "Type a label or pick one first.", gr.skip()
+        if rows is None or len(rows) == 0:
+            return state, "Select points on the map first.", gr.skip()
+        changed = table.relabel(rows, name)
+        state.dirty.add("colour")
+        return (state, f"Set label '{name}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
+                gr.Dropdown(choices=label_choices(table), value=name))
+
+    def restore_labels(state: MapState) -> tuple[Any, ...]:
+        rows = state.selected_rows()
+        if rows is None or len(rows) == 0:
+            return state, "Select points on the map first.", gr.skip()
+        restored = table.restore_labels(rows)
+        state.dirty.add("colour")
+        return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",
+                gr.Dropdown(choices=label_choices(table)))
+
+    ctx.map_event(relabel.click, set_label, [label], [label_status, label], name="relabel")
+    ctx.map_event(restore.click, restore_labels, [], [label_status, label], name="restore_labels")
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
