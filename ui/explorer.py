@@ -15,6 +15,7 @@ import numpy as np
 
 from store import PointFilter
 from ui.context import AppContext
+from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
 from ui.views import (
@@ -36,6 +37,7 @@ class MapControls:
     colour: gr.Radio
     labels: gr.Dropdown
     tags: gr.Dropdown
+    field: gr.Dropdown  # colour by a numeric payload field (metric, score, prediction_correct)
 
 
 @dataclass
@@ -58,7 +60,28 @@ def build_map_controls(table: PointTable) -> MapControls:
                              elem_id="es-filter-labels", scale=2, min_width=160)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
                            elem_id="es-filter-tags", scale=2, min_width=160)
-    return MapControls(colour, labels, tags)
+        field = gr.Dropdown([("(none)", ""), *colour_fields(table)], value="", label="Colour by field",
+                            elem_id="es-colour-field", scale=2, min_width=160)
+    return MapControls(colour, labels, tags, field)
+
+
+def colour_fields(table: PointTable) -> list[str]:
+    """Numeric payload fields the map can be coloured by, plus prediction correctness."""
+    fields = numeric_fields(table)
+    if np.isfinite(table.numeric("prediction_correct")).any():
+        fields.append("prediction_correct")
+    return fields
+
+
+def ordered(table: PointTable, state: MapState, rows: np.ndarray,
+            scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """The grid's rows sorted by the session's sort field (points without a value last)."""
+    if not state.sort_field or len(rows) == 0:
+        return rows, scores
+    values = table.numeric(state.sort_field)[rows]
+    key = np.where(np.isnan(values), np.inf, -values if state.sort_descending else values)
+    order = np.argsort(key, kind="stable")
+    return rows[order], None if scores is None else np.asarray(scores)[order]
 
 
 def build_search_controls(has_text_encoder: bool) -> SearchControls:
@@ -85,6 +108,10 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
         prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
         pager = gr.Markdown(elem_id="es-pager")
         nxt = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="es-next")
+    with gr.Row(equal_height=True):
+        sort_field = gr.Dropdown([("selection order", ""), *colour_fields(table)], value="", label="Sort grid by",
+                                 elem_id="es-sort", scale=3)
+        descending = gr.Checkbox(label="Descending", value=False, elem_id="es-sort-desc", scale=1)
     grid = gr.HTML(elem_id="es-grid", js_on_load=CLICK_JS)
     gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
     distribution = gr.HTML(elem_id="es-dist")
@@ -101,8 +128,9 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
     def refresh(state: MapState) -> tuple[str, str, str, str]:
         rows = state.shown_rows(table)
         scores = state.selection.scores if state.selection.active else None
+        grid_rows, grid_scores = ordered(table, state, rows, scores)
         return (count_line(table, state), pager_text(state, len(rows)),
-                grid_html(table, rows, state.page, scores), distribution_html(table, rows, state.visible))
+                grid_html(table, grid_rows, state.page, grid_scores), distribution_html(table, rows, state.visible))
 
     ctx.on_selection_change(refresh, outputs=[count, pager, grid, distribution])
 
@@ -119,16 +147,27 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
     ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])
     ctx.map_event(controls.labels.input, lambda s, v: s.set_view(table, labels=v or []), [controls.labels])
     ctx.map_event(controls.tags.input, lambda s, v: s.set_view(table, tags=v or []), [controls.tags])
+    ctx.map_event(controls.field.input, lambda s, f: s.set_view(table, colour_by=f"field:{f}" if f else "label"),
+                  [controls.field])
 
     # --- paging and the detail view -------------------------------------------------------
     def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
         rows = state.shown_rows(table)
         state.page = int(np.clip(state.page + step, 0, page_count(len(rows)) - 1))
         scores = state.selection.scores if state.selection.active else None
-        return state, pager_text(state, len(rows)), grid_html(table, rows, state.page, scores)
+        grid_rows, grid_scores = ordered(table, state, rows, scores)
+        return state, pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
 
     prev.click(lambda s: turn(s, -1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
     nxt.click(lambda s: turn(s, 1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
+
+    def sort_grid(state: MapState, field: str | None, desc: bool) -> tuple[MapState, str, str]:
+        state.sort_field, state.sort_descending, state.page = field or None, bool(desc), 0
+        return turn(state, 0)
+
+    for control in (sort_field, descending):
+        control.input(sort_grid, [ctx.state, sort_field, descending], [ctx.state, pager, grid],
+                      show_progress="hidden")
 
     def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, str, Any]:
         point = str(evt._data.get("id", ""))

@@ -32,6 +32,10 @@ OTHER_COLOUR = "#b5b5b5"
 UNTAGGED_COLOUR = "#d9d9d9"
 DATA_COLOUR = "#3b6ea8"
 HIDDEN = 65535  # category code of points the filters hide
+FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "field:brightness"
+# Viridis in 8 steps: ordered, colour-blind safe, readable on white.
+SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
+YES_NO = ["#d62728", "#2ca02c"]
 POINTS_ROUTE = "/es-map/points"  # x then y of every row, raw little-endian float32
 
 
@@ -64,6 +68,9 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         codes = _hide(np.zeros(len(table), dtype=np.uint16), state)
         return Colouring(codes, [Category("points", DATA_COLOUR, int((codes == 0).sum()))], legend=False,
                          values=codes, remap=[0])
+    if state.colour_by.startswith(FIELD_PREFIX):
+        name = state.colour_by[len(FIELD_PREFIX):]
+        return _binned(table.numeric(name), name, state)
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
@@ -99,6 +106,32 @@ def _categorical(codes: np.ndarray, names: list[str], state: MapState, untagged:
     values = _hide(codes, state)
     return Colouring(_hide(remap[codes], state), categories, legend=True, hover_names=list(names),
                      hover_codes=codes.astype(np.uint16), values=values, remap=[int(r) for r in remap])
+
+
+def _binned(values: np.ndarray, name: str, state: MapState) -> Colouring:
+    """A numeric field as ordered colour bins (quantiles on a sequential scale), with the
+    value range of each bin in the legend; a 0/1 field (e.g. prediction_correct) as no/yes."""
+    finite = np.isfinite(values)
+    present = np.unique(values[finite])
+    if len(present) and np.isin(present, [0.0, 1.0]).all():
+        names, colours = [f"{name}: no", f"{name}: yes"], list(YES_NO)
+        codes = np.where(finite, np.nan_to_num(values), 0).astype(np.int64)
+    else:
+        edges = np.unique(np.quantile(present, np.linspace(0, 1, len(SEQUENTIAL) + 1))) if len(present) else np.zeros(1)
+        edges = edges if len(edges) > 1 else np.array([edges[0], edges[0]])
+        bins = len(edges) - 1
+        codes = np.clip(np.searchsorted(edges, np.nan_to_num(values), side="right") - 1, 0, bins - 1)
+        names = [f"{name} {edges[i]:.3g} – {edges[i + 1]:.3g}" for i in range(bins)]
+        colours = [SEQUENTIAL[int(round(i))] for i in np.linspace(0, len(SEQUENTIAL) - 1, bins)]
+    codes[~finite] = len(names)
+    names.append(f"{name}: no value")
+    colours.append(OTHER_COLOUR)
+    visible = np.ones(len(codes), bool) if state.visible is None else state.visible
+    counts = np.bincount(codes[visible], minlength=len(names))
+    categories = [Category(f"{n} ({int(c):,})", colour, int(c)) for n, colour, c in zip(names, colours, counts)]
+    shown = _hide(codes, state)
+    return Colouring(shown, categories, legend=True, hover_names=names, hover_codes=codes.astype(np.uint16),
+                     values=shown, remap=list(range(len(names))))
 
 
 def _hide(codes: np.ndarray, state: MapState) -> np.ndarray:

@@ -49,6 +49,8 @@ class MapState:
     visible: np.ndarray | None = None  # bool mask of rows the filters keep (None: all)
     selection: SelectionState = field(default_factory=SelectionState)
     page: int = 0
+    sort_field: str | None = None  # grid order: a numeric payload field, or None (selection order)
+    sort_descending: bool = False
     detail_id: str | None = None
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
@@ -96,7 +98,8 @@ class MapState:
                  tags: list[str] | None = None) -> MapState:
         """Change colouring and filters; the selection keeps only points still visible."""
         if colour_by is not None:
-            self.colour_by = colour_by if colour_by in COLOUR_MODES else "label"
+            known = colour_by in COLOUR_MODES or colour_by.startswith("field:")
+            self.colour_by = colour_by if known else "label"
         if labels is not None:
             self.filter_labels = list(labels)
         if tags is not None:

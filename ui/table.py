@@ -120,8 +120,8 @@ class PointTable:
                 rows = self.rows_for_ids(columns.ids)
                 for name in missing:
                     column = np.full(len(self), np.nan)
-                    values = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan
-                              for v in columns.values[name]]
+                    # Booleans count as 0 / 1 so yes/no fields (prediction_correct) can colour the map.
+                    values = [float(v) if isinstance(v, (int, float)) else np.nan for v in columns.values[name]]
                     if len(rows):
                         known = np.fromiter((pid in self.row_of for pid in columns.ids), dtype=bool,
                                             count=len(columns.ids))
