@@ -97,20 +97,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
         image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not lose the picture
         pass
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # 16/32-bit greyscale: scale the real range to 8 bits instead of clipping.
-        array = np.asarray(image, dtype=np.float32)
-        low, high = float(array.min()), float(array.max())
-        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        image = Image.fromarray(np.rint(array).astype(np.uint8), "L")
-    elif image.mode == "F":
-        array = np.nan_to_num(np.asarray(image, dtype=np.float32))
-        low, high = float(array.min()), float(array.max())
-        array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
-        image = Image.fromarray(np.rint(array).astype(np.uint8), "L")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        image = _stretch_to_8bit(image)
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         # Composite on white: transparent areas otherwise turn black and dominate embeddings.
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
+
+
+def _stretch_to_8bit(image: Image.Image) -> Image.Image:
+    """16/32-bit integer or float greyscale: scale the real range to 8 bits instead of clipping."""
+    array = np.nan_to_num(np.asarray(image, dtype=np.float32))
+    low, high = float(array.min()), float(array.max())
+    array = (array - low) * (255.0 / (high - low)) if high > low else np.zeros_like(array)
+    return Image.fromarray(np.rint(array).astype(np.uint8), "L")
