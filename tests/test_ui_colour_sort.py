@@ -80,3 +80,33 @@ def test_grid_sorts_by_metric_both_ways_missing_last(scored) -> None:
     scores = np.arange(len(rows), dtype=np.float32)
     sorted_rows, sorted_scores = ordered(table, state, rows, scores)
     assert np.array_equal(sorted_scores, scores[np.argsort(np.argsort(rows))][sorted_rows])
+
+
+def test_two_subsets_compared_side_by_side_and_in_two_colours(tmp_path: Path) -> None:
+    from scipy.stats import ks_2samp
+
+    from export.compare import compare_saved_subsets
+    from store.subsets import save_subset
+    from ui.export_page import comparison_html, highlight_subsets
+
+    store, collection, _ = build_ui_collection(tmp_path, per_label=10)
+    try:
+        table = PointTable(collection)
+        ids = list(table.ids)
+        values = {pid: float(i) for i, pid in enumerate(ids)}
+        collection.set_payloads(ids, [{"brightness": values[pid]} for pid in ids])
+        a, b = ids[:12], ids[8:20]  # 4 in both
+        save_subset(collection, "first", a)
+        save_subset(collection, "second", b)
+        state = highlight_subsets(MapState(), table, collection, "first", "second")
+        colours = colouring(table, state)
+        counts = {c.name.split(" (")[0]: c.count for c in colours.categories}
+        assert counts == {"A only": 8, "B only": 8, "A and B": 4, "neither": len(ids) - 20}
+        assert colours.codes[table.row_of[ids[9]]] == 2 and colours.codes[table.row_of[ids[0]]] == 0
+        result = compare_saved_subsets(collection, "first", "second")
+        expected = ks_2samp([values[p] for p in a], [values[p] for p in b]).pvalue
+        assert result.fields["brightness"].p_value == pytest.approx(expected)
+        html = comparison_html(result, "first", "second")
+        assert "overlap 4" in html and "brightness" in html and f"{expected:.3g}" in html
+    finally:
+        store.close()

@@ -11,10 +11,13 @@ from typing import Any
 
 import gradio as gr
 
+from html import escape
+
 from export import FORMATS, ExportError, export_to_tempfile
+from export.compare import class_rows, compare_saved_subsets, field_rows
 from export.selection import EXCLUDED_TAG, FilterSpec, SelectionError, count_matching
 from store import StoreError
-from store.subsets import list_subsets, save_subset
+from store.subsets import list_subsets, save_subset, subset_ids
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -52,6 +55,25 @@ def subsets_markdown(collection: Any) -> str:
                      for info in subsets.values())
 
 
+def comparison_html(result: Any, a: str, b: str) -> str:
+    """Sizes and overlap, class shares side by side, and a KS p-value per numeric field."""
+    classes = "".join(f"<tr><td>{escape(r['class'])}</td><td>{r['share_a']:.1%}</td><td>{r['share_b']:.1%}</td>"
+                      f"<td>{r['difference']:+.1%}</td></tr>" for r in class_rows(result))
+    fields = "".join(f"<tr><td>{escape(r['field'])}</td><td>{r['mean_a']:.4g}</td><td>{r['mean_b']:.4g}</td>"
+                     f"<td>{r['statistic']:.3f}</td><td>{r['p_value']:.3g}</td></tr>" for r in field_rows(result))
+    return (f'<div class="es-compare"><p><b style="color:#1f77b4">A: {escape(a)}</b> {result.size_a:,} points · '
+            f'<b style="color:#ff7f0e">B: {escape(b)}</b> {result.size_b:,} points · overlap {result.overlap:,}</p>'
+            f"<table><tr><th>class</th><th>share A</th><th>share B</th><th>B − A</th></tr>{classes}</table>"
+            f"<table><tr><th>field</th><th>mean A</th><th>mean B</th><th>KS statistic</th><th>p-value</th></tr>"
+            f"{fields}</table></div>")
+
+
+def highlight_subsets(state: MapState, table: PointTable, collection: Any, a: str, b: str) -> MapState:
+    """Colour the map by membership of subsets `a` and `b`."""
+    state.compare_rows = (table.rows_for_ids(subset_ids(collection, a)), table.rows_for_ids(subset_ids(collection, b)))
+    return state.set_view(table, colour_by="compare")
+
+
 def subset_choices(collection: Any) -> list[str]:
     return [NO_SUBSET, *list_subsets(collection)]
 
@@ -87,6 +109,23 @@ def build(ctx: AppContext) -> None:
         restore = gr.Button("Restore selection", elem_id="es-x-restore")
     action_status = gr.Markdown(elem_id="es-x-action-status")
     subset_list = gr.Markdown(subsets_markdown(collection), elem_id="es-x-subsets")
+    gr.Markdown("**Compare two subsets**: side by side, and in two colours on the map")
+    with gr.Row(equal_height=True):
+        subset_a = gr.Dropdown(subset_choices(collection)[1:], label="Subset A", elem_id="es-x-compare-a", scale=2)
+        subset_b = gr.Dropdown(subset_choices(collection)[1:], label="Subset B", elem_id="es-x-compare-b", scale=2)
+        compare = gr.Button("Compare", elem_id="es-x-compare", scale=1)
+    comparison = gr.HTML(elem_id="es-x-comparison")
+
+    def do_compare(state: MapState, a: str | None, b: str | None) -> tuple[MapState, str]:
+        if not a or not b:
+            return state, "<p>Pick two saved subsets.</p>"
+        try:
+            result = compare_saved_subsets(collection, a, b)
+        except (StoreError, ValueError) as error:
+            return state, f"<p>{escape(str(error))}</p>"
+        return highlight_subsets(state, table, collection, a, b), comparison_html(result, a, b)
+
+    ctx.map_event(compare.click, do_compare, [subset_a, subset_b], [comparison], name="compare")
 
     filters = [tags_any, tags_all, tags_none, label_filter, selection_only, subset, include_excluded]
 
@@ -120,18 +159,19 @@ def build(ctx: AppContext) -> None:
 
     refresh.click(refresh_choices, [], [tags_any, tags_all, tags_none, label_filter, subset, subset_list])
 
-    def save_selection(state: MapState, name: str) -> tuple[str, Any, str]:
+    def save_selection(state: MapState, name: str) -> tuple[Any, ...]:
         ids = state.selected_ids(table)
         if not ids:
-            return "Select points on the map first.", gr.skip(), gr.skip()
+            return "Select points on the map first.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
             size = save_subset(collection, (name or "").strip(), ids, description="saved from the explorer")
         except StoreError as error:
-            return f"Not saved: {error}", gr.skip(), gr.skip()
-        return (f"Saved subset '{name.strip()}' ({size:,} points).",
-                gr.Dropdown(choices=subset_choices(collection)), subsets_markdown(collection))
+            return f"Not saved: {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        names = subset_choices(collection)
+        return (f"Saved subset '{name.strip()}' ({size:,} points).", gr.Dropdown(choices=names),
+                subsets_markdown(collection), gr.Dropdown(choices=names[1:]), gr.Dropdown(choices=names[1:]))
 
-    save.click(save_selection, [ctx.state, subset_name], [action_status, subset, subset_list])
+    save.click(save_selection, [ctx.state, subset_name], [action_status, subset, subset_list, subset_a, subset_b])
 
     def edit_excluded(state: MapState, add: bool) -> tuple[MapState, str]:
         rows = state.selected_rows()

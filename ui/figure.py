@@ -36,6 +36,7 @@ FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "fie
 # Viridis in 8 steps: ordered, colour-blind safe, readable on white.
 SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
 YES_NO = ["#d62728", "#2ca02c"]
+COMPARE = [("A only", "#1f77b4"), ("B only", "#ff7f0e"), ("A and B", "#9467bd"), ("neither", UNTAGGED_COLOUR)]
 POINTS_ROUTE = "/es-map/points"  # x then y of every row, raw little-endian float32
 
 
@@ -68,6 +69,8 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         codes = _hide(np.zeros(len(table), dtype=np.uint16), state)
         return Colouring(codes, [Category("points", DATA_COLOUR, int((codes == 0).sum()))], legend=False,
                          values=codes, remap=[0])
+    if state.colour_by == "compare" and state.compare_rows is not None:
+        return _compared(len(table), *state.compare_rows, state)
     if state.colour_by.startswith(FIELD_PREFIX):
         name = state.colour_by[len(FIELD_PREFIX):]
         return _binned(table.numeric(name), name, state)
@@ -132,6 +135,19 @@ def _binned(values: np.ndarray, name: str, state: MapState) -> Colouring:
     shown = _hide(codes, state)
     return Colouring(shown, categories, legend=True, hover_names=names, hover_codes=codes.astype(np.uint16),
                      values=shown, remap=list(range(len(names))))
+
+
+def _compared(n: int, rows_a: np.ndarray, rows_b: np.ndarray, state: MapState) -> Colouring:
+    """Two subsets on the map: A only, B only, both, neither (codes 0..3)."""
+    in_a, in_b = np.zeros(n, bool), np.zeros(n, bool)
+    in_a[rows_a], in_b[rows_b] = True, True
+    codes = np.select([in_a & in_b, in_a, in_b], [2, 0, 1], default=3).astype(np.int64)
+    visible = np.ones(n, bool) if state.visible is None else state.visible
+    counts = np.bincount(codes[visible], minlength=4)
+    categories = [Category(f"{name} ({int(c):,})", colour, int(c)) for (name, colour), c in zip(COMPARE, counts)]
+    shown = _hide(codes, state)
+    return Colouring(shown, categories, legend=True, hover_names=[name for name, _ in COMPARE],
+                     hover_codes=codes.astype(np.uint16), values=shown, remap=[0, 1, 2, 3])
 
 
 def _hide(codes: np.ndarray, state: MapState) -> np.ndarray:

@@ -51,6 +51,7 @@ class MapState:
     page: int = 0
     sort_field: str | None = None  # grid order: a numeric payload field, or None (selection order)
     sort_descending: bool = False
+    compare_rows: tuple[np.ndarray, np.ndarray] | None = None  # two subsets shown in two colours
     detail_id: str | None = None
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
@@ -98,7 +99,7 @@ class MapState:
                  tags: list[str] | None = None) -> MapState:
         """Change colouring and filters; the selection keeps only points still visible."""
         if colour_by is not None:
-            known = colour_by in COLOUR_MODES or colour_by.startswith("field:")
+            known = colour_by in COLOUR_MODES or colour_by.startswith("field:") or colour_by == "compare"
             self.colour_by = colour_by if known else "label"
         if labels is not None:
             self.filter_labels = list(labels)
