@@ -73,6 +73,12 @@ class PointRecord:
     score: float | None = None
 
 
+def to_point_record(record: Any, with_vectors: bool) -> PointRecord:
+    """A point as either engine returns it (qdrant-edge `Record`, qdrant-client `Record`)."""
+    vector = np.asarray(record.vector, dtype=np.float32) if with_vectors and record.vector is not None else None
+    return PointRecord(str(record.id), record.payload or {}, vector)
+
+
 @dataclass
 class Columns:
     """Payload fields of many points as parallel columns (`ids[i]` owns row i)."""

@@ -18,7 +18,7 @@ import qdrant_edge as qe
 
 from store.base import (
     SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
-    read_json, validate_collection_name, write_json,
+    read_json, to_point_record, validate_collection_name, write_json,
 )
 
 SHARD_DIR = "shard"
@@ -77,7 +77,7 @@ class EdgeCollection(Collection):
                 records, offset = self._shard.scroll(qe.ScrollRequest(
                     offset=offset, limit=batch, filter=edge_filter,
                     with_payload=_payload_selector(fields), with_vector=with_vectors))
-            yield [_record(r, with_vectors) for r in records]
+            yield [to_point_record(r, with_vectors) for r in records]
             if offset is None:
                 return
 
@@ -87,7 +87,7 @@ class EdgeCollection(Collection):
         with self._lock:
             for chunk in chunked(list(ids), SCROLL_BATCH):
                 records = self._shard.retrieve(list(chunk), _payload_selector(fields), with_vectors)
-                out.extend(_record(r, with_vectors) for r in records)
+                out.extend(to_point_record(r, with_vectors) for r in records)
         return out
 
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
@@ -190,11 +190,6 @@ def _payload_selector(fields: Sequence[str] | None) -> Any:
     if not fields:
         return False
     return qe.PayloadSelector.Include(list(fields))
-
-
-def _record(record: Any, with_vectors: bool) -> PointRecord:
-    vector = np.asarray(record.vector, dtype=np.float32) if with_vectors and record.vector is not None else None
-    return PointRecord(str(record.id), record.payload or {}, vector)
 
 
 def to_edge_filter(flt: PointFilter | None) -> qe.Filter | None:

@@ -16,7 +16,7 @@ from qdrant_client import QdrantClient, models
 
 from store.base import (
     SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
-    validate_collection_name,
+    to_point_record, validate_collection_name,
 )
 
 
@@ -77,7 +77,7 @@ class ServerCollection(Collection):
                 records, offset = self._client.scroll(
                     self.name, scroll_filter=client_filter, limit=batch, offset=offset,
                     with_payload=_payload_selector(fields), with_vectors=with_vectors)
-            yield [_record(r, with_vectors) for r in records]
+            yield [to_point_record(r, with_vectors) for r in records]
             if offset is None:
                 return
 
@@ -88,7 +88,7 @@ class ServerCollection(Collection):
             with self._lock:
                 records = self._client.retrieve(self.name, ids=list(chunk), with_payload=_payload_selector(fields),
                                                 with_vectors=with_vectors)
-            out.extend(_record(r, with_vectors) for r in records)
+            out.extend(to_point_record(r, with_vectors) for r in records)
         return out
 
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
@@ -181,11 +181,6 @@ def _payload_selector(fields: Sequence[str] | None) -> Any:
     if not fields:
         return False
     return list(fields)
-
-
-def _record(record: Any, with_vectors: bool) -> PointRecord:
-    vector = np.asarray(record.vector, dtype=np.float32) if with_vectors and record.vector is not None else None
-    return PointRecord(str(record.id), record.payload or {}, vector)
 
 
 def to_client_filter(flt: PointFilter | None) -> models.Filter | None:
