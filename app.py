@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]) or COCO JSON")
     index.add_argument("--limit", type=positive_int, help="index only the first N images (sorted by path)")
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    index.add_argument("--runtime", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
+                       help="how mobilenet-v2 runs on the CPU (auto: OpenVINO, else onnxruntime, else torch)")
     index.add_argument("--batch-size", type=positive_int, default=32)
     index.add_argument("--workers", type=positive_int, default=2, help="decode threads")
     index.add_argument("--neighbours", type=positive_int, default=15, help="k of the saved neighbour graph")
@@ -190,7 +192,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     store = open_configured_store(args)
     model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
     options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
-                           device=args.device, batch_size=args.batch_size, workers=args.workers,
+                           device=args.device, runtime=args.runtime, batch_size=args.batch_size, workers=args.workers,
                            neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
                            image_metrics=not args.no_image_metrics)
     try:

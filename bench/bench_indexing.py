@@ -34,8 +34,8 @@ from store import open_store  # noqa: E402
 RESULTS = ROOT / "bench" / "results"
 
 
-def bare_model_rate(images: list[Image.Image], batch: int = 32, repeats: int = 3) -> float:
-    embedder = load_embedder("mobilenet-v2", "cpu")
+def bare_model_rate(images: list[Image.Image], batch: int = 32, repeats: int = 3, runtime: str = "auto") -> float:
+    embedder = load_embedder("mobilenet-v2", "cpu", runtime)
     items = [embedder.preprocess(im) for im in images]
     embedder.embed_batch(items[:batch])  # warm-up
     rates = []
@@ -93,14 +93,17 @@ def main() -> None:
     results: dict[str, object] = {"machine": f"{platform.node()} {platform.processor()} "
                                              f"{__import__('os').cpu_count()} cores",
                                   "date": time.strftime("%Y-%m-%d"), "images": args.images, "runs": args.runs}
-    bare, end_to_end, no_metrics = [], [], []
+    results["runtime"] = load_embedder("mobilenet-v2", "cpu").runtime
+    bare, bare_ort, end_to_end, no_metrics = [], [], [], []
     for _ in range(args.runs):
         bare.append(bare_model_rate(sample))
+        bare_ort.append(bare_model_rate(sample, runtime="onnxruntime"))
         end_to_end.append(pipeline_rate(folder, args.images))
         no_metrics.append(pipeline_rate(folder, args.images, metrics=False))
-    results.update(bare_model_img_s=statistics.median(bare), pipeline_img_s=statistics.median(end_to_end),
+    results.update(bare_model_img_s=statistics.median(bare), bare_onnxruntime_img_s=statistics.median(bare_ort),
+                   pipeline_img_s=statistics.median(end_to_end),
                    pipeline_without_metrics_img_s=statistics.median(no_metrics),
-                   bare_runs=bare, pipeline_runs=end_to_end, pipeline_without_metrics_runs=no_metrics)
+                   bare_runs=bare, bare_onnxruntime_runs=bare_ort, pipeline_runs=end_to_end, pipeline_without_metrics_runs=no_metrics)
     results["ratio"] = results["pipeline_img_s"] / results["bare_model_img_s"]
     # Time per image with metrics over time per image without: the cost metrics add.
     results["metrics_time_overhead"] = results["pipeline_without_metrics_img_s"] / results["pipeline_img_s"] - 1

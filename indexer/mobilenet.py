@@ -64,12 +64,17 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+INPUT_SIZE = 224
+
+
 class EmbeddingHead(nn.Module):
     """The whole image -> embedding computation as one graph.
 
-    Input: uint8 pixels, (batch, height, width, 3). Scaling, ImageNet normalisation and the
-    layout change happen inside the graph, where onnxruntime fuses them, instead of in
-    Python per image; output: unit-length 1280-d embeddings.
+    Input: uint8 pixels, (batch, height, width, 3), any height and width. Scaling up to
+    224x224 (bilinear, the whole image), ImageNet normalisation and the layout change happen
+    inside the graph, where the runtime fuses them, instead of in Python per image: small
+    images (28x28 Fashion-MNIST) reach the model as they are, 64x fewer bytes than at 224.
+    Output: unit-length 1280-d embeddings.
     """
 
     def __init__(self, net: MobileNetV2) -> None:
@@ -79,7 +84,9 @@ class EmbeddingHead(nn.Module):
         self.register_buffer("inv_std", 1.0 / (torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255.0))
 
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        x = (pixels.permute(0, 3, 1, 2).float() - self.mean) * self.inv_std
+        x = nn.functional.interpolate(pixels.permute(0, 3, 1, 2).float(), size=(INPUT_SIZE, INPUT_SIZE),
+                                      mode="bilinear", align_corners=False)
+        x = (x - self.mean) * self.inv_std
         return nn.functional.normalize(self.net.embed(x), dim=1)
 
 

@@ -2,7 +2,8 @@
 
 `load_embedder(name)` returns an `Embedder`:
 - "mobilenet-v2": ImageNet MobileNetV2 (1280-d, image only, works offline). On the CPU it
-  runs through onnxruntime, exported once from the torch model and cached; on a GPU, torch.
+  runs through OpenVINO (or onnxruntime), exported once from the torch model to ONNX and
+  cached; on a GPU, torch.
 - anything else: a sentence-transformers model by hub name or local folder (default
   "clip-ViT-B-32"); CLIP models also embed text, which enables text search.
 
@@ -12,6 +13,7 @@ Vectors are L2-normalised float32.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from abc import ABC, abstractmethod
@@ -74,22 +76,41 @@ def cache_dir() -> Path:
     return Path(os.environ.get("EMBEDSCAPE_CACHE", Path.home() / ".cache" / "embedscape"))
 
 
+CPU_RUNTIMES = ("openvino", "onnxruntime", "torch")
+
+
 class MobileNetEmbedder(Embedder):
     name = "mobilenet-v2"
     dimension = 1280
     input_size = 224
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, runtime: str = "auto") -> None:
         self.device = device
-        self._run: Callable[[np.ndarray], np.ndarray] = self._load_onnx() if device == "cpu" else self._load_torch()
+        self.runtime = _cpu_runtime(runtime) if device == "cpu" else "torch"
+        loaders = {"openvino": self._load_openvino, "onnxruntime": self._load_onnx, "torch": self._load_torch}
+        self._run: Callable[[np.ndarray], np.ndarray] = loaders[self.runtime]()
 
     def preprocess(self, image: Image.Image) -> np.ndarray:
-        """uint8 (224, 224, 3); normalisation happens inside the model graph."""
-        # Whole-image resize rather than a centre crop: the map should see all of each picture.
-        return np.asarray(image.resize((self.input_size, self.input_size), Image.BILINEAR), dtype=np.uint8)
+        """uint8 (height, width, 3): the image as it is when it fits in 224x224, else shrunk to
+        224x224 (Pillow's antialiased resize). Enlarging and normalising happen in the graph."""
+        size = self.input_size
+        if image.width > size or image.height > size:
+            # Whole-image resize rather than a centre crop: the map should see all of each picture.
+            image = image.resize((size, size), Image.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
 
     def embed_batch(self, items: Sequence[np.ndarray]) -> np.ndarray:
-        return self._run(np.stack(items))
+        """One model call per image shape in the batch, so an image's vector never depends on
+        the images batched with it (photos all arrive as 224x224; small images are usually
+        all one size)."""
+        shapes = {item.shape for item in items}
+        if len(shapes) == 1:
+            return self._run(np.stack(items))
+        out = np.empty((len(items), self.dimension), np.float32)
+        for shape in shapes:
+            rows = [i for i, item in enumerate(items) if item.shape == shape]
+            out[rows] = self._run(np.stack([items[i] for i in rows]))
+        return out
 
     def _load_torch(self) -> Callable[[np.ndarray], np.ndarray]:
         import torch
@@ -104,34 +125,58 @@ class MobileNetEmbedder(Embedder):
 
         return run
 
+    def _load_openvino(self) -> Callable[[np.ndarray], np.ndarray]:
+        import openvino as ov
+
+        core = ov.Core()
+        # LATENCY: one inference request spread over every core (the decode threads are light);
+        # CACHE_DIR keeps the compiled model, so later runs skip compilation.
+        compiled = core.compile_model(str(self._exported_model()), "CPU",
+                                      {"PERFORMANCE_HINT": "LATENCY", "CACHE_DIR": str(cache_dir() / "openvino")})
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            # A request per call: the embedder may be shared by threads (search in the app).
+            return np.array(compiled.create_infer_request().infer({0: batch})[0], dtype=np.float32)
+
+        return run
+
     def _load_onnx(self) -> Callable[[np.ndarray], np.ndarray]:
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            return self._load_torch()
-        path = self._exported_model()
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(self._exported_model()), options, providers=["CPUExecutionProvider"])
         return lambda batch: session.run(None, {"pixels": batch})[0]
 
     def _exported_model(self) -> Path:
-        """Export the torch model to ONNX once; later runs reuse the file."""
+        """Export the torch model to ONNX once (any batch, height and width); later runs reuse it."""
         from indexer.mobilenet import EmbeddingHead, load_pretrained, weights_path
 
         import torch
 
-        path = cache_dir() / f"mobilenet_v2-uint8-nhwc-{weights_path().stat().st_size}.onnx"
+        path = cache_dir() / f"mobilenet_v2-uint8-nhwc-anysize-{weights_path().stat().st_size}.onnx"
         if path.exists():
             return path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        dummy = torch.zeros(1, self.input_size, self.input_size, 3, dtype=torch.uint8)
+        dummy = torch.zeros(1, 32, 32, 3, dtype=torch.uint8)
         torch.onnx.export(EmbeddingHead(load_pretrained()), (dummy,), str(tmp), input_names=["pixels"],
-                          output_names=["embedding"], dynamic_axes={"pixels": {0: "batch"}, "embedding": {0: "batch"}},
+                          output_names=["embedding"],
+                          dynamic_axes={"pixels": {0: "batch", 1: "height", 2: "width"}, "embedding": {0: "batch"}},
                           dynamo=False)
         tmp.replace(path)
         return path
+
+
+def _cpu_runtime(runtime: str) -> str:
+    """The runtime asked for, or with "auto" the fastest one installed: OpenVINO, then
+    onnxruntime (both run the same exported graph), then plain torch."""
+    if runtime not in ("auto", *CPU_RUNTIMES):
+        raise ValueError(f"--runtime must be auto or one of {', '.join(CPU_RUNTIMES)}, not {runtime!r}")
+    for name in CPU_RUNTIMES if runtime == "auto" else (runtime,):
+        if name == "torch" or importlib.util.find_spec(name) is not None:
+            return name
+    raise ModelLoadError(f"runtime {runtime} is not installed: pip install {runtime}, or use --runtime auto")
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -199,12 +244,13 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def load_embedder(name: str = DEFAULT_MODEL, device: str = "auto") -> Embedder:
-    """The embedder registered under `name`, or a sentence-transformers model of that name."""
+def load_embedder(name: str = DEFAULT_MODEL, device: str = "auto", runtime: str = "auto") -> Embedder:
+    """The embedder registered under `name`, or a sentence-transformers model of that name.
+    `runtime` picks how mobilenet-v2 runs on the CPU (sentence-transformers models use torch)."""
     device = resolve_device(device)
     if name in ("mobilenet-v2", "mobilenet_v2", "mobilenetv2"):
         try:
-            return MobileNetEmbedder(device)
+            return MobileNetEmbedder(device, runtime)
         except ImportError as error:
             raise ModelLoadError(str(error)) from error
     return SentenceTransformerEmbedder(name, device)

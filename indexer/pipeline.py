@@ -41,6 +41,7 @@ class IndexOptions:
     labels_file: Path | None = None
     limit: int | None = None
     device: str = "auto"
+    runtime: str = "auto"  # mobilenet-v2 on the CPU: openvino / onnxruntime / torch
     batch_size: int = 32
     workers: int = 2
     neighbours: int = 15
@@ -98,7 +99,7 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     if not sources:
         raise SourceError(f"no images found under {dataset.root} (looked for common image extensions, "
                           "recursively); check the path")
-    embedder = embedder or load_embedder(options.model, options.device)
+    embedder = embedder or load_embedder(options.model, options.device, options.runtime)
     collection = _open_collection(store, options, embedder, dataset)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
     sources = _with_usable_names(sources, report)

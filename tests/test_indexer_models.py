@@ -1,4 +1,4 @@
-"""The embedders with real weights: ImageNet MobileNetV2 (torch and onnxruntime), a tiny CLIP
+"""The embedders with real weights: ImageNet MobileNetV2 (OpenVINO, onnxruntime, torch), a tiny CLIP
 through sentence-transformers, and a clear error for a model that cannot be loaded offline."""
 from __future__ import annotations
 
@@ -28,11 +28,17 @@ def sample_images(count: int = 4, size: tuple[int, int] = (40, 30)) -> list[Imag
 
 
 def reference_embedding(net: torch.nn.Module, items: list[np.ndarray]) -> np.ndarray:
-    """The embedding computed step by step in numpy + the plain torch network."""
-    pixels = np.stack(items).astype(np.float32) / 255.0
-    normalised = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    with torch.inference_mode():
-        features = net.embed(torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy())).numpy()
+    """The embedding computed step by step, one image at a time: bilinear enlargement to
+    224x224, ImageNet normalisation in numpy, then the plain torch network."""
+    rows = []
+    for item in items:
+        pixels = torch.from_numpy(item.astype(np.float32).transpose(2, 0, 1).copy())[None]
+        pixels = torch.nn.functional.interpolate(pixels, size=(224, 224), mode="bilinear", align_corners=False)
+        scaled = pixels[0].numpy().transpose(1, 2, 0) / 255.0
+        normalised = (scaled - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+        with torch.inference_mode():
+            rows.append(net.embed(torch.from_numpy(normalised.transpose(2, 0, 1).copy())[None]).numpy()[0])
+    features = np.stack(rows)
     return features / np.linalg.norm(features, axis=1, keepdims=True)
 
 
@@ -56,17 +62,37 @@ def test_mobilenet_gives_1280_d_unit_vectors(mobilenet) -> None:
         mobilenet.embed_text(["a cup of coffee"])
 
 
-def test_onnx_and_torch_agree(mobilenet, net) -> None:
-    images = sample_images()
-    items = [mobilenet.preprocess(im) for im in images]
-    assert all(item.shape == (224, 224, 3) and item.dtype == np.uint8 for item in items)
-    onnx = mobilenet.embed_batch(items)
+def test_preprocess_keeps_small_images_and_shrinks_large_ones(mobilenet) -> None:
+    small, coffee = sample_images(1)[0], Image.fromarray(__import__("skimage").data.coffee())
+    assert mobilenet.preprocess(small).shape == (30, 40, 3)  # enlarged inside the graph, not here
+    np.testing.assert_array_equal(mobilenet.preprocess(small), np.asarray(small))
+    assert mobilenet.preprocess(coffee).shape == (224, 224, 3) and mobilenet.preprocess(coffee).dtype == np.uint8
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime", "torch"])
+def test_every_cpu_runtime_gives_the_reference_embedding(runtime: str, net) -> None:
+    embedder = MobileNetEmbedder("cpu", runtime)
+    assert embedder.runtime == runtime
+    images = sample_images()  # four 40x30 images and two photos shrunk to 224x224: two shapes
+    items = [embedder.preprocess(im) for im in images]
     reference = reference_embedding(net, items)
-    np.testing.assert_allclose(onnx, reference, atol=2e-4)
-    # The torch path the embedder takes on a GPU (channels_last, normalisation in the graph), here on the CPU.
-    torch_path = MobileNetEmbedder.__new__(MobileNetEmbedder)
-    torch_path.device = "cpu"
-    np.testing.assert_allclose(torch_path._load_torch()(np.stack(items)), reference, atol=2e-4)
+    np.testing.assert_allclose(embedder.embed_batch(items), reference, atol=2e-4)
+    # One shape at a time gives the same vectors as the mixed batch.
+    np.testing.assert_allclose(embedder.embed_batch(items[:4]), reference[:4], atol=2e-4)
+    np.testing.assert_allclose(embedder.embed_batch(items[4:]), reference[4:], atol=2e-4)
+
+
+def test_a_batch_of_many_shapes_matches_one_image_at_a_time(mobilenet) -> None:
+    images = sample_images(3, (40, 30)) + sample_images(2, (17, 60))[:2] + sample_images(1, (224, 224))[:1]
+    items = [mobilenet.preprocess(im) for im in images]
+    one_by_one = np.vstack([mobilenet.embed_batch([item]) for item in items])
+    np.testing.assert_allclose(mobilenet.embed_batch(items), one_by_one, atol=1e-5)
+
+
+def test_auto_runtime_prefers_openvino_and_an_unknown_runtime_is_refused() -> None:
+    assert MobileNetEmbedder("cpu").runtime == "openvino"
+    with pytest.raises(ValueError, match="--runtime"):
+        MobileNetEmbedder("cpu", "tensorrt")
 
 
 def test_onnx_export_into_an_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mobilenet) -> None:

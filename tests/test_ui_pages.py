@@ -158,6 +158,8 @@ def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> No
             page.get_by_role("tab", name="Metrics").click()
             page.wait_for_selector("#es-metric-stats .es-metric-stats")
             page.wait_for_selector("#es-metric-plot .js-plotly-plot, #es-metric-plot .plotly")
+            # The bars are drawn: the page's plotly.js bundle holds the bar trace beside scattergl.
+            page.wait_for_function("() => document.querySelectorAll('#es-metric-plot .barlayer .point').length > 0")
             # The dataset's range is prefilled; narrow it and select.
             for selector, value in (("#es-metric-min input", "0.2"), ("#es-metric-max input", "0.55")):
                 page.fill(selector, value)

@@ -29,14 +29,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
-import plotly
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from ui.figure import POINTS_ROUTE, points_bytes
 from ui.table import PointTable
 
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# plotly.js 4.1.1 with only the scattergl and bar traces (1.5 MB instead of the full 4.8 MB
+# bundle, whose parsing alone took 2 s of the page's start-up): rebuilt by ui/plotly_bundle/.
+PLOTLY_JS = Path(__file__).parent / "assets" / "plotly-embedscape.min.js"
 PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 
 TEMPLATE = """
@@ -241,7 +242,7 @@ def add_points_route(app: FastAPI, table: PointTable, authorize: Callable[[Reque
 
 def add_plotly_route(app: FastAPI) -> None:
     """Serve plotly.min.js ourselves: gzipped once and cacheable by the browser. Gradio's
-    `file=` route would Brotli-compress its 4.8 MB again on every page load (0.6 s of CPU),
+    `file=` route would Brotli-compress it again on every page load (0.6 s of CPU),
     and this way Gradio's `file=` route needs to allow no file at all."""
     raw = PLOTLY_JS.read_bytes()
     cache: dict[str, bytes] = {}
