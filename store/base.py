@@ -10,7 +10,7 @@ import json
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ KEYWORD_FIELDS = ("label", "tags", "split", "path", "sha1", "subsets", "suggeste
 FLOAT_FIELDS = ("x", "y")
 SCROLL_BATCH = 10_000
 WRITE_BATCH = 1_000
+TagEdit = Callable[[list[str]], list[str]]  # a point's old tags -> its new tags
 
 
 def point_id(relative_path: str) -> str:
@@ -96,6 +97,10 @@ class Columns:
 class Collection(ABC):
     """One Qdrant collection of image points, with its metadata and artifact folder."""
 
+    # True where no other process can write the collection while this one has it open, so
+    # payloads this process has seen (and written since) are still what Qdrant holds.
+    exclusive: bool = False
+
     def __init__(self, name: str, artifact_dir: Path) -> None:
         self.name = name
         self.artifact_dir = artifact_dir
@@ -151,6 +156,14 @@ class Collection(ABC):
         """Payload index; kind is 'keyword', 'float' or 'integer'."""
 
     @abstractmethod
+    def drop_index(self, field_name: str) -> None:
+        """Remove the payload index on `field_name`, if there is one (the values stay)."""
+
+    @abstractmethod
+    def indexed_fields(self) -> set[str]:
+        """Payload fields that have an index."""
+
+    @abstractmethod
     def read_metadata(self) -> dict[str, Any]: ...
 
     @abstractmethod
@@ -158,6 +171,14 @@ class Collection(ABC):
 
     def flush(self) -> None:
         """Make every write so far durable."""
+
+    def flush_soon(self) -> None:
+        """Flush, or arrange a flush shortly, where each write is already crash-safe on its own.
+
+        Edits call this instead of `flush`; a backend whose writes survive a killed process
+        before any flush (a write-ahead log) may defer it off the caller's path. `close` flushes.
+        """
+        self.flush()
 
     def close(self) -> None:
         """Release the collection's resources."""
@@ -192,29 +213,36 @@ class Collection(ABC):
         vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, self.dimension), np.float32)
         return np.array(ids, dtype=str), vectors
 
-    def add_tag(self, ids: Sequence[str], tag: str) -> int:
-        """Add `tag` to every given point; returns how many points gained it."""
-        return self._edit_tags(ids, lambda tags: tags if tag in tags else [*tags, tag])
+    def add_tag(self, ids: Sequence[str], tag: str, current: Sequence[Sequence[str]] | None = None) -> int:
+        """Add `tag` to every given point; returns how many points gained it.
 
-    def remove_tag(self, ids: Sequence[str], tag: str) -> int:
+        `current[i]` is what the caller knows `ids[i]` holds now (see `_edit_tags`).
+        """
+        return self._edit_tags(ids, lambda tags: tags if tag in tags else [*tags, tag], current)
+
+    def remove_tag(self, ids: Sequence[str], tag: str, current: Sequence[Sequence[str]] | None = None) -> int:
         """Remove `tag` from every given point; returns how many points lost it."""
-        return self._edit_tags(ids, lambda tags: [t for t in tags if t != tag])
+        return self._edit_tags(ids, lambda tags: [t for t in tags if t != tag], current)
 
-    def _edit_tags(self, ids: Sequence[str], edit: Any) -> int:
-        changed = 0
+    def _edit_tags(self, ids: Sequence[str], edit: TagEdit, current: Sequence[Sequence[str]] | None) -> int:
+        """Write `edit(old tags)` where it changes them, one set_payload per distinct result.
+
+        The old tags are read from Qdrant, except on an `exclusive` collection when the caller
+        passes `current`: there nothing outside this process writes, and every writer in it
+        holds `_tag_lock`, so a caller that updates its copy under the same lock (`PointTable`)
+        knows the payloads exactly and reading 10,000 of them back would only cost time.
+        """
         with self._tag_lock:
-            groups: dict[tuple[str, ...], list[str]] = {}
-            for record in self.retrieve(list(ids), ["tags"]):
-                old = list(record.payload.get("tags") or [])
-                new = edit(old)
-                if new != old:
-                    groups.setdefault(tuple(new), []).append(record.id)
+            if current is None or not self.exclusive:
+                current_tags = ((r.id, r.payload.get("tags")) for r in self.retrieve(list(ids), ["tags"]))
+            else:
+                current_tags = zip(ids, current)
+            groups = _group_by_new_tags(current_tags, edit)
             for new_tags, group in groups.items():
                 for chunk in chunked(group, WRITE_BATCH * 10):
                     self.set_payload(chunk, {"tags": list(new_tags)})
-                changed += len(group)
-            self.flush()
-        return changed
+            self.flush_soon()
+        return sum(len(group) for group in groups.values())
 
     def relabel(self, ids: Sequence[str], label: str) -> int:
         """Set `label` on every given point, keeping the label it came with as `original_label`
@@ -235,7 +263,7 @@ class Collection(ABC):
                     fields["prediction_correct"] = correct
                 self.set_payload(group, fields)
                 changed += len(group)
-            self.flush()
+            self.flush_soon()
         return changed
 
     def restore_labels(self, ids: Sequence[str]) -> int:
@@ -252,7 +280,7 @@ class Collection(ABC):
                 self.set_payload([record.id], fields)
                 self.delete_payload_keys([record.id], ["original_label"])
                 restored += 1
-            self.flush()
+            self.flush_soon()
         return restored
 
     def tag_counts(self) -> dict[str, int]:
@@ -309,6 +337,20 @@ def validate_collection_name(name: str) -> str:
         raise StoreError(
             f"invalid collection name {name!r}: use letters, digits, '-' and '_' only (at most 100)")
     return name
+
+
+def _group_by_new_tags(current: Iterable[tuple[str, Any]], edit: TagEdit) -> dict[tuple[str, ...], list[str]]:
+    """Points whose tags `edit` changes, grouped by their new tag list. Grouped by old list
+    first, so `edit` runs once per distinct list: a selection mostly shares a few."""
+    by_old: dict[tuple[str, ...], list[str]] = {}
+    for pid, tags in current:
+        by_old.setdefault(tuple(tags) if tags else (), []).append(pid)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for old, pids in by_old.items():
+        new = tuple(edit(list(old)))
+        if new != old:
+            groups.setdefault(new, []).extend(pids)
+    return groups
 
 
 def chunked(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -7,6 +7,7 @@ Layout under the store root (QDRANT_PATH, default ./data/qdrant):
 """
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 from collections.abc import Iterator, Sequence
@@ -17,21 +18,37 @@ import numpy as np
 import qdrant_edge as qe
 
 from store.base import (
-    SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
+    SCROLL_BATCH, WRITE_BATCH, Collection, Columns, PointFilter, PointRecord, Store, StoreError, chunked,
     read_json, to_point_record, validate_collection_name, write_json,
 )
+from store.columns_cache import FILE_NAME as CACHE_FILE
+from store.columns_cache import SCAN_FIELDS, TAGS, ColumnCache, ColumnSnapshot, cacheable
 
 SHARD_DIR = "shard"
 METADATA_FILE = "collection.json"
+# How long after an edit its deferred flush runs: past the edit's own response, and once for
+# a burst of edits. Until then the write-ahead log holds the edit (see `flush_soon`).
+FLUSH_DELAY_S = 2.0
+log = logging.getLogger(__name__)
 
 
 class EdgeCollection(Collection):
+    # The engine locks the shard's write-ahead log: no other process (nor a second load in
+    # this one) can load the shard while it is open ("Can't init WAL: WouldBlock"), so every
+    # write goes through this object and its locks.
+    exclusive = True
+
     def __init__(self, name: str, folder: Path, shard: qe.EdgeShard) -> None:
         super().__init__(name, folder)
         self._shard = shard
         # The engine is shared by every Gradio worker thread of the app; serialise calls.
         self._lock = threading.RLock()
         self._metadata_path = folder / METADATA_FILE
+        # label/path/x/y of every point as columns, so opening the app does not scroll them all.
+        self._cache = ColumnCache(folder, self._lock, self.count, self._stored_fields)
+        self._flush_timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()  # guards _flush_timer, never held over engine calls
+        self._closed = False
 
     @property
     def dimension(self) -> int:
@@ -44,42 +61,121 @@ class EdgeCollection(Collection):
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads)]
-        with self._lock:
+        with self._lock, self._cache.writing(ids):
             for chunk in chunked(points, WRITE_BATCH):
                 self._shard.update(qe.UpdateOperation.upsert_points(list(chunk)))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         if ids:
-            with self._lock:
-                self._shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+            ids = list(ids)  # read by the column cache and the engine both
+            with self._lock, self._cache.writing(ids, payload):
+                self._shard.update(qe.UpdateOperation.set_payload(ids, payload))
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
-        with self._lock:
+        ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
+        with self._lock, self._cache.writing(ids, payloads):
             for point, payload in zip(ids, payloads):
                 self._shard.update(qe.UpdateOperation.set_payload([point], payload))
 
     def delete_payload_keys(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         if ids:
-            with self._lock:
-                self._shard.update(qe.UpdateOperation.delete_payload(list(ids), list(keys)))
+            ids = list(ids)
+            # A deleted key reads back as None, as a key set to None does.
+            with self._lock, self._cache.writing(ids, dict.fromkeys(keys)):
+                self._shard.update(qe.UpdateOperation.delete_payload(ids, list(keys)))
 
     def delete(self, ids: Sequence[str]) -> None:
-        with self._lock:
-            for chunk in chunked(list(ids), WRITE_BATCH):
+        ids = list(ids)
+        with self._lock, self._cache.writing(ids, delete=True):
+            for chunk in chunked(ids, WRITE_BATCH):
                 self._shard.update(qe.UpdateOperation.delete_points(list(chunk)))
 
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
                with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
+        for records in self._pages(fields, to_edge_filter(flt), with_vectors, batch):
+            yield [to_point_record(r, with_vectors) for r in records]
+
+    def _pages(self, fields: Sequence[str] | None, edge_filter: qe.Filter | None, with_vectors: bool = False,
+               batch: int = SCROLL_BATCH) -> Iterator[list[Any]]:
+        """The engine's records, a page at a time; the lock is let go between pages so other
+        threads' calls are not held up by a long scan."""
         offset = None
-        edge_filter = to_edge_filter(flt)
         while True:
             with self._lock:
                 records, offset = self._shard.scroll(qe.ScrollRequest(
                     offset=offset, limit=batch, filter=edge_filter,
                     with_payload=_payload_selector(fields), with_vector=with_vectors))
-            yield [to_point_record(r, with_vectors) for r in records]
+            yield records
             if offset is None:
                 return
+
+    def columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
+        """As `Collection.columns`. Unfiltered reads of label/path/x/y/tags come from the column
+        cache plus the tagged points' tags (store/columns_cache.py); a scan builds the cache
+        when there is none that matches the engine."""
+        if (flt is not None and not flt.is_empty()) or not cacheable(fields):
+            return self._scan_columns(fields, flt)
+        with self._lock:
+            snapshot = self._cache.current()
+            if snapshot is not None:
+                columns = snapshot.columns(fields, self._tagged() if TAGS in fields else [])
+                if columns is not None:
+                    return columns
+                self._cache.invalidate()  # a tagged point it lacks: it is not the engine's points
+            generation = self._cache.generation
+        return self._rebuild_cache(fields, generation)
+
+    def _scan_columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
+        if len(set(fields)) != len(fields):
+            return super().columns(fields, flt)  # the shared behaviour, repeated names included
+        ids, values = self._scan(fields, to_edge_filter(flt))
+        return Columns(np.array(ids, dtype=str), values)
+
+    def _scan(self, fields: Sequence[str],
+              edge_filter: qe.Filter | None = None) -> tuple[list[str], dict[str, list[Any]]]:
+        """Ids and fields of every matching point, read off the engine's records (a PointRecord
+        per point would only add time)."""
+        ids: list[str] = []
+        values: dict[str, list[Any]] = {name: [] for name in fields}
+        for records in self._pages(fields, edge_filter):
+            for record in records:
+                ids.append(str(record.id))
+                payload = record.payload or {}
+                for name, column in values.items():
+                    column.append(payload.get(name))
+        return ids, values
+
+    def _tagged(self) -> list[tuple[str, Any]]:
+        """(id, tags) of the points whose tags are not empty, found through the tags index."""
+        ids, values = self._scan([TAGS], qe.Filter(must_not=[qe.IsEmptyCondition(TAGS)]))
+        return list(zip(ids, values[TAGS]))
+
+    def _stored_fields(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
+        return {record.id: record.payload for record in self.retrieve(ids, fields)}
+
+    def _rebuild_cache(self, fields: Sequence[str], generation: int) -> Columns:
+        """Answer `columns(fields)` from a scan of every cached field, and keep that scan as the
+        cache if no write ran while it scrolled."""
+        ids, values = self._scan(SCAN_FIELDS)
+        snapshot = ColumnSnapshot.build(ids, values)
+        if snapshot is not None:
+            with self._lock:
+                # Live tags are matched to the copy by the engine's is_empty filter: it must pick
+                # exactly the points the scan saw with tags.
+                if (generation == self._cache.generation
+                        and {pid for pid, _ in self._tagged()} == snapshot.tagged_ids(values[TAGS])):
+                    self._cache.adopt(snapshot, generation)
+        return Columns(np.array(ids, dtype=str), {name: values[name] for name in fields})
+
+    def _persist_cache(self) -> None:
+        """Write the column cache before closing; rebuild it first where a write this session
+        could not follow dropped it (an upsert), so the next start reads it instead of scanning."""
+        try:
+            if self._cache.lost and self._cache.current() is None:
+                self._rebuild_cache([], self._cache.generation)
+            self._cache.save()
+        except Exception:  # the engine raises plain Exception; the cache must not stop a close
+            log.exception("could not write the column cache of collection '%s'", self.name)
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
                  with_vectors: bool = False) -> list[PointRecord]:
@@ -110,6 +206,15 @@ class EdgeCollection(Collection):
         with self._lock:
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 
+    def drop_index(self, field_name: str) -> None:
+        if field_name in self.indexed_fields():
+            with self._lock:
+                self._shard.update(qe.UpdateOperation.delete_field_index(field_name))
+
+    def indexed_fields(self) -> set[str]:
+        with self._lock:
+            return set(self._shard.info().payload_schema)
+
     def read_metadata(self) -> dict[str, Any]:
         return read_json(self._metadata_path)
 
@@ -119,9 +224,44 @@ class EdgeCollection(Collection):
     def flush(self) -> None:
         with self._lock:
             self._shard.flush()
+            self._cache.save()
+
+    def flush_soon(self) -> None:
+        """Flush FLUSH_DELAY_S after the first edit not yet flushed, on a timer thread.
+
+        `update` writes each operation to the shard's write-ahead log before applying it, and
+        a reload replays the log, so an edit survives a killed process without a flush (as in
+        a Qdrant server, the log is synced by the flush: a power cut may lose the last edits).
+        The flush writes the segments (50-700 ms at 70,000 points, holding the GIL, so it
+        would also hold up the response that reports the edit).
+        """
+        with self._timer_lock:
+            if self._flush_timer is not None or self._closed:
+                return
+            self._flush_timer = threading.Timer(FLUSH_DELAY_S, self._deferred_flush)
+            self._flush_timer.daemon = True  # an exit without close() still has the log
+            self._flush_timer.start()
+
+    def _deferred_flush(self) -> None:
+        with self._timer_lock:
+            self._flush_timer = None
+        try:
+            with self._lock:
+                if not self._closed:
+                    self._shard.flush()
+        except Exception:  # the engine raises plain Exception; the next flush or close retries
+            log.exception("deferred flush of collection '%s' failed", self.name)
 
     def close(self) -> None:
+        with self._timer_lock:
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
         with self._lock:
+            if self._closed:
+                return
+            self._persist_cache()
+            self._closed = True
             self._shard.flush()
             self._shard.close()
 
@@ -162,6 +302,8 @@ class EdgeStore(Store):
         if (folder / SHARD_DIR).exists():
             raise StoreError(f"collection '{name}' already exists at {folder}")
         folder.mkdir(parents=True, exist_ok=True)
+        # A cache left by an earlier collection of this name must not describe this one.
+        (folder / CACHE_FILE).unlink(missing_ok=True)
         config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
         shard = qe.EdgeShard.create(str(folder / SHARD_DIR), config)
         write_json(folder / METADATA_FILE, {**metadata, "dimension": dimension, "distance": "cosine"})
@@ -174,7 +316,9 @@ class EdgeStore(Store):
         validate_collection_name(name)
         with self._lock:
             if name in self._open:
-                self._open.pop(name).close()
+                collection = self._open.pop(name)
+                collection._cache.discard()  # no point writing a cache that rmtree removes next
+                collection.close()
         shutil.rmtree(self.root / name, ignore_errors=True)
 
     def close(self) -> None:

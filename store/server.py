@@ -111,6 +111,15 @@ class ServerCollection(Collection):
         with self._lock:
             self._client.create_payload_index(self.name, field_name=field_name, field_schema=schema, wait=True)
 
+    def drop_index(self, field_name: str) -> None:
+        if field_name in self.indexed_fields():
+            with self._lock:
+                self._client.delete_payload_index(self.name, field_name=field_name, wait=True)
+
+    def indexed_fields(self) -> set[str]:
+        with self._lock:
+            return set(self._client.get_collection(self.name).payload_schema or {})
+
     def read_metadata(self) -> dict[str, Any]:
         with self._lock:
             info = self._client.get_collection(self.name)

@@ -43,6 +43,19 @@ def test_create_count_filter_and_facets(store: Store) -> None:
     assert collection.tag_counts() == {"odd": 25}
 
 
+def test_payload_indexes_are_created_listed_and_dropped(store: Store) -> None:
+    collection, _, _ = _make(store)
+    collection.create_index("path", "keyword")
+    if not collection.indexed_fields():
+        pytest.skip("qdrant-client's local mode (the server's stand-in) keeps no payload indexes")
+    assert collection.indexed_fields() == {"label", "tags", "brightness", "path"}
+    collection.drop_index("path")
+    collection.drop_index("never-indexed")  # nothing to drop is not an error
+    assert collection.indexed_fields() == {"label", "tags", "brightness"}
+    assert collection.count(PointFilter(labels=["cat"])) == 25  # the values and other indexes stay
+    assert sorted(collection.columns(["path"]).values["path"])[:2] == ["img/0.png", "img/1.png"]
+
+
 def test_upsert_same_id_updates_instead_of_duplicating(store: Store) -> None:
     collection, ids, vectors = _make(store)
     collection.upsert(ids[:5], vectors[:5], [{"path": "changed", "label": "cow", "tags": []}] * 5)
@@ -102,6 +115,26 @@ def test_concurrent_tagging_loses_no_tag(store: Store) -> None:
         thread.join()
     counts = collection.tag_counts()
     assert all(counts[name] == 100 for name in names)
+
+
+def test_tag_edits_from_known_tags_match_reading_them(store: Store) -> None:
+    collection, ids, _ = _make(store)
+    current = [["odd"] if i % 2 else [] for i in range(6)]  # what _make wrote
+    assert collection.add_tag(ids[:6], "snow", current) == 6
+    tags = {r.id: r.payload["tags"] for r in collection.retrieve(ids[:6], ["tags"])}
+    assert tags == {pid: [*current[i], "snow"] for i, pid in enumerate(ids[:6])}
+    assert collection.remove_tag(ids[:6], "odd", [[*c, "snow"] for c in current]) == 3
+    assert collection.tag_counts() == {"odd": 22, "snow": 6}
+
+
+def test_a_shared_collection_reads_the_tags_back_whatever_the_caller_knows(store: Store) -> None:
+    """Where other processes may write (a Qdrant server), a caller's copy can be stale, so
+    the store reads the tags back and another tool's tags are kept."""
+    collection, ids, _ = _make(store)
+    if collection.exclusive:
+        pytest.skip("no other process can write an embedded collection while it is open")
+    assert collection.add_tag(ids[:2], "snow", [[], []]) == 2  # ids[1] holds "odd"
+    assert collection.retrieve([ids[1]], ["tags"])[0].payload["tags"] == ["odd", "snow"]
 
 
 def test_metadata_persists_across_reopen(store: Store, tmp_path) -> None:

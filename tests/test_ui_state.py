@@ -5,6 +5,7 @@ import json
 import threading
 
 import numpy as np
+import pytest
 
 from store import PointFilter, point_id
 from ui.figure import HIDDEN, PALETTE, colouring, map_message, points_bytes
@@ -50,6 +51,34 @@ def test_concurrent_tag_edits_through_the_table_lose_nothing(ui_collection) -> N
     for thread in threads:
         thread.join()
     assert collection.tag_counts() == {f"t{i}": 60 for i in range(6)} == table.tag_counts()
+
+
+def test_table_edits_keep_tags_written_before_and_recover_from_a_failed_write(ui_collection, monkeypatch) -> None:
+    _, collection, _ = ui_collection
+    ids = [point_id("cat/000.png"), point_id("cat/001.png")]
+    collection.add_tag(ids[:1], "from-another-tool")  # before the table loads, as another tool would
+    table = PointTable(collection)
+    rows = table.rows_for_ids(ids)
+    assert table.edit_tags(rows, "blurry", add=True) == 2
+    tags = {r.id: r.payload["tags"] for r in collection.retrieve(ids, ["tags"])}
+    assert tags == {ids[0]: ["from-another-tool", "blurry"], ids[1]: ["blurry"]}
+
+    # Two groups (different old tags), so two writes: the second fails after the first landed.
+    write, calls = collection.set_payload, []
+
+    def fail_second(*args) -> None:
+        calls.append(args)
+        if len(calls) > 1:
+            raise RuntimeError("disk full")
+        write(*args)
+
+    monkeypatch.setattr(collection, "set_payload", fail_second)
+    with pytest.raises(RuntimeError, match="disk full"):
+        table.edit_tags(rows, "half", add=True)
+    stored = {r.id: r.payload["tags"] for r in collection.retrieve(ids, ["tags"])}
+    assert sum("half" in t for t in stored.values()) == 1
+    assert table.tags_of(rows) == [stored[i] for i in ids]
+    assert table.tag_counts() == collection.tag_counts()
 
 
 def test_many_classes_get_distinct_colours_for_the_largest_and_one_other() -> None:

@@ -121,7 +121,7 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
         add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
         remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
     status = gr.Markdown(elem_id="es-tag-status")
-    tag_list = gr.Radio(_tag_choices(table), value=None, label="Tags (pick one to select its points)",
+    tag_list = gr.Radio(_tag_choices(table.tag_counts()), value=None, label="Tags (pick one to select its points)",
                         elem_id="es-tag-list")
 
     # --- following the selection ------------------------------------------------------
@@ -214,9 +214,9 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
             state.set_view(table)
         verb = f"Added '{name}' to" if add else f"Removed '{name}' from"
         message = f"{verb} {changed:,} of {len(rows):,} selected points (saved to Qdrant)."
-        tags = list(table.tag_counts())
-        return (state, message, gr.Dropdown(choices=tags, value=name),
-                gr.Radio(choices=_tag_choices(table), value=None), gr.Dropdown(choices=tags))
+        counts = table.tag_counts()
+        return (state, message, gr.Dropdown(choices=list(counts), value=name),
+                gr.Radio(choices=_tag_choices(counts), value=None), gr.Dropdown(choices=list(counts)))
 
     tag_outputs = [status, tag, tag_list, controls.tags]
     ctx.map_event(add.click, lambda s, n: edit(s, n, True), [tag], tag_outputs, name="tag_add")
@@ -235,8 +235,8 @@ def clean_tag(name: str | None) -> str:
     return re.sub(r"[\x00-\x1f\x7f]", "", (name or "")).strip()[:MAX_TAG_LENGTH]
 
 
-def _tag_choices(table: PointTable) -> list[tuple[str, str]]:
-    return [(f"{name} ({count:,})", name) for name, count in table.tag_counts().items()]
+def _tag_choices(counts: dict[str, int]) -> list[tuple[str, str]]:
+    return [(f"{name} ({count:,})", name) for name, count in counts.items()]
 
 
 def _store_filter(state: MapState) -> PointFilter | None:

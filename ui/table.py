@@ -37,6 +37,9 @@ class PointTable:
         labels = [columns.values["label"][i] or NO_LABEL for i in order]
         self.label_names, self.label_codes = _encode(labels)
         self.tags: list[list[str]] = [list(columns.values["tags"][i] or []) for i in order]
+        # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
+        # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
+        self._tag_counts: Counter[str] = Counter(tag for tags in self.tags for tag in tags)
         # Bumped on every tag edit so caches keyed on it (tag colouring) know to recompute.
         self.tags_version = 0
         self._numeric: dict[str, np.ndarray] = {}  # numeric payload columns, loaded on first use
@@ -64,9 +67,10 @@ class PointTable:
         return {self.label_names[i]: int(counts[i]) for i in order if counts[i]}
 
     def tag_counts(self) -> dict[str, int]:
+        """Tag -> number of points having it, most used first."""
         with self._lock:
-            counts = Counter(tag for tags in self.tags for tag in tags)
-        return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+            counts = [(tag, n) for tag, n in self._tag_counts.items() if n > 0]
+        return dict(sorted(counts, key=lambda kv: (-kv[1], kv[0])))
 
     def rows_with_tags(self, tags: Iterable[str]) -> np.ndarray:
         """Rows having any of `tags`."""
@@ -95,20 +99,46 @@ class PointTable:
         """Add or remove `tag` on every row, in Qdrant and here; returns points changed.
 
         The store serialises tag writes per collection; holding our lock around the store
-        call as well keeps the in-memory copy in the same order as Qdrant's writes.
+        call as well keeps the in-memory copy in the same order as Qdrant's writes. That is
+        what lets the store take our copy as the points' current tags instead of reading
+        them back (where nothing outside this process writes: `Collection.exclusive`).
         """
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
         ids = self.ids_for_rows(rows)
+        write = self.collection.add_tag if add else self.collection.remove_tag
         with self._lock:
-            changed = self.collection.add_tag(ids, tag) if add else self.collection.remove_tag(ids, tag)
-            for row in np.asarray(rows, dtype=np.int64):
-                tags = self.tags[row]
-                if add and tag not in tags:
-                    tags.append(tag)
-                elif not add and tag in tags:
-                    tags.remove(tag)
+            current = [self.tags[row] for row in rows]
+            try:
+                changed = write(ids, tag, current)
+            except Exception:
+                # Qdrant may hold part of the edit: take the rows' tags from it again.
+                self._reload_tags(ids)
+                raise
+            self._apply_tag_edit(rows, current, tag, add)
             self.tags_version += 1
         return changed
 
+    def _apply_tag_edit(self, rows: np.ndarray, current: list[list[str]], tag: str, add: bool) -> None:
+        """The store's edit on our copy (new lists: `current` went to the store as they were)."""
+        delta = 0
+        for row, old in zip(rows, current):
+            if add and tag not in old:
+                self.tags[row] = [*old, tag]
+                delta += 1
+            elif not add and tag in old:
+                self.tags[row] = [t for t in old if t != tag]
+                delta -= old.count(tag)
+        self._tag_counts[tag] += delta
+
+    def _reload_tags(self, ids: list[str]) -> None:
+        """Take the tags of `ids` from the store again (after a write that may have half-happened)."""
+        for record in self.collection.retrieve(ids, ["tags"]):
+            row = self.row_of[record.id]
+            new = list(record.payload.get("tags") or [])
+            self._tag_counts.subtract(self.tags[row])
+            self._tag_counts.update(new)
+            self.tags[row] = new
+        self.tags_version += 1
 
     # --- numeric payload fields (image metrics, scores), loaded once on first use --------
     def numeric_columns(self, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,102 @@
+"""The embedded backend's own promises, which tag edits rely on: one process at a time has a
+collection open, and an edit outlives a killed process even before its deferred flush."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from store import PointFilter, open_store, point_id
+from store import edge
+
+ROOT = Path(__file__).resolve().parents[1]
+IDS = [point_id(f"img/{i}.png") for i in range(20)]
+
+
+def _make(path: Path) -> None:
+    store = open_store(path=str(path))
+    collection = store.create("things", 4, {"model": "test"})
+    collection.create_index("tags", "keyword")
+    payloads = [{"path": f"img/{i}.png", "tags": ["odd"] if i % 2 else []} for i in range(len(IDS))]
+    collection.upsert(IDS, np.ones((len(IDS), 4), np.float32), payloads)
+    store.close()
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+class CountingShard:
+    """The engine's shard, counting flushes."""
+
+    def __init__(self, shard: Any) -> None:
+        self.shard, self.flushes = shard, 0
+
+    def flush(self) -> None:
+        self.flushes += 1
+        self.shard.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.shard, name)
+
+
+def test_a_second_process_cannot_open_an_open_collection(tmp_path: Path) -> None:
+    _make(tmp_path / "qdrant")
+    store = open_store(path=str(tmp_path / "qdrant"))
+    collection = store.open("things")
+    assert collection.exclusive
+    opener = f"from store import open_store; open_store(path={str(tmp_path / 'qdrant')!r}).open('things')"
+    refused = _python(opener)
+    assert refused.returncode != 0 and "Is another embedscape process using it?" in refused.stderr
+    store.close()
+    assert _python(opener).returncode == 0, "a closed collection opens again"
+
+
+def test_tag_edits_survive_a_process_killed_before_their_flush(tmp_path: Path) -> None:
+    _make(tmp_path / "qdrant")
+    edit_then_die = f"""
+import os, signal
+from store import open_store
+collection = open_store(path={str(tmp_path / 'qdrant')!r}).open("things")
+ids = {IDS!r}
+collection.add_tag(ids[:10], "kept", [["odd"] if i % 2 else [] for i in range(10)])
+collection.remove_tag(ids[:4], "odd")
+os.kill(os.getpid(), signal.SIGKILL)  # well before the deferred flush
+"""
+    assert _python(edit_then_die).returncode == -signal.SIGKILL
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        collection = store.open("things")
+        tags = {r.id: r.payload["tags"] for r in collection.retrieve(IDS, ["tags"])}
+        assert tags == {pid: ([] if i % 2 == 0 or i < 4 else ["odd"]) + (["kept"] if i < 10 else [])
+                        for i, pid in enumerate(IDS)}
+        assert collection.count(PointFilter(tags_any=["kept"])) == 10  # the index too
+    finally:
+        store.close()
+
+
+def test_edits_are_flushed_once_shortly_after_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "FLUSH_DELAY_S", 1.0)
+    _make(tmp_path / "qdrant")
+    store = open_store(path=str(tmp_path / "qdrant"))
+    collection = store.open("things")
+    shard = collection._shard = CountingShard(collection._shard)
+    collection.add_tag(IDS[:5], "a")
+    collection.add_tag(IDS[3:8], "b")
+    assert shard.flushes == 0, "the edits' flush waits for FLUSH_DELAY_S"
+    deadline = time.monotonic() + 20
+    while shard.flushes == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    assert shard.flushes == 1, "one flush for both edits"
+    collection.add_tag(IDS[:1], "c")
+    store.close()
+    assert shard.flushes == 2, "close flushes at once"
+    time.sleep(1.2)
+    assert shard.flushes == 2, "and the cancelled timer does not flush a closed shard"
