@@ -61,13 +61,35 @@ def pipeline_rate(folder: Path, limit: int, metrics: bool = True) -> float:
 
 def read_back_seconds(qdrant_path: Path, collection: str, runs: int = 5) -> float:
     code = ("import sys, time; sys.path.insert(0, %r); t=time.perf_counter(); from store import open_store; "
-            "c=open_store(path=%r).open(%r); cols=c.columns(['label','tags','x','y']); "
-            "print(time.perf_counter()-t, len(cols))") % (str(ROOT), str(qdrant_path), collection)
+            "s=open_store(path=%r); c=s.open(%r); cols=c.columns(['label','tags','x','y']); "
+            "print(time.perf_counter()-t, len(cols)); s.close()") % (str(ROOT), str(qdrant_path), collection)
     times = []
     for _ in range(runs):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
         times.append(float(out[0]))
+    print("read-back runs:", [round(t, 3) for t in times], file=sys.stderr)
     return statistics.median(times)
+
+
+def read_back_only(qdrant_path: Path, collection: str) -> dict[str, object]:
+    """Bring a collection from an earlier version up to date the way `index` would (drop the
+    unused indexes, optimize into the current shard layout; closing writes the columns cache),
+    then time the read-back."""
+    from indexer.pipeline import UNUSED_INDEXES
+
+    store = open_store(path=str(qdrant_path))
+    opened = store.open(collection)
+    for name in UNUSED_INDEXES:
+        opened.drop_index(name)
+    opened.flush()
+    opened.optimize()
+    points = opened.count()
+    store.close()
+    result = {"date": time.strftime("%Y-%m-%d"), "points": points, "load_before": __import__("os").getloadavg()[0],
+              "read_back_seconds": read_back_seconds(qdrant_path, collection)}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "read_back.json").write_text(json.dumps(result, indent=2))
+    return result
 
 
 def full_index_peak_memory(folder: Path, qdrant_path: Path) -> dict[str, float]:
@@ -85,7 +107,12 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--full-memory", action="store_true", help="also index all 70,000 (slow)")
+    parser.add_argument("--read-back-only", action="store_true",
+                        help="only time the read-back of the 70,000-point collection a --full-memory run left")
     args = parser.parse_args()
+    if args.read_back_only:
+        print(json.dumps(read_back_only(ROOT / "data" / "bench" / "qdrant", "fmnist-full"), indent=2))
+        return
     data = ROOT / "data" / "bench"
     folder = materialise(data / ("fashion-mnist-full" if args.full_memory else "fashion-mnist"), full=args.full_memory)
     paths = sorted(folder.rglob("*.png"))[:2000]

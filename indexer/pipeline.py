@@ -134,6 +134,8 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
         from indexer.quality import analyze_collection
 
         report.quality = analyze_collection(collection, add_metrics=False).summary()
+    collection.flush()
+    collection.optimize()
     report.total_points = collection.count()
     _save_report(collection, report)
     return report

@@ -172,6 +172,10 @@ class Collection(ABC):
     def flush(self) -> None:
         """Make every write so far durable."""
 
+    def optimize(self) -> None:
+        """Reorganise storage after a bulk write (the embedded engine merges its segments into
+        one memory-mapped segment); a server optimises by itself."""
+
     def flush_soon(self) -> None:
         """Flush, or arrange a flush shortly, where each write is already crash-safe on its own.
 

@@ -226,6 +226,10 @@ class EdgeCollection(Collection):
             self._shard.flush()
             self._cache.save()
 
+    def optimize(self) -> None:
+        with self._lock:
+            self._shard.optimize()
+
     def flush_soon(self) -> None:
         """Flush FLUSH_DELAY_S after the first edit not yet flushed, on a timer thread.
 
@@ -289,7 +293,7 @@ class EdgeStore(Store):
             if not (folder / SHARD_DIR).is_dir() or not (folder / METADATA_FILE).exists():
                 raise self._not_found(name)
             try:
-                shard = qe.EdgeShard.load(str(folder / SHARD_DIR))
+                shard = _load_shard(folder)
             except Exception as error:  # the engine raises plain Exception
                 raise StoreError(f"cannot open the collection at {folder}: {error}. "
                                  "Is another embedscape process using it? Stop it and retry.") from error
@@ -304,8 +308,7 @@ class EdgeStore(Store):
         folder.mkdir(parents=True, exist_ok=True)
         # A cache left by an earlier collection of this name must not describe this one.
         (folder / CACHE_FILE).unlink(missing_ok=True)
-        config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine))
-        shard = qe.EdgeShard.create(str(folder / SHARD_DIR), config)
+        shard = qe.EdgeShard.create(str(folder / SHARD_DIR), _shard_config(dimension))
         write_json(folder / METADATA_FILE, {**metadata, "dimension": dimension, "distance": "cosine"})
         collection = EdgeCollection(name, folder, shard)
         with self._lock:
@@ -326,6 +329,28 @@ class EdgeStore(Store):
             for collection in self._open.values():
                 collection.close()
             self._open.clear()
+
+
+def _shard_config(dimension: int) -> qe.EdgeConfig:
+    """Vectors memory-mapped (`Cold`) and no HNSW graph: opening a 70,000 x 1280 collection
+    then reads no vectors (0.15 s instead of 0.6 s to load the shard), exact search over the
+    mapped vectors takes ~45 ms at 70,000 points, and `optimize` after indexing is a few
+    seconds of copying instead of a minute of graph building."""
+    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine,
+                                                     memory=qe.Memory.Cold),
+                         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))
+
+
+def _load_shard(folder: Path) -> qe.EdgeShard:
+    """Load with the current shard settings, so a collection made by an earlier version takes
+    them on (they apply at its next `optimize`); as stored when the engine refuses that."""
+    dimension = read_json(folder / METADATA_FILE).get("dimension")
+    if isinstance(dimension, int):
+        try:
+            return qe.EdgeShard.load(str(folder / SHARD_DIR), _shard_config(dimension))
+        except Exception:  # noqa: BLE001  (incompatible settings: keep the stored ones)
+            log.info("collection at %s keeps its stored shard settings", folder)
+    return qe.EdgeShard.load(str(folder / SHARD_DIR))
 
 
 def _payload_selector(fields: Sequence[str] | None) -> Any:

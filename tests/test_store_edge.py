@@ -100,3 +100,28 @@ def test_edits_are_flushed_once_shortly_after_and_at_close(tmp_path: Path, monke
     assert shard.flushes == 2, "close flushes at once"
     time.sleep(1.2)
     assert shard.flushes == 2, "and the cancelled timer does not flush a closed shard"
+
+
+def test_optimize_leaves_one_mapped_segment_that_reopens_searches_and_takes_edits(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    ids = [point_id(f"img/{i}.png") for i in range(300)]
+    vectors = rng.normal(size=(300, 8)).astype(np.float32)
+    store = open_store(path=str(tmp_path))
+    collection = store.create("things", 8, {"model": "test"})
+    for start in range(0, 300, 50):  # several writes, as the indexer's batches
+        collection.upsert(ids[start:start + 50], vectors[start:start + 50],
+                          [{"path": f"img/{i}.png", "tags": []} for i in range(start, start + 50)])
+    collection.flush()
+    collection.optimize()
+    store.close()
+    segments = list((tmp_path / "things" / edge.SHARD_DIR / "segments").iterdir())
+    assert len(segments) == 1
+    store = open_store(path=str(tmp_path))
+    reopened = store.open("things")
+    assert reopened.count() == 300
+    assert [hit.id for hit in reopened.search(vectors[7], limit=1)] == [ids[7]]
+    reopened.add_tag(ids[:10], "kept")
+    store.close()
+    store = open_store(path=str(tmp_path))
+    assert store.open("things").count(PointFilter(tags_any=["kept"])) == 10
+    store.close()
