@@ -46,6 +46,7 @@ class AppContext:
     state: gr.State
     _listeners: list[_Listener] = field(default_factory=list)
     _events: list[Any] = field(default_factory=list)
+    _map_select_fn: Callable[[MapState, dict[str, Any]], MapState] | None = None
 
     def on_selection_change(self, fn: Callable[..., Any], inputs: Sequence[Any] = (),
                             outputs: Sequence[Any] = ()) -> None:
@@ -66,17 +67,13 @@ class AppContext:
         self._events.append(event)
         return event
 
-    def map_select_event(self, fn: Callable[[MapState, dict[str, Any]], MapState]) -> Any:
-        """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload."""
+    def map_select_event(self, fn: Callable[[MapState, dict[str, Any]], MapState]) -> None:
+        """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload.
 
-        def handler(state: MapState, evt: gr.EventData) -> tuple[Any, ...]:
-            with timed("map_select"):
-                return self._finish(fn(state, evt._data.get("value") or {}))
-
-        event = self.map.select(handler, inputs=[self.state], outputs=[self.state, self.map],
-                                show_progress="hidden")
-        self._events.append(event)
-        return event
+        Wired by `wire_followers` as one event with the followers: the map already shows the
+        selection it made, so nothing waits for a first reply (one round trip, not two).
+        """
+        self._map_select_fn = fn
 
     def _finish(self, result: Any) -> tuple[Any, ...]:
         state, extra = (result[0], result[1:]) if isinstance(result, tuple) else (result, ())
@@ -85,13 +82,11 @@ class AppContext:
 
     def wire_followers(self) -> None:
         """Chain every selection follower after every map event (called once, after all pages)."""
-        if not self._listeners:
-            return
         inputs = [self.state] + [c for listener in self._listeners for c in listener.inputs]
         outputs = [c for listener in self._listeners for c in listener.outputs]
 
         @timed_function("follow")
-        def follow(state: MapState, *args: Any) -> tuple[Any, ...]:
+        def follow(state: MapState, *args: Any) -> list[Any]:
             out: list[Any] = []
             position = 0
             for listener in self._listeners:
@@ -101,10 +96,28 @@ class AppContext:
                 if len(listener.outputs) == 1:
                     result = (result,)
                 out.extend(result or ())
-            return out[0] if len(outputs) == 1 else tuple(out)
+            return out
 
-        for event in self._events:
-            event.then(follow, inputs=inputs, outputs=outputs, show_progress="hidden")
+        if self._listeners:
+            for event in self._events:
+                event.then(lambda *a: _single(follow(*a)), inputs=inputs, outputs=outputs, show_progress="hidden")
+        if self._map_select_fn is not None:
+            self._wire_map_select(self._map_select_fn, follow, inputs[1:], outputs)
+
+    def _wire_map_select(self, select: Callable[[MapState, dict[str, Any]], MapState],
+                         follow: Callable[..., list[Any]], inputs: list[Any], outputs: list[Any]) -> None:
+        def handler(state: MapState, evt: gr.EventData, *args: Any) -> tuple[Any, ...]:
+            with timed("map_select"):
+                state, message = self._finish(select(state, evt._data.get("value") or {}))
+            return (state, message, *follow(state, *args))
+
+        self._events.append(self.map.select(handler, inputs=[self.state, *inputs],
+                                            outputs=[self.state, self.map, *outputs], show_progress="hidden"))
+
+
+def _single(values: list[Any]) -> Any:
+    """Gradio wants a bare value for one output, a tuple for several."""
+    return values[0] if len(values) == 1 else tuple(values)
 
 
 class timed:

@@ -175,6 +175,7 @@ function bind() {
   S.bound = true;
   gd.on('plotly_selected', ev => {
     if (!ev) return;
+    performance.mark('es-selected');  // the benchmark splits mouseup -> grid at this point
     const rows = ev.points.map(p => p.customdata).filter(r => r !== undefined);
     S.selection = Int32Array.from(rows); S.fromPython = false;
     root.dataset.selected = String(rows.length);
