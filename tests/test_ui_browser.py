@@ -7,7 +7,10 @@ grid, the distribution and the count line show. Screenshots go to docs/.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -58,6 +61,21 @@ def browser():
 
 
 # --- helpers -------------------------------------------------------------------------------
+@contextmanager
+def explorer_page(collection) -> Iterator[Any]:
+    """A server for `collection` and a Chromium page open on it; both closed afterwards."""
+    running = start_server(collection)
+    try:
+        with playwright_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+            try:
+                yield open_page(chromium, running.url)
+            finally:
+                chromium.close()
+    finally:
+        running.stop()
+
+
 def open_page(browser, url: str):
     page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
     page.set_default_timeout(TIMEOUT)

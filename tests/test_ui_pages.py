@@ -143,18 +143,13 @@ def test_default_pages_build(metrics_collection) -> None:
 # --- the browser --------------------------------------------------------------------------------
 def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> None:
     browser_tests = pytest.importorskip("test_ui_browser")
-    from ui.app import start_server
 
     if not Path(browser_tests.CHROMIUM).exists():
         pytest.skip(f"needs {browser_tests.CHROMIUM}")
     store, collection, _ = build_ui_collection(tmp_path)
     values = add_metrics(collection)
-    server = start_server(collection)
     try:
-        with browser_tests.playwright_api.sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True,
-                                         args=browser_tests.ARGS)
-            page = browser_tests.open_page(chromium, server.url)
+        with browser_tests.explorer_page(collection) as page:
             page.get_by_role("tab", name="Metrics").click()
             page.wait_for_selector("#es-metric-stats .es-metric-stats")
             page.wait_for_selector("#es-metric-plot .js-plotly-plot, #es-metric-plot .plotly")
@@ -196,7 +191,5 @@ def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> No
             assert {pid: p["label"] for pid, p in stored.items()} == originals
             assert all("original_label" not in p for p in stored.values())
             page.wait_for_function("() => !window.embedscapeMap.gd.data.some(t => t.name.startsWith('review'))")
-            chromium.close()
     finally:
-        server.stop()
         store.close()

@@ -154,18 +154,13 @@ def test_no_predictions(ui_collection) -> None:
 # --- the browser --------------------------------------------------------------------------------
 def test_browser_confused_pair_selects_points_and_accept_writes_label(tmp_path: Path) -> None:
     browser_tests = pytest.importorskip("test_ui_browser")
-    from ui.app import start_server
 
     if not Path(browser_tests.CHROMIUM).exists():
         pytest.skip(f"needs {browser_tests.CHROMIUM}")
     store, collection, _ = build_ui_collection(tmp_path)
     plant_scores(collection)
-    server = start_server(collection)
     try:
-        with browser_tests.playwright_api.sync_playwright() as p:
-            chromium = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True,
-                                         args=browser_tests.ARGS)
-            page = browser_tests.open_page(chromium, server.url)
+        with browser_tests.explorer_page(collection) as page:
             page.get_by_role("tab", name="Label quality").click()
             page.wait_for_selector("#es-q-mislabel-table")
 
@@ -190,7 +185,5 @@ def test_browser_confused_pair_selects_points_and_accept_writes_label(tmp_path: 
             page.wait_for_function("() => [...document.querySelectorAll('#es-q-mislabel-table img')]"
                                    ".every(i => i.complete && i.naturalWidth && i.getBoundingClientRect().width > 0)")
             page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-label-quality.png"), full_page=True)
-            chromium.close()
     finally:
-        server.stop()
         store.close()
