@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from store.columns_cache import SCAN_FIELDS, TAGS, ColumnCache, ColumnSnapshot, 
 
 SHARD_DIR = "shard"
 METADATA_FILE = "collection.json"
-# How long after an edit its deferred flush runs: past the edit's own response, and once for
-# a burst of edits. Until then the write-ahead log holds the edit (see `flush_soon`).
-FLUSH_DELAY_S = 2.0
+# Edits are flushed once the collection has had no edit for FLUSH_IDLE_S, and at the latest
+# FLUSH_MAX_DELAY_S after the first unflushed one (a Qdrant server flushes every 5 s). Until
+# then the write-ahead log holds them (see `flush_soon`).
+FLUSH_IDLE_S = 5.0
+FLUSH_MAX_DELAY_S = 30.0
 log = logging.getLogger(__name__)
 
 
@@ -47,7 +50,8 @@ class EdgeCollection(Collection):
         # label/path/x/y of every point as columns, so opening the app does not scroll them all.
         self._cache = ColumnCache(folder, self._lock, self.count, self._stored_fields)
         self._flush_timer: threading.Timer | None = None
-        self._timer_lock = threading.Lock()  # guards _flush_timer, never held over engine calls
+        self._timer_lock = threading.Lock()  # guards the flush timer's fields, never held over engine calls
+        self._first_unflushed = self._last_edit = 0.0  # time.monotonic() of the edits
         self._closed = False
 
     @property
@@ -231,23 +235,37 @@ class EdgeCollection(Collection):
             self._shard.optimize()
 
     def flush_soon(self) -> None:
-        """Flush FLUSH_DELAY_S after the first edit not yet flushed, on a timer thread.
+        """Flush once edits pause (FLUSH_IDLE_S), on a timer thread; see FLUSH_MAX_DELAY_S.
 
         `update` writes each operation to the shard's write-ahead log before applying it, and
         a reload replays the log, so an edit survives a killed process without a flush (as in
         a Qdrant server, the log is synced by the flush: a power cut may lose the last edits).
-        The flush writes the segments (50-700 ms at 70,000 points, holding the GIL, so it
-        would also hold up the response that reports the edit).
+        The flush writes the segments (50-700 ms at 70,000 points) holding the engine lock and
+        Python's GIL, so anything the server does meanwhile waits: flushing while the user is
+        still tagging would stall their next edit, hence the wait for a pause.
         """
+        now = time.monotonic()
         with self._timer_lock:
-            if self._flush_timer is not None or self._closed:
+            if self._closed:
                 return
-            self._flush_timer = threading.Timer(FLUSH_DELAY_S, self._deferred_flush)
-            self._flush_timer.daemon = True  # an exit without close() still has the log
-            self._flush_timer.start()
+            self._last_edit = now
+            if self._flush_timer is None:
+                self._first_unflushed = now
+                self._schedule_flush(FLUSH_IDLE_S)
+
+    def _schedule_flush(self, delay: float) -> None:
+        """Called with `_timer_lock` held."""
+        self._flush_timer = threading.Timer(delay, self._deferred_flush)
+        self._flush_timer.daemon = True  # an exit without close() still has the log
+        self._flush_timer.start()
 
     def _deferred_flush(self) -> None:
         with self._timer_lock:
+            due = min(self._last_edit + FLUSH_IDLE_S, self._first_unflushed + FLUSH_MAX_DELAY_S)
+            wait = due - time.monotonic()
+            if wait > 0.01 and not self._closed:
+                self._schedule_flush(wait)  # edited since this timer was set: wait for the pause
+                return
             self._flush_timer = None
         try:
             with self._lock:

@@ -81,25 +81,48 @@ os.kill(os.getpid(), signal.SIGKILL)  # well before the deferred flush
         store.close()
 
 
-def test_edits_are_flushed_once_shortly_after_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge, "FLUSH_DELAY_S", 1.0)
+def _wait_for_flushes(shard: CountingShard, count: int, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while shard.flushes < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_edits_are_flushed_once_they_pause_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "FLUSH_IDLE_S", 0.6)
     _make(tmp_path / "qdrant")
     store = open_store(path=str(tmp_path / "qdrant"))
     collection = store.open("things")
     shard = collection._shard = CountingShard(collection._shard)
-    collection.add_tag(IDS[:5], "a")
-    collection.add_tag(IDS[3:8], "b")
-    assert shard.flushes == 0, "the edits' flush waits for FLUSH_DELAY_S"
-    deadline = time.monotonic() + 20
-    while shard.flushes == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)
-    assert shard.flushes == 1, "one flush for both edits"
+    started = time.monotonic()
+    for i in range(5):  # a burst of edits 0.3 s apart: each one pushes the flush back
+        collection.add_tag(IDS[i:i + 3], f"t{i}")
+        time.sleep(0.3)
+    assert shard.flushes == 0, "no flush while the edits keep coming"
+    _wait_for_flushes(shard, 1)
+    assert time.monotonic() - started >= 4 * 0.3 + 0.6, "the flush came only after the pause"
+    time.sleep(0.8)
+    assert shard.flushes == 1, "one flush for the whole burst"
     collection.add_tag(IDS[:1], "c")
     store.close()
     assert shard.flushes == 2, "close flushes at once"
-    time.sleep(1.2)
+    time.sleep(0.8)
     assert shard.flushes == 2, "and the cancelled timer does not flush a closed shard"
+
+
+def test_steady_edits_are_still_flushed_after_the_longest_delay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "FLUSH_IDLE_S", 0.5)
+    monkeypatch.setattr(edge, "FLUSH_MAX_DELAY_S", 1.0)
+    _make(tmp_path / "qdrant")
+    store = open_store(path=str(tmp_path / "qdrant"))
+    collection = store.open("things")
+    shard = collection._shard = CountingShard(collection._shard)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.0:  # never a 0.5 s pause
+        collection.add_tag(IDS[:2], "busy")
+        collection.remove_tag(IDS[:2], "busy")
+        time.sleep(0.1)
+    assert shard.flushes >= 1, "flushed within FLUSH_MAX_DELAY_S although the edits never paused"
+    store.close()
 
 
 def test_optimize_leaves_one_mapped_segment_that_reopens_searches_and_takes_edits(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ def _fake_table(labels: list[str]) -> PointTable:
     table.label_names = names
     table.label_codes = np.array([names.index(v) for v in labels], dtype=np.int32)
     table.ids = np.array([f"id{i}" for i in range(len(labels))], dtype=object)
-    table.tags = [[] for _ in labels]
+    table.tags = [() for _ in labels]
     table.paths = [f"{v}/{i}.png" for i, v in enumerate(labels)]
     table.x = table.y = np.zeros(len(labels), np.float32)
     table._lock = threading.RLock()
@@ -39,6 +39,25 @@ def test_table_loads_columns_and_edits_tags_in_store_and_memory(ui_collection) -
     assert table.tag_counts() == {"blurry": 2} and set(table.rows_with_tags(["blurry"])) == set(rows)
     assert table.edit_tags(rows[:1], "blurry", add=False) == 1
     assert collection.tag_counts() == {"blurry": 1} == table.tag_counts()
+
+
+def test_other_payload_fields_are_read_in_one_scan_and_aligned_to_rows(ui_collection, monkeypatch) -> None:
+    _, collection, _ = ui_collection
+    cats = [point_id(f"cat/{i:03d}.png") for i in range(3)]
+    collection.set_payloads(cats, [{"prediction": "dog", "brightness": 0.5 + i, "ok": i == 1} for i in range(3)])
+    table = PointTable(collection)
+    scans = []
+    scroll = collection.scroll
+    monkeypatch.setattr(collection, "scroll", lambda *a, **k: scans.append(a) or scroll(*a, **k))
+    rows = table.rows_for_ids(cats)
+    values = table.payload_columns(["prediction", "absent"])
+    assert [values["prediction"][r] for r in rows] == ["dog"] * 3
+    assert sum(v is not None for v in values["prediction"]) == 3 and values["absent"] == [None] * len(table)
+    numbers = table.numeric_columns(["brightness", "ok"])
+    assert numbers["brightness"][rows].tolist() == [0.5, 1.5, 2.5]
+    assert numbers["ok"][rows].tolist() == [0.0, 1.0, 0.0]  # booleans as 0 / 1
+    assert np.isnan(numbers["brightness"]).sum() == len(table) - 3
+    assert len(scans) == 1, "every field came from the first scan"
 
 
 def test_concurrent_tag_edits_through_the_table_lose_nothing(ui_collection) -> None:
@@ -135,3 +154,24 @@ def test_grid_pages_and_distribution_show_exactly_the_rows() -> None:
     chart = distribution_html(table, rows, None)
     assert 'data-label="a" data-selected="40" data-total="50"' in chart
     assert 'data-label="b" data-selected="20" data-total="30"' in chart
+
+
+def test_server_start_pays_first_event_costs_and_freezes_its_objects(ui_collection) -> None:
+    """The first page load must not wait for Gradio's matplotlib import, and requests must
+    not pay for garbage-collector passes over the table loaded at start-up."""
+    import gc
+    import importlib.util
+    import sys
+
+    from ui.app import create_server_app
+
+    _, collection, _ = ui_collection
+    collection.add_tag([point_id("cat/000.png")], "seen")
+    gc.unfreeze()
+    app = create_server_app(collection)
+    table = app.state.embedscape.embedscape_context.table
+    assert gc.get_freeze_count() > 0
+    tagged = table.tags[table.row_of[point_id("cat/000.png")]]
+    assert tagged == ("seen",) and not gc.is_tracked(tagged), "tag tuples of strings are not tracked"
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert "matplotlib" in sys.modules

@@ -25,11 +25,9 @@ MAX_HEATMAP_CLASSES = 40
 
 def load_predictions(table: PointTable) -> np.ndarray | None:
     """Each row's predicted label ("" where none), or None when no point has one."""
-    columns = table.collection.columns(["prediction"])
     predictions = np.full(len(table), "", dtype=object)
-    for pid, value in zip(columns.ids, columns.values["prediction"]):
-        row = table.row_of.get(pid)
-        if row is not None and value not in (None, ""):
+    for row, value in enumerate(table.payload_columns(["prediction"])["prediction"]):
+        if value not in (None, ""):
             predictions[row] = str(value)
     return predictions if (predictions != "").any() else None
 

@@ -69,14 +69,9 @@ class QualityData:
 
 def load_quality(table: PointTable) -> QualityData:
     numbers = table.numeric_columns(["mislabel_score", "outlier_score", "duplicate_group"])
-    columns = table.collection.columns(["suggested_label", "quality_flags"])
-    suggested = [""] * len(table)
-    flags: list[list[str]] = [[] for _ in range(len(table))]
-    for pid, label, flag in zip(columns.ids, columns.values["suggested_label"], columns.values["quality_flags"]):
-        row = table.row_of.get(pid)
-        if row is not None:
-            suggested[row] = str(label or "")
-            flags[row] = list(flag or [])
+    columns = table.payload_columns(["suggested_label", "quality_flags"])
+    suggested = [str(label or "") for label in columns["suggested_label"]]
+    flags = [list(flag or []) for flag in columns["quality_flags"]]
     groups = numbers["duplicate_group"]
     duplicate = np.where(np.isfinite(groups), groups, -1).astype(np.int64)
     return QualityData(numbers["mislabel_score"], suggested, numbers["outlier_score"], duplicate, flags)
