@@ -87,35 +87,38 @@ def _wait_for_flushes(shard: CountingShard, count: int, timeout: float = 20) -> 
         time.sleep(0.02)
 
 
-def test_edits_are_flushed_once_they_pause_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge, "FLUSH_IDLE_S", 0.6)
+def _counted(tmp_path: Path) -> tuple[Any, Any, CountingShard]:
+    """A fresh collection whose shard counts its flushes: (store, collection, shard)."""
     _make(tmp_path / "qdrant")
     store = open_store(path=str(tmp_path / "qdrant"))
     collection = store.open("things")
     shard = collection._shard = CountingShard(collection._shard)
+    return store, collection, shard
+
+
+def test_edits_are_flushed_once_they_pause_and_at_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(edge, "FLUSH_IDLE_S", 1.0)
+    store, collection, shard = _counted(tmp_path)
     started = time.monotonic()
     for i in range(5):  # a burst of edits 0.3 s apart: each one pushes the flush back
         collection.add_tag(IDS[i:i + 3], f"t{i}")
         time.sleep(0.3)
     assert shard.flushes == 0, "no flush while the edits keep coming"
     _wait_for_flushes(shard, 1)
-    assert time.monotonic() - started >= 4 * 0.3 + 0.6, "the flush came only after the pause"
-    time.sleep(0.8)
+    assert time.monotonic() - started >= 4 * 0.3 + 1.0, "the flush came only after the pause"
+    time.sleep(1.2)
     assert shard.flushes == 1, "one flush for the whole burst"
     collection.add_tag(IDS[:1], "c")
     store.close()
     assert shard.flushes == 2, "close flushes at once"
-    time.sleep(0.8)
+    time.sleep(1.2)
     assert shard.flushes == 2, "and the cancelled timer does not flush a closed shard"
 
 
 def test_steady_edits_are_still_flushed_after_the_longest_delay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(edge, "FLUSH_IDLE_S", 0.5)
     monkeypatch.setattr(edge, "FLUSH_MAX_DELAY_S", 1.0)
-    _make(tmp_path / "qdrant")
-    store = open_store(path=str(tmp_path / "qdrant"))
-    collection = store.open("things")
-    shard = collection._shard = CountingShard(collection._shard)
+    store, collection, shard = _counted(tmp_path)
     started = time.monotonic()
     while time.monotonic() - started < 2.0:  # never a 0.5 s pause
         collection.add_tag(IDS[:2], "busy")
