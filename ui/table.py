@@ -158,8 +158,8 @@ class PointTable:
         with self._lock:
             if self._extra is None:
                 self._extra = self._read_extra_fields()
-            missing = [None] * len(self)
-            return {name: self._extra.get(name, missing) for name in names}
+            extra = self._extra
+            return {name: extra[name] if name in extra else [None] * len(self) for name in names}
 
     def _read_extra_fields(self) -> dict[str, list[Any]]:
         extra: dict[str, list[Any]] = {}
