@@ -18,6 +18,9 @@ headless Chromium (Playwright) drives it with real mouse drags. Times:
   tag_10k_s          click "Add" -> status line shows the result, for the 10,000 selected points
                      (browser clock, median of 3 tags; tag_10k_python_clock_s adds
                      Playwright's click and polling)
+  tag_in_qdrant_after_ack_ms
+                     status shown -> the edit is in the engine: the reply comes once the edit is
+                     journaled, the engine write follows (store/write_behind.py; from the log)
 """
 from __future__ import annotations
 
@@ -125,6 +128,7 @@ def serve(folder: Path, port: int) -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ui").setLevel(logging.DEBUG)
+    logging.getLogger("store.write_behind").setLevel(logging.INFO)  # when tag edits reach the engine
     serve_app(open_store(path=str(folder / "qdrant")).open("bench"), port=port)
 
 
@@ -148,6 +152,12 @@ def rss_mb(pid: int) -> tuple[float, float]:
 
 def handler_times(log: Path, name: str) -> list[float]:
     return [float(m) for m in re.findall(rf"handler {name} took ([\d.]+) ms", log.read_text())]
+
+
+def journal_times(log: Path) -> list[tuple[float, float]]:
+    """(engine write ms, acknowledged -> in the engine ms) of each tag edit (store/write_behind.py)."""
+    found = re.findall(r"applied journaled write \S+ \(\d+ points\) in (\d+) ms, (\d+) ms after", log.read_text())
+    return [(float(apply), float(after)) for apply, after in found]
 
 
 # --- browser measurements ------------------------------------------------------------------
@@ -281,6 +291,11 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False) -> dict[str,
             browser.close()
         time.sleep(0.5)
         result["rss_mb"], result["peak_rss_mb"] = (round(v) for v in rss_mb(process.pid))
+        applied = journal_times(log)
+        if applied:
+            result["tag_engine_write_ms_median"] = statistics.median(a for a, _ in applied)
+            result["tag_in_qdrant_after_ack_ms_median"] = statistics.median(b for _, b in applied)
+            result["tag_in_qdrant_after_ack_ms_max"] = max(b for _, b in applied)
         for name in ("map_select", "follow", "tag_add"):
             times = handler_times(log, name)
             if times:

@@ -242,11 +242,15 @@ class Collection(ABC):
             else:
                 current_tags = zip(ids, current)
             groups = _group_by_new_tags(current_tags, edit)
-            for new_tags, group in groups.items():
-                for chunk in chunked(group, WRITE_BATCH * 10):
-                    self.set_payload(chunk, {"tags": list(new_tags)})
+            self._write_tags(groups)
             self.flush_soon()
         return sum(len(group) for group in groups.values())
+
+    def _write_tags(self, groups: dict[tuple[str, ...], list[str]]) -> None:
+        """Give each group of points its new tag list; returns once the store has the edit."""
+        for new_tags, group in groups.items():
+            for chunk in chunked(group, WRITE_BATCH * 10):
+                self.set_payload(chunk, {"tags": list(new_tags)})
 
     def relabel(self, ids: Sequence[str], label: str) -> int:
         """Set `label` on every given point, keeping the label it came with as `original_label`

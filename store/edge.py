@@ -24,6 +24,7 @@ from store.base import (
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
 from store.columns_cache import SCAN_FIELDS, TAGS, ColumnCache, ColumnSnapshot, cacheable
+from store.write_behind import EngineLock, PendingWrites
 
 SHARD_DIR = "shard"
 METADATA_FILE = "collection.json"
@@ -44,8 +45,9 @@ class EdgeCollection(Collection):
     def __init__(self, name: str, folder: Path, shard: qe.EdgeShard) -> None:
         super().__init__(name, folder)
         self._shard = shard
-        # The engine is shared by every Gradio worker thread of the app; serialise calls.
-        self._lock = threading.RLock()
+        # The engine is shared by every Gradio worker thread of the app; serialise calls. Its
+        # first holder applies the tag edits waiting in the journal (store/write_behind.py).
+        self._lock = EngineLock()
         self._metadata_path = folder / METADATA_FILE
         # label/path/x/y of every point as columns, so opening the app does not scroll them all.
         self._cache = ColumnCache(folder, self._lock, self.count, self._stored_fields)
@@ -53,6 +55,7 @@ class EdgeCollection(Collection):
         self._timer_lock = threading.Lock()  # guards the flush timer's fields, never held over engine calls
         self._first_unflushed = self._last_edit = 0.0  # time.monotonic() of the edits
         self._closed = False
+        self._pending = PendingWrites(folder, self._lock, self._set_payload_in_chunks)
 
     @property
     def dimension(self) -> int:
@@ -74,6 +77,15 @@ class EdgeCollection(Collection):
             ids = list(ids)  # read by the column cache and the engine both
             with self._lock, self._cache.writing(ids, payload):
                 self._shard.update(qe.UpdateOperation.set_payload(ids, payload))
+
+    def _set_payload_in_chunks(self, ids: list[str], payload: dict[str, Any]) -> None:
+        """As set_payload; between chunks other threads get the GIL the engine holds."""
+        for chunk in chunked(ids, WRITE_BATCH):
+            self.set_payload(chunk, payload)
+
+    def _write_tags(self, groups: dict[tuple[str, ...], list[str]]) -> None:
+        """Journal the edit and return; the engine gets it just after (store/write_behind.py)."""
+        self._pending.submit([({TAGS: list(new_tags)}, ids) for new_tags, ids in groups.items()])
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
@@ -279,6 +291,13 @@ class EdgeCollection(Collection):
             if self._flush_timer is not None:
                 self._flush_timer.cancel()
                 self._flush_timer = None
+        self._pending.cancel_timer()
+        try:
+            with self._lock:  # applies the journaled edits
+                pass
+        except StoreError:
+            log.exception("closing collection '%s' with journaled edits not applied", self.name)
+            self._pending.forget()  # they stay in the journal: the next open applies them
         with self._lock:
             if self._closed:
                 return

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from store import PointFilter, open_store, point_id
-from store import edge
+from store import StoreError, edge, write_behind
 
 ROOT = Path(__file__).resolve().parents[1]
 IDS = [point_id(f"img/{i}.png") for i in range(20)]
@@ -151,3 +151,73 @@ def test_optimize_leaves_one_mapped_segment_that_reopens_searches_and_takes_edit
     store = open_store(path=str(tmp_path))
     assert store.open("things").count(PointFilter(tags_any=["kept"])) == 10
     store.close()
+
+
+# --- tag edits acknowledged once journaled (store/write_behind.py) ---------------------------
+def _journal(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "qdrant" / "things" / write_behind.JOURNAL_DIR).glob("*"))
+
+
+def _engine_tags(collection: Any) -> dict[str, list[str]]:
+    """Tags as the engine holds them now, past the lock that would apply pending edits first."""
+    return {str(r.id): (r.payload or {}).get("tags") for r in collection._shard.retrieve(IDS, None, False)}
+
+
+def test_an_acknowledged_tag_edit_survives_a_process_killed_before_the_engine_had_it(tmp_path: Path) -> None:
+    _make(tmp_path / "qdrant")
+    edit_then_die = f"""
+import os, signal
+from store import open_store
+collection = open_store(path={str(tmp_path / 'qdrant')!r}).open("things")
+ids = {IDS!r}
+collection.add_tag(ids[:10], "kept", [["odd"] if i % 2 else [] for i in range(10)])
+collection.remove_tag(ids[:4], "odd", [["odd", "kept"] if i % 2 else ["kept"] for i in range(4)])
+held = {{str(r.id): (r.payload or {{}}).get("tags") for r in collection._shard.retrieve(ids, None, False)}}
+assert "kept" not in str(held), "acknowledged before the engine had it"
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    died = _python(edit_then_die)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert [p.suffix for p in _journal(tmp_path)] == [".json", ".json"]
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        collection = store.open("things")
+        tags = {r.id: r.payload["tags"] for r in collection.retrieve(IDS, ["tags"])}
+        assert tags == {pid: ([] if i % 2 == 0 or i < 4 else ["odd"]) + (["kept"] if i < 10 else [])
+                        for i, pid in enumerate(IDS)}
+        assert collection.count(PointFilter(tags_any=["kept"])) == 10  # the index too
+        assert _journal(tmp_path) == [], "applied edits leave the journal"
+    finally:
+        store.close()
+
+
+def test_journaled_edits_reach_the_engine_before_any_read_and_on_their_own(tmp_path: Path) -> None:
+    _make(tmp_path / "qdrant")
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        collection = store.open("things")
+        collection.add_tag(IDS[:3], "new", [[], ["odd"], []])
+        assert "new" not in str(_engine_tags(collection)) and len(_journal(tmp_path)) == 1
+        assert collection.count(PointFilter(tags_any=["new"])) == 3, "a read applies it first"
+        assert _journal(tmp_path) == []
+        collection.remove_tag(IDS[:1], "new", [["new"]])
+        time.sleep(write_behind.APPLY_DELAY_S + 0.5)
+        assert _engine_tags(collection)[IDS[0]] == [], "applied by the timer, with no read"
+        assert _journal(tmp_path) == []
+    finally:
+        store.close()
+
+
+def test_a_journal_left_half_written_is_ignored_and_an_unreadable_one_is_named(tmp_path: Path) -> None:
+    _make(tmp_path / "qdrant")
+    journal = tmp_path / "qdrant" / "things" / write_behind.JOURNAL_DIR
+    journal.mkdir()
+    (journal / "0000000000.tmp").write_text('[[{"tags": ["never"]}, ["')  # killed mid-write
+    store = open_store(path=str(tmp_path / "qdrant"))
+    collection = store.open("things")
+    assert collection.count(PointFilter(tags_any=["never"])) == 0
+    store.close()
+    assert _journal(tmp_path) == []
+    (journal / "0000000003.json").write_text("not json")
+    with pytest.raises(StoreError, match="0000000003.json cannot be read.*Move it out of the way"):
+        open_store(path=str(tmp_path / "qdrant")).open("things")

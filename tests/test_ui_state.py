@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from store import PointFilter, point_id
+from store import PointFilter, StoreError, point_id
 from ui.figure import HIDDEN, PALETTE, colouring, map_message, points_bytes
 from ui.state import MapState
 from ui.table import PointTable
@@ -82,22 +82,38 @@ def test_table_edits_keep_tags_written_before_and_recover_from_a_failed_write(ui
     tags = {r.id: r.payload["tags"] for r in collection.retrieve(ids, ["tags"])}
     assert tags == {ids[0]: ["from-another-tool", "blurry"], ids[1]: ["blurry"]}
 
-    # Two groups (different old tags), so two writes: the second fails after the first landed.
-    write, calls = collection.set_payload, []
+    # The engine fails the write (it is applied after edit_tags returns, store/write_behind.py):
+    # the edit stays journaled, reads say so, and it lands once the engine works again.
+    shard, failures = collection._shard, []
 
-    def fail_second(*args) -> None:
-        calls.append(args)
-        if len(calls) > 1:
-            raise RuntimeError("disk full")
-        write(*args)
+    class FailingShard:
+        def update(self, operation) -> None:
+            if not failures:
+                failures.append(operation)
+                raise RuntimeError("disk full")
+            shard.update(operation)
 
-    monkeypatch.setattr(collection, "set_payload", fail_second)
-    with pytest.raises(RuntimeError, match="disk full"):
-        table.edit_tags(rows, "half", add=True)
+        def __getattr__(self, name: str):
+            return getattr(shard, name)
+
+    collection._shard = FailingShard()
+    table.edit_tags(rows, "half", add=True)
+    assert table.tags_of(rows) == [["from-another-tool", "blurry", "half"], ["blurry", "half"]]
+    with pytest.raises(StoreError, match="disk full.*kept in .*retried"):
+        collection.retrieve(ids, ["tags"])
     stored = {r.id: r.payload["tags"] for r in collection.retrieve(ids, ["tags"])}
-    assert sum("half" in t for t in stored.values()) == 1
     assert table.tags_of(rows) == [stored[i] for i in ids]
     assert table.tag_counts() == collection.tag_counts()
+
+    # The journal itself cannot be written: nothing was acknowledged, the table says so too.
+    def refuse(groups) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(collection._pending, "submit", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        table.edit_tags(rows, "lost", add=True)
+    assert table.tags_of(rows) == [stored[i] for i in ids]
+    assert "lost" not in table.tag_counts()
 
 
 def test_many_classes_get_distinct_colours_for_the_largest_and_one_other() -> None:
