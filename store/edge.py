@@ -3,6 +3,8 @@
 Layout under the store root (QDRANT_PATH, default ./data/qdrant):
     <root>/<collection>/shard/            the Qdrant Edge shard (vectors, payloads, indexes)
     <root>/<collection>/collection.json   collection metadata
+    <root>/<collection>/pending-writes/   tag edits acknowledged but not yet in the shard
+                                          (store/write_behind.py)
     <root>/<collection>/...               artifacts: kNN graph, index report, thumbnails
 """
 from __future__ import annotations
