@@ -1,5 +1,6 @@
 """The embedded backend's own promises, which tag edits rely on: one process at a time has a
-collection open, and an edit outlives a killed process even before its deferred flush."""
+collection open, an edit outlives a killed process even before its deferred flush, and a
+journaled (acknowledged) tag edit reaches the engine before anything reads it."""
 from __future__ import annotations
 
 import signal
@@ -59,6 +60,8 @@ def test_a_second_process_cannot_open_an_open_collection(tmp_path: Path) -> None
 
 
 def test_tag_edits_survive_a_process_killed_before_their_flush(tmp_path: Path) -> None:
+    """The first edit is in the engine (its write-ahead log) but not flushed; the second is only
+    journaled (acknowledged, store/write_behind.py); both outlive the kill."""
     _make(tmp_path / "qdrant")
     edit_then_die = f"""
 import os, signal
@@ -66,10 +69,14 @@ from store import open_store
 collection = open_store(path={str(tmp_path / 'qdrant')!r}).open("things")
 ids = {IDS!r}
 collection.add_tag(ids[:10], "kept", [["odd"] if i % 2 else [] for i in range(10)])
-collection.remove_tag(ids[:4], "odd")
-os.kill(os.getpid(), signal.SIGKILL)  # well before the deferred flush
+collection.remove_tag(ids[:4], "odd")  # reads the tags back: the first edit reaches the engine
+held = {{str(r.id): (r.payload or {{}}).get("tags") for r in collection._shard.retrieve(ids, None, False)}}
+assert held[ids[0]] == ["kept"] and held[ids[1]] == ["odd", "kept"], held
+os.kill(os.getpid(), signal.SIGKILL)  # before the journaled edit's timer and the deferred flush
 """
-    assert _python(edit_then_die).returncode == -signal.SIGKILL
+    died = _python(edit_then_die)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    assert [p.suffix for p in _journal(tmp_path)] == [".json"], "the second edit was only journaled"
     store = open_store(path=str(tmp_path / "qdrant"))
     try:
         collection = store.open("things")
@@ -77,8 +84,18 @@ os.kill(os.getpid(), signal.SIGKILL)  # well before the deferred flush
         assert tags == {pid: ([] if i % 2 == 0 or i < 4 else ["odd"]) + (["kept"] if i < 10 else [])
                         for i, pid in enumerate(IDS)}
         assert collection.count(PointFilter(tags_any=["kept"])) == 10  # the index too
+        assert _journal(tmp_path) == [], "applied edits leave the journal"
     finally:
         store.close()
+
+
+def _journal(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "qdrant" / "things" / write_behind.JOURNAL_DIR).glob("*"))
+
+
+def _engine_tags(collection: Any) -> dict[str, list[str]]:
+    """Tags as the engine holds them now, past the lock that would apply pending edits first."""
+    return {str(r.id): (r.payload or {}).get("tags") for r in collection._shard.retrieve(IDS, None, False)}
 
 
 def _wait_for_flushes(shard: CountingShard, count: int, timeout: float = 20) -> None:
@@ -154,43 +171,6 @@ def test_optimize_leaves_one_mapped_segment_that_reopens_searches_and_takes_edit
 
 
 # --- tag edits acknowledged once journaled (store/write_behind.py) ---------------------------
-def _journal(tmp_path: Path) -> list[Path]:
-    return sorted((tmp_path / "qdrant" / "things" / write_behind.JOURNAL_DIR).glob("*"))
-
-
-def _engine_tags(collection: Any) -> dict[str, list[str]]:
-    """Tags as the engine holds them now, past the lock that would apply pending edits first."""
-    return {str(r.id): (r.payload or {}).get("tags") for r in collection._shard.retrieve(IDS, None, False)}
-
-
-def test_an_acknowledged_tag_edit_survives_a_process_killed_before_the_engine_had_it(tmp_path: Path) -> None:
-    _make(tmp_path / "qdrant")
-    edit_then_die = f"""
-import os, signal
-from store import open_store
-collection = open_store(path={str(tmp_path / 'qdrant')!r}).open("things")
-ids = {IDS!r}
-collection.add_tag(ids[:10], "kept", [["odd"] if i % 2 else [] for i in range(10)])
-collection.remove_tag(ids[:4], "odd", [["odd", "kept"] if i % 2 else ["kept"] for i in range(4)])
-held = {{str(r.id): (r.payload or {{}}).get("tags") for r in collection._shard.retrieve(ids, None, False)}}
-assert "kept" not in str(held), "acknowledged before the engine had it"
-os.kill(os.getpid(), signal.SIGKILL)
-"""
-    died = _python(edit_then_die)
-    assert died.returncode == -signal.SIGKILL, died.stderr
-    assert [p.suffix for p in _journal(tmp_path)] == [".json", ".json"]
-    store = open_store(path=str(tmp_path / "qdrant"))
-    try:
-        collection = store.open("things")
-        tags = {r.id: r.payload["tags"] for r in collection.retrieve(IDS, ["tags"])}
-        assert tags == {pid: ([] if i % 2 == 0 or i < 4 else ["odd"]) + (["kept"] if i < 10 else [])
-                        for i, pid in enumerate(IDS)}
-        assert collection.count(PointFilter(tags_any=["kept"])) == 10  # the index too
-        assert _journal(tmp_path) == [], "applied edits leave the journal"
-    finally:
-        store.close()
-
-
 def test_journaled_edits_reach_the_engine_before_any_read_and_on_their_own(tmp_path: Path) -> None:
     _make(tmp_path / "qdrant")
     store = open_store(path=str(tmp_path / "qdrant"))
