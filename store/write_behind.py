@@ -80,6 +80,7 @@ class PendingWrites:
         self._apply_group = apply_group
         self._queue: list[tuple[Path, list[Group], float]] = []  # in submission order
         self._queue_lock = threading.Lock()  # guards _queue, _next and _timer; never held over I/O
+        self._submit_lock = threading.Lock()  # journal order = queue order
         self._timer: threading.Timer | None = None
         self._next = 0
         self._requeue_journal()
@@ -94,21 +95,21 @@ class PendingWrites:
         groups = [(dict(payload), list(ids)) for payload, ids in groups if ids]
         if not groups:
             return
-        with self._queue_lock:
+        with self._submit_lock:
             path = self.folder / f"{self._next:010d}.json"
-            self._next += 1
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([[payload, ids] for payload, ids in groups]))
-        # The rename makes the file appear whole or not at all: a file under its final name is
-        # an edit that was acknowledged.
-        tmp.replace(path)
-        with self._queue_lock:
-            self._queue.append((path, groups, time.monotonic()))
-            if self._timer is None:
-                self._timer = threading.Timer(APPLY_DELAY_S, self._apply_soon)
-                self._timer.daemon = True  # an exit without close() leaves the journal
-                self._timer.start()
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps([[payload, ids] for payload, ids in groups]))
+            # The rename makes the file appear whole or not at all: a file under its final name
+            # is an edit that was acknowledged.
+            tmp.replace(path)
+            with self._queue_lock:
+                self._next += 1
+                self._queue.append((path, groups, time.monotonic()))
+                if self._timer is None:
+                    self._timer = threading.Timer(APPLY_DELAY_S, self._apply_soon)
+                    self._timer.daemon = True  # an exit without close() leaves the journal
+                    self._timer.start()
 
     def apply_all(self) -> None:
         """Apply every queued write in order; called with the engine lock held."""
