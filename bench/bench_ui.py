@@ -18,6 +18,8 @@ headless Chromium (Playwright) drives it with real mouse drags. Times:
   tag_10k_s          click "Add" -> status line shows the result, for the 10,000 selected points
                      (browser clock, median of 3 tags; tag_10k_python_clock_s adds
                      Playwright's click and polling)
+  tag_10k_grid_s     click "Add" -> the grid's cards show the tag (the selection's followers,
+                     chained after the tag event)
   tag_in_qdrant_after_ack_ms
                      status shown -> the edit is in the engine: the reply comes once the edit is
                      journaled, the engine write follows (store/write_behind.py; from the log)
@@ -177,6 +179,13 @@ WATCH_JS = """
     const b = window.__bench;
     if (b.expect && !b.status && status.innerText.includes(b.expect)) b.status = performance.now();
   }).observe(status, {subtree: true, childList: true, characterData: true});
+  // The grid counts once its cards show the new tag (the follower that redraws it runs after).
+  const grid = document.querySelector('#es-grid');
+  new MutationObserver(() => {
+    const b = window.__bench;
+    if (b.expectTag && !b.gridTag && [...grid.querySelectorAll('.es-tag')].some(
+        t => t.textContent === b.expectTag)) b.gridTag = performance.now();
+  }).observe(grid, {subtree: true, childList: true, characterData: true});
 }
 """
 
@@ -211,20 +220,23 @@ def timed_selection(page, points: list[tuple[float, float]], expected: int, lass
 TAGS = ("bench", "bench-2", "bench-3")  # three tagging runs of the same 10,000 points
 
 
-def timed_tagging(page, tag: str) -> tuple[float, float]:
-    """Add `tag` to the selection: (Python clock, browser clock click -> status changed)."""
+def timed_tagging(page, tag: str) -> tuple[float, float, float]:
+    """Add `tag` to the selection: (Python clock, browser clock click -> status changed,
+    browser clock click -> the grid shows the tag)."""
     box = page.locator("#es-tag input")
     box.fill(tag)
     box.press("Enter")
     page.wait_for_timeout(300)
     expected = f"'{tag}' to 10,000 of"
-    page.evaluate("e => { window.__bench.status = 0; window.__bench.expect = e; }", expected)
+    page.evaluate("([e, t]) => { Object.assign(window.__bench, {status: 0, expect: e, gridTag: 0, expectTag: t}); }",
+                  [expected, tag])
     started = time.perf_counter()
     page.click("#es-tag-add")
     page.wait_for_function("() => window.__bench.status > 0", timeout=30_000)
     python_s = time.perf_counter() - started
+    page.wait_for_function("() => window.__bench.gridTag > 0", timeout=30_000)
     marks = page.evaluate("() => window.__bench")
-    return python_s, (marks["status"] - marks["click"]) / 1000
+    return python_s, (marks["status"] - marks["click"]) / 1000, (marks["gridTag"] - marks["click"]) / 1000
 
 
 def clear(page) -> None:
@@ -278,16 +290,19 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False) -> dict[str,
             result["select_lasso_s"] = round(statistics.median(lasso_times), 3)
             x0, x1, y0, y1 = cluster_box(folder, 0)
             result["select_box_10k_s"] = round(timed_selection(page, [(x0, y1), (x1, y0)], sizes[0]), 3)
-            tag_times, python_times = [], []
+            tag_times, python_times, grid_times = [], [], []
             for tag in TAGS:
-                python_s, browser_s = timed_tagging(page, tag)
+                python_s, browser_s, grid_s = timed_tagging(page, tag)
                 python_times.append(python_s)
                 tag_times.append(browser_s)
+                grid_times.append(grid_s)
             # Browser clock, click -> status line changed (as for selections); Playwright's
             # click (actionability checks) and polling add to the Python-side time.
             result["tag_10k_s"] = round(statistics.median(tag_times), 3)
             result["tag_10k_runs_s"] = [round(t, 3) for t in tag_times]
             result["tag_10k_python_clock_s"] = round(statistics.median(python_times), 3)
+            result["tag_10k_grid_s"] = round(statistics.median(grid_times), 3)
+            result["tag_10k_grid_runs_s"] = [round(t, 3) for t in grid_times]
             browser.close()
         time.sleep(0.5)
         result["rss_mb"], result["peak_rss_mb"] = (round(v) for v in rss_mb(process.pid))

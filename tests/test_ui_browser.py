@@ -102,6 +102,15 @@ def drag(page, points: list[tuple[float, float]], lasso: bool = False) -> None:
     page.mouse.up()
 
 
+def open_tab(page, name: str) -> None:
+    """Click the tab `name`, from Gradio's "More tabs" menu when the row has no room for it."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    if not tab.count():
+        page.get_by_label("More tabs").click()
+        tab = page.locator(".overflow-menu button", has_text=name)
+    tab.click()
+
+
 def map_seq(page) -> str:
     return page.evaluate("() => document.querySelector('.es-map').dataset.seq")
 
@@ -163,6 +172,21 @@ def expected_distribution(collection, ids: set[str]) -> dict[str, tuple[int, int
     return {label: (selected.get(label, 0), total) for label, total in totals.items()}
 
 
+WATCH_HOVER_JS = """
+() => {
+  const card = document.querySelector('.es-hover'), img = card.querySelector('img');
+  window.__hoverCard = null;
+  const seen = () => {
+    if (!card.hidden && img.complete && img.naturalWidth > 0 && !window.__hoverCard)
+      window.__hoverCard = {row: card.dataset.row, src: img.src, width: img.naturalWidth,
+                            label: card.querySelector('.es-hover-label').textContent};
+  };
+  new MutationObserver(seen).observe(card, {attributes: true, subtree: true});
+  img.addEventListener('load', seen);
+}
+"""
+
+
 # --- tests ---------------------------------------------------------------------------------
 def test_box_selection_in_data_view_drives_grid_and_distribution(server, browser, dataset) -> None:
     page = open_page(browser, server.url)
@@ -209,23 +233,26 @@ def test_lasso_in_label_view_hover_and_double_click(server, browser, dataset) ->
     page.wait_for_timeout(300)
     page.screenshot(path=str(DOCS / "screenshot-label-view-lasso.png"))
 
-    # Hovering a point shows its thumbnail and label.
-    pid, (x, y, label) = next(iter(sorted(points(dataset).items(), key=lambda kv: kv[1][:2])))
+    # Hovering a point shows its thumbnail and label (a point away from the lasso: over the
+    # selection's outline Plotly offers to move the selection instead of hovering).
+    pid, (x, y, label) = max(points(dataset).items(), key=lambda kv: kv[1][:2])
     px, py = to_client(page, x, y)
-    shown = ("() => { const c = document.querySelector('.es-hover');"
-             " const img = c.querySelector('img'); return !c.hidden && img.complete && img.naturalWidth > 0; }")
-    # A loaded machine can drop Plotly's hover on the first move; move again before giving up.
+    # Record the card as soon as it is visible with its image loaded: Plotly may unhover
+    # again right after (a loaded machine also drops hovers), so polling its current state
+    # could miss a card that was shown.
+    page.evaluate(WATCH_HOVER_JS)
     for attempt in range(5):
         page.mouse.move(px + 3, py + 3)
         page.mouse.move(px, py)
         try:
-            page.wait_for_function(shown, timeout=5000)
+            page.wait_for_function("() => window.__hoverCard !== null", timeout=5000)
             break
         except Exception:
             if attempt == 4:
                 raise
-    assert page.inner_text(".es-hover-label") == label
-    assert "/thumb/row/" in page.get_attribute(".es-hover img", "src")
+    card = page.evaluate("() => window.__hoverCard")
+    assert card["label"] == label and card["src"].endswith(f"/thumb/row/{card['row']}")
+    assert card["width"] > 0  # the thumbnail decoded
 
     # Double-click on empty map space clears the selection; zoom is left alone.
     x_range = page.evaluate("() => window.embedscapeMap.gd.layout.xaxis.range.slice()")
@@ -332,3 +359,44 @@ def test_two_sessions_tag_overlapping_selections_and_tags_survive_a_restart(brow
     finally:
         server.stop()
         store.close()
+
+
+def test_a_hidden_tab_follows_the_selection_only_once_it_is_opened(browser, dataset) -> None:
+    import gradio as gr
+
+    calls: list[int | None] = []
+
+    def build(ctx) -> None:
+        shown = gr.HTML(elem_id="es-test-follower")
+
+        def follow(state) -> str:
+            rows = state.selected_rows()
+            calls.append(None if rows is None else len(rows))
+            return f'<p data-n="{len(calls)}">{calls[-1]}</p>'
+
+        ctx.on_selection_change(follow, outputs=[shown])
+
+    running = start_server(dataset, pages=[("Follower", build)])
+    try:
+        page = open_page(browser, running.url)
+        assert calls == [], "a hidden tab's follower does not run on page load"
+        expected = inside_box(dataset, 10.1, 10.9, 0.1, 0.9)
+        drag(page, [(10.1, 0.9), (10.9, 0.1)])
+        wait_selected(page, len(expected))
+        assert calls == [], "nor on a selection made while it is hidden"
+        open_tab(page, "Follower")
+        page.wait_for_function("() => document.querySelector('#es-test-follower p')?.dataset.n === '1'")
+        assert calls == [len(expected)], "opening it catches up with the selection"
+        open_tab(page, "Explorer")
+        page.wait_for_timeout(300)
+        pixel = to_client(page, 0.5, 0.5)
+        page.mouse.dblclick(*pixel)
+        wait_selected(page, None)
+        open_tab(page, "Follower")
+        page.wait_for_function("() => document.querySelector('#es-test-follower p')?.dataset.n === '2'")
+        drag(page, [(10.1, 0.9), (10.9, 0.1)])
+        page.wait_for_function("() => document.querySelector('#es-test-follower p')?.dataset.n === '3'")
+        assert calls == [len(expected), None, len(expected)], "while open it follows every selection"
+        page.context.close()
+    finally:
+        running.stop()

@@ -35,6 +35,8 @@ Selection state, for later tabs
         ctx.table, ctx.collection, ctx.text_encoder
         ctx.on_selection_change(fn, inputs, outputs)   fn(state, *inputs) -> outputs, after
                                                        every selection / filter / recolour
+                                                       while the page's tab is open, and
+                                                       when it is opened
         ctx.map_event(trigger, fn, inputs, outputs)    fn(state, *inputs) -> state | (state, *outputs);
                                                        call state.select(...) in fn to set the
                                                        map's selection from the page

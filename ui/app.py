@@ -66,10 +66,10 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
             with gr.Column(scale=2):
                 ctx = AppContext(collection, table, text_encoder, chart, state)
                 with gr.Tabs():
-                    with gr.Tab("Explorer"):
+                    with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
                         explorer.build_explorer(ctx, controls, search)
                     for title, build in [*DEFAULT_PAGES, *pages]:
-                        with gr.Tab(title):
+                        with gr.Tab(title) as tab, ctx.page(title, tab):
                             build(ctx)
         # The first message to the map (coordinates, colours) goes per session on load.
         ctx.map_event(demo.load, lambda s: s)

@@ -5,7 +5,8 @@ It may
   * read the session's selection: any handler taking `ctx.state` as an input gets the
     session's `MapState` (`state.selected_rows()`, `state.shown_rows(ctx.table)`);
   * follow the selection: `ctx.on_selection_change(fn, inputs, outputs)` runs
-    `fn(state, *inputs) -> outputs` after every selection, filter or recolour;
+    `fn(state, *inputs) -> outputs` after every selection, filter or recolour while its tab
+    is open, and when the tab is opened (the Explorer's own followers always run);
   * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
     `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
     the map is updated with only what changed and every selection follower runs after it.
@@ -14,7 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +37,13 @@ class _Listener:
     fn: Callable[..., Any]
     inputs: list[Any]
     outputs: list[Any]
+    page: str | None  # the tab it belongs to; None: runs whichever tab is open
+
+
+@dataclass
+class _Page:
+    tab: Any  # gr.Tab
+    lazy: bool  # its followers run only while it is open
 
 
 @dataclass
@@ -47,11 +56,25 @@ class AppContext:
     _listeners: list[_Listener] = field(default_factory=list)
     _events: list[Any] = field(default_factory=list)
     _map_select_fn: Callable[[MapState, dict[str, Any]], MapState] | None = None
+    _pages: dict[str, _Page] = field(default_factory=dict)
+    _building: str | None = None  # the page whose builder is running
+
+    @contextmanager
+    def page(self, title: str, tab: Any, lazy: bool = True) -> Iterator[None]:
+        """Build the tab `title` (a gr.Tab) inside this block. A lazy page's followers skip
+        the selection changes made while another tab is open and catch up when it opens:
+        a hidden view costs nothing (and does not read Qdrant) on every selection."""
+        self._pages[title] = _Page(tab, lazy)
+        self._building = title if lazy else None
+        try:
+            yield
+        finally:
+            self._building = None
 
     def on_selection_change(self, fn: Callable[..., Any], inputs: Sequence[Any] = (),
                             outputs: Sequence[Any] = ()) -> None:
         """Run `fn(state, *inputs)` (returning values for `outputs`) after each selection change."""
-        self._listeners.append(_Listener(fn, list(inputs), list(outputs)))
+        self._listeners.append(_Listener(fn, list(inputs), list(outputs), self._building))
 
     def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
                   outputs: Sequence[Any] = (), name: str | None = None) -> Any:
@@ -87,22 +110,28 @@ class AppContext:
 
         @timed_function("follow")
         def follow(state: MapState, *args: Any) -> list[Any]:
-            out: list[Any] = []
-            position = 0
-            for listener in self._listeners:
-                own = args[position:position + len(listener.inputs)]
-                position += len(listener.inputs)
-                result = listener.fn(state, *own)
-                if len(listener.outputs) == 1:
-                    result = (result,)
-                out.extend(result or ())
-            return out
+            return _run_listeners(self._listeners, state, args, lambda page: page in (None, state.open_page))
 
         if self._listeners:
             for event in self._events:
                 event.then(lambda *a: _single(follow(*a)), inputs=inputs, outputs=outputs, show_progress="hidden")
         if self._map_select_fn is not None:
             self._wire_map_select(self._map_select_fn, follow, inputs[1:], outputs)
+        for title, page in self._pages.items():
+            self._wire_page_open(title, page)
+
+    def _wire_page_open(self, title: str, page: _Page) -> None:
+        """Opening a tab records it in the session's state and brings its followers up to date."""
+        own = [listener for listener in self._listeners if listener.page == title] if page.lazy else []
+
+        def opened(state: MapState, *args: Any) -> Any:
+            state.open_page = title if page.lazy else None
+            with timed("page_open"):
+                return _single([state, *_run_listeners(own, state, args, lambda _: True)])
+
+        page.tab.select(opened, inputs=[self.state, *(c for listener in own for c in listener.inputs)],
+                        outputs=[self.state, *(c for listener in own for c in listener.outputs)],
+                        show_progress="hidden")
 
     def _wire_map_select(self, select: Callable[[MapState, dict[str, Any]], MapState],
                          follow: Callable[..., list[Any]], inputs: list[Any], outputs: list[Any]) -> None:
@@ -113,6 +142,25 @@ class AppContext:
 
         self._events.append(self.map.select(handler, inputs=[self.state, *inputs],
                                             outputs=[self.state, self.map, *outputs], show_progress="hidden"))
+
+
+def _run_listeners(listeners: Sequence[_Listener], state: MapState, args: Sequence[Any],
+                   runs: Callable[[str | None], bool]) -> list[Any]:
+    """The listeners' outputs, in order, from their slices of `args`; gr.skip() for every output
+    of a listener whose page `runs` rejects."""
+    out: list[Any] = []
+    position = 0
+    for listener in listeners:
+        own = args[position:position + len(listener.inputs)]
+        position += len(listener.inputs)
+        if not runs(listener.page):
+            out.extend(gr.skip() for _ in listener.outputs)
+            continue
+        result = listener.fn(state, *own)
+        if len(listener.outputs) == 1:
+            result = (result,)
+        out.extend(result or ())
+    return out
 
 
 def _single(values: list[Any]) -> Any:

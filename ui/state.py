@@ -53,6 +53,7 @@ class MapState:
     sort_descending: bool = False
     compare_rows: tuple[np.ndarray, np.ndarray] | None = None  # two subsets shown in two colours
     detail_id: str | None = None
+    open_page: str | None = None  # the open tab, if its followers wait for it (AppContext.page)
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
 
