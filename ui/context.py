@@ -9,7 +9,8 @@ It may
     is open, and when the tab is opened (the Explorer's own followers always run);
   * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
     `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
-    the map is updated with only what changed and every selection follower runs after it.
+    the map is updated with only what changed, and the selection followers run in the same
+    event (one reply)
 """
 from __future__ import annotations
 
@@ -41,6 +42,15 @@ class _Listener:
 
 
 @dataclass
+class _MapEvent:
+    trigger: Callable[..., Any]
+    fn: Callable[..., Any]
+    inputs: list[Any]
+    outputs: list[Any]
+    name: str
+
+
+@dataclass
 class _Page:
     tab: Any  # gr.Tab
     lazy: bool  # its followers run only while it is open
@@ -54,7 +64,8 @@ class AppContext:
     map: gr.HTML
     state: gr.State
     _listeners: list[_Listener] = field(default_factory=list)
-    _events: list[Any] = field(default_factory=list)
+    _map_events: list[_MapEvent] = field(default_factory=list)
+    _wired: bool = False
     _map_select_fn: Callable[[MapState, dict[str, Any]], MapState] | None = None
     _pages: dict[str, _Page] = field(default_factory=dict)
     _building: str | None = None  # the page whose builder is running
@@ -77,18 +88,15 @@ class AppContext:
         self._listeners.append(_Listener(fn, list(inputs), list(outputs), self._building))
 
     def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
-                  outputs: Sequence[Any] = (), name: str | None = None) -> Any:
-        """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState."""
-        name = name or fn.__name__
+                  outputs: Sequence[Any] = (), name: str | None = None) -> None:
+        """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState.
 
-        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
-            with timed(name):
-                return self._finish(fn(state, *args))
-
-        event = trigger(handler, inputs=[self.state, *inputs], outputs=[self.state, self.map, *outputs],
-                        show_progress="hidden")
-        self._events.append(event)
-        return event
+        Registered by `wire_followers` as one event with the selection followers, so the map,
+        the handler's outputs and every view that follows the selection come in one reply.
+        """
+        if self._wired:
+            raise RuntimeError("map_event after wire_followers: call it while building the pages")
+        self._map_events.append(_MapEvent(trigger, fn, list(inputs), list(outputs), name or fn.__name__))
 
     def map_select_event(self, fn: Callable[[MapState, dict[str, Any]], MapState]) -> None:
         """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload.
@@ -104,21 +112,46 @@ class AppContext:
         return (state, gr.skip() if message is None else message, *extra)
 
     def wire_followers(self) -> None:
-        """Chain every selection follower after every map event (called once, after all pages)."""
-        inputs = [self.state] + [c for listener in self._listeners for c in listener.inputs]
+        """Register every map event with the selection followers (called once, after all pages)."""
+        self._wired = True
+        inputs = [c for listener in self._listeners for c in listener.inputs]
         outputs = [c for listener in self._listeners for c in listener.outputs]
 
         @timed_function("follow")
         def follow(state: MapState, *args: Any) -> list[Any]:
             return _run_listeners(self._listeners, state, args, lambda page: page in (None, state.open_page))
 
-        if self._listeners:
-            for event in self._events:
-                event.then(lambda *a: _single(follow(*a)), inputs=inputs, outputs=outputs, show_progress="hidden")
+        for event in self._map_events:
+            self._wire_map_event(event, follow, inputs, outputs)
         if self._map_select_fn is not None:
-            self._wire_map_select(self._map_select_fn, follow, inputs[1:], outputs)
+            self._wire_map_select(self._map_select_fn, follow, inputs, outputs)
         for title, page in self._pages.items():
             self._wire_page_open(title, page)
+
+    def _wire_map_event(self, event: _MapEvent, follow: Callable[..., list[Any]],
+                        follower_inputs: list[Any], follower_outputs: list[Any]) -> None:
+        """`event`'s handler, then the followers, in one Gradio event. A component both write
+        (e.g. a status line) gets the follower's value unless the follower skipped it."""
+        outputs = [self.state, self.map, *event.outputs]
+        slot = {id(component): i for i, component in enumerate(outputs)}
+        for component in follower_outputs:
+            if id(component) not in slot:
+                slot[id(component)] = len(outputs)
+                outputs.append(component)
+        targets = [slot[id(component)] for component in follower_outputs]
+        own_inputs = len(event.inputs)
+
+        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+            with timed(event.name):
+                values = [*self._finish(event.fn(state, *args[:own_inputs]))]
+            values += [gr.skip()] * (len(outputs) - len(values))
+            for target, value in zip(targets, follow(values[0], *args[own_inputs:])):
+                if not _is_skip(value):
+                    values[target] = value
+            return tuple(values)
+
+        event.trigger(handler, inputs=[self.state, *event.inputs, *follower_inputs], outputs=outputs,
+                      show_progress="hidden")
 
     def _wire_page_open(self, title: str, page: _Page) -> None:
         """Opening a tab records it in the session's state and brings its followers up to date."""
@@ -140,8 +173,8 @@ class AppContext:
                 state, message = self._finish(select(state, evt._data.get("value") or {}))
             return (state, message, *follow(state, *args))
 
-        self._events.append(self.map.select(handler, inputs=[self.state, *inputs],
-                                            outputs=[self.state, self.map, *outputs], show_progress="hidden"))
+        self.map.select(handler, inputs=[self.state, *inputs], outputs=[self.state, self.map, *outputs],
+                        show_progress="hidden")
 
 
 def _run_listeners(listeners: Sequence[_Listener], state: MapState, args: Sequence[Any],
@@ -161,6 +194,10 @@ def _run_listeners(listeners: Sequence[_Listener], state: MapState, args: Sequen
             result = (result,)
         out.extend(result or ())
     return out
+
+
+def _is_skip(value: Any) -> bool:
+    return isinstance(value, dict) and value == gr.skip()
 
 
 def _single(values: list[Any]) -> Any:
