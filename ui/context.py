@@ -10,7 +10,7 @@ It may
   * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
     `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
     the map is updated with only what changed, and the selection followers run in the same
-    event (one reply)
+    event (one reply).
 """
 from __future__ import annotations
 
