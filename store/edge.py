@@ -336,7 +336,12 @@ class EdgeStore(Store):
             except Exception as error:  # the engine raises plain Exception
                 raise StoreError(f"cannot open the collection at {folder}: {error}. "
                                  "Is another embedscape process using it? Stop it and retry.") from error
-            collection = self._open[name] = EdgeCollection(name, folder, shard)
+            try:
+                collection = EdgeCollection(name, folder, shard)
+            except StoreError:
+                shard.close()  # let go of the write-ahead log, so a retry in this process can load it
+                raise
+            self._open[name] = collection
             return collection
 
     def create(self, name: str, dimension: int, metadata: dict[str, Any]) -> Collection:

@@ -199,5 +199,9 @@ def test_a_journal_left_half_written_is_ignored_and_an_unreadable_one_is_named(t
     store.close()
     assert _journal(tmp_path) == []
     (journal / "0000000003.json").write_text("not json")
+    store = open_store(path=str(tmp_path / "qdrant"))
     with pytest.raises(StoreError, match="0000000003.json cannot be read.*Move it out of the way"):
-        open_store(path=str(tmp_path / "qdrant")).open("things")
+        store.open("things")
+    (journal / "0000000003.json").rename(tmp_path / "set-aside.json")
+    assert store.open("things").count() == len(IDS), "once moved away, the collection opens"
+    store.close()
