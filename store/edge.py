@@ -295,8 +295,7 @@ class EdgeCollection(Collection):
                 self._flush_timer = None
         self._pending.cancel_timer()
         try:
-            with self._lock:  # applies the journaled edits
-                pass
+            self._pending.apply_now()
         except StoreError:
             log.exception("closing collection '%s' with journaled edits not applied", self.name)
             self._pending.forget()  # they stay in the journal: the next open applies them

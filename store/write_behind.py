@@ -86,10 +86,6 @@ class PendingWrites:
         self._requeue_journal()
         lock.before_use = self.apply_all
 
-    def __len__(self) -> int:
-        with self._queue_lock:
-            return len(self._queue)
-
     def submit(self, groups: Sequence[Group]) -> None:
         """Journal `groups` (set payload on ids) and queue them; returns before the engine has them."""
         groups = [(dict(payload), list(ids)) for payload, ids in groups if ids]
@@ -132,6 +128,11 @@ class PendingWrites:
                      path.name, sum(len(ids) for _, ids in groups), (time.monotonic() - started) * 1000,
                      (time.monotonic() - acknowledged) * 1000)
 
+    def apply_now(self) -> None:
+        """Apply every queued write (taking the engine lock, whose first holder applies them)."""
+        with self._lock:
+            pass
+
     def cancel_timer(self) -> None:
         with self._queue_lock:
             if self._timer is not None:
@@ -147,8 +148,7 @@ class PendingWrites:
         with self._queue_lock:
             self._timer = None
         try:
-            with self._lock:  # applies the queue
-                pass
+            self.apply_now()
         except Exception:  # kept in the queue and the journal; the next access retries
             log.exception("applying journaled writes in %s failed", self.folder)
 
