@@ -18,8 +18,8 @@ headless Chromium (Playwright) drives it with real mouse drags. Times:
   tag_10k_s          click "Add" -> status line shows the result, for the 10,000 selected points
                      (browser clock, median of 3 tags; tag_10k_python_clock_s adds
                      Playwright's click and polling)
-  tag_10k_grid_s     click "Add" -> the grid's cards show the tag (the selection's followers,
-                     chained after the tag event)
+  tag_10k_grid_s     click "Add" -> the grid's cards show the tag (the selection's followers
+                     run in the tag's own event: ui/context.py)
   tag_in_qdrant_after_ack_ms
                      status shown -> the edit is in the engine: the reply comes once the edit is
                      journaled, the engine write follows (store/write_behind.py; from the log)
@@ -179,7 +179,7 @@ WATCH_JS = """
     const b = window.__bench;
     if (b.expect && !b.status && status.innerText.includes(b.expect)) b.status = performance.now();
   }).observe(status, {subtree: true, childList: true, characterData: true});
-  // The grid counts once its cards show the new tag (the follower that redraws it runs after).
+  // The grid counts once its cards show the new tag (it may update after the status line).
   const grid = document.querySelector('#es-grid');
   new MutationObserver(() => {
     const b = window.__bench;
