@@ -37,14 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["serve"])
+    from export import ExportError
+    from filters import SelectionError
     from indexer.models import ModelLoadError
     from indexer.sources import SourceError
-    from export import ExportError
     from store import StoreError
+    from store.schema import InvalidTag
 
     try:
         return int(args.handler(args) or 0)
-    except (SourceError, StoreError, ModelLoadError, ExportError, FileNotFoundError) as error:
+    except (SourceError, StoreError, ModelLoadError, ExportError, SelectionError, InvalidTag,
+            FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -108,9 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_action_commands(commands: Any) -> None:
-    """export, tag, delete, subset, compare, push: the actions on filtered points (export/, store/)."""
+    """export, tag, delete, subset, compare, push: the actions on filtered points (export/, actions/,
+    subsets/, store/), all taking the filter flags of filters/cli.py."""
     from export.formats import FORMATS
-    from export.selection import add_filter_arguments
+    from filters.cli import add_filter_arguments
 
     export = commands.add_parser("export", help="write the matching points to a file or an image folder")
     export.add_argument("--collection", required=True)
@@ -239,7 +243,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from indexer.quality import analyze_collection
+    from scoring.analyze import analyze_collection
 
     store = open_configured_store(args)
     try:
@@ -268,7 +272,7 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from export import export_points
-    from export.selection import spec_from_args
+    from filters.cli import spec_from_args
 
     store = open_configured_store(args)
     try:
@@ -284,7 +288,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from export.selection import spec_from_args, tag_matching
+    from actions.tagging import tag_matching
+    from filters.cli import spec_from_args
 
     store = open_configured_store(args)
     try:
@@ -297,7 +302,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from export.selection import delete_points, matching_ids, spec_from_args
+    from actions.deletion import delete_points
+    from filters import matching_ids
+    from filters.cli import spec_from_args
 
     spec = spec_from_args(args)
     if spec.is_empty():
@@ -324,8 +331,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_subset(args: argparse.Namespace) -> int:
-    from export.selection import matching_ids, spec_from_args
-    from store.subsets import delete_subset, list_subsets, rename_subset, save_subset, validate_subset_name
+    from filters import matching_ids
+    from filters.cli import spec_from_args
+    from subsets.saved import delete_subset, list_subsets, rename_subset, save_subset, validate_subset_name
 
     for name in (getattr(args, "name", None), getattr(args, "old", None), getattr(args, "new", None)):
         if name is not None:
@@ -357,7 +365,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from export.compare import compare_saved_subsets, format_comparison
+    from subsets.compare import compare_saved_subsets, format_comparison
 
     store = open_configured_store(args)
     try:

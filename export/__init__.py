@@ -5,7 +5,7 @@
 
 Formats: csv, jsonl, coco, imagefolder (copy or symlink), paths. Every record carries id,
 path, label, tags, x, y, split, subsets and every numeric payload field (scores). Filters:
-export.selection (FilterSpec, default_filter: points tagged `excluded` are left out).
+filters/ (FilterSpec, default_filter: points tagged `excluded` are left out).
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ from pathlib import Path
 from export.errors import ExportError
 from export.formats import EXTENSIONS, FORMATS, TEXT_WRITERS, write_imagefolder
 from export.records import BASE_FIELDS, ExportRecords, collect_records
-from export.selection import EmptySelection, SelectionError, default_filter
+from filters import EmptySelection, default_filter
 from store import Collection, PointFilter
 
 CSV_FIELDS = BASE_FIELDS  # the leading columns; numeric fields follow
 
-__all__ = ["CSV_FIELDS", "EmptySelection", "ExportError", "ExportResult", "FORMATS", "SelectionError",
-           "export_points", "export_records", "export_to_tempfile"]
+__all__ = ["CSV_FIELDS", "ExportError", "ExportResult", "FORMATS", "export_points", "export_records",
+           "export_to_tempfile"]
 
 
 @dataclass

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from store import Collection, PointFilter
+from store.schema import LABEL, LABELS, LIST_FIELDS, PATH, SPLIT, SUBSETS, TAGS, X, Y
 
-BASE_FIELDS = ("id", "path", "label", "tags", "x", "y", "split", "subsets")
-LIST_FIELDS = ("tags", "subsets", "labels")
-# Numeric, but identifiers or map positions rather than measurements: not compared by KS.
-NOT_SCORES = frozenset({"x", "y", "duplicate_group", "exact_duplicate_group"})
+ID = "id"  # the point id (not a payload field)
+BASE_FIELDS = (ID, PATH, LABEL, TAGS, X, Y, SPLIT, SUBSETS)
+__all__ = ["BASE_FIELDS", "ExportRecords", "LIST_FIELDS", "collect_records", "is_number", "numeric_fields"]
 
 
 @dataclass
@@ -34,7 +34,7 @@ class ExportRecords:
 
     def absolute_path(self, record: dict[str, Any]) -> str:
         """The image's file on this machine (the stored relative path when the root is unknown)."""
-        path = str(record.get("path") or "")
+        path = str(record.get(PATH) or "")
         return str(Path(self.source_root) / path) if self.source_root else path
 
 
@@ -42,7 +42,7 @@ def is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def numeric_fields(payloads: Iterable[dict[str, Any]], skip: Iterable[str] = ("x", "y")) -> list[str]:
+def numeric_fields(payloads: Iterable[dict[str, Any]], skip: Iterable[str] = (X, Y)) -> list[str]:
     """Payload fields holding a number on at least one point (sorted; `skip` left out)."""
     skipped = set(skip)
     found: set[str] = set()
@@ -53,10 +53,10 @@ def numeric_fields(payloads: Iterable[dict[str, Any]], skip: Iterable[str] = ("x
 
 def to_record(point_id: str, payload: dict[str, Any], numeric: Sequence[str]) -> dict[str, Any]:
     record: dict[str, Any] = {
-        "id": point_id, "path": payload.get("path", ""), "label": payload.get("label", ""),
-        "labels": list(payload.get("labels") or ([payload["label"]] if payload.get("label") else [])),
-        "tags": list(payload.get("tags") or []), "x": _number(payload.get("x")), "y": _number(payload.get("y")),
-        "split": payload.get("split", ""), "subsets": list(payload.get("subsets") or []),
+        ID: point_id, PATH: payload.get(PATH, ""), LABEL: payload.get(LABEL, ""),
+        LABELS: list(payload.get(LABELS) or ([payload[LABEL]] if payload.get(LABEL) else [])),
+        TAGS: list(payload.get(TAGS) or []), X: _number(payload.get(X)), Y: _number(payload.get(Y)),
+        SPLIT: payload.get(SPLIT, ""), SUBSETS: list(payload.get(SUBSETS) or []),
     }
     for name in numeric:
         record[name] = _number(payload.get(name))
@@ -68,7 +68,7 @@ def collect_records(collection: Collection, flt: PointFilter | None = None) -> E
     raw = [(r.id, r.payload) for batch in collection.scroll(None, flt) for r in batch]
     numeric = numeric_fields(p for _, p in raw)
     records = sorted((to_record(pid, payload, numeric) for pid, payload in raw),
-                     key=lambda r: (str(r["path"]), r["id"]))
+                     key=lambda r: (str(r[PATH]), r[ID]))
     root = collection.read_metadata().get("source_root")
     return ExportRecords(collection.name, str(root) if root else None, records, numeric)
 

@@ -131,7 +131,7 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     collection.flush()
     _build_map(collection, options, report)
     if options.analyze and collection.count() >= 2:
-        from indexer.quality import analyze_collection
+        from scoring.analyze import analyze_collection
 
         report.quality = analyze_collection(collection, add_metrics=False).summary()
     collection.flush()

@@ -18,6 +18,7 @@ from typing import Any
 
 from indexer.sources import SourceError
 from store import Collection, point_id
+from store.schema import LABEL, PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT, PREDICTION_FIELDS
 
 PREDICTION_KEYS = ("prediction", "predicted_label", "pred")
 
@@ -62,8 +63,8 @@ def import_predictions(collection: Collection, path: Path) -> PredictionImport:
     result = PredictionImport()
     rows = read_rows(Path(path))
     result.rows = len(rows)
-    columns = collection.columns(["label"])
-    label_of = dict(zip(columns.ids, columns.values["label"]))
+    columns = collection.columns([LABEL])
+    label_of = dict(zip(columns.ids, columns.values[LABEL]))
     known_labels = set(label_of.values())
     ids: list[str] = []
     payloads: list[dict[str, Any]] = []
@@ -79,11 +80,10 @@ def import_predictions(collection: Collection, path: Path) -> PredictionImport:
         if prediction not in known_labels:
             result.unknown_labels[prediction] = result.unknown_labels.get(prediction, 0) + 1
         ids.append(pid)
-        payloads.append({"prediction": prediction, "prediction_confidence": confidence,
-                         "prediction_correct": prediction == label_of[pid]})
+        payloads.append({PREDICTION: prediction, PREDICTION_CONFIDENCE: confidence,
+                         PREDICTION_CORRECT: prediction == label_of[pid]})
     collection.set_payloads(ids, payloads)
-    collection.create_index("prediction", "keyword")
-    collection.create_index("prediction_confidence", "float")
+    collection.index_fields(PREDICTION_FIELDS)
     collection.flush()
     result.written = len(ids)
     collection.update_metadata(predictions={"file": str(path), "written": result.written})

@@ -37,14 +37,14 @@ from typing import Any
 import numpy as np
 
 from store.base import Columns
+from store.schema import LABEL, PATH, TAGS, X, Y
 
 # A JSON header (a 0-d str array) then the arrays it names, each in .npy format, back to back:
 # read without the zip layer and CRC of an .npz (a third of the time at 70,000 points).
 FILE_NAME = "columns-cache.npys"
 FORMAT = 1
-TAGS = "tags"
 # field -> the one Python type its values may have (or None); anything else is not cached.
-CACHED_FIELDS: dict[str, type] = {"label": str, "path": str, "x": float, "y": float}
+CACHED_FIELDS: dict[str, type] = {LABEL: str, PATH: str, X: float, Y: float}
 # The engine may store a written float one unit in the last place off (its JSON number parsing
 # is not exactly rounded: ~1 in 9 map coordinates), so floats are taken from what it stores.
 FLOAT_FIELDS = frozenset(name for name, kind in CACHED_FIELDS.items() if kind is float)

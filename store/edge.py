@@ -25,7 +25,8 @@ from store.base import (
     read_json, to_point_record, validate_collection_name, write_json,
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
-from store.columns_cache import SCAN_FIELDS, TAGS, ColumnCache, ColumnSnapshot, cacheable
+from store.columns_cache import SCAN_FIELDS, ColumnCache, ColumnSnapshot, cacheable
+from store.schema import LABEL, TAGS
 from store.write_behind import EngineLock, PendingWrites
 
 SHARD_DIR = "shard"
@@ -85,9 +86,9 @@ class EdgeCollection(Collection):
         for chunk in chunked(ids, WRITE_BATCH):
             self.set_payload(chunk, payload)
 
-    def _write_tags(self, groups: dict[tuple[str, ...], list[str]]) -> None:
+    def _write_lists(self, field_name: str, groups: dict[tuple[str, ...], list[str]]) -> None:
         """Journal the edit and return; the engine gets it just after (store/write_behind.py)."""
-        self._pending.submit([({TAGS: list(new_tags)}, ids) for new_tags, ids in groups.items()])
+        self._pending.submit([({field_name: list(new_list)}, ids) for new_list, ids in groups.items()])
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
@@ -220,7 +221,7 @@ class EdgeCollection(Collection):
 
     def create_index(self, field_name: str, kind: str) -> None:
         schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
-                  "integer": qe.PayloadSchemaType.Integer}[kind]
+                  "integer": qe.PayloadSchemaType.Integer, "bool": qe.PayloadSchemaType.Bool}[kind]
         with self._lock:
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 
@@ -412,13 +413,13 @@ def to_edge_filter(flt: PointFilter | None) -> qe.Filter | None:
     if flt.ids is not None:
         must.append(qe.HasIdCondition(set(flt.ids)))
     if flt.labels:
-        must.append(qe.FieldCondition("label", match=qe.MatchAny(list(flt.labels))))
+        must.append(qe.FieldCondition(LABEL, match=qe.MatchAny(list(flt.labels))))
     if flt.tags_any:
-        must.append(qe.FieldCondition("tags", match=qe.MatchAny(list(flt.tags_any))))
+        must.append(qe.FieldCondition(TAGS, match=qe.MatchAny(list(flt.tags_any))))
     for tag in flt.tags_all or []:
-        must.append(qe.FieldCondition("tags", match=qe.MatchValue(tag)))
+        must.append(qe.FieldCondition(TAGS, match=qe.MatchValue(tag)))
     if flt.tags_none:
-        must_not.append(qe.FieldCondition("tags", match=qe.MatchAny(list(flt.tags_none))))
+        must_not.append(qe.FieldCondition(TAGS, match=qe.MatchAny(list(flt.tags_none))))
     for key, values in flt.values.items():
         must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
     for key, (low, high) in flt.ranges.items():

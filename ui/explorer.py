@@ -6,7 +6,6 @@ reached only through the `Collection` for search, neighbours and tag writes.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +13,7 @@ import gradio as gr
 import numpy as np
 
 from store import PointFilter
+from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
 from ui.context import AppContext
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
@@ -23,7 +23,6 @@ from ui.views import (
 )
 
 NEIGHBOURS = 12
-MAX_TAG_LENGTH = 64
 CLICK_JS = """
 element.addEventListener('click', (e) => {
   const card = e.target.closest('[data-id]');
@@ -68,8 +67,8 @@ def build_map_controls(table: PointTable) -> MapControls:
 def colour_fields(table: PointTable) -> list[str]:
     """Numeric payload fields the map can be coloured by, plus prediction correctness."""
     fields = numeric_fields(table)
-    if np.isfinite(table.numeric("prediction_correct")).any():
-        fields.append("prediction_correct")
+    if np.isfinite(table.numeric(PREDICTION_CORRECT)).any():
+        fields.append(PREDICTION_CORRECT)
     return fields
 
 
@@ -203,10 +202,13 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
 
     # --- tagging ------------------------------------------------------------------------
     def edit(state: MapState, name: str | None, add: bool) -> tuple[Any, ...]:
-        name = clean_tag(name)
         rows = state.selected_rows()
-        if not name:
+        if not (name or "").strip():
             return state, "Type a new tag or pick one first.", gr.skip(), gr.skip(), gr.skip()
+        try:
+            name = validate_tag(name)
+        except InvalidTag as error:
+            return state, str(error), gr.skip(), gr.skip(), gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip(), gr.skip(), gr.skip()
         changed = table.edit_tags(rows, name, add)
@@ -228,11 +230,6 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
         return state.select(table.rows_with_tags([name]), f"tag: {name}")
 
     ctx.map_event(tag_list.input, pick_tag, [tag_list])
-
-
-def clean_tag(name: str | None) -> str:
-    """Tags are short single-line strings; control characters are dropped."""
-    return re.sub(r"[\x00-\x1f\x7f]", "", (name or "")).strip()[:MAX_TAG_LENGTH]
 
 
 def _tag_choices(counts: dict[str, int]) -> list[tuple[str, str]]:

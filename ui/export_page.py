@@ -3,7 +3,7 @@
 Filters (all given must hold): tags any / all / none, labels, the current map selection,
 a saved subset, and whether points tagged `excluded` count. The count is live; the
 download is `export.export_to_tempfile` in the chosen format. The selection can be saved
-as a subset (`store.subsets`) and excluded from / restored to the exports.
+as a subset (`subsets.saved`) and excluded from / restored to the exports.
 """
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import gradio as gr
 from html import escape
 
 from export import FORMATS, ExportError, export_to_tempfile
-from export.compare import class_rows, compare_saved_subsets, field_rows
-from export.selection import EXCLUDED_TAG, FilterSpec, SelectionError, count_matching
+from filters import FilterSpec, SelectionError, count_matching
 from store import StoreError
-from store.subsets import list_subsets, save_subset, subset_ids
+from store.schema import EXCLUDED_TAG
+from subsets.compare import class_rows, compare_saved_subsets, field_rows
+from subsets.saved import list_subsets, save_subset, subset_ids
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -145,7 +146,7 @@ def build(ctx: AppContext) -> None:
             return None, "Nothing is selected on the map."
         try:
             path = export_to_tempfile(collection, name, spec.resolve(collection), name=spec.subset)
-        except (ExportError, StoreError) as error:
+        except (ExportError, SelectionError, StoreError) as error:
             return None, f"Export failed: {error}"
         return str(path), f"Exported as {name}: `{path.name}`."
 

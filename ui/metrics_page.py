@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from analysis.image_metrics import METRIC_FIELDS
+from store.schema import METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -39,7 +39,7 @@ function draw() {
 watch('value', draw);
 draw();
 """
-SCORE_FIELDS = ["uniqueness", "mislabel_score", "outlier_score", "prediction_confidence"]
+SCORE_FIELDS = [UNIQUENESS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE]
 NOT_METRICS = {"x", "y"}
 BINS = 30
 SAMPLE = 500

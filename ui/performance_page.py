@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from analysis.performance import PerformanceReport, classification_report
+from store.schema import PREDICTION
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
@@ -26,7 +27,7 @@ MAX_HEATMAP_CLASSES = 40
 def load_predictions(table: PointTable) -> np.ndarray | None:
     """Each row's predicted label ("" where none), or None when no point has one."""
     predictions = np.full(len(table), "", dtype=object)
-    for row, value in enumerate(table.payload_columns(["prediction"])["prediction"]):
+    for row, value in enumerate(table.payload_columns([PREDICTION])[PREDICTION]):
         if value not in (None, ""):
             predictions[row] = str(value)
     return predictions if (predictions != "").any() else None

@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 
 from store import Collection
+from store.schema import LABEL, NOT_SHOWN, PATH, TAGS, X, Y
 
-FIELDS = ("path", "label", "tags", "x", "y")
-# Per-point payload no page shows (content hash, the source's label list): not kept in memory.
-NOT_SHOWN = frozenset({"sha1", "labels"})
+FIELDS = (PATH, LABEL, TAGS, X, Y)
 NO_LABEL = "(no label)"
 
 
@@ -34,14 +33,14 @@ class PointTable:
         order = np.argsort(columns.ids, kind="stable")
         self.ids: np.ndarray = columns.ids[order].astype(object)
         self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
-        self.paths: list[str] = [columns.values["path"][i] or "" for i in order]
-        self.x: np.ndarray = np.nan_to_num(columns.array("x")[order]).astype(np.float32)
-        self.y: np.ndarray = np.nan_to_num(columns.array("y")[order]).astype(np.float32)
-        labels = [columns.values["label"][i] or NO_LABEL for i in order]
+        self.paths: list[str] = [columns.values[PATH][i] or "" for i in order]
+        self.x: np.ndarray = np.nan_to_num(columns.array(X)[order]).astype(np.float32)
+        self.y: np.ndarray = np.nan_to_num(columns.array(Y)[order]).astype(np.float32)
+        labels = [columns.values[LABEL][i] or NO_LABEL for i in order]
         self.label_names, self.label_codes = _encode(labels)
         # Tuples, not lists: the garbage collector stops tracking tuples of strings, so 70,000
         # of them add nothing to its passes.
-        self.tags: list[tuple[str, ...]] = [tuple(columns.values["tags"][i] or ()) for i in order]
+        self.tags: list[tuple[str, ...]] = [tuple(columns.values[TAGS][i] or ()) for i in order]
         # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
         # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
         self._tag_counts: Counter[str] = Counter(tag for tags in self.tags for tag in tags)
@@ -138,9 +137,9 @@ class PointTable:
 
     def _reload_tags(self, ids: list[str]) -> None:
         """Take the tags of `ids` from the store again (after a write that may have half-happened)."""
-        for record in self.collection.retrieve(ids, ["tags"]):
+        for record in self.collection.retrieve(ids, [TAGS]):
             row = self.row_of[record.id]
-            new = tuple(record.payload.get("tags") or ())
+            new = tuple(record.payload.get(TAGS) or ())
             self._tag_counts.subtract(self.tags[row])
             self._tag_counts.update(new)
             self.tags[row] = new
@@ -217,9 +216,9 @@ class PointTable:
         ids = self.ids_for_rows(rows)
         with self._lock:
             restored = self.collection.restore_labels(ids)
-            records = self.collection.retrieve(ids, ["label"])
+            records = self.collection.retrieve(ids, [LABEL])
             self.set_labels(self.rows_for_ids(r.id for r in records),
-                            [str(r.payload.get("label") or "") for r in records])
+                            [str(r.payload.get(LABEL) or "") for r in records])
         return restored
 
 

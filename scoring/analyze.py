@@ -24,18 +24,19 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from analysis.image_metrics import METRIC_FIELDS, image_metrics, uniqueness
+from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
 from analysis.label_quality import (
     DEFAULT_K, confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores,
 )
 from indexer.images import ImageSkipped, decode_image
 from store import Collection
+from store.schema import (
+    DUPLICATE_FLAG, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, LABEL, METRIC_FIELDS, MISLABEL_FLAG, MISLABEL_SCORE,
+    OUTLIER_FLAG, OUTLIER_SCORE, PATH, QUALITY_FLAGS, SCORE_FIELDS, SHA1, SUGGESTED_LABEL, UNIQUENESS,
+)
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
-FLOAT_SCORES = ("mislabel_score", "outlier_score", "uniqueness")
-INTEGER_SCORES = ("duplicate_group", "exact_duplicate_group")
-KEYWORD_SCORES = ("suggested_label", "quality_flags")
 
 
 @dataclass
@@ -81,11 +82,11 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
         return summary
     graph = current_graph(collection, k)
     small = graph.truncated(min(k, graph.k))
-    columns = collection.columns(["label", "sha1"])
+    columns = collection.columns([LABEL, SHA1])
     row_of = {pid: i for i, pid in enumerate(columns.ids)}
     order = np.array([row_of[pid] for pid in graph.ids])
-    labels = np.array([columns.values["label"][i] or "" for i in order], dtype=str)
-    hashes = np.array([columns.values["sha1"][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
+    labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
+    hashes = np.array([columns.values[SHA1][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
 
     mislabels = mislabel_scores(small, labels)
     outliers = outlier_scores(small)
@@ -96,7 +97,7 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
 
     payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
     collection.set_payloads(list(graph.ids), payloads)
-    _index_scores(collection)
+    collection.index_fields(SCORE_FIELDS)
     collection.flush()
 
     summary.points = len(graph)
@@ -114,20 +115,11 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
 
 def _payload(i: int, mislabels: Any, outliers: Any, near: np.ndarray, exact: np.ndarray,
              unique: np.ndarray) -> dict[str, Any]:
-    flags = [name for name, on in (("mislabel", mislabels.flagged[i]), ("outlier", outliers.flagged[i]),
-                                   ("duplicate", near[i] >= 0 or exact[i] >= 0)) if on]
-    return {"mislabel_score": float(mislabels.score[i]), "suggested_label": str(mislabels.suggested_label[i]),
-            "outlier_score": float(outliers.score[i]), "uniqueness": float(unique[i]),
-            "duplicate_group": int(near[i]), "exact_duplicate_group": int(exact[i]), "quality_flags": flags}
-
-
-def _index_scores(collection: Collection) -> None:
-    for name in FLOAT_SCORES:
-        collection.create_index(name, "float")
-    for name in INTEGER_SCORES:
-        collection.create_index(name, "integer")
-    for name in KEYWORD_SCORES:
-        collection.create_index(name, "keyword")
+    flags = [name for name, on in ((MISLABEL_FLAG, mislabels.flagged[i]), (OUTLIER_FLAG, outliers.flagged[i]),
+                                   (DUPLICATE_FLAG, near[i] >= 0 or exact[i] >= 0)) if on]
+    return {MISLABEL_SCORE: float(mislabels.score[i]), SUGGESTED_LABEL: str(mislabels.suggested_label[i]),
+            OUTLIER_SCORE: float(outliers.score[i]), UNIQUENESS: float(unique[i]),
+            DUPLICATE_GROUP: int(near[i]), EXACT_DUPLICATE_GROUP: int(exact[i]), QUALITY_FLAGS: flags}
 
 
 def _pair_record(pair: Any, ids: np.ndarray) -> dict[str, Any]:
@@ -150,8 +142,8 @@ def confused_pairs(collection: Collection) -> list[dict[str, Any]]:
 def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
     """Compute METRIC_FIELDS for points indexed without them; returns how many were added."""
     root = Path(collection.read_metadata().get("source_root", "."))
-    columns = collection.columns(["path", METRIC_FIELDS[0]])
-    todo = [(pid, p) for pid, p, m in zip(columns.ids, columns.values["path"], columns.values[METRIC_FIELDS[0]])
+    columns = collection.columns([PATH, METRIC_FIELDS[0]])
+    todo = [(pid, p) for pid, p, m in zip(columns.ids, columns.values[PATH], columns.values[METRIC_FIELDS[0]])
             if m is None and p]
     if not todo:
         return 0
@@ -166,6 +158,5 @@ def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
         results = list(tqdm(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
     done = [(pid, m) for (pid, _), m in zip(todo, results) if m is not None]
     collection.set_payloads([pid for pid, _ in done], [m for _, m in done])
-    for name in METRIC_FIELDS:
-        collection.create_index(name, "float")
+    collection.index_fields(METRIC_FIELDS)
     return len(done)
