@@ -115,7 +115,7 @@ def png_bytes(width: int, height: int, bit_depth: int = 1, colour_type: int = 0,
 
 def build_tiny_clip(folder: Path) -> Path:
     """A random-weight CLIP of a few hundred KB that sentence-transformers loads like a real one
-    (docs: /work/shared/notes/offline-assets.md)."""
+    (docs/notes/offline-assets.md)."""
     import json
 
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer

@@ -1,7 +1,7 @@
 """The map as a `gr.HTML` component that owns a Plotly scattergl chart, and its JS bridge.
 
 Why not `gr.Plot`: it has no selection event and re-creates its chart on every update,
-losing zoom and selection (see docs in /work/shared/notes). Here one div lives for the
+losing zoom and selection (see docs/notes/plotly-selection-in-gradio.md). Here one div lives for the
 whole page; the component's `value` is a JSON *message* (ui/figure.py `map_message`)
 that the JS applies with `Plotly.react` on that same div:
 
