@@ -96,66 +96,94 @@ def build_search_controls(has_text_encoder: bool) -> SearchControls:
 
 def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls) -> None:
     """The Explorer tab's components and every explorer callback (call inside a gr.Tab)."""
-    table = ctx.table
     count = gr.HTML(elem_id="es-count")
-    with gr.Column(visible=False) as detail_box:
-        detail = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
+    detail = _detail_panel(ctx, search)
+    grid = _grid_panel(ctx, detail)
+    gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
+    distribution = gr.HTML(elem_id="es-dist")
+    _tagging_panel(ctx, controls)
+
+    def follow(state: MapState) -> tuple[str, str, str, str]:
+        rows = state.shown_rows(ctx.table)
+        return (count_line(ctx.table, state), *_grid_page(ctx.table, state),
+                distribution_html(ctx.table, rows, state.visible))
+
+    ctx.on_selection_change(follow, outputs=[count, grid.pager, grid.html, distribution])
+    _wire_map_controls(ctx, controls)
+    _wire_text_search(ctx, search)
+
+
+@dataclass
+class DetailView:
+    box: gr.Column
+    html: gr.HTML
+
+
+@dataclass
+class GridView:
+    pager: gr.Markdown
+    html: gr.HTML
+
+
+def _grid_page(table: PointTable, state: MapState) -> tuple[str, str]:
+    """The pager line and the grid's current page of the points the views show."""
+    rows = state.shown_rows(table)
+    scores = state.selection.scores if state.selection.active else None
+    grid_rows, grid_scores = ordered(table, state, rows, scores)
+    return pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
+
+
+def _detail_panel(ctx: AppContext, search: SearchControls) -> DetailView:
+    """The clicked point: full image, path, tags, nearest neighbours; "More like this"."""
+    with gr.Column(visible=False) as box:
+        html = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
         with gr.Row():
             more = gr.Button("More like this", size="sm", elem_id="es-more")
             close = gr.Button("Close", size="sm", elem_id="es-close")
+    html.click(_detail_opener(ctx), [ctx.state], [ctx.state, html, box], show_progress="hidden")
+    close.click(lambda s: (s, gr.Column(visible=False)), [ctx.state], [ctx.state, box], show_progress="hidden")
+
+    def more_like_this(state: MapState, k: float) -> MapState:
+        if state.detail_id is None:
+            return state
+        records = ctx.collection.retrieve([state.detail_id], [], with_vectors=True)
+        if not records or records[0].vector is None:
+            return state
+        source = f"like {ctx.table.paths[ctx.table.row_of[state.detail_id]]}"
+        return _select_hits(ctx, state, records[0].vector, int(k), source)
+
+    ctx.map_event(more.click, more_like_this, [search.k])
+    return DetailView(box, html)
+
+
+def _detail_opener(ctx: AppContext) -> Any:
+    """The click handler of a card (grid or neighbour): show that point in the detail view."""
+
+    def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, Any, Any]:
+        point = str(evt._data.get("id", ""))
+        if point not in ctx.table.row_of:
+            return state, gr.skip(), gr.skip()
+        state.detail_id = point
+        return state, detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS)), gr.Column(visible=True)
+
+    return open_detail
+
+
+def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
+    """The paged thumbnail grid with its sort order; a click on a card opens the detail view."""
     with gr.Row(equal_height=True):
         prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
         pager = gr.Markdown(elem_id="es-pager")
         nxt = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="es-next")
     with gr.Row(equal_height=True):
-        sort_field = gr.Dropdown([("selection order", ""), *colour_fields(table)], value="", label="Sort grid by",
-                                 elem_id="es-sort", scale=3)
+        sort_field = gr.Dropdown([("selection order", ""), *colour_fields(ctx.table)], value="",
+                                 label="Sort grid by", elem_id="es-sort", scale=3)
         descending = gr.Checkbox(label="Descending", value=False, elem_id="es-sort-desc", scale=1)
     grid = gr.HTML(elem_id="es-grid", js_on_load=CLICK_JS)
-    gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
-    distribution = gr.HTML(elem_id="es-dist")
-    with gr.Row(equal_height=True):
-        tag = gr.Dropdown(list(table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
-                          elem_id="es-tag", scale=2)
-        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
-        remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
-    status = gr.Markdown(elem_id="es-tag-status")
-    tag_list = gr.Radio(_tag_choices(table.tag_counts()), value=None, label="Tags (pick one to select its points)",
-                        elem_id="es-tag-list")
 
-    # --- following the selection ------------------------------------------------------
-    def refresh(state: MapState) -> tuple[str, str, str, str]:
-        rows = state.shown_rows(table)
-        scores = state.selection.scores if state.selection.active else None
-        grid_rows, grid_scores = ordered(table, state, rows, scores)
-        return (count_line(table, state), pager_text(state, len(rows)),
-                grid_html(table, grid_rows, state.page, grid_scores), distribution_html(table, rows, state.visible))
-
-    ctx.on_selection_change(refresh, outputs=[count, pager, grid, distribution])
-
-    # --- map: box / lasso / double-click, colour, filters -------------------------------
-    def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
-        rows = payload.get("rows")
-        if rows is None:
-            return state.clear(from_map=True)
-        rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
-        rows = rows[(rows >= 0) & (rows < len(table))]
-        return state.select(rows, str(payload.get("kind") or "map"), from_map=True)
-
-    ctx.map_select_event(on_map_select)
-    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])
-    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(table, labels=v or []), [controls.labels])
-    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(table, tags=v or []), [controls.tags])
-    ctx.map_event(controls.field.input, lambda s, f: s.set_view(table, colour_by=f"field:{f}" if f else "label"),
-                  [controls.field])
-
-    # --- paging and the detail view -------------------------------------------------------
     def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
-        rows = state.shown_rows(table)
-        state.page = int(np.clip(state.page + step, 0, page_count(len(rows)) - 1))
-        scores = state.selection.scores if state.selection.active else None
-        grid_rows, grid_scores = ordered(table, state, rows, scores)
-        return state, pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
+        state.page = int(np.clip(state.page + step, 0, page_count(len(state.shown_rows(ctx.table))) - 1))
+        return (state, *_grid_page(ctx.table, state))
 
     prev.click(lambda s: turn(s, -1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
     nxt.click(lambda s: turn(s, 1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
@@ -167,40 +195,23 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
     for control in (sort_field, descending):
         control.input(sort_grid, [ctx.state, sort_field, descending], [ctx.state, pager, grid],
                       show_progress="hidden")
+    grid.click(_detail_opener(ctx), [ctx.state], [ctx.state, detail.html, detail.box], show_progress="hidden")
+    return GridView(pager, grid)
 
-    def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, str, Any]:
-        point = str(evt._data.get("id", ""))
-        if point not in table.row_of:
-            return state, gr.skip(), gr.skip()
-        state.detail_id = point
-        return state, detail_html(table, point, _neighbours(ctx, point, NEIGHBOURS)), gr.Column(visible=True)
 
-    grid.click(open_detail, [ctx.state], [ctx.state, detail, detail_box], show_progress="hidden")
-    detail.click(open_detail, [ctx.state], [ctx.state, detail, detail_box], show_progress="hidden")
-    close.click(lambda s: (s, gr.Column(visible=False)), [ctx.state], [ctx.state, detail_box],
-                show_progress="hidden")
+def _tagging_panel(ctx: AppContext, controls: MapControls) -> None:
+    """Add / remove a tag on the selection (written to Qdrant), and the tag list that selects
+    a tag's points."""
+    table = ctx.table
+    with gr.Row(equal_height=True):
+        tag = gr.Dropdown(list(table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
+                          elem_id="es-tag", scale=2)
+        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
+        remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
+    status = gr.Markdown(elem_id="es-tag-status")
+    tag_list = gr.Radio(_tag_choices(table.tag_counts()), value=None, label="Tags (pick one to select its points)",
+                        elem_id="es-tag-list")
 
-    # --- search: "more like this" and text ----------------------------------------------
-    def more_like_this(state: MapState, k: float) -> MapState:
-        if state.detail_id is None:
-            return state
-        records = ctx.collection.retrieve([state.detail_id], [], with_vectors=True)
-        if not records or records[0].vector is None:
-            return state
-        return _select_hits(ctx, state, records[0].vector, int(k), f"like {table.paths[table.row_of[state.detail_id]]}")
-
-    ctx.map_event(more.click, more_like_this, [search.k])
-
-    def text_search(state: MapState, text: str, k: float) -> MapState:
-        if ctx.text_encoder is None or not (text or "").strip():
-            return state
-        vector = np.asarray(ctx.text_encoder(text.strip()), dtype=np.float32)
-        return _select_hits(ctx, state, vector, int(k), f"text: {text.strip()}")
-
-    ctx.map_event(search.button.click, text_search, [search.text, search.k])
-    ctx.map_event(search.text.submit, text_search, [search.text, search.k])
-
-    # --- tagging ------------------------------------------------------------------------
     def edit(state: MapState, name: str | None, add: bool) -> tuple[Any, ...]:
         rows = state.selected_rows()
         if not (name or "").strip():
@@ -225,11 +236,42 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
     ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove")
 
     def pick_tag(state: MapState, name: str | None) -> MapState:
-        if not name:
-            return state
-        return state.select(table.rows_with_tags([name]), f"tag: {name}")
+        return state.select(table.rows_with_tags([name]), f"tag: {name}") if name else state
 
     ctx.map_event(tag_list.input, pick_tag, [tag_list])
+
+
+def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
+    """Box / lasso / double-click on the map, colour and filter controls."""
+    table = ctx.table
+
+    def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
+        rows = payload.get("rows")
+        if rows is None:
+            return state.clear(from_map=True)
+        rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
+        rows = rows[(rows >= 0) & (rows < len(table))]
+        return state.select(rows, str(payload.get("kind") or "map"), from_map=True)
+
+    ctx.map_select_event(on_map_select)
+    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])
+    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(table, labels=v or []), [controls.labels])
+    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(table, tags=v or []), [controls.tags])
+    ctx.map_event(controls.field.input, lambda s, f: s.set_view(table, colour_by=f"field:{f}" if f else "label"),
+                  [controls.field])
+
+
+def _wire_text_search(ctx: AppContext, search: SearchControls) -> None:
+    """Text search (CLIP models): selects the nearest images to the text."""
+
+    def text_search(state: MapState, text: str, k: float) -> MapState:
+        if ctx.text_encoder is None or not (text or "").strip():
+            return state
+        vector = np.asarray(ctx.text_encoder(text.strip()), dtype=np.float32)
+        return _select_hits(ctx, state, vector, int(k), f"text: {text.strip()}")
+
+    ctx.map_event(search.button.click, text_search, [search.text, search.k])
+    ctx.map_event(search.text.submit, text_search, [search.text, search.k])
 
 
 def _tag_choices(counts: dict[str, int]) -> list[tuple[str, str]]:
