@@ -10,13 +10,14 @@ import json
 import threading
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from store.point_ids import PointIds
 from store.schema import (
     LABEL, ORIGINAL_LABEL, PREDICTION, PREDICTION_CORRECT, TAGS, index_kind, validate_tag,
 )
@@ -82,18 +83,135 @@ def to_point_record(record: Any, with_vectors: bool) -> PointRecord:
     return PointRecord(str(record.id), record.payload or {}, vector)
 
 
-@dataclass
-class Columns:
-    """Payload fields of many points as parallel columns (`ids[i]` owns row i)."""
+TextColumn = tuple[np.ndarray, np.ndarray]  # (distinct values, int32 code per point, -1: absent)
 
-    ids: np.ndarray
-    values: dict[str, list[Any]]
+
+class Columns:
+    """Payload fields of many points as parallel columns (`ids[i]` owns row i).
+
+    Made from lists (a scan: `Columns(ids, values)`) or from arrays (`Columns.from_arrays`, the
+    embedded store's column cache). Either way `point_ids()`, `text(name)`, `floats(name)` and
+    `tagged()` answer with numpy arrays, and where the columns came as arrays they make no
+    Python object per point (ten million points as lists are gigabytes); `ids` and `values`
+    give the same data as a str array and lists, decoded on first use.
+    """
+
+    def __init__(self, ids: np.ndarray, values: Mapping[str, list[Any]]) -> None:
+        self._ids: np.ndarray | None = ids
+        self._point_ids: PointIds | None = None
+        self._lists: dict[str, list[Any]] = dict(values)
+        self._text: dict[str, TextColumn] = {}
+        self._floats: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._tags: tuple[np.ndarray, list[Any], np.ndarray] | None = None
+        self._tags_field: str | None = None
+        self._order: list[str] = []
+
+    @classmethod
+    def from_arrays(cls, point_ids: PointIds, text: Mapping[str, TextColumn],
+                    floats: Mapping[str, tuple[np.ndarray, np.ndarray]],
+                    tags: tuple[str, np.ndarray, list[Any], np.ndarray] | None = None,
+                    order: Sequence[str] = ()) -> Columns:
+        """`text`: name -> (distinct values, codes); `floats`: name -> (values, missing mask);
+        `tags`: (field, rows that have a non-empty value, their values, mask of the other rows
+        whose value is absent rather than []); `order`: the fields' order in `values`."""
+        columns = cls(None, {})  # type: ignore[arg-type]
+        columns._order = list(order)
+        columns._point_ids = point_ids
+        columns._text, columns._floats = dict(text), dict(floats)
+        if tags is not None:
+            columns._tags_field, columns._tags = tags[0], tags[1:]
+        return columns
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self._ids) if self._ids is not None else len(self.point_ids())
+
+    @property
+    def ids(self) -> np.ndarray:
+        if self._ids is None:
+            self._ids = self.point_ids().strings()
+        return self._ids
+
+    @property
+    def values(self) -> Mapping[str, list[Any]]:
+        return _DecodedValues(self)
+
+    def names(self) -> list[str]:
+        return list(dict.fromkeys([*self._order, *self._lists, *self._text, *self._floats,
+                                   *([self._tags_field] if self._tags_field else [])]))
+
+    def decoded(self, name: str) -> list[Any]:
+        """One field as a list (None where absent)."""
+        if name not in self._lists:
+            if name in self._text:
+                distinct, codes = self._text[name]
+                self._lists[name] = np.array([*distinct.tolist(), None], dtype=object)[codes].tolist()
+            elif name in self._floats:
+                values, missing = self._floats[name]
+                out: list[Any] = values.tolist()
+                for row in np.flatnonzero(missing).tolist():
+                    out[row] = None
+                self._lists[name] = out
+            elif name == self._tags_field and self._tags is not None:
+                rows, tagged, absent = self._tags
+                lists: list[Any] = [None if none else [] for none in absent.tolist()]
+                for row, value in zip(rows.tolist(), tagged):
+                    lists[row] = value
+                self._lists[name] = lists
+            else:
+                raise KeyError(name)
+        return self._lists[name]
+
+    # --- as arrays ---------------------------------------------------------------------
+    def point_ids(self) -> PointIds:
+        if self._point_ids is None:
+            self._point_ids = PointIds.from_strings(self._ids if self._ids is not None else np.array([], str))
+        return self._point_ids
+
+    def text(self, name: str) -> TextColumn:
+        """(distinct values, each point's code into them, -1 where absent)."""
+        if name not in self._text:
+            index: dict[Any, int] = {}
+            codes = np.fromiter((-1 if v is None else index.setdefault(v, len(index)) for v in self.decoded(name)),
+                                dtype=np.int32, count=len(self))
+            self._text[name] = (np.array(list(index), dtype=object), codes)
+        return self._text[name]
+
+    def floats(self, name: str) -> np.ndarray:
+        """float64 values, NaN where absent."""
+        if name in self._floats and name not in self._lists:
+            values, missing = self._floats[name]
+            return np.where(missing, np.nan, values)
+        return self.array(name, np.float64)
+
+    def tagged(self, name: str) -> tuple[np.ndarray, list[Any]]:
+        """(rows whose list field `name` is not empty, their values)."""
+        if name == self._tags_field and self._tags is not None and name not in self._lists:
+            return self._tags[0], list(self._tags[1])
+        values = self.decoded(name)
+        rows = [row for row, value in enumerate(values) if value not in (None, [], ())]
+        return np.asarray(rows, dtype=np.int64), [values[row] for row in rows]
 
     def array(self, name: str, dtype: Any = np.float32, missing: Any = np.nan) -> np.ndarray:
-        return np.array([missing if v is None else v for v in self.values[name]], dtype=dtype)
+        if name in self._floats and name not in self._lists:
+            values, absent = self._floats[name]
+            return np.where(absent, missing, values).astype(dtype)
+        return np.array([missing if v is None else v for v in self.decoded(name)], dtype=dtype)
+
+
+class _DecodedValues(Mapping[str, list[Any]]):
+    """`Columns.values`: each field decoded to a list when first read."""
+
+    def __init__(self, columns: Columns) -> None:
+        self._columns = columns
+
+    def __getitem__(self, name: str) -> list[Any]:
+        return self._columns.decoded(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns.names())
+
+    def __len__(self) -> int:
+        return len(self._columns.names())
 
 
 class Collection(ABC):

@@ -37,13 +37,15 @@ from typing import Any
 import numpy as np
 
 from store.base import Columns
+from store.point_ids import PointIds
 from store.scheduler import Scheduler
 from store.schema import LABEL, PATH, TAGS, X, Y
 
 # A JSON header (a 0-d str array) then the arrays it names, each in .npy format, back to back:
 # read without the zip layer and CRC of an .npz (a third of the time at 70,000 points).
 FILE_NAME = "columns-cache.npys"
-FORMAT = 1
+# 2: ids as 16-byte UUID keys (store/point_ids.py) where every id is a UUID, else as a str array.
+FORMAT = 2
 # field -> the one Python type its values may have (or None); anything else is not cached.
 CACHED_FIELDS: dict[str, type] = {LABEL: str, PATH: str, X: float, Y: float}
 # The engine may store a written float one unit in the last place off (its JSON number parsing
@@ -150,13 +152,12 @@ def _exact_float(value: Any) -> bool:
 class ColumnSnapshot:
     """The cached columns of every point of a collection at one moment."""
 
-    def __init__(self, ids: np.ndarray, text: dict[str, _Text], numbers: dict[str, _Numbers],
+    def __init__(self, ids: PointIds, text: dict[str, _Text], numbers: dict[str, _Numbers],
                  tags_none: np.ndarray) -> None:
         self.ids = ids
         self.text = text
         self.numbers = numbers
         self.tags_none = tags_none  # where tags is empty: absent/null (True) or [] (False)
-        self._row_of: dict[str, int] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -173,41 +174,28 @@ class ColumnSnapshot:
                 return None
             (text if kind is str else numbers)[name] = column  # type: ignore[assignment]
         tags_none = np.fromiter((v is None for v in values[TAGS]), dtype=bool, count=len(ids))
-        return cls(np.array(ids, dtype=str), text, numbers, tags_none)
+        return cls(PointIds.from_strings(np.array(ids, dtype=str)), text, numbers, tags_none)
 
     def columns(self, fields: Sequence[str], tagged: Sequence[tuple[str, Any]]) -> Columns | None:
         """The columns of `fields`, with `tagged` (id, tags) from the engine for the points that
-        have tags; None when one of those is not here (the copy is not the engine's points)."""
-        values: dict[str, list[Any]] = {}
-        for name in fields:
-            if name == TAGS:
-                tags = self._tags(tagged)
-                if tags is None:
-                    return None
-                values[name] = tags
-            else:
-                values[name] = (self.text[name] if name in self.text else self.numbers[name]).decode()
-        return Columns(self.ids.copy(), values)
-
-    def _tags(self, tagged: Sequence[tuple[str, Any]]) -> list[Any] | None:
-        # A fresh [] per point, as a scan gives: callers may extend the lists they get.
-        tags: list[Any] = [None if none else [] for none in self.tags_none.tolist()]
-        row_of = self.row_of() if tagged else {}
-        for pid, value in tagged:
-            row = row_of.get(pid)
-            if row is None:
+        have tags; None when one of those is not here (the copy is not the engine's points).
+        Arrays, copied (writes change this copy in place), with no Python object per point."""
+        tags = None
+        if TAGS in fields:
+            rows = self.ids.rows(pid for pid, _ in tagged)
+            if (rows < 0).any():
                 return None
-            tags[row] = value
-        return tags
-
-    def row_of(self) -> dict[str, int]:
-        if self._row_of is None:
-            self._row_of = dict(zip(self.ids.tolist(), range(len(self.ids))))
-        return self._row_of
+            tags = (TAGS, rows, [value for _, value in tagged], self.tags_none.copy())
+        text = {name: (self.text[name].names_array(), self.text[name].codes.copy())
+                for name in fields if name in self.text}
+        floats = {name: (self.numbers[name].values.copy(), self.numbers[name].missing.copy())
+                  for name in fields if name in self.numbers}
+        return Columns.from_arrays(self.ids, text, floats, tags, order=fields)
 
     def tagged_ids(self, values: Sequence[Any]) -> set[str]:
         """Ids whose scanned tags value is not empty (to check against the engine's filter)."""
-        return {pid for pid, value in zip(self.ids.tolist(), values) if not tags_are_empty(value)}
+        rows = [row for row, value in enumerate(values) if not tags_are_empty(value)]
+        return set(self.ids.strings(rows).tolist()) if rows else set()
 
     # --- following writes ---------------------------------------------------------------
     def changed_by(self, ids: Sequence[str], payloads: Payloads) -> bool:
@@ -272,29 +260,24 @@ class ColumnSnapshot:
         return True
 
     def delete(self, ids: Sequence[str]) -> bool:
-        row_of = self.row_of()
         keep = np.ones(len(self.ids), dtype=bool)
-        keep[[row_of[pid] for pid in ids if pid in row_of]] = False  # the engine ignores unknown ids too
-        kept = self.ids[keep]
-        # The width a fresh np.array(ids, dtype=str) would have, as a scan would give.
-        width = int(np.char.str_len(kept).max()) if len(kept) else 1
-        self.ids = kept.astype(f"<U{width}")
+        rows = self.ids.rows(ids)
+        keep[rows[rows >= 0]] = False  # the engine ignores unknown ids too
+        self.ids = self.ids.take(keep)
         for text in self.text.values():
             text.codes = text.codes[keep]
         for numbers in self.numbers.values():
             numbers.values, numbers.missing = numbers.values[keep], numbers.missing[keep]
         self.tags_none = self.tags_none[keep]
-        self._row_of = None
         return True
 
     def _rows(self, ids: Sequence[str]) -> np.ndarray | None:
-        row_of = self.row_of()
-        rows = [row_of.get(pid, -1) for pid in ids]
-        return None if -1 in rows else np.asarray(rows, dtype=np.int64)
+        rows = self.ids.rows(ids)
+        return None if (rows < 0).any() else rows
 
     # --- the file -----------------------------------------------------------------------
     def save(self, path: Path) -> None:
-        arrays: dict[str, np.ndarray] = {"ids": self.ids, "tags_none": self.tags_none}
+        arrays: dict[str, np.ndarray] = {"ids": self.ids.keys, "tags_none": self.tags_none}
         for name, text in self.text.items():
             arrays[f"{name}.names"], arrays[f"{name}.codes"] = text.names_array(), text.codes
         for name, numbers in self.numbers.items():
@@ -319,7 +302,7 @@ class ColumnSnapshot:
                     for name, kind in CACHED_FIELDS.items() if kind is str}
             numbers = {name: _Numbers(data[f"{name}.values"], data[f"{name}.missing"])
                        for name, kind in CACHED_FIELDS.items() if kind is float}
-            snapshot = cls(data["ids"], text, numbers, data["tags_none"])
+            snapshot = cls(PointIds(data["ids"]), text, numbers, data["tags_none"])
         except (OSError, EOFError, KeyError, TypeError, ValueError, AttributeError):
             return None
         return snapshot if snapshot._consistent() else None

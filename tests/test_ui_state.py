@@ -15,16 +15,8 @@ from ui.views import PAGE_SIZE, distribution_html, grid_html
 
 
 def _fake_table(labels: list[str]) -> PointTable:
-    table = PointTable.__new__(PointTable)
-    names = sorted(set(labels), key=lambda v: (-labels.count(v), v))
-    table.label_names = names
-    table.label_codes = np.array([names.index(v) for v in labels], dtype=np.int32)
-    table.ids = np.array([f"id{i}" for i in range(len(labels))], dtype=object)
-    table.tags = [() for _ in labels]
-    table.paths = [f"{v}/{i}.png" for i, v in enumerate(labels)]
-    table.x = table.y = np.zeros(len(labels), np.float32)
-    table._lock = threading.RLock()
-    return table
+    return PointTable.in_memory([f"id{i}" for i in range(len(labels))], labels,
+                                [f"{v}/{i}.png" for i, v in enumerate(labels)])
 
 
 def test_table_loads_columns_and_edits_tags_in_store_and_memory(ui_collection) -> None:

@@ -67,7 +67,7 @@ def build_map_controls(table: PointTable) -> MapControls:
 def colour_fields(table: PointTable) -> list[str]:
     """Numeric payload fields the map can be coloured by, plus prediction correctness."""
     fields = numeric_fields(table)
-    if np.isfinite(table.numeric(PREDICTION_CORRECT)).any():
+    if table.has_fields([PREDICTION_CORRECT]) and np.isfinite(table.numeric(PREDICTION_CORRECT)).any():
         fields.append(PREDICTION_CORRECT)
     return fields
 

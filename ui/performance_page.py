@@ -26,6 +26,8 @@ MAX_HEATMAP_CLASSES = 40
 
 def load_predictions(table: PointTable) -> np.ndarray | None:
     """Each row's predicted label ("" where none), or None when no point has one."""
+    if not table.has_fields([PREDICTION]):
+        return None
     predictions = np.full(len(table), "", dtype=object)
     for row, value in enumerate(table.payload_columns([PREDICTION])[PREDICTION]):
         if value not in (None, ""):

@@ -241,8 +241,9 @@ def row_choices(table: PointTable, rows: np.ndarray, data: QualityData | None = 
 # --- the tab ---------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
     table = ctx.table
-    data = load_quality(table)
-    if not data.analysed:
+    analysed = table.has_fields([MISLABEL_SCORE, OUTLIER_SCORE])  # no full scan for what is not there
+    data = load_quality(table) if analysed else None
+    if data is None or not data.analysed:
         gr.Markdown(f"No label-quality analysis for this collection yet. Run "
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")

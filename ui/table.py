@@ -5,21 +5,105 @@ selection of 70,000 points is one numpy array, not 70,000 payload reads. The tab
 loaded from the store once; tag edits go through `edit_tags`, which writes to the store
 and updates the in-memory tags under one lock, so what sessions see stays what Qdrant holds.
 Row order is fixed for the life of the process (the browser's map refers to rows).
+
+Every column is a numpy array or a thin view over one, with no Python object per point: ids
+as 16-byte keys with lookups by binary search (`ids[row]`, `row_of[id]` still read like a
+list and a dict), labels and paths as codes into their distinct values, tags only for the
+points that have any. Ten million points load in seconds into well under a gigabyte.
 """
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from store import Collection
+from store import Collection, Columns
+from store.point_ids import PointIds
 from store.schema import LABEL, NOT_SHOWN, PATH, TAGS, X, Y
 
 FIELDS = (PATH, LABEL, TAGS, X, Y)
 NO_LABEL = "(no label)"
+FIELD_SAMPLE = 500  # payloads read to see which other fields a collection has
+
+
+class IdColumn:
+    """`ids[row]` -> the point id (str); `ids[rows]` -> a str array; iterable like a list."""
+
+    def __init__(self, ids: PointIds) -> None:
+        self._ids = ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, rows: Any) -> Any:
+        if isinstance(rows, (int, np.integer)):
+            return self._ids.string(int(rows))
+        return self._ids.strings(np.arange(len(self._ids))[rows] if isinstance(rows, slice) else rows)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids.strings().tolist())
+
+
+class RowLookup:
+    """`row_of[id]`, `id in row_of`, `row_of.get(id)`: an id's row, by binary search."""
+
+    def __init__(self, ids: PointIds) -> None:
+        self._ids = ids
+
+    def get(self, point_id: Any, default: int | None = None) -> int | None:
+        row = self._ids.row(str(point_id)) if isinstance(point_id, str) else None
+        return default if row is None else row
+
+    def __getitem__(self, point_id: str) -> int:
+        row = self.get(point_id)
+        if row is None:
+            raise KeyError(point_id)
+        return row
+
+    def __contains__(self, point_id: object) -> bool:
+        return self.get(point_id) is not None
+
+
+class TextColumn:
+    """`column[row]` -> str ("" where absent), from distinct values and a code per row."""
+
+    def __init__(self, distinct: np.ndarray | Sequence[str], codes: np.ndarray) -> None:
+        self._distinct = distinct
+        self._codes = codes
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, row: int) -> str:
+        code = int(self._codes[int(row)])
+        return "" if code < 0 else str(self._distinct[code] or "")
+
+
+class SparseTags:
+    """Each row's tags as a tuple (`tags[row]`, () for none); only tagged rows are stored.
+    Tuples, not lists: the garbage collector stops tracking tuples of strings."""
+
+    def __init__(self, n: int, tagged: dict[int, tuple[str, ...]] | None = None) -> None:
+        self._n = n
+        self._tagged = tagged or {}
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, row: int) -> tuple[str, ...]:
+        return self._tagged.get(int(row), ())
+
+    def __setitem__(self, row: int, tags: tuple[str, ...]) -> None:
+        if tags:
+            self._tagged[int(row)] = tags
+        else:
+            self._tagged.pop(int(row), None)
+
+    def items(self) -> Iterable[tuple[int, tuple[str, ...]]]:
+        return self._tagged.items()
 
 
 class PointTable:
@@ -28,26 +112,43 @@ class PointTable:
     def __init__(self, collection: Collection) -> None:
         self.collection = collection
         self._lock = threading.RLock()
-        columns = collection.columns(FIELDS)
-        # Sorting by id makes the row order independent of the scroll order of the backend.
-        order = np.argsort(columns.ids, kind="stable")
-        self.ids: np.ndarray = columns.ids[order].astype(object)
-        self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
-        self.paths: list[str] = [columns.values[PATH][i] or "" for i in order]
-        self.x: np.ndarray = np.nan_to_num(columns.array(X)[order]).astype(np.float32)
-        self.y: np.ndarray = np.nan_to_num(columns.array(Y)[order]).astype(np.float32)
-        labels = [columns.values[LABEL][i] or NO_LABEL for i in order]
-        self.label_names, self.label_codes = _encode(labels)
-        # Tuples, not lists: the garbage collector stops tracking tuples of strings, so 70,000
-        # of them add nothing to its passes.
-        self.tags: list[tuple[str, ...]] = [tuple(columns.values[TAGS][i] or ()) for i in order]
-        # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
-        # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
-        self._tag_counts: Counter[str] = Counter(tag for tags in self.tags for tag in tags)
+        self._load(collection.columns(FIELDS))
         # Bumped on every tag edit so caches keyed on it (tag colouring) know to recompute.
         self.tags_version = 0
         self._numeric: dict[str, np.ndarray] = {}  # numeric payload columns, converted on first use
         self._extra: dict[str, list[Any]] | None = None  # see payload_columns
+        self._fields_seen: set[str] | None = None  # see has_fields
+
+    @classmethod
+    def in_memory(cls, ids: Sequence[str], labels: Sequence[str], paths: Sequence[str] | None = None,
+                  x: Sequence[float] | None = None, y: Sequence[float] | None = None,
+                  collection: Any = None) -> PointTable:
+        """A table from plain lists, with no store behind it (tests, tools)."""
+        table = cls.__new__(cls)
+        table.collection, table._lock = collection, threading.RLock()
+        n = len(ids)
+        zeros = [0.0] * n
+        columns = Columns(np.array(list(ids), dtype=str), {
+            PATH: list(paths or [""] * n), LABEL: list(labels), TAGS: [[] for _ in range(n)],
+            X: list(zeros if x is None else x), Y: list(zeros if y is None else y)})
+        table._load(columns)
+        table.tags_version, table._numeric, table._extra, table._fields_seen = 0, {}, None, None
+        return table
+
+    def _load(self, columns: Columns) -> None:
+        self.point_ids = columns.point_ids()
+        self.ids = IdColumn(self.point_ids)
+        self.row_of = RowLookup(self.point_ids)
+        self.paths = TextColumn(*columns.text(PATH))
+        self.x: np.ndarray = np.nan_to_num(columns.floats(X)).astype(np.float32)
+        self.y: np.ndarray = np.nan_to_num(columns.floats(Y)).astype(np.float32)
+        self.label_names, self.label_codes = _label_codes(*columns.text(LABEL))
+        rows, values = columns.tagged(TAGS)
+        self.tags = SparseTags(len(self.x), {row: tuple(value or ()) for row, value in zip(rows.tolist(), values)
+                                             if value})
+        # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
+        # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
+        self._tag_counts: Counter[str] = Counter(tag for _, tags in self.tags.items() for tag in tags)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -55,11 +156,11 @@ class PointTable:
     # --- lookups ------------------------------------------------------------------
     def rows_for_ids(self, ids: Iterable[str]) -> np.ndarray:
         """Rows of the given ids, in the given order; unknown ids are skipped."""
-        rows = [self.row_of[i] for i in ids if i in self.row_of]
-        return np.asarray(rows, dtype=np.int64)
+        rows = self.point_ids.rows(ids)
+        return rows[rows >= 0]
 
     def ids_for_rows(self, rows: Sequence[int] | np.ndarray) -> list[str]:
-        return [str(i) for i in self.ids[np.asarray(rows, dtype=np.int64)]]
+        return self.point_ids.strings(np.asarray(rows, dtype=np.int64)).tolist()
 
     def label_of(self, row: int) -> str:
         return self.label_names[int(self.label_codes[row])]
@@ -81,7 +182,8 @@ class PointTable:
         """Rows having any of `tags`."""
         wanted = set(tags)
         with self._lock:
-            return np.fromiter((r for r, t in enumerate(self.tags) if wanted.intersection(t)), dtype=np.int64)
+            rows = np.fromiter((r for r, t in self.tags.items() if wanted.intersection(t)), dtype=np.int64)
+        return np.sort(rows)
 
     def mask(self, labels: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> np.ndarray:
         """Boolean row mask of points with one of `labels` and one of `tags` (None/empty: any)."""
@@ -137,8 +239,8 @@ class PointTable:
 
     def _reload_tags(self, ids: list[str]) -> None:
         """Take the tags of `ids` from the store again (after a write that may have half-happened)."""
-        for record in self.collection.retrieve(ids, [TAGS]):
-            row = self.row_of[record.id]
+        records = self.collection.retrieve(ids, [TAGS])
+        for record, row in zip(records, self.point_ids.rows(r.id for r in records).tolist()):
             new = tuple(record.payload.get(TAGS) or ())
             self._tag_counts.subtract(self.tags[row])
             self._tag_counts.update(new)
@@ -160,12 +262,33 @@ class PointTable:
             extra = self._extra
             return {name: extra[name] if name in extra else [None] * len(self) for name in names}
 
+    def has_fields(self, names: Sequence[str]) -> bool:
+        """Whether some point may have one of the payload fields `names`, known without reading
+        every payload: a field of the first FIELD_SAMPLE payloads, or an indexed keyword field
+        with a value. At ten million points the full scan of `payload_columns` takes minutes,
+        so pages look here first and skip it for what the collection does not have."""
+        with self._lock:
+            if self._fields_seen is None:
+                seen: set[str] = set()
+                for batch in self.collection.scroll(None, batch=FIELD_SAMPLE):
+                    seen.update(key for record in batch for key in record.payload)
+                    break
+                self._fields_seen = seen
+        if any(name in self._fields_seen for name in names):
+            return True
+        for name in names:
+            try:
+                if self.collection.facet(name, limit=1):
+                    return True
+            except Exception:  # not an indexed keyword field: the sample is all we know
+                continue
+        return False
+
     def _read_extra_fields(self) -> dict[str, list[Any]]:
         extra: dict[str, list[Any]] = {}
         for records in self.collection.scroll(None):
-            for record in records:
-                row = self.row_of.get(record.id)
-                if row is None:
+            for record, row in zip(records, self.point_ids.rows(r.id for r in records).tolist()):
+                if row < 0:
                     continue
                 for name, value in record.payload.items():
                     if name in FIELDS or name in NOT_SHOWN:
@@ -192,10 +315,18 @@ class PointTable:
     def set_labels(self, rows: Sequence[int] | np.ndarray, labels: Sequence[str] | str) -> None:
         """Change the in-memory label of `rows` (a name not seen yet gets a new code)."""
         rows = np.asarray(rows, dtype=np.int64)
-        names = [labels] * len(rows) if isinstance(labels, str) else list(labels)
         with self._lock:
             index = {name: i for i, name in enumerate(self.label_names)}
             codes = self.label_codes.copy()
+            if isinstance(labels, str):  # one label for every row: one numpy store
+                name = labels or NO_LABEL
+                if name not in index:
+                    index[name] = len(self.label_names)
+                    self.label_names.append(name)
+                codes[rows] = index[name]
+                self.label_codes = codes
+                return
+            names = list(labels)
             for row, name in zip(rows, names):
                 name = name or NO_LABEL
                 if name not in index:
@@ -222,9 +353,14 @@ class PointTable:
         return restored
 
 
-def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
-    """Distinct values (largest class first) and each row's code into them."""
-    counts = Counter(values)
-    names = sorted(counts, key=lambda v: (-counts[v], v))
+def _label_codes(distinct: np.ndarray, codes: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Labels present (largest class first, "" and absent as NO_LABEL) and each row's code."""
+    raw = [str(v) if v not in (None, "") else NO_LABEL for v in distinct.tolist()] + [NO_LABEL]  # code -1: last
+    names = list(dict.fromkeys(raw))
     index = {name: i for i, name in enumerate(names)}
-    return names, np.fromiter((index[v] for v in values), dtype=np.int32, count=len(values))
+    merged = np.array([index[name] for name in raw], dtype=np.int32)[codes]
+    counts = np.bincount(merged, minlength=len(names))
+    present = sorted((i for i in range(len(names)) if counts[i]), key=lambda i: (-counts[i], names[i]))
+    rank = np.zeros(len(names), dtype=np.int32)
+    rank[present] = np.arange(len(present), dtype=np.int32)
+    return [names[i] for i in present], rank[merged]
