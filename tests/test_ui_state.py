@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from store import PointFilter, StoreError, point_id
-from ui.figure import HIDDEN, PALETTE, colouring, map_message, points_bytes
+from ui.figure import HIDDEN, PALETTE, colouring, map_message
 from ui.state import MapState
 from ui.table import PointTable
 from ui.views import PAGE_SIZE, distribution_html, grid_html
@@ -141,12 +141,14 @@ def test_map_messages_send_only_what_changed() -> None:
     state = MapState()
     first = json.loads(map_message(table, state))
     assert {"base", "colour", "selection"} <= set(first)
-    assert first["base"]["n"] == 4 and first["colour"]["values"]["dtype"] == "u2"
-    assert np.frombuffer(points_bytes(table), "<f4").shape == (8,)
+    assert first["base"]["n"] == 4 and first["base"]["token"] and "values" not in first["colour"]
+    assert first["selection"] == {"count": None, "drawn": False, "rows": None}
     state.select([1, 2], "box", from_map=True)
     assert map_message(table, state) is None  # the browser drew it: nothing to send
     state.select([3], "tag: x")
-    assert set(json.loads(map_message(table, state))) == {"seq", "selection"}
+    message = json.loads(map_message(table, state))
+    assert set(message) == {"seq", "selection"} and message["selection"]["count"] == 1
+    assert message["selection"]["rows"]["dtype"] == "i4" and not message["selection"]["drawn"]
     state.set_view(table, colour_by="data")
     assert set(json.loads(map_message(table, state))) == {"seq", "colour"}
 

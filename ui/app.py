@@ -29,7 +29,8 @@ from ui import explorer, export_page, figure, metrics_page
 from ui import performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.images import ImageServer, add_image_routes
-from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
+from ui.map_component import add_plotly_route, map_component, page_head_html
+from ui.map_view import add_view_routes, max_points
 from ui.state import MapState
 from ui.table import PointTable
 from ui.views import CSS as VIEWS_CSS
@@ -79,8 +80,10 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
 
 
 def create_server_app(collection: Collection, text_encoder: TextEncoder | None = None, auth: Auth = None,
-                      pages: Sequence[Page] = ()) -> FastAPI:
-    """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only)."""
+                      pages: Sequence[Page] = (), map_points: int | None = None) -> FastAPI:
+    """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only).
+    `map_points`: the most points the map draws as points (more: a density image); default
+    $EMBEDSCAPE_MAP_POINTS or ui/map_view.py DEFAULT_MAX_POINTS."""
     table = PointTable(collection)
     demo = build_app(collection, text_encoder, pages, table=table)
     demo.queue(default_concurrency_limit=4)
@@ -91,7 +94,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     authorize = (lambda request: _logged_in(app, request)) if auth else None
     add_image_routes(app, images, authorize)
     add_plotly_route(app)
-    add_points_route(app, table, authorize)
+    add_view_routes(app, table, max_points(map_points), authorize)
     # No allowed_paths and no static paths: Gradio's file= route serves none of our files.
     gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS, head=page_head_html())
     app.state.embedscape = demo
@@ -121,9 +124,9 @@ def _freeze_startup_objects() -> None:
 
 
 def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
-          text_encoder: TextEncoder | None = None, auth: Auth = None) -> None:
+          text_encoder: TextEncoder | None = None, auth: Auth = None, map_points: int | None = None) -> None:
     """Serve the explorer until interrupted."""
-    app = create_server_app(collection, text_encoder, auth)
+    app = create_server_app(collection, text_encoder, auth, map_points=map_points)
     print(f"embedscape explorer on http://{host}:{port}  (collection '{collection.name}')", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
@@ -144,10 +147,10 @@ class RunningServer:
 
 def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
                  text_encoder: TextEncoder | None = None, auth: Auth = None,
-                 pages: Sequence[Page] = ()) -> RunningServer:
+                 pages: Sequence[Page] = (), map_points: int | None = None) -> RunningServer:
     """Serve in a background thread (port 0: a free port); returns once it accepts requests."""
     port = port or free_port(host)
-    app = create_server_app(collection, text_encoder, auth, pages)
+    app = create_server_app(collection, text_encoder, auth, pages, map_points)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
     thread.start()

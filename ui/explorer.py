@@ -15,6 +15,7 @@ import numpy as np
 from store import PointFilter
 from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
 from ui.context import AppContext
+from ui.map_view import rows_in_shape
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -246,12 +247,18 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
     table = ctx.table
 
     def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
+        kind = str(payload.get("kind") or "map")
+        if "box" in payload or "lasso" in payload:
+            # Drawn over the density view: the points are decided here, and the map is sent
+            # the selection to dim the rest (ui/map_view.py).
+            shape_rows = rows_in_shape(table, state, payload)
+            return state if shape_rows is None else state.select(shape_rows, kind)
         rows = payload.get("rows")
         if rows is None:
             return state.clear(from_map=True)
         rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
         rows = rows[(rows >= 0) & (rows < len(table))]
-        return state.select(rows, str(payload.get("kind") or "map"), from_map=True)
+        return state.select(rows, kind, from_map=True)
 
     ctx.map_select_event(on_map_select)
     ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])

@@ -1,10 +1,10 @@
 """The map's Plotly figure: layout, trace style, colours, and the messages sent to the browser.
 
-The browser fetches the point coordinates once, as raw float32 straight from numpy
-(POINTS_ROUTE, outside Gradio's JSON pipeline), and builds one scattergl trace per colour
-category itself, so a recolour or a filter sends only a per-point value code (2 bytes a
-point, base64 in Plotly's `{"dtype", "bdata"}` form) plus the legend, and a selection made
-in Python sends only row numbers. See ui/map_component.py for the JS.
+A message carries the legend and the layout, never per-point data: the browser asks the view
+route (ui/map_view.py) for the points of its view (binary: rows, x, y, a value code per point)
+or for a density image when the view holds too many, and builds one scattergl trace per
+colour category itself. A selection made in Python sends its row numbers when they are few.
+See ui/map_component.py for the JS.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -37,7 +38,9 @@ FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "fie
 SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
 YES_NO = ["#d62728", "#2ca02c"]
 COMPARE = [("A only", "#1f77b4"), ("B only", "#ff7f0e"), ("A and B", "#9467bd"), ("neither", UNTAGGED_COLOUR)]
-POINTS_ROUTE = "/es-map/points"  # x then y of every row, raw little-endian float32
+SELECTION_ROWS_SENT = 200_000  # a bigger selection is shown from the view route's answer
+DRAWN = ("box", "lasso")  # selection sources the user drew on the map: its outline stays
+BOUNDS_MARGIN = 0.04  # share of the data's extent left around it in the first view
 
 
 @dataclass
@@ -81,13 +84,19 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
 
 
 def primary_tags(table: PointTable) -> tuple[list[str], np.ndarray]:
-    """Each point's colour tag: its least common tag (the most specific), or "untagged"."""
-    rows_tags = table.tags_of(range(len(table)))
-    counts = Counter(tag for tags in rows_tags for tag in tags)
-    primary = [min(tags, key=lambda t: (counts[t], t)) if tags else "untagged" for tags in rows_tags]
-    names = sorted(set(primary), key=lambda t: (t == "untagged", -counts.get(t, 0), t))
+    """Each point's colour tag: its least common tag (the most specific), or "untagged".
+    Only the tagged rows are visited (the table keeps no entry for the others)."""
+    with table._lock:
+        tagged = list(table.tags.items())
+    counts = Counter(tag for _, tags in tagged for tag in tags)
+    primary = [min(tags, key=lambda t: (counts[t], t)) for _, tags in tagged]
+    present = set(primary) | ({"untagged"} if len(tagged) < len(table) else set())
+    names = sorted(present, key=lambda t: (t == "untagged", -counts.get(t, 0), t))
     index = {name: i for i, name in enumerate(names)}
-    return names, np.fromiter((index[p] for p in primary), dtype=np.int32, count=len(primary))
+    codes = np.full(len(table), index.get("untagged", 0), dtype=np.int32)
+    if tagged:
+        codes[np.fromiter((row for row, _ in tagged), dtype=np.int64, count=len(tagged))] = [index[p] for p in primary]
+    return names, codes
 
 
 def _categorical(codes: np.ndarray, names: list[str], state: MapState, untagged: int | None = None) -> Colouring:
@@ -209,27 +218,43 @@ def typed(array: np.ndarray) -> dict[str, str]:
     return {"dtype": kinds[array.dtype], "bdata": base64.b64encode(array.astype(array.dtype.newbyteorder("<")).tobytes()).decode()}
 
 
-def points_bytes(table: PointTable) -> bytes:
-    """What POINTS_ROUTE serves: all x, then all y, little-endian float32."""
-    return np.concatenate([table.x, table.y]).astype("<f4").tobytes()
+def bounds(table: PointTable) -> list[float]:
+    """[x0, x1, y0, y1] of every point, with a margin: the map's first (and reset) view."""
+    if not len(table):
+        return [-1.0, 1.0, -1.0, 1.0]
+    out = []
+    for values in (table.x, table.y):
+        low, high = float(values.min()), float(values.max())
+        pad = max((high - low) * BOUNDS_MARGIN, 1e-6)
+        out += [low - pad, high + pad]
+    return out
 
 
 def map_message(table: PointTable, state: MapState) -> str | None:
-    """JSON for the map component with only the parts `state.dirty` names; None if nothing."""
+    """JSON for the map component with only the parts `state.dirty` names; None if nothing.
+
+    Per-point data never goes in here: the browser asks VIEW_ROUTE (ui/map_view.py) for the
+    points or the density image of its view, after every message that changes them. A
+    selection's rows come along (int32, base64) for a browser that holds every point."""
     if not state.dirty:
         return None
     state.seq += 1
     message: dict[str, Any] = {"seq": state.seq}
     if "base" in state.dirty:
-        message["base"] = {"points_url": POINTS_ROUTE, "n": len(table), "layout": layout(),
+        message["base"] = {"token": register(state), "n": len(table), "bounds": bounds(table),
+                           "view_url": VIEW_ROUTE, "near_url": NEAR_ROUTE, "layout": layout(),
                            "template": trace_template(len(table)), "config": plot_config()}
     if "colour" in state.dirty or "base" in state.dirty:
         c = colouring(table, state)
-        message["colour"] = {"values": typed(c.values), "remap": c.remap, "legend": c.legend,
+        state.colours = c
+        message["colour"] = {"remap": c.remap, "legend": c.legend,
                              "categories": [{"name": k.name, "colour": k.colour} for k in c.categories],
                              "hover_names": c.hover_names}
     if "selection" in state.dirty or "base" in state.dirty:
         rows = state.selection.rows
-        message["selection"] = {"rows": None if rows is None else typed(rows.astype(np.int32))}
+        small = rows is not None and len(rows) <= SELECTION_ROWS_SENT
+        message["selection"] = {"count": None if rows is None else len(rows),
+                                "drawn": state.selection.source in DRAWN,
+                                "rows": typed(rows.astype(np.int32)) if small else None}
     state.dirty.clear()
     return json.dumps(message)

@@ -6,34 +6,39 @@ whole page; the component's `value` is a JSON *message* (ui/figure.py `map_messa
 that the JS applies with `Plotly.react` on that same div:
 
     {"seq": n,
-     "base":      {"points_url", "n", "layout", "template", "config"}      # once per page
-     "colour":    {"values" (u2 per row), "remap", "categories", "legend",
-                   "hover_names"}                                         # recolour / filter
-     "selection": {"rows": i4 typed array | null}}                        # set from Python
+     "base":      {"token", "n", "bounds", "view_url", "near_url", "layout", "template",
+                   "config"}                                              # once per page
+     "colour":    {"remap", "categories", "legend", "hover_names"}        # recolour / filter
+     "selection": {"count", "drawn", "rows": i4 typed array | null}}      # set from Python
 
-The coordinates themselves are fetched once from POINTS_ROUTE as raw float32 (started as
-soon as the component loads, in parallel with Gradio's first message).
+What is drawn comes from the view route (ui/map_view.py) as binary, for the view the user
+looks at: the points themselves while the view holds at most `EMBEDSCAPE_MAP_POINTS`
+(default 200,000), else a density image (a Plotly layout image under an empty trace per
+category, which keeps the legend). The JS asks again after a zoom or pan that leaves what it
+holds, and after every message that changes colours or the selection.
 
-Box / lasso selections go to Python as `select` events carrying row numbers (the
-trace's `customdata`); double-click (Plotly's deselect) sends `rows: null`. Python-set
-selections are shown with Plotly's own `selectedpoints`, so unselected points are dimmed
-by the trace's `unselected` style and nothing but row numbers crosses the wire.
+Selections: over points, Plotly selects and the row numbers (`customdata`) go to Python as a
+`select` event, as before; over the density image the drawn shape goes instead (box corners
+or lasso vertices in data units), and Python finds the points in numpy (ui/map_geometry.py)
+and sends the selection back, so the next image dims the rest. Double-click (Plotly's
+deselect) sends `rows: null`. Hover: Plotly's over points; over the image, the nearest point
+comes from NEAR_ROUTE.
 
-`window.embedscapeMap` exposes `{gd, state, toClient(x, y)}` for tests and for other tabs.
+Layers: `window.embedscapeMap.addLayer({name, images(view), annotations(view)})` adds
+what a layer returns (Plotly layout images / annotations for the current view, data units)
+at every render, and `onView(fn)` calls fn(view) after each view change, so later overlays
+(cluster names, thumbnails) need no change here. `window.embedscapeMap` also exposes
+`{gd, state, toClient(x, y), view()}` for tests.
 """
 from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Callable
 from pathlib import Path
 
 import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
-
-from ui.figure import POINTS_ROUTE, points_bytes
-from ui.table import PointTable
 
 # plotly.js 4.1.1 with only the scattergl and bar traces (1.5 MB instead of the full 4.8 MB
 # bundle, whose parsing alone took 2 s of the page's start-up): rebuilt by ui/plotly_bundle/.
@@ -41,7 +46,7 @@ PLOTLY_JS = Path(__file__).parent / "assets" / "plotly-embedscape.min.js"
 PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 
 TEMPLATE = """
-<div class="es-map" data-seq="-1" data-selected="">
+<div class="es-map" data-seq="-1" data-selected="" data-mode="" data-views="0">
   <div class="gd"></div>
   <div class="es-hover" hidden><img alt=""><div class="es-hover-label"></div></div>
 </div>
@@ -63,10 +68,12 @@ const gd = element.querySelector('.gd');
 const card = element.querySelector('.es-hover');
 const cardImg = card.querySelector('img');
 const cardLabel = card.querySelector('.es-hover-label');
-const S = {seq: -1, n: 0, x: null, y: null, layout: null, template: null, config: null,
-           codes: null, categories: [], legend: true, hoverNames: null, hoverCodes: null,
-           traces: [], rowTrace: null, rowIndex: null, selection: null, fromPython: false,
-           selrev: 1, bound: false, queue: Promise.resolve()};
+const S = {seq: -1, token: null, n: 0, bounds: null, layout: null, template: null, config: null,
+           viewUrl: null, nearUrl: null, categories: [], remap: [], legend: true, hoverNames: null,
+           mode: null, complete: false, region: null, pts: null, image: null, views: 0,
+           traces: [], rowPos: null, selection: null, fromPython: false, selrev: 1,
+           hidden: [], bound: false, queue: Promise.resolve(), fetches: 0,
+           layers: [], viewListeners: [], hoverAt: null, hoverBusy: false};
 
 function decode(spec) {
   const bin = atob(spec.bdata);
@@ -76,36 +83,120 @@ function decode(spec) {
   return new kinds[spec.dtype](bytes.buffer);
 }
 
-// One trace per colour category, built here from the coordinates the page already has.
+// --- the view: what part of the map is shown, on how many pixels ---------------------------
+function currentView() {
+  const fl = gd._fullLayout;
+  if (!fl || !fl.xaxis || !fl._size) return null;
+  const xr = fl.xaxis.range, yr = fl.yaxis.range, dpr = window.devicePixelRatio || 1;
+  return {x0: Math.min(xr[0], xr[1]), x1: Math.max(xr[0], xr[1]), y0: Math.min(yr[0], yr[1]),
+          y1: Math.max(yr[0], yr[1]), w: Math.round(fl._size.w * dpr), h: Math.round(fl._size.h * dpr)};
+}
+
+function covers(region, v) {
+  return region && v.x0 >= region[0] && v.x1 <= region[1] && v.y0 >= region[2] && v.y1 <= region[3];
+}
+
+function hiddenCategories() {  // legend entries the user switched off (Plotly's own state)
+  return (gd.data || []).filter(t => t.visible === 'legendonly').map(t => t.meta);
+}
+
+// Ask the view route for the points or the density image of the current view. `force`: the
+// colours or the selection changed, so what the browser holds is stale whatever the view.
+async function refreshView(force) {
+  const v = currentView();
+  if (!v || !S.token) return;
+  if (!force && S.mode === 'points' && (S.complete || covers(S.region, v))) return;
+  const ticket = ++S.fetches;
+  const q = new URLSearchParams({t: S.token, x0: v.x0, x1: v.x1, y0: v.y0, y1: v.y1, w: v.w, h: v.h,
+                                 hidden: hiddenCategories().join(',')});
+  const r = await fetch(S.viewUrl + '?' + q, {credentials: 'same-origin'});
+  if (!r.ok) throw new Error('map view: HTTP ' + r.status);
+  const buf = await r.arrayBuffer();
+  if (ticket !== S.fetches) return;  // a newer view was asked for meanwhile
+  const length = new DataView(buf).getUint32(0, true);
+  const head = JSON.parse(new TextDecoder().decode(new Uint8Array(buf, 4, length)));
+  const body = 4 + length;
+  S.mode = head.mode; S.region = head.region;
+  if (head.mode === 'points') {
+    const n = head.count;
+    S.complete = head.complete;
+    S.pts = {n, rows: new Int32Array(buf, body, n), x: new Float32Array(buf, body + 4 * n, n),
+             y: new Float32Array(buf, body + 8 * n, n), values: new Uint16Array(buf, body + 12 * n, n),
+             selected: head.selected ? new Uint8Array(buf, body + 14 * n, n) : null};
+    if (S.pts.selected === null) S.selection = null;
+    setImage(null);
+  } else {
+    S.complete = false; S.pts = null;
+    setImage({url: URL.createObjectURL(new Blob([new Uint8Array(buf, body)], {type: 'image/png'})),
+              region: head.region});
+  }
+  buildTraces();
+  await render();
+  S.views += 1;
+  root.dataset.mode = S.mode;
+  root.dataset.views = String(S.views);
+  for (const fn of S.viewListeners) { try { fn(v); } catch (e) { console.error(e); } }
+}
+
+function setImage(image) {
+  if (S.image && S.image.url) setTimeout(((url) => () => URL.revokeObjectURL(url))(S.image.url), 1000);
+  S.image = image;
+}
+
+// --- traces: one per colour category, of the points the view route sent ----------------
 function buildTraces() {
-  const k = S.categories.length, counts = new Int32Array(k);
-  for (let i = 0; i < S.n; i++) { const c = S.codes[i]; if (c < k) counts[c]++; }
+  const k = S.categories.length, size = S.template.marker.size;
   const traces = S.categories.map((cat, j) => Object.assign({}, S.template, {
-    name: cat.name, showlegend: S.legend, legendrank: j + 1,
-    marker: Object.assign({}, S.template.marker, {color: cat.colour}),
-    x: new Float32Array(counts[j]), y: new Float32Array(counts[j]), customdata: new Int32Array(counts[j])}));
-  const fill = new Int32Array(k);
-  S.rowTrace = new Int32Array(S.n).fill(-1);
-  S.rowIndex = new Int32Array(S.n);
-  for (let i = 0; i < S.n; i++) {
-    const c = S.codes[i];
-    if (c >= k) continue;
-    const t = traces[c], j = fill[c]++;
-    t.x[j] = S.x[i]; t.y[j] = S.y[i]; t.customdata[j] = i;
-    S.rowTrace[i] = c; S.rowIndex[i] = j;
+    name: cat.name, showlegend: S.legend, legendrank: j + 1, meta: j,
+    marker: Object.assign({}, S.template.marker, {color: cat.colour, size}),
+    visible: S.hidden.includes(j) ? 'legendonly' : true}));
+  S.rowPos = null;
+  if (!S.pts) {
+    // Density view: no points, but a trace per category keeps the legend (a NaN point draws nothing).
+    for (const t of traces) { t.x = [NaN]; t.y = [NaN]; t.customdata = [-1]; t.values = [0]; }
+  } else {
+    const p = S.pts, counts = new Int32Array(k), code = new Uint16Array(p.n);
+    for (let i = 0; i < p.n; i++) { const c = S.remap[p.values[i]]; code[i] = c === undefined ? 65535 : c; if (c < k) counts[c]++; }
+    traces.forEach((t, j) => { t.x = new Float32Array(counts[j]); t.y = new Float32Array(counts[j]);
+                              t.customdata = new Int32Array(counts[j]); t.values = new Uint16Array(counts[j]);
+                              t.selectedIdx = []; });
+    const fill = new Int32Array(k);
+    p.trace = new Int16Array(p.n).fill(-1); p.index = new Int32Array(p.n);
+    for (let i = 0; i < p.n; i++) {
+      const c = code[i];
+      if (c >= k) continue;
+      const t = traces[c], j = fill[c]++;
+      t.x[j] = p.x[i]; t.y[j] = p.y[i]; t.customdata[j] = p.rows[i]; t.values[j] = p.values[i];
+      p.trace[i] = c; p.index[i] = j;
+      if (p.selected && p.selected[i]) t.selectedIdx.push(j);
+    }
+    S.selection = p.selected ? true : null;
   }
   // Draw the grey "other" categories underneath the coloured ones.
   S.traces = traces.slice().reverse();
 }
 
-function withSelection() {
-  let per = null;
-  if (S.selection !== null) {
-    per = S.categories.map(() => []);
-    for (const r of S.selection) { const t = S.rowTrace[r]; if (t >= 0) per[t].push(S.rowIndex[r]); }
+// A selection set from Python with its rows, on a browser holding every point: no refetch.
+function selectRows(rows) {
+  const p = S.pts;
+  if (!S.rowPos) { S.rowPos = new Map(); for (let i = 0; i < p.n; i++) S.rowPos.set(p.rows[i], i); }
+  for (const t of S.traces) t.selectedIdx = rows ? [] : null;
+  if (rows) for (const r of rows) {
+    const i = S.rowPos.get(r);
+    if (i !== undefined && p.trace[i] >= 0) S.traces[S.traces.length - 1 - p.trace[i]].selectedIdx.push(p.index[i]);
   }
-  const k = S.categories.length;
-  return S.traces.map((t, i) => Object.assign({}, t, {selectedpoints: per ? per[k - 1 - i] : null}));
+  S.selection = rows ? true : null;
+}
+
+function layerParts(v) {
+  const images = [], annotations = [];
+  for (const layer of S.layers) {
+    try {
+      if (layer.images) images.push(...(layer.images(v) || []));
+      if (layer.annotations) annotations.push(...(layer.annotations(v) || []));
+    } catch (e) { console.error('embedscape layer', layer.name, e); }
+  }
+  return {images, annotations};
 }
 
 async function render() {
@@ -113,61 +204,95 @@ async function render() {
   // A selection set from Python replaces whatever outline the user drew.
   layout.selections = S.fromPython ? [] : ((gd.layout && gd.layout.selections) || []);
   if (gd.layout && gd.layout.dragmode) layout.dragmode = gd.layout.dragmode;
-  await Plotly.react(gd, withSelection(), layout, S.config);
+  layout.xaxis = Object.assign({}, S.layout.xaxis, {range: [S.bounds[0], S.bounds[1]]});
+  layout.yaxis = Object.assign({}, S.layout.yaxis, {range: [S.bounds[2], S.bounds[3]]});
+  const parts = layerParts(currentView());
+  layout.images = parts.images;
+  layout.annotations = parts.annotations;
+  if (S.image) {
+    const [x0, x1, y0, y1] = S.image.region;
+    layout.images = [{source: S.image.url, xref: 'x', yref: 'y', x: x0, y: y1, sizex: x1 - x0, sizey: y1 - y0,
+                      sizing: 'stretch', xanchor: 'left', yanchor: 'top', layer: 'below'}, ...layout.images];
+  }
+  const data = S.traces.map(t => Object.assign({}, t, {
+    selectedpoints: S.selection === null || !t.selectedIdx ? null : t.selectedIdx}));
+  await Plotly.react(gd, data, layout, S.config);
   bind();
 }
 
 async function apply(msg) {
   if (msg.base) {
-    // The coordinates come as raw float32 from their own route, fetched as soon as the
-    // component loads, in parallel with Gradio's first message.
-    const early = S.points || Promise.reject(new Error('no early fetch'));
-    const buf = await early.catch(() => fetchPoints(msg.base.points_url));
-    S.points = null;
-    S.x = new Float32Array(buf, 0, msg.base.n); S.y = new Float32Array(buf, 4 * msg.base.n, msg.base.n);
-    S.n = msg.base.n;
-    S.layout = msg.base.layout; S.template = msg.base.template; S.config = msg.base.config;
+    Object.assign(S, {token: msg.base.token, n: msg.base.n, bounds: msg.base.bounds, layout: msg.base.layout,
+                      template: msg.base.template, config: msg.base.config, viewUrl: msg.base.view_url,
+                      nearUrl: msg.base.near_url});
   }
   if (msg.colour) {
-    const values = decode(msg.colour.values), remap = msg.colour.remap;
-    S.codes = new Uint16Array(values.length);
-    for (let i = 0; i < values.length; i++) S.codes[i] = values[i] === 65535 ? 65535 : remap[values[i]];
     S.categories = msg.colour.categories; S.legend = msg.colour.legend;
-    S.hoverNames = msg.colour.hover_names;
-    S.hoverCodes = S.hoverNames ? values : null;
+    S.remap = msg.colour.remap; S.hoverNames = msg.colour.hover_names; S.hidden = [];
   }
-  if (msg.colour || msg.base) buildTraces();
+  let fetch = Boolean(msg.base || msg.colour);
   if (msg.selection) {
-    S.selection = msg.selection.rows ? decode(msg.selection.rows) : null;
-    S.fromPython = true; S.selrev += 1;
+    S.fromPython = !msg.selection.drawn;
+    if (S.fromPython) S.selrev += 1;
+    const rows = msg.selection.rows ? decode(msg.selection.rows) : null;
+    if (!fetch && S.mode === 'points' && S.complete && (rows || msg.selection.count === null)) selectRows(rows);
+    else fetch = true;
+    root.dataset.selected = msg.selection.count === null ? '' : String(msg.selection.count);
   }
-  return render().then(() => {
-    performance.mark('es-rendered-' + msg.seq);
-    root.dataset.seq = String(msg.seq);
-    root.dataset.selected = S.selection === null ? '' : String(S.selection.length);
-  });
+  if (msg.base) {
+    S.traces = []; await render();  // lays the plot out, so the view has its size in pixels
+  }
+  if (fetch) await refreshView(true); else await render();
+  performance.mark('es-rendered-' + msg.seq);
+  root.dataset.seq = String(msg.seq);
 }
 
-function fetchPoints(url) {
-  return fetch(url, {credentials: 'same-origin'}).then(r => {
-    if (!r.ok) throw new Error('map points: HTTP ' + r.status);
-    return r.arrayBuffer();
-  });
-}
-
-function showCard(ev) {
-  const p = ev.points && ev.points[0];
-  if (!p || p.customdata === undefined) return;
-  const row = p.customdata;
+// --- hover: Plotly's over points, NEAR_ROUTE's over the density image ------------------
+function showCard(row, label, clientX, clientY) {
   cardImg.src = '/thumb/row/' + row;
-  cardLabel.textContent = S.hoverNames && S.hoverCodes ? S.hoverNames[S.hoverCodes[row]] : '';
+  cardLabel.textContent = label || '';
   cardLabel.hidden = !cardLabel.textContent;
-  const box = root.getBoundingClientRect(), e = ev.event || {};
-  const px = (e.clientX || 0) - box.left, py = (e.clientY || 0) - box.top;
+  const box = root.getBoundingClientRect();
+  const px = clientX - box.left, py = clientY - box.top;
   card.style.left = (px + 130 > box.width ? px - 136 : px + 14) + 'px';
   card.style.top = Math.max(0, py - 60) + 'px';
   card.dataset.row = String(row);
   card.hidden = false;
+}
+
+function onPointHover(ev) {
+  const p = ev.points && ev.points[0];
+  if (!p || p.customdata === undefined || p.customdata < 0) return;
+  const t = p.data, value = t.values ? t.values[p.pointNumber] : undefined;
+  const e = ev.event || {};
+  showCard(p.customdata, S.hoverNames && value !== undefined ? S.hoverNames[value] : '', e.clientX || 0, e.clientY || 0);
+}
+
+async function nearHover() {
+  if (S.hoverBusy || !S.hoverAt) return;
+  const at = S.hoverAt; S.hoverAt = null; S.hoverBusy = true;
+  try {
+    const fl = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+    const px = at.clientX - box.left, py = at.clientY - box.top;
+    if (px < 0 || py < 0 || px > box.width || py > box.height) { card.hidden = true; return; }
+    const x = fl.xaxis.p2d(px), y = fl.yaxis.p2d(py);
+    const rx = Math.abs(fl.xaxis.p2d(px + 6) - x), ry = Math.abs(fl.yaxis.p2d(py + 6) - y);
+    const q = new URLSearchParams({t: S.token, x, y, rx, ry, hidden: hiddenCategories().join(',')});
+    const r = await fetch(S.nearUrl + '?' + q, {credentials: 'same-origin'});
+    const hit = r.ok ? await r.json() : {row: null};
+    if (S.mode !== 'density') return;
+    if (hit.row === null) card.hidden = true; else showCard(hit.row, hit.label, at.clientX, at.clientY);
+  } finally {
+    S.hoverBusy = false;
+    if (S.hoverAt) setTimeout(nearHover, 30);
+  }
+}
+
+// --- events ---------------------------------------------------------------------------
+let viewTimer = null;
+function scheduleView() {
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => { S.queue = S.queue.then(() => refreshView(false)).catch(e => console.error('embedscape map:', e)); }, 60);
 }
 
 function bind() {
@@ -176,18 +301,41 @@ function bind() {
   gd.on('plotly_selected', ev => {
     if (!ev) return;
     performance.mark('es-selected');  // the benchmark splits mouseup -> grid at this point
-    const rows = ev.points.map(p => p.customdata).filter(r => r !== undefined);
-    S.selection = Int32Array.from(rows); S.fromPython = false;
+    S.fromPython = false;
+    if (S.mode === 'density') {
+      const value = {kind: ev.lassoPoints ? 'lasso' : 'box', hidden: hiddenCategories()};
+      if (ev.lassoPoints) value.lasso = {x: ev.lassoPoints.x, y: ev.lassoPoints.y};
+      else if (ev.range) value.box = [ev.range.x[0], ev.range.x[1], ev.range.y[0], ev.range.y[1]];
+      else return;
+      trigger('select', {value});
+      return;
+    }
+    const rows = ev.points.map(p => p.customdata).filter(r => r !== undefined && r >= 0);
+    S.selection = true;
     root.dataset.selected = String(rows.length);
     trigger('select', {value: {rows: rows, kind: ev.lassoPoints ? 'lasso' : 'box'}});
   });
   gd.on('plotly_deselect', () => {
-    S.selection = null; S.fromPython = false;
+    S.fromPython = false;
     root.dataset.selected = '';
+    if (S.mode === 'points') { S.selection = null; for (const t of S.traces) t.selectedIdx = null; }
     trigger('select', {value: {rows: null, kind: 'clear'}});
   });
-  gd.on('plotly_hover', showCard);
-  gd.on('plotly_unhover', () => { card.hidden = true; });
+  gd.on('plotly_relayout', ev => {
+    if (Object.keys(ev || {}).some(k => k.startsWith('xaxis') || k.startsWith('yaxis'))) scheduleView();
+  });
+  gd.on('plotly_restyle', () => {
+    S.hidden = hiddenCategories();
+    if (S.mode === 'density') S.queue = S.queue.then(() => refreshView(true)).catch(e => console.error('embedscape map:', e));
+  });
+  gd.on('plotly_hover', ev => { if (S.mode === 'points') onPointHover(ev); });
+  gd.on('plotly_unhover', () => { if (S.mode === 'points') card.hidden = true; });
+  gd.addEventListener('mousemove', e => {
+    if (S.mode !== 'density' || e.buttons) return;
+    S.hoverAt = {clientX: e.clientX, clientY: e.clientY};
+    nearHover();
+  });
+  gd.addEventListener('mouseleave', () => { if (S.mode === 'density') { S.hoverAt = null; card.hidden = true; } });
 }
 
 function toClient(x, y) {
@@ -195,7 +343,11 @@ function toClient(x, y) {
   return {x: box.left + fl.xaxis.d2p(x), y: box.top + fl.yaxis.d2p(y)};
 }
 
-window.embedscapeMap = {gd, state: S, toClient};
+window.embedscapeMap = {
+  gd, state: S, toClient, view: currentView,
+  addLayer(layer) { S.layers.push(layer); S.queue = S.queue.then(render); },
+  onView(fn) { S.viewListeners.push(fn); },
+};
 
 function onValue() {
   performance.mark('es-watch');
@@ -210,14 +362,12 @@ function onValue() {
 }
 
 performance.mark('es-js-start');
-S.points = fetchPoints('__POINTS_ROUTE__');
-S.points.catch(() => {});  // a failed early fetch is retried when the first message comes
 (function start() {
   if (typeof Plotly === 'undefined') { setTimeout(start, 30); return; }
   watch('value', onValue);
   onValue();
 })();
-""".replace("__POINTS_ROUTE__", POINTS_ROUTE)
+"""
 
 
 def head_html() -> str:
@@ -228,17 +378,6 @@ def head_html() -> str:
 def page_head_html() -> str:
     """For the page's <head>: start downloading plotly.js before Gradio has even booted."""
     return f'<link rel="preload" href="{PLOTLY_ROUTE}" as="script">'
-
-
-def add_points_route(app: FastAPI, table: PointTable, authorize: Callable[[Request], bool] | None = None) -> None:
-    """The map's coordinates as raw float32 (x then y), one fetch per page load."""
-
-    @app.get(POINTS_ROUTE)
-    def points(request: Request) -> Response:
-        if authorize is not None and not authorize(request):
-            return Response(status_code=401)
-        return Response(points_bytes(table), media_type="application/octet-stream",
-                        headers={"Cache-Control": "no-store", "X-Points": str(len(table))})
 
 
 def add_plotly_route(app: FastAPI) -> None:

@@ -6,6 +6,7 @@ travels to the browser). Rows are indices into the shared `PointTable`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +57,11 @@ class MapState:
     open_page: str | None = None  # the open tab, if its followers wait for it (AppContext.page)
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
+    # Read by the map's view routes (ui/map_view.py), which answer outside Gradio's events:
+    token: str = ""  # names this session to those routes (set with the first map message)
+    colours: Any = None  # the `Colouring` (ui/figure.py) of the last colour message
+    selection_mask: tuple[SelectionState, np.ndarray] | None = None  # the selection as a row mask
+    view: tuple[float, float, float, float] | None = None  # x0, x1, y0, y1 the browser last showed
 
     # --- reading --------------------------------------------------------------------
     def visible_rows(self, table: PointTable) -> np.ndarray:
