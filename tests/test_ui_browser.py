@@ -401,3 +401,123 @@ def test_a_hidden_tab_follows_the_selection_only_once_it_is_opened(browser, data
         page.context.close()
     finally:
         running.stop()
+
+
+# --- big maps: the density view (the threshold lowered so 120 points are "many") ------------
+ALPHA_AT_JS = """
+async ([x, y]) => {
+  // The alpha of the density image's pixel under data point (x, y).
+  const m = window.embedscapeMap, image = m.state.image, [x0, x1, y0, y1] = image.region;
+  const bitmap = await createImageBitmap(await (await fetch(image.url)).blob());
+  const canvas = new OffscreenCanvas(bitmap.width, bitmap.height), ctx = canvas.getContext('2d');
+  ctx.drawImage(bitmap, 0, 0);
+  const px = Math.floor((x - x0) / (x1 - x0) * bitmap.width), py = Math.floor((y1 - y) / (y1 - y0) * bitmap.height);
+  return ctx.getImageData(px, py, 1, 1).data[3];
+}
+"""
+
+
+def map_mode(page) -> str:
+    return page.evaluate("() => document.querySelector('.es-map').dataset.mode")
+
+
+def views_seen(page) -> int:
+    return int(page.evaluate("() => document.querySelector('.es-map').dataset.views"))
+
+
+def wait_views(page, after: int) -> None:
+    page.wait_for_function("n => +document.querySelector('.es-map').dataset.views > n", arg=after)
+
+
+def zoom(page, x0: float, x1: float, y0: float, y1: float) -> None:
+    """Zoom as the mouse wheel does: Plotly changes the axes and tells the map (plotly_relayout)."""
+    page.evaluate("([a, b, c, d]) => Plotly.relayout(window.embedscapeMap.gd, "
+                  "{'xaxis.range': [a, b], 'yaxis.range': [c, d]})", [x0, x1, y0, y1])
+
+
+def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(browser, dataset) -> None:
+    running = start_server(dataset, map_points=50)
+    try:
+        page = open_page(browser, running.url)
+        page.wait_for_function("() => document.querySelector('.es-map').dataset.mode === 'density'")
+        legend = page.evaluate("() => window.embedscapeMap.gd.data.map(t => t.name.split(' ')[0])")
+        assert sorted(legend) == sorted(UI_LABELS), "the legend stays without points drawn"
+        assert page.evaluate("() => window.embedscapeMap.gd.layout.images.length") == 1
+        page.mouse.move(5, 5)
+        page.screenshot(path=str(DOCS / "screenshot-density-view.png"))
+
+        # A box over the dog cluster: the server finds the points, the image dims the rest.
+        expected = inside_box(dataset, 10.1, 10.9, 0.1, 0.9)
+        before = views_seen(page)
+        drag(page, [(10.1, 0.9), (10.9, 0.1)])
+        wait_selected(page, len(expected))
+        assert set(grid_ids(page)) == expected
+        assert distribution(page) == expected_distribution(dataset, expected)
+        wait_views(page, before)
+        inside = page.evaluate(ALPHA_AT_JS, [10.5, 0.5])
+        outside = page.evaluate(ALPHA_AT_JS, [11.5, 0.5])  # a dog point outside the box
+        assert inside > 3 * outside > 0, (inside, outside)
+
+        # A lasso: the points inside the drawn polygon, exactly (as in the point view's test).
+        polygon = [(-0.125, -0.125), (0.875, -0.125), (0.875, 1.125), (5.625, 7.875), (5.625, 9.125),
+                   (4.875, 9.125), (4.875, 7.875), (-0.125, 1.125)]
+        expected = inside_polygon(dataset, polygon)
+        drag(page, polygon + [polygon[0]], lasso=True)
+        wait_selected(page, len(expected))
+        assert set(grid_ids(page)) == expected
+
+        # Hover over the image: the nearest point's thumbnail and label come from the server.
+        pid, (x, y, label) = max(points(dataset).items(), key=lambda kv: kv[1][:2])
+        page.evaluate(WATCH_HOVER_JS)
+        px, py = to_client(page, x, y)
+        for attempt in range(5):
+            page.mouse.move(px + 2, py + 2)
+            page.mouse.move(px, py)
+            try:
+                page.wait_for_function("() => window.__hoverCard !== null", timeout=5000)
+                break
+            except Exception:
+                if attempt == 4:
+                    raise
+        card = page.evaluate("() => window.__hoverCard")
+        assert card["label"] == label and card["row"] == str(running.app.state.embedscape.embedscape_context.table.row_of[pid])
+
+        # Double-click clears the selection; the image is drawn again without dimming.
+        before = views_seen(page)
+        page.mouse.dblclick(*to_client(page, 5.0, 3.0))
+        wait_selected(page, None)
+        wait_views(page, before)
+
+        # Zoomed in on the cat cluster (40 points, under the limit): the points themselves.
+        before = views_seen(page)
+        zoom(page, -0.5, 2.5, -0.5, 1.5)
+        wait_views(page, before)
+        assert map_mode(page) == "points"
+        drawn = page.evaluate("() => window.embedscapeMap.gd.data.reduce((n, t) => n + t.x.length, 0)")
+        assert 40 <= drawn <= 50, "the view's points (and a margin around it), not all 120"
+        expected = inside_box(dataset, -0.1, 1.1, -0.1, 1.1)
+        drag(page, [(-0.1, 1.1), (1.1, -0.1)])
+        wait_selected(page, len(expected))
+        assert set(grid_ids(page)) == expected
+
+        # Out again: the density image, with the selection dimming the rest.
+        before = views_seen(page)
+        zoom(page, -2.0, 13.0, -2.0, 11.0)
+        wait_views(page, before)
+        assert map_mode(page) == "density"
+        assert page.evaluate(ALPHA_AT_JS, [0.5, 0.5]) > 3 * page.evaluate(ALPHA_AT_JS, [10.5, 0.5]) > 0
+
+        # A legend entry switched off leaves the image and the next box selection.
+        page.mouse.dblclick(*to_client(page, 5.0, 3.0))
+        wait_selected(page, None)
+        before = views_seen(page)
+        page.locator(".legend .traces", has=page.locator(".legendtext", has_text="dog")).locator(".legendtoggle").click()
+        wait_views(page, before)
+        assert page.evaluate(ALPHA_AT_JS, [10.5, 0.5]) == 0
+        drag(page, [(-0.1, 1.9), (10.9, -0.1)])  # cat and dog points
+        expected = {i for i in inside_box(dataset, -0.1, 10.9, -0.1, 1.9) if points(dataset)[i][2] != "dog"}
+        wait_selected(page, len(expected))
+        assert set(grid_ids(page)) == expected
+        page.context.close()
+    finally:
+        running.stop()
