@@ -268,6 +268,8 @@ def test_lasso_in_label_view_hover_and_double_click(server, browser, dataset) ->
     labels.fill("dog")
     labels.press("Enter")
     page.wait_for_function("() => document.querySelector('#es-count').innerText.includes('40 points passing')")
+    # The map asks for its points again after the filter's message (it may come just after).
+    page.wait_for_function("() => window.embedscapeMap.gd.data.length === 1")
     drawn = page.evaluate("() => window.embedscapeMap.gd.data.map(t => t.x.length)")
     assert drawn == [40]
     assert {points(dataset)[i][2] for i in grid_ids(page)} == {"dog"}
