@@ -155,7 +155,8 @@ def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> No
             page.wait_for_selector("#es-metric-plot .js-plotly-plot, #es-metric-plot .plotly")
             # The bars are drawn: the page's plotly.js bundle holds the bar trace beside scattergl.
             page.wait_for_function("() => document.querySelectorAll('#es-metric-plot .barlayer .point').length > 0")
-            # The dataset's range is prefilled; narrow it and select.
+            # The dataset's range is filled in when the tab opens; narrow it and select.
+            page.wait_for_function("() => document.querySelector('#es-metric-min input').value !== ''")
             for selector, value in (("#es-metric-min input", "0.2"), ("#es-metric-max input", "0.55")):
                 page.fill(selector, value)
                 page.press(selector, "Tab")
@@ -167,7 +168,8 @@ def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> No
             page.wait_for_function(
                 "n => { const s = document.querySelector('#es-metric-stats .es-metric-stats');"
                 " return s && s.dataset.count === n; }", arg=str(len(expected)))
-            assert page.evaluate("() => window.embedscapeMap.state.selection.length") == len(expected)
+            page.wait_for_function("n => window.embedscapeMap.gd.data.reduce("
+                                   "(k, t) => k + (t.selectedpoints || []).length, 0) === n", arg=len(expected))
             page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-metrics.png"), full_page=True)
 
             # Weak label: a new label on the selection, saved with the originals kept.

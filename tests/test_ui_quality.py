@@ -168,7 +168,8 @@ def test_browser_confused_pair_selects_points_and_accept_writes_label(tmp_path: 
             page.get_by_label("cat ↔ dog (6: 5 → / ← 1)").check()
             browser_tests.wait_selected(page, len(PAIR_IDS))
             assert f"{len(PAIR_IDS)} of 120" in page.text_content("#es-count")
-            rows = page.evaluate("() => Array.from(window.embedscapeMap.state.selection)")
+            page.wait_for_function("n => window.embedscapeMap.selectedRows().length === n", arg=len(PAIR_IDS))
+            rows = page.evaluate("() => window.embedscapeMap.selectedRows()")
             table = PointTable(collection)
             assert set(table.ids_for_rows(sorted(rows))) == set(PAIR_IDS)
 

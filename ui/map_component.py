@@ -345,6 +345,8 @@ function toClient(x, y) {
 
 window.embedscapeMap = {
   gd, state: S, toClient, view: currentView,
+  // Rows drawn as selected, over points (for tests): what the user sees highlighted.
+  selectedRows() { return (gd.data || []).flatMap(t => (t.selectedpoints || []).map(i => t.customdata[i])); },
   addLayer(layer) { S.layers.push(layer); S.queue = S.queue.then(render); },
   onView(fn) { S.viewListeners.push(fn); },
 };

@@ -163,11 +163,12 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
     """One field's histogram (selection over dataset) with statistics; "Select range"."""
     table = ctx.table
     first = fields[0] if fields else None
-    ends = stats(table.numeric(first), None) if first else {"min": None, "max": None}
+    # The range inputs are filled when the tab first shows (the field is read then, not at
+    # start-up: at ten million points one field is a scan of a minute).
     with gr.Row(equal_height=True):
         metric = gr.Dropdown(fields, value=first, label="Metric", elem_id="es-metric", scale=2)
-        low = gr.Number(_finite(ends["min"]), label="min", elem_id="es-metric-min", scale=1)
-        high = gr.Number(_finite(ends["max"]), label="max", elem_id="es-metric-max", scale=1)
+        low = gr.Number(None, label="min", elem_id="es-metric-min", scale=1)
+        high = gr.Number(None, label="max", elem_id="es-metric-max", scale=1)
         pick = gr.Button("Select range", elem_id="es-metric-select", scale=1, variant="primary")
     plot = gr.HTML("", html_template=PLOT_TEMPLATE, js_on_load=PLOT_JS, elem_id="es-metric-plot",
                    padding=False)
@@ -184,7 +185,14 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         rows = state.selected_rows()
         return histogram_figure(name, histogram_data(values, rows)).to_json(), stats_html(name, values, rows)
 
-    ctx.on_selection_change(views, [metric], [plot, summary])
+    def follow(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[Any, ...]:
+        shown = views(state, name)
+        if a is not None or b is not None or values_of(name) is None:
+            return (*shown, gr.skip(), gr.skip())
+        ends = stats(values_of(name), None)
+        return (*shown, _finite(ends["min"]), _finite(ends["max"]))
+
+    ctx.on_selection_change(follow, [metric, low, high], [plot, summary, low, high])
 
     def change_metric(state: MapState, name: str | None) -> tuple[Any, ...]:
         values = values_of(name)

@@ -27,6 +27,7 @@ from store.schema import LABEL, NOT_SHOWN, PATH, TAGS, X, Y
 FIELDS = (PATH, LABEL, TAGS, X, Y)
 NO_LABEL = "(no label)"
 FIELD_SAMPLE = 500  # payloads read to see which other fields a collection has
+ONE_SCAN_MAX = 500_000  # up to this many points, other payload fields are read all in one scan
 
 
 class IdColumn:
@@ -251,16 +252,36 @@ class PointTable:
     def payload_columns(self, names: Sequence[str]) -> dict[str, list[Any]]:
         """Row-aligned values of payload fields outside FIELDS (None where a point has none).
 
-        The first call reads every such field of every point in one scan (1.5 s at 70,000
-        points, where each page asking for its own fields took ~0.9 s a scan, five times over
-        at start-up). Like the rest of the table, later writes by other tools show after a
-        restart.
+        Up to ONE_SCAN_MAX points, the first call reads every such field of every point in one
+        scan (1.5 s at 70,000 points, where each page asking for its own fields took ~0.9 s a
+        scan, five times over at start-up). Above, that would hold every field of every point
+        as Python objects (gigabytes at ten million), so each field is read alone on first use.
+        Like the rest of the table, later writes by other tools show after a restart.
         """
         with self._lock:
-            if self._extra is None:
+            if len(self) > ONE_SCAN_MAX:
+                missing = [name for name in names if name not in (self._extra or {})]
+                if missing:
+                    self._extra = {**(self._extra or {}), **self._read_fields(missing)}
+            elif self._extra is None:
                 self._extra = self._read_extra_fields()
-            extra = self._extra
-            return {name: extra[name] if name in extra else [None] * len(self) for name in names}
+            extra = self._extra or {}
+            return {name: extra[name] if extra.get(name) is not None else [None] * len(self) for name in names}
+
+    def _read_fields(self, names: Sequence[str]) -> dict[str, list[Any] | None]:
+        """The values of `names` only, one scan (None for a field no point has)."""
+        out: dict[str, list[Any] | None] = {name: None for name in names}
+        for records in self.collection.scroll(list(names)):
+            rows = self.point_ids.rows(r.id for r in records).tolist()
+            for name in names:
+                for record, row in zip(records, rows):
+                    value = record.payload.get(name)
+                    if value is not None and row >= 0:
+                        column = out[name]
+                        if column is None:
+                            column = out[name] = [None] * len(self)
+                        column[row] = value
+        return out
 
     def has_fields(self, names: Sequence[str]) -> bool:
         """Whether some point may have one of the payload fields `names`, known without reading
@@ -301,12 +322,28 @@ class PointTable:
     def numeric_columns(self, names: Sequence[str]) -> dict[str, np.ndarray]:
         """float64 columns (NaN where missing) of numeric payload fields, aligned to rows."""
         with self._lock:
-            for name, values in self.payload_columns([n for n in names if n not in self._numeric]).items():
+            wanted = [n for n in names if n not in self._numeric]
+            if len(self) > ONE_SCAN_MAX and wanted:
+                self._numeric.update(self._read_numbers(wanted))
+                wanted = []
+            for name, values in self.payload_columns(wanted).items():
                 # Booleans count as 0 / 1 so yes/no fields (prediction_correct) can colour the map.
                 self._numeric[name] = np.fromiter(
                     (float(v) if isinstance(v, (int, float)) else np.nan for v in values),
                     dtype=np.float64, count=len(values))
             return {n: self._numeric[n] for n in names}
+
+    def _read_numbers(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Numeric fields straight into float64 arrays, one scan of only those fields."""
+        out = {name: np.full(len(self), np.nan) for name in names}
+        for records in self.collection.scroll(list(names)):
+            rows = self.point_ids.rows(r.id for r in records)
+            known = rows >= 0
+            for name in names:
+                values = np.fromiter((_number(r.payload.get(name)) for r in records), dtype=np.float64,
+                                     count=len(records))
+                out[name][rows[known]] = values[known]
+        return out
 
     def numeric(self, name: str) -> np.ndarray:
         return self.numeric_columns([name])[name]
@@ -351,6 +388,11 @@ class PointTable:
             self.set_labels(self.rows_for_ids(r.id for r in records),
                             [str(r.payload.get(LABEL) or "") for r in records])
         return restored
+
+
+def _number(value: Any) -> float:
+    # Booleans count as 0 / 1 so yes/no fields (prediction_correct) can colour the map.
+    return float(value) if isinstance(value, (int, float)) else np.nan
 
 
 def _label_codes(distinct: np.ndarray, codes: np.ndarray) -> tuple[list[str], np.ndarray]:
