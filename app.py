@@ -10,7 +10,7 @@
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME
     python app.py predictions --collection NAME FILE
-    python app.py serve --collection NAME [--port 7860]
+    python app.py serve --collection NAME [--port 7860] [--map-points N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
 
@@ -98,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--collection", default=os.environ.get("EMBEDSCAPE_COLLECTION", DEFAULT_COLLECTION))
     serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    serve.add_argument("--map-points", type=int, default=None,
+                       help="most points the map draws as points; a view with more is a density image "
+                            "(env EMBEDSCAPE_MAP_POINTS, default 200000)")
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="build the Fashion-MNIST demo collection (then `serve`)")
@@ -414,7 +417,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     collection = store.open(args.collection)
     metadata = collection.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
-    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth)
+    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth,
+          map_points=getattr(args, "map_points", None))
     return 0
 
 

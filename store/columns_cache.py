@@ -117,6 +117,13 @@ class _Text:
             self.names.append(value)
         return code
 
+    def forget_index(self) -> None:
+        """Drop the value -> code dict (made again by the next write) and keep the values as a
+        numpy array, as a copy read from the file holds them."""
+        self._code_of = None
+        if not isinstance(self._names, np.ndarray):
+            self._names = np.array(self._names, dtype=str) if self._names else np.array([], dtype="<U1")
+
     def decode(self) -> list[str | None]:
         table = np.array([*self.names, None], dtype=object)  # code -1 picks the trailing None
         return table[self.codes].tolist()
@@ -174,6 +181,8 @@ class ColumnSnapshot:
                 return None
             (text if kind is str else numbers)[name] = column  # type: ignore[assignment]
         tags_none = np.fromiter((v is None for v in values[TAGS]), dtype=bool, count=len(ids))
+        for column in text.values():
+            column.forget_index()  # a dict entry per distinct path is ~1 GB at 10M points
         return cls(PointIds.from_strings(np.array(ids, dtype=str)), text, numbers, tags_none)
 
     def columns(self, fields: Sequence[str], tagged: Sequence[tuple[str, Any]]) -> Columns | None:

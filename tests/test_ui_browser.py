@@ -495,6 +495,7 @@ def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(
         zoom(page, -0.5, 2.5, -0.5, 1.5)
         wait_views(page, before)
         assert map_mode(page) == "points"
+        assert page.evaluate("() => window.embedscapeMap.gd.layout.xaxis.range") == pytest.approx([-0.5, 2.5])
         drawn = page.evaluate("() => window.embedscapeMap.gd.data.reduce((n, t) => n + t.x.length, 0)")
         assert 40 <= drawn <= 50, "the view's points (and a margin around it), not all 120"
         expected = inside_box(dataset, -0.1, 1.1, -0.1, 1.1)

@@ -204,8 +204,13 @@ async function render() {
   // A selection set from Python replaces whatever outline the user drew.
   layout.selections = S.fromPython ? [] : ((gd.layout && gd.layout.selections) || []);
   if (gd.layout && gd.layout.dragmode) layout.dragmode = gd.layout.dragmode;
-  layout.xaxis = Object.assign({}, S.layout.xaxis, {range: [S.bounds[0], S.bounds[1]]});
-  layout.yaxis = Object.assign({}, S.layout.yaxis, {range: [S.bounds[2], S.bounds[3]]});
+  // The view stays where the user (or a layer, through Plotly.relayout) put it; the first
+  // render starts from the data's bounds, which stay the view "reset axes" goes back to.
+  const shown = gd.layout && gd.layout.xaxis && gd.layout.xaxis.range && gd.layout.yaxis.range;
+  layout.xaxis = Object.assign({}, S.layout.xaxis, {autorange: false,
+    range: shown ? gd.layout.xaxis.range.slice() : [S.bounds[0], S.bounds[1]]});
+  layout.yaxis = Object.assign({}, S.layout.yaxis, {autorange: false,
+    range: shown ? gd.layout.yaxis.range.slice() : [S.bounds[2], S.bounds[3]]});
   const parts = layerParts(currentView());
   layout.images = parts.images;
   layout.annotations = parts.annotations;
