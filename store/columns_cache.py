@@ -84,15 +84,6 @@ class _Text:
         self.codes = codes
         self._code_of: dict[str, int] | None = None  # built on the first write: reads never need it
 
-    @classmethod
-    def build(cls, values: Sequence[Any]) -> _Text | None:
-        text = cls([], np.empty(0, np.int32))
-        codes = [text.code(v) for v in values]
-        if any(c is None for c in codes):
-            return None
-        text.codes = np.asarray(codes, dtype=np.int32)
-        return text
-
     @property
     def names(self) -> list[str]:
         if isinstance(self._names, np.ndarray):
@@ -170,21 +161,6 @@ class ColumnSnapshot:
         return len(self.ids)
 
     # --- building and answering -------------------------------------------------------
-    @classmethod
-    def build(cls, ids: Sequence[str], values: Mapping[str, Sequence[Any]]) -> ColumnSnapshot | None:
-        """From a scan of SCAN_FIELDS; None where some value would not read back identically."""
-        text: dict[str, _Text] = {}
-        numbers: dict[str, _Numbers] = {}
-        for name, kind in CACHED_FIELDS.items():
-            column = _Text.build(values[name]) if kind is str else _Numbers.build(values[name])
-            if column is None:
-                return None
-            (text if kind is str else numbers)[name] = column  # type: ignore[assignment]
-        tags_none = np.fromiter((v is None for v in values[TAGS]), dtype=bool, count=len(ids))
-        for column in text.values():
-            column.forget_index()  # a dict entry per distinct path is ~1 GB at 10M points
-        return cls(PointIds.from_strings(np.array(ids, dtype=str)), text, numbers, tags_none)
-
     def columns(self, fields: Sequence[str], tagged: Sequence[tuple[str, Any]]) -> Columns | None:
         """The columns of `fields`, with `tagged` (id, tags) from the engine for the points that
         have tags; None when one of those is not here (the copy is not the engine's points).
@@ -200,11 +176,6 @@ class ColumnSnapshot:
         floats = {name: (self.numbers[name].values.copy(), self.numbers[name].missing.copy())
                   for name in fields if name in self.numbers}
         return Columns.from_arrays(self.ids, text, floats, tags, order=fields)
-
-    def tagged_ids(self, values: Sequence[Any]) -> set[str]:
-        """Ids whose scanned tags value is not empty (to check against the engine's filter)."""
-        rows = [row for row, value in enumerate(values) if not tags_are_empty(value)]
-        return set(self.ids.strings(rows).tolist()) if rows else set()
 
     # --- following writes ---------------------------------------------------------------
     def changed_by(self, ids: Sequence[str], payloads: Payloads) -> bool:
@@ -323,6 +294,64 @@ class ColumnSnapshot:
         return (all(len(a) == n for a in arrays)
                 and all(not n or -1 <= int(t.codes.min()) <= int(t.codes.max()) < len(t._names)
                         for t in self.text.values()))
+
+
+class SnapshotBuilder:
+    """A `ColumnSnapshot` built page by page from a scan, each page turned into arrays at once.
+
+    Building it from whole-scan lists held ten million ids, paths and floats as
+    Python objects (11 GB at peak); here only the distinct text values stay objects (the
+    path dict, until `finish`), and the tags of the tagged points.
+    """
+
+    def __init__(self) -> None:
+        self.text = {name: _Text([], np.empty(0, np.int32)) for name, kind in CACHED_FIELDS.items() if kind is str}
+        self._codes: dict[str, list[np.ndarray]] = {name: [] for name in self.text}
+        self._numbers: dict[str, list[_Numbers]] = {name: [] for name, kind in CACHED_FIELDS.items()
+                                                    if kind is float}
+        self._ids: list[np.ndarray] = []
+        self._tags_none: list[np.ndarray] = []
+        self.tagged: list[tuple[str, Any]] = []  # (id, tags) of the points whose tags are not empty
+        self.cacheable = True
+
+    def add(self, ids: Sequence[str], payloads: Sequence[Mapping[str, Any]]) -> None:
+        """One page of the scan: ids and their payloads (SCAN_FIELDS)."""
+        self._ids.append(PointIds.from_strings(np.array(ids, dtype=str)).keys if ids else np.empty(0, "S16"))
+        self._tags_none.append(np.fromiter((p.get(TAGS) is None for p in payloads), dtype=bool, count=len(ids)))
+        self.tagged.extend((pid, p[TAGS]) for pid, p in zip(ids, payloads) if not tags_are_empty(p.get(TAGS)))
+        if not self.cacheable:
+            return
+        for name, text in self.text.items():
+            codes = [text.code(p.get(name)) for p in payloads]
+            if None in codes:
+                self.cacheable = False
+                return
+            self._codes[name].append(np.asarray(codes, dtype=np.int32))
+        for name, parts in self._numbers.items():
+            numbers = _Numbers.build([p.get(name) for p in payloads])
+            if numbers is None:
+                self.cacheable = False
+                return
+            parts.append(numbers)
+
+    def finish(self) -> ColumnSnapshot | None:
+        """The snapshot, or None where some value would not read back identically."""
+        if not self.cacheable:
+            return None
+        for name, text in self.text.items():
+            text.codes = np.concatenate(self._codes[name]) if self._codes[name] else np.empty(0, np.int32)
+            text.forget_index()
+        numbers = {name: _Numbers(np.concatenate([n.values for n in parts]) if parts else np.empty(0),
+                                  np.concatenate([n.missing for n in parts]) if parts else np.empty(0, bool))
+                   for name, parts in self._numbers.items()}
+        chunks = self._ids
+        if any(chunk.dtype != np.dtype("S16") for chunk in chunks):  # some ids are not UUIDs
+            chunks = [PointIds(chunk).strings() for chunk in chunks]
+            keys = PointIds.from_strings(np.concatenate(chunks)).keys if chunks else np.empty(0, "U1")
+        else:
+            keys = np.concatenate(chunks) if chunks else np.empty(0, "S16")
+        tags_none = np.concatenate(self._tags_none) if self._tags_none else np.empty(0, bool)
+        return ColumnSnapshot(PointIds(keys), dict(self.text), numbers, tags_none)
 
 
 def _each(payloads: Payloads, n: int) -> Iterator[Mapping[str, Any]]:

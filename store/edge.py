@@ -24,7 +24,7 @@ from store.base import (
     read_json, to_point_record, validate_collection_name, write_json,
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
-from store.columns_cache import SCAN_FIELDS, ColumnCache, ColumnSnapshot, cacheable
+from store.columns_cache import SCAN_FIELDS, ColumnCache, SnapshotBuilder, cacheable
 from store.scheduler import Scheduler
 from store.schema import LABEL, TAGS
 from store.write_behind import APPLY_DELAY_S, PendingWrites
@@ -209,18 +209,23 @@ class EdgeCollection(Collection):
         return {record.id: record.payload for record in self._retrieve_now(ids, fields)}
 
     def _rebuild_cache(self, fields: Sequence[str], generation: int) -> Columns:
-        """Answer `columns(fields)` from a scan of every cached field, and keep that scan as the
-        cache if no write ran while it scrolled."""
-        ids, values = self._scan(SCAN_FIELDS)
-        snapshot = ColumnSnapshot.build(ids, values)
-        if snapshot is not None:
-            with self._lock:
-                # Live tags are matched to the copy by the engine's is_empty filter: it must pick
-                # exactly the points the scan saw with tags.
-                if (generation == self._cache.generation
-                        and {pid for pid, _ in self._tagged()} == snapshot.tagged_ids(values[TAGS])):
-                    self._cache.adopt(snapshot, generation)
-        return Columns(np.array(ids, dtype=str), {name: values[name] for name in fields})
+        """Answer `columns(fields)` from a scan of every cached field, turned into arrays page by
+        page, and keep it as the cache if no write ran while it scrolled."""
+        builder = SnapshotBuilder()
+        for records in self._pages(SCAN_FIELDS, None):
+            builder.add([str(r.id) for r in records], [r.payload or {} for r in records])
+        snapshot = builder.finish()
+        if snapshot is None:  # a value the cache cannot hold exactly: answer from a plain scan
+            return self._scan_columns(fields)
+        with self._lock:
+            # Live tags are matched to the copy by the engine's is_empty filter: it must pick
+            # exactly the points the scan saw with tags.
+            if (generation == self._cache.generation
+                    and {pid for pid, _ in self._tagged()} == {pid for pid, _ in builder.tagged}):
+                self._cache.adopt(snapshot, generation)
+        columns = snapshot.columns(fields, builder.tagged)
+        assert columns is not None  # the scan's own tagged points are in its snapshot
+        return columns
 
     def _persist_cache(self) -> None:
         """Write the column cache before closing; rebuild it first where a write this session

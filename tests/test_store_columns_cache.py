@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from store import Collection, Columns, PointFilter, Store, open_store, point_id
-from store.columns_cache import FILE_NAME, ColumnSnapshot
+from store.columns_cache import FILE_NAME, SnapshotBuilder
 from store.edge import EdgeCollection
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -210,17 +210,17 @@ def test_a_file_that_does_not_match_the_engine_is_rebuilt(root: Path, rebuilds: 
 def test_a_write_during_a_rebuild_keeps_that_scan_out_of_the_cache(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = open_store(path=str(root))
     collection = _fill(store)
-    build = ColumnSnapshot.build
+    finish = SnapshotBuilder.finish
 
-    def build_then_write(ids: Any, values: Any) -> Any:
-        snapshot = build(ids, values)
+    def finish_then_write(builder: Any) -> Any:
+        snapshot = finish(builder)
         collection.set_payload(IDS[:1], {"label": "meanwhile"})  # lands after the scan read it
         return snapshot
 
-    monkeypatch.setattr(ColumnSnapshot, "build", build_then_write)
+    monkeypatch.setattr(SnapshotBuilder, "finish", finish_then_write)
     collection.columns(["label"])
     assert not (root / "things" / FILE_NAME).exists()
-    monkeypatch.setattr(ColumnSnapshot, "build", build)
+    monkeypatch.setattr(SnapshotBuilder, "finish", finish)
     labels = collection.columns(["label"])  # scans again, and this scan is kept
     assert labels.values["label"][labels.ids.tolist().index(IDS[0])] == "meanwhile"
     assert (root / "things" / FILE_NAME).exists()
