@@ -146,6 +146,8 @@ def _columns_once(folder: Path) -> None:
     from store import open_store
     from ui.table import FIELDS
 
+    if (folder / "qdrant" / "bench" / "columns-cache.npys").exists():
+        return  # (opening a 10M shard alone takes a minute)
     store = open_store(path=str(folder / "qdrant"))
     started = time.perf_counter()
     store.open("bench").columns(FIELDS)
