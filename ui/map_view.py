@@ -212,6 +212,8 @@ def add_view_routes(app: FastAPI, table: PointTable, limit: int,
         box = _floats(request, "x0", "x1", "y0", "y1", "w", "h")
         if state is None or state.colours is None:
             return Response("unknown map session: reload the page", status_code=404)
+        if len(state.colours.codes) != len(table):  # the table changed; a new map message follows
+            return Response("the map is being updated", status_code=409)
         if box is None or box[0] >= box[1] or box[2] >= box[3]:
             return Response("x0 < x1, y0 < y1, w and h are required", status_code=400)
         width, height = (int(np.clip(v, 1, MAX_PIXELS)) for v in box[4:])
@@ -227,6 +229,7 @@ def add_view_routes(app: FastAPI, table: PointTable, limit: int,
             return Response(status_code=401)
         state = session(request.query_params.get("t", ""))
         at = _floats(request, "x", "y", "rx", "ry")
-        if state is None or state.colours is None or at is None or at[2] <= 0 or at[3] <= 0:
+        if (state is None or state.colours is None or at is None or at[2] <= 0 or at[3] <= 0
+                or len(state.colours.codes) != len(table)):
             return JSONResponse({"row": None})
         return JSONResponse(near_answer(table, state, *at, _hidden(request)))
