@@ -255,7 +255,7 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
             return state if shape_rows is None else state.select(shape_rows, kind)
         rows = payload.get("rows")
         if rows is None:
-            return state.clear(from_map=True)
+            return state.clear(from_map=not payload.get("redraw"))
         rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
         rows = rows[(rows >= 0) & (rows < len(table))]
         return state.select(rows, kind, from_map=True)

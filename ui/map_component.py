@@ -324,7 +324,8 @@ function bind() {
     S.fromPython = false;
     root.dataset.selected = '';
     if (S.mode === 'points') { S.selection = null; for (const t of S.traces) t.selectedIdx = null; }
-    trigger('select', {value: {rows: null, kind: 'clear'}});
+    // Over the density image the server draws the selection, so it must answer with a message.
+    trigger('select', {value: {rows: null, kind: 'clear', redraw: S.mode === 'density'}});
   });
   gd.on('plotly_relayout', ev => {
     if (Object.keys(ev || {}).some(k => k.startsWith('xaxis') || k.startsWith('yaxis'))) scheduleView();
