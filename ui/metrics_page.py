@@ -161,9 +161,8 @@ def build(ctx: AppContext) -> None:
 
 def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
     """One field's histogram (selection over dataset) with statistics; "Select range"."""
-    table = ctx.table
     first = fields[0] if fields else None
-    ends = stats(table.numeric(first), None) if first else {"min": None, "max": None}
+    ends = stats(ctx.table.numeric(first), None) if first else {"min": None, "max": None}
     with gr.Row(equal_height=True):
         metric = gr.Dropdown(fields, value=first, label="Metric", elem_id="es-metric", scale=2)
         low = gr.Number(_finite(ends["min"]), label="min", elem_id="es-metric-min", scale=1)
@@ -175,7 +174,7 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
     range_status = gr.Markdown(elem_id="es-metric-status")
 
     def values_of(name: str | None) -> np.ndarray | None:
-        return table.numeric(name) if name in fields else None
+        return ctx.table.numeric(name) if name in fields else None
 
     def views(state: MapState, name: str | None) -> tuple[Any, str]:
         values = values_of(name)
@@ -193,7 +192,7 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         s = stats(values, None)
         return (*views(state, name), _finite(s["min"]), _finite(s["max"]))
 
-    metric.change(change_metric, [ctx.state, metric], [plot, summary, low, high], show_progress="hidden")
+    ctx.event(metric.change, change_metric, [metric], [plot, summary, low, high])
 
     def select_range(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[MapState, str]:
         values = values_of(name)
@@ -211,9 +210,8 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
 
 def _weak_label_panel(ctx: AppContext) -> None:
     """Set a label on the selection (originals kept in `original_label`), or restore them."""
-    table = ctx.table
     with gr.Row(equal_height=True):
-        label = gr.Dropdown(label_choices(table), value=None, allow_custom_value=True, label="Label",
+        label = gr.Dropdown(label_choices(ctx.table), value=None, allow_custom_value=True, label="Label",
                             elem_id="es-relabel-label", scale=2)
         relabel = gr.Button("Set label on selection", elem_id="es-relabel", scale=1, variant="primary")
         restore = gr.Button("Restore original labels", elem_id="es-relabel-restore", scale=1)
@@ -226,6 +224,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
             return state, "Type a label or pick one first.", gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         changed = table.relabel(rows, name)
         state.dirty.add("colour")
         return (state, f"Set label '{name}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
@@ -235,6 +234,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
         rows = state.selected_rows()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         restored = table.restore_labels(rows)
         state.dirty.add("colour")
         return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",
