@@ -59,7 +59,7 @@ class ImageServer:
         # resolve() followed every symlink; the real file must still be inside the dataset.
         if not path.is_relative_to(self.root) or not path.is_file():
             raise HTTPException(404, "not found")
-        return path, str(records[0].payload.get("sha1") or "")
+        return path, str(records[0].payload.get(SHA1) or "")
 
     def thumbnail(self, point_id: str) -> Path:
         source, sha1 = self.source_file(point_id)
