@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detection.geometry import CONTEXT_MARGIN
+
     parser = argparse.ArgumentParser(prog="app.py", description="Map, explore and tag image embeddings in Qdrant.")
     parser.add_argument("--qdrant-path", help="embedded store folder (env QDRANT_PATH, default ./data/qdrant)")
     parser.add_argument("--qdrant-url", help="Qdrant server URL (env QDRANT_URL); overrides --qdrant-path")
@@ -76,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
+    index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
+                       help="context around each box's crop, a share of the box's width / height per side "
+                            f"(default {CONTEXT_MARGIN})")
     index.add_argument("--no-objects", action="store_true",
                        help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
     index.set_defaults(handler=cmd_index)
@@ -186,6 +191,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def crop_margin(text: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share of the box's size), not {value}")
+    return value
+
+
 def open_configured_store(args: argparse.Namespace) -> Any:
     from store import open_store
 
@@ -202,7 +218,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
                            device=args.device, runtime=args.runtime, batch_size=args.batch_size, workers=args.workers,
                            neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
-                           image_metrics=not args.no_image_metrics, objects=not args.no_objects)
+                           image_metrics=not args.no_image_metrics, objects=not args.no_objects,
+                           crop_margin=args.crop_margin)
     try:
         report = index_dataset(args.path, store, options)
     finally:

@@ -6,6 +6,8 @@ answer the explorer's and the exports' questions over the `Collection` API alone
 
     is_object_collection(collection)                 -> bool
     partner_name(collection)                         -> the other collection's name, or None
+    crop_margin(objects)                             -> the context margin its crops were cut with
+    box_of(objects, object_point_id)                 -> ObjectBox (its bbox for crop_thumbnail), or None
     boxes_of_image(objects, image_point_id)          -> [ObjectBox], the image's boxes
     boxes_of_images(objects, image_point_ids)        -> {image id: [ObjectBox]}
     images_of_objects(objects, object_ids)           -> image point ids holding those boxes
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field
 
 from store import Collection, PointFilter
 from store.schema import (
-    ANNOTATION_ID, BBOX, COLLECTION_KIND, IMAGE_COLLECTION, IMAGE_ID, LABEL, OBJECT_COLLECTION, OBJECTS_KIND,
+    ANNOTATION_ID, BBOX, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_ID, LABEL, OBJECT_COLLECTION, OBJECTS_KIND,
     ORIGINAL_LABEL, TAGS,
 )
 
@@ -52,6 +54,14 @@ def partner_name(collection: Collection) -> str | None:
     return str(name) if name else None
 
 
+def crop_margin(objects: Collection) -> float:
+    """The margin an object collection's crops were cut with (give it to crop_thumbnail, so the
+    explorer shows what the model saw)."""
+    from detection.geometry import CONTEXT_MARGIN
+
+    return float(objects.read_metadata().get(CROP_MARGIN, CONTEXT_MARGIN))
+
+
 def _box(point_id: str, payload: dict) -> ObjectBox | None:
     bbox = payload.get(BBOX)
     if not isinstance(bbox, list) or len(bbox) != 4:
@@ -59,6 +69,11 @@ def _box(point_id: str, payload: dict) -> ObjectBox | None:
     return ObjectBox(point_id, str(payload.get(IMAGE_ID) or ""), int(payload.get(ANNOTATION_ID) or 0),
                      tuple(float(v) for v in bbox), str(payload.get(LABEL) or ""),
                      str(payload.get(ORIGINAL_LABEL) or ""), tuple(payload.get(TAGS) or ()))
+
+
+def box_of(objects: Collection, object_id: str) -> ObjectBox | None:
+    records = objects.retrieve([object_id], list(BOX_FIELDS))
+    return _box(records[0].id, records[0].payload) if records else None
 
 
 def boxes_of_images(objects: Collection, image_ids: Sequence[str]) -> dict[str, list[ObjectBox]]:

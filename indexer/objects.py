@@ -31,13 +31,11 @@ from indexer.models import Embedder
 from indexer.sources import Dataset, ImageSource, SourceError
 from store import Collection, point_id
 from store.schema import (
-    ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, IMAGE_COLLECTION, IMAGE_HEIGHT, IMAGE_ID,
+    ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_HEIGHT, IMAGE_ID,
     IMAGE_WIDTH, IMAGES_KIND, LABEL, OBJECT_COLLECTION, OBJECT_COLLECTION_SUFFIX, OBJECT_FIELDS, OBJECTS_KIND,
     ORIGINAL_LABEL, PATH, SHA1, SPLIT, TAGS,
 )
 
-# Part of every box's content hash: a change of crop rule re-embeds every box on the next run.
-CROP_RULE = f"margin={CONTEXT_MARGIN}"
 
 
 class ObjectCollectionError(SourceError):
@@ -53,9 +51,10 @@ def object_point_id(relative_path: str, annotation_id: int) -> str:
     return point_id(f"{relative_path}#{annotation_id}")
 
 
-def box_hash(image_sha1: str, box: Box) -> str:
-    """What a box's vector depends on: its image's content and its coordinates as the source gives them."""
-    text = f"{image_sha1}|{box.bbox}|{box.normalised}|{CROP_RULE}"
+def box_hash(image_sha1: str, box: Box, margin: float = CONTEXT_MARGIN) -> str:
+    """What a box's vector depends on: its image's content, its coordinates as the source gives
+    them and the crop margin (another margin re-embeds every box)."""
+    text = f"{image_sha1}|{box.bbox}|{box.normalised}|margin={margin}"
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -128,7 +127,7 @@ def model_input(crop: Image.Image, embedder: Embedder) -> Any:
 
 
 def crops(decoded: DecodedImage, source: ImageSource, image_sha1: str, boxes: list[Box], embedder: Embedder,
-          with_metrics: bool) -> Crops:
+          with_metrics: bool, margin: float = CONTEXT_MARGIN) -> Crops:
     """Crops of `boxes` from the decoded image (run by the decode workers)."""
     result = Crops()
     width, height = decoded.width, decoded.height
@@ -140,8 +139,8 @@ def crops(decoded: DecodedImage, source: ImageSource, image_sha1: str, boxes: li
             continue
         if note:
             result.notes.append(note)
-        crop = cut_crop(decoded.image, bbox, (width, height))
-        payload = object_payload(source, box, bbox, width, height, box_hash(image_sha1, box))
+        crop = cut_crop(decoded.image, bbox, (width, height), margin)
+        payload = object_payload(source, box, bbox, width, height, box_hash(image_sha1, box, margin))
         if pixels is not None:
             # Metrics of the object itself (no margin): brightness, contrast, ... of what is in the box.
             left, top, right, bottom = crop_region(bbox, width, height, margin=0.0)
@@ -158,7 +157,8 @@ def object_payload(source: ImageSource, box: Box, bbox: BBox, width: int, height
             IMAGE_WIDTH: width, IMAGE_HEIGHT: height, SHA1: sha1, AREA: float(area), ASPECT_RATIO: float(aspect)}
 
 
-def link_collections(images: Collection, objects: Collection, dataset: Dataset) -> None:
+def link_collections(images: Collection, objects: Collection, dataset: Dataset,
+                     margin: float = CONTEXT_MARGIN) -> None:
     """Each collection's metadata names the other; the object one says what it is and keeps the
     source's categories (exports write them in the source's order, with its ids)."""
     kind = objects.read_metadata().get(COLLECTION_KIND)
@@ -168,7 +168,7 @@ def link_collections(images: Collection, objects: Collection, dataset: Dataset) 
             f"rename it or index into another --collection")
     objects.update_metadata(**{COLLECTION_KIND: OBJECTS_KIND, IMAGE_COLLECTION: images.name,
                                CATEGORIES: [{"id": i, "name": n} for i, n in dataset.categories],
-                               "crop_margin": CONTEXT_MARGIN})
+                               CROP_MARGIN: margin})
     images.update_metadata(**{COLLECTION_KIND: IMAGES_KIND, OBJECT_COLLECTION: objects.name})
     objects.index_fields(OBJECT_FIELDS)
 
@@ -177,8 +177,10 @@ class ObjectIndex:
     """The object collection's side of an index run: which boxes need embedding, writing them,
     label changes of unchanged boxes, and removing boxes that are gone."""
 
-    def __init__(self, collection: Collection, dataset: Dataset, sources: list[ImageSource]) -> None:
+    def __init__(self, collection: Collection, dataset: Dataset, sources: list[ImageSource],
+                 margin: float = CONTEXT_MARGIN) -> None:
         self.collection = collection
+        self.margin = margin
         self.dataset = dataset
         self.sources = sources
         known = collection.columns([SHA1, LABEL, ORIGINAL_LABEL, SPLIT, IMAGE_WIDTH, IMAGE_HEIGHT])
@@ -194,7 +196,7 @@ class ObjectIndex:
         workers: each writes only the `dropped` entries of its own image's boxes."""
         boxes = [box for box in source.boxes
                  if (self.known.get(object_point_id(source.relative_path, box.annotation_id)) or {}).get(SHA1)
-                 != box_hash(image_sha1, box)]
+                 != box_hash(image_sha1, box, self.margin)]
         if size is None:
             return boxes
         kept = []

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from analysis.image_metrics import METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
+from detection.geometry import CONTEXT_MARGIN
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import DEFAULT_MODEL, Embedder, load_embedder
 from indexer.objects import Crops, ObjectIndex, ObjectReport, crops, link_collections, object_collection_name
@@ -61,6 +62,7 @@ class IndexOptions:
     analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph
     progress: bool = True
     objects: bool = True  # labels with boxes: also the object collection NAME-objects, one point per box
+    crop_margin: float = CONTEXT_MARGIN  # context around each box's crop, a share of its size per side
 
 
 @dataclass
@@ -159,8 +161,8 @@ def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, datas
         return None
     name = object_collection_name(options.collection)
     collection = _open_collection(store, replace(options, collection=name), embedder, dataset)
-    link_collections(images, collection, dataset)
-    return ObjectIndex(collection, dataset, sources)
+    link_collections(images, collection, dataset, options.crop_margin)
+    return ObjectIndex(collection, dataset, sources, options.crop_margin)
 
 
 def embed_and_write(jobs: Iterator[tuple[str, Any]], embedder: Embedder,
@@ -260,7 +262,8 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
             return _Work(source, sha1=sha1)
         try:
             decoded = decode_image(source.path, data)
-            box_crops = crops(decoded, source, sha1, boxes, embedder, options.image_metrics) if boxes else None
+            box_crops = (crops(decoded, source, sha1, boxes, embedder, options.image_metrics, options.crop_margin)
+                         if boxes else None)
             if unchanged:  # only boxes to embed (new, or moved in the labels)
                 return _Work(source, sha1, crops=box_crops)
             metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}

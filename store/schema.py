@@ -121,6 +121,7 @@ LIST_FIELDS = tuple(f.name for f in _FIELDS if f.is_list)
 COLLECTION_KIND, OBJECTS_KIND, IMAGES_KIND = "kind", "objects", "images"
 IMAGE_COLLECTION, OBJECT_COLLECTION = "image_collection", "object_collection"
 CATEGORIES = "categories"  # object collections: [{"id", "name"}] of the source, in its order
+CROP_MARGIN = "crop_margin"  # object collections: the context margin its crops were cut with
 OBJECT_COLLECTION_SUFFIX = "-objects"
 
 # --- tags ----------------------------------------------------------------------------------

@@ -16,7 +16,8 @@ from PIL import Image
 
 import indexer.pipeline as pipeline
 from detection.boxes import (
-    boxes_of_image, boxes_of_images, images_of_objects, is_object_collection, objects_of_images, partner_name,
+    box_of, boxes_of_image, boxes_of_images, crop_margin, images_of_objects, is_object_collection, objects_of_images,
+    partner_name,
 )
 from detection.crops import HIGHLIGHT_COLOUR, crop_thumbnail, cut_crop, draw_boxes
 from detection.geometry import CONTEXT_MARGIN, crop_region
@@ -97,6 +98,10 @@ def test_collections_name_each_other(coco_indexed) -> None:
         assert objects.read_metadata()["categories"] == [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"},
                                                          {"id": 5, "name": "bird"}]
         assert "image_id" in objects.indexed_fields()
+        assert crop_margin(objects) == CONTEXT_MARGIN
+        box = box_of(objects, object_point_id("a.png", 4))
+        assert (box.image_id, box.label, box.bbox) == (point_id("a.png"), "cat", (70.0, 50.0, 10.0, 10.0))
+        assert box_of(objects, object_point_id("a.png", 404)) is None
     finally:
         store.close()
 
@@ -280,3 +285,18 @@ def test_a_copy_of_the_dataset_elsewhere_is_another_collection(coco_indexed, tmp
     shutil.copytree(coco_indexed["root"], copy)
     index(copy, coco_indexed["coco"], tmp_path / "qdrant", mobilenet, collection="d")
     assert set(points(tmp_path / "qdrant", "d-objects")) == set(points(coco_indexed["qdrant"], "c-objects"))
+
+
+def test_another_crop_margin_re_embeds_every_box(tmp_path: Path, mobilenet) -> None:
+    root, coco = make_coco(tmp_path)
+    index(root, coco, tmp_path / "qdrant", mobilenet)
+    before = points(tmp_path / "qdrant", "c-objects", vectors=True)
+    report = index(root, coco, tmp_path / "qdrant", mobilenet, crop_margin=0.0)
+    after = points(tmp_path / "qdrant", "c-objects", vectors=True)
+    assert report.objects.embedded == 8 and report.embedded == 0  # the images are unchanged
+    assert all(float(after[i]["vector"] @ before[i]["vector"]) < 0.9999 for i in after)
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        assert crop_margin(store.open("c-objects")) == 0.0
+    finally:
+        store.close()
