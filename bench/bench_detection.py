@@ -149,9 +149,9 @@ def write_coco(folder: Path, fixture: dict, labels: dict[int, str]) -> Path:
     category = {name: i for i, name in enumerate(CLASS_NAMES, start=1)}
     document = {"images": [{"id": image_id[n], "file_name": n, "width": CANVAS[0], "height": CANVAS[1]} for n in names],
                 "categories": [{"id": i, "name": n} for n, i in category.items()],
-                "annotations": [{"id": b["id"], "image_id": image_id[b["image"]], "category_id": category[labels[b["id"]]],
-                                 "bbox": b["bbox"], "area": b["bbox"][2] * b["bbox"][3], "iscrowd": 0}
-                                for b in fixture["boxes"]]}
+                "annotations": [{"id": b["id"], "image_id": image_id[b["image"]],
+                                 "category_id": category[labels[b["id"]]], "bbox": b["bbox"],
+                                 "area": b["bbox"][2] * b["bbox"][3], "iscrowd": 0} for b in fixture["boxes"]]}
     path = folder / "instances.json"
     path.write_text(json.dumps(document))
     return path
@@ -312,8 +312,9 @@ def speed(folder: Path, fixture: dict, embedder, canvases: int, repeats: int) ->
         images_only = index_run(subset, coco, qdrant, "images", embedder, objects=False, analyze=False)
         both = index_run(subset, coco, qdrant, "both", embedder, analyze=False)
         naive_s, naive_boxes = baseline_per_box(folder, fixture, set(names), embedder)
-        run = {"images": images_only.embedded, "boxes": both.objects.embedded, "images_only_s": images_only.embed_seconds,
-               "combined_s": both.embed_seconds, "baseline_boxes_s": naive_s}
+        run = {"images": images_only.embedded, "boxes": both.objects.embedded,
+               "images_only_s": images_only.embed_seconds, "combined_s": both.embed_seconds,
+               "baseline_boxes_s": naive_s}
         run["image_ms"] = 1000 * run["images_only_s"] / run["images"]
         run["box_ms_decode_once"] = 1000 * (run["combined_s"] - run["images_only_s"]) / run["boxes"]
         run["box_ms_baseline"] = 1000 * naive_s / naive_boxes
@@ -352,7 +353,8 @@ def markdown(results: dict) -> str:
     m = s["median"]
     lines += [f"Speed, {s['canvases']} canvases ({s['images']} images, {s['boxes']} boxes), median of "
               f"{len(s['runs'])} runs:", "", "| pass | seconds | per item |", "|---|---|---|",
-              f"| images only | {m['images_only_s']:.1f} | {m['image_ms']:.1f} ms/image ({m['images_per_s']:.1f} img/s) |",
+              f"| images only | {m['images_only_s']:.1f} | {m['image_ms']:.1f} ms/image "
+              f"({m['images_per_s']:.1f} img/s) |",
               f"| images + boxes, decode once | {m['combined_s']:.1f} | {m['box_ms_decode_once']:.1f} ms/box marginal "
               f"({m['objects_per_s_marginal']:.1f} obj/s) |",
               f"| baseline: decode per box | {m['baseline_boxes_s']:.1f} | {m['box_ms_baseline']:.1f} ms/box "

@@ -249,30 +249,7 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
     the report, and collects unchanged files whose label or split changed (e.g. an edited
     labels file). An image is decoded once, for its own point and the crops of its boxes."""
     def work(source: ImageSource) -> _Work:
-        row = known_rows.get(point_id(source.relative_path))
-        try:
-            data = source.path.read_bytes()
-        except OSError as error:
-            return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
-        sha1 = hashlib.sha1(data).hexdigest()
-        unchanged = row is not None and known.values["sha1"][row] == sha1
-        size = (known.values["width"][row], known.values["height"][row]) if unchanged else None
-        boxes = objects.pending(source, sha1, size if size and all(size) else None) if objects is not None else []
-        if unchanged and not boxes:
-            return _Work(source, sha1=sha1)
-        try:
-            decoded = decode_image(source.path, data)
-            box_crops = (crops(decoded, source, sha1, boxes, embedder, options.image_metrics, options.crop_margin)
-                         if boxes else None)
-            if unchanged:  # only boxes to embed (new, or moved in the labels)
-                return _Work(source, sha1, crops=box_crops)
-            metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
-            return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics,
-                         crops=box_crops)
-        except ImageSkipped as skipped:
-            return _Work(source, sha1, skip_reason=skipped.reason)
-        except Exception as error:  # one bad file must never stop the run
-            return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+        return _decode_file(source, embedder, known, known_rows, options, objects)
 
     bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection}", disable=not options.progress,
                smoothing=0.1)
@@ -303,6 +280,36 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
             else:
                 yield result
     bar.close()
+
+
+def _decode_file(source: ImageSource, embedder: Embedder, known: Any, known_rows: dict[str, int],
+                 options: IndexOptions, objects: ObjectIndex | None) -> _Work:
+    """One file through a decode worker: unchanged (same content hash, no box to embed),
+    skipped with its reason, or decoded once into its model input and its boxes' crops."""
+    row = known_rows.get(point_id(source.relative_path))
+    try:
+        data = source.path.read_bytes()
+    except OSError as error:
+        return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
+    sha1 = hashlib.sha1(data).hexdigest()
+    unchanged = row is not None and known.values["sha1"][row] == sha1
+    size = (known.values["width"][row], known.values["height"][row]) if unchanged else None
+    boxes = objects.pending(source, sha1, size if size and all(size) else None) if objects is not None else []
+    if unchanged and not boxes:
+        return _Work(source, sha1=sha1)
+    try:
+        decoded = decode_image(source.path, data)
+        box_crops = (crops(decoded, source, sha1, boxes, embedder, options.image_metrics, options.crop_margin)
+                     if boxes else None)
+        if unchanged:  # only boxes to embed (new, or moved in the labels)
+            return _Work(source, sha1, crops=box_crops)
+        metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
+        return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics,
+                     crops=box_crops)
+    except ImageSkipped as skipped:
+        return _Work(source, sha1, skip_reason=skipped.reason)
+    except Exception as error:  # one bad file must never stop the run
+        return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
 
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:

@@ -65,8 +65,9 @@ def make_coco(base: Path) -> tuple[Path, Path]:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         scene(size, boxes, seed=len(path)).save(root / path)
     (root / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really" * 10)
-    images = [{"id": i, "file_name": p, "width": COCO_SIZES.get(p, (10, 10))[0], "height": COCO_SIZES.get(p, (10, 10))[1]}
-              for i, p in enumerate([*COCO_SIZES, "corrupt.png", "missing.png"], start=1)]
+    sizes = {**COCO_SIZES, "corrupt.png": (10, 10), "missing.png": (10, 10)}
+    images = [{"id": i, "file_name": p, "width": w, "height": h}
+              for i, (p, (w, h)) in enumerate(sizes.items(), start=1)]
     image_id = {image["file_name"]: image["id"] for image in images}
     annotations: list[object] = [
         {"id": i, "image_id": image_id[p], "category_id": CATEGORY[label], "bbox": bbox, "area": bbox[2] * bbox[3],

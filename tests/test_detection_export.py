@@ -52,7 +52,8 @@ def tagged(tmp_path: Path, mobilenet) -> dict:
 
 def test_coco_of_a_tagged_subset_round_trips(tagged, capsys: pytest.CaptureFixture[str]) -> None:
     qdrant, out = tagged["qdrant"], tagged["tmp"] / "keep.json"
-    assert cli(qdrant, "export", "--collection", "c-objects", "--tag", "keep", "--format", "coco", "--out", str(out)) == 0
+    assert cli(qdrant, "export", "--collection", "c-objects", "--tag", "keep", "--format", "coco",
+               "--out", str(out)) == 0
     assert f"wrote {len(KEEP)} boxes" in capsys.readouterr().out
     document = json.loads(out.read_text())
     assert sorted(i["file_name"] for i in document["images"]) == ["a.png", "sub/c.png"]

@@ -107,7 +107,8 @@ def test_pascal_voc_folder(tmp_path: Path) -> None:
     dataset = read_dataset(root, annotations)
     assert dataset.layout == "voc"
     boxes = {(s.relative_path, b.annotation_id): (b.label, b.bbox) for s in dataset.images for b in s.boxes}
-    assert boxes == {("JPEGImages/a.png", 1): ("cat", (10, 5, 20, 15)), ("JPEGImages/a.png", 2): ("dog", (35, 20, 20, 15)),
+    assert boxes == {("JPEGImages/a.png", 1): ("cat", (10, 5, 20, 15)),
+                     ("JPEGImages/a.png", 2): ("dog", (35, 20, 20, 15)),
                      ("JPEGImages/b.png", 1): ("bird", (0, 0, 30, 30))}
     assert dataset.categories == [(1, "bird"), (2, "cat"), (3, "dog")]
     assert "malformed" in problem_for(dataset.problems, "a.xml object 3")
