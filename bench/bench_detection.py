@@ -1,7 +1,7 @@
 """Detection benchmark: boxes indexed as points, their mislabels found, against cleanlab Datalab.
 
     .venv/bin/pip install -r bench/requirements.txt
-    flock /work/bench.lock .venv/bin/python bench/bench_detection.py [--canvases 800] [--seeds 5]
+    .venv/bin/python bench/bench_detection.py [--canvases 800] [--seeds 5] [--margins 0,0.1,0.25]
 
 Fixture (built once under bench/results/detection/, deterministic): Fashion-MNIST test items
 (Debian's /usr/share/datasets/fashion-mnist, read as indexer/demo.py does) pasted, 3 to 6 per
