@@ -157,3 +157,22 @@ def test_yolo_download_is_a_zip(tagged) -> None:
     with zipfile.ZipFile(archive) as zipped:
         names = set(zipped.namelist())
     assert {"data.yaml", "images/a.png", "labels/a.txt", "images/sub/c.png", "labels/sub/c.txt"} <= names
+
+
+def test_predictions_for_boxes_by_path_and_annotation_id(tagged, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = [{"path": "b.png", "annotation_id": 20, "prediction": "cat", "confidence": 0.9},
+            {"path": "b.png", "annotation_id": 21, "prediction": "cat"},
+            {"path": "b.png", "annotation_id": 99, "prediction": "cat"},
+            {"path": "b.png", "annotation_id": "x", "prediction": "cat"}]
+    file = tagged["tmp"] / "predictions.jsonl"
+    file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert cli(tagged["qdrant"], "predictions", "--collection", "c-objects", str(file)) == 0
+    assert "2 of 4 predictions written" in capsys.readouterr().out
+    store = open_store(path=str(tagged["qdrant"]))
+    try:
+        written = {r.payload["annotation_id"]: (r.payload["prediction"], r.payload["prediction_correct"])
+                   for r in store.open("c-objects").retrieve(
+                       [object_point_id("b.png", 20), object_point_id("b.png", 21)], None)}
+    finally:
+        store.close()
+    assert written == {20: ("cat", True), 21: ("cat", False)}
