@@ -300,3 +300,23 @@ def test_another_crop_margin_re_embeds_every_box(tmp_path: Path, mobilenet) -> N
         assert crop_margin(store.open("c-objects")) == 0.0
     finally:
         store.close()
+
+
+def test_analyze_adds_missing_box_metrics_from_the_box_pixels(tmp_path: Path, mobilenet) -> None:
+    from analysis.image_metrics import image_metrics
+    from scoring.analyze import analyze_collection
+
+    root, coco = make_coco(tmp_path)
+    index(root, coco, tmp_path / "qdrant", mobilenet, image_metrics=False)
+    assert "brightness" not in points(tmp_path / "qdrant", "c-objects")[object_point_id("b.png", 20)]
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        summary = analyze_collection(store.open("c-objects"))
+    finally:
+        store.close()
+    assert summary.metrics_added == 8 and summary.duplicate_boxes == 2
+    payload = points(tmp_path / "qdrant", "c-objects")[object_point_id("b.png", 20)]
+    with Image.open(root / "b.png") as image:
+        inside = np.asarray(image.convert("RGB"))[10:30, 10:30]
+    assert payload["brightness"] == pytest.approx(image_metrics(inside)["brightness"], rel=1e-5)
+    assert payload["area"] == 400.0  # the box's, not the crop's
