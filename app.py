@@ -2,7 +2,7 @@
 
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
     python app.py info --collection NAME
-    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|imagefolder|paths --out PATH
+    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
     python app.py delete --collection NAME FILTERS [--yes]
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detection.geometry import CONTEXT_MARGIN
+
     parser = argparse.ArgumentParser(prog="app.py", description="Map, explore and tag image embeddings in Qdrant.")
     parser.add_argument("--qdrant-path", help="embedded store folder (env QDRANT_PATH, default ./data/qdrant)")
     parser.add_argument("--qdrant-url", help="Qdrant server URL (env QDRANT_URL); overrides --qdrant-path")
@@ -64,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--collection", required=True)
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
-    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]) or COCO JSON")
+    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]); or boxes: COCO JSON, "
+                                                   "YOLO data.yaml, or a folder of Pascal VOC XML")
     index.add_argument("--limit", type=positive_int, help="index only the first N images (sorted by path)")
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     index.add_argument("--runtime", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
@@ -75,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
+    index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
+                       help="context around each box's crop, a share of the box's width / height per side "
+                            f"(default {CONTEXT_MARGIN})")
+    index.add_argument("--no-objects", action="store_true",
+                       help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -119,8 +127,9 @@ def _add_action_commands(commands: Any) -> None:
     export = commands.add_parser("export", help="write the matching points to a file or an image folder")
     export.add_argument("--collection", required=True)
     export.add_argument("--format", default="csv", choices=FORMATS)
-    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder)")
-    export.add_argument("--link", default="copy", choices=["copy", "symlink"], help="imagefolder: copy or symlink")
+    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder and yolo)")
+    export.add_argument("--link", default="copy", choices=["copy", "symlink"],
+                        help="imagefolder, yolo: copy or symlink the images")
     add_filter_arguments(export)
     export.set_defaults(handler=cmd_export)
 
@@ -182,6 +191,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def crop_margin(text: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share of the box's size), not {value}")
+    return value
+
+
 def open_configured_store(args: argparse.Namespace) -> Any:
     from store import open_store
 
@@ -198,7 +218,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
                            device=args.device, runtime=args.runtime, batch_size=args.batch_size, workers=args.workers,
                            neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
-                           image_metrics=not args.no_image_metrics)
+                           image_metrics=not args.no_image_metrics, objects=not args.no_objects,
+                           crop_margin=args.crop_margin)
     try:
         report = index_dataset(args.path, store, options)
     finally:
@@ -209,11 +230,27 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"... and {len(report.skipped) - 20} more skipped files", file=sys.stderr)
     for problem in report.problems[:20]:
         print(f"note: {problem}", file=sys.stderr)
+    if len(report.problems) > 20:
+        print(f"... and {len(report.problems) - 20} more notes", file=sys.stderr)
+    if report.objects:
+        _print_object_notes(report.objects)
     print(report.summary())
     if report.quality:
         print(report.quality)
+    if report.objects and report.objects.quality:
+        print(f"{report.objects.collection}: {report.objects.quality}")
     print(f"report: {report.report_file}")
     return 0 if report.total_points else 1
+
+
+def _print_object_notes(objects: Any) -> None:
+    """Skipped and clipped boxes (the index report holds them all)."""
+    lines = [f"box skipped: {s['path']} #{s['annotation_id']}: {s['reason']}" for s in objects.skipped]
+    lines += [f"box clipped: {note}" for note in objects.clipped]
+    for line in lines[:20]:
+        print(line, file=sys.stderr)
+    if len(lines) > 20:
+        print(f"... and {len(lines) - 20} more skipped or clipped boxes", file=sys.stderr)
 
 
 def _collection_model(store: Any, name: str) -> str | None:
@@ -221,6 +258,8 @@ def _collection_model(store: Any, name: str) -> str | None:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from store.schema import COLLECTION_KIND, IMAGE_COLLECTION, IMAGES_KIND, OBJECT_COLLECTION
+
     store = open_configured_store(args)
     try:
         collection = store.open(args.collection)
@@ -229,14 +268,17 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "model": metadata.get("model"), "dimension": metadata.get("dimension"),
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
-                "projection": metadata.get("projection")}
+                "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
     finally:
         store.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("collection", "store", "points", "model", "dimension", "source_root", "indexed_at"):
+    for key in ("collection", "kind", "store", "points", "model", "dimension", "source_root", "indexed_at"):
         print(f"{key:12} {info[key]}")
+    if info["linked"]:
+        print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
