@@ -8,8 +8,9 @@ runs the pure functions of `analysis/` over it and stores per point:
     quality_flags (keywords: "mislabel", "outlier", "duplicate")
 
 all indexed so that other tools can filter on them. Ranked confused class pairs go to
-`confused-pairs.json` in the collection folder. `python app.py analyze` runs this; indexing
-runs it at its end. Image metrics missing from older collections are added here too, by
+`confused-pairs.json` in the collection folder. Then the clusters (scoring/clusters.py):
+`cluster` per point and the cluster table in `clusters.json`. `python app.py analyze` runs
+this; indexing runs it at its end. Image metrics missing from older collections are added here too, by
 decoding the files again (no re-embedding).
 """
 from __future__ import annotations
@@ -24,12 +25,14 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
 from analysis.label_quality import (
     DEFAULT_K, confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores,
 )
 from indexer.images import ImageSkipped, decode_image
+from scoring.clusters import compute_clusters
 from store import Collection
 from store.schema import (
     DUPLICATE_FLAG, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, LABEL, METRIC_FIELDS, MISLABEL_FLAG, MISLABEL_SCORE,
@@ -49,12 +52,14 @@ class QualitySummary:
     exact_duplicate_groups: int = 0
     confused_pairs: list[dict[str, Any]] = field(default_factory=list)
     metrics_added: int = 0
+    clusters: str = ""  # scoring/clusters.py's summary line
 
     def summary(self) -> str:
         top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
         return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
                 f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
-                f"duplicate groups" + (f"; most confused: {top}" if top else ""))
+                f"duplicate groups" + (f"; most confused: {top}" if top else "")
+                + (f"\n{self.clusters}" if self.clusters else ""))
 
 
 def load_graph(collection: Collection) -> KnnGraph | None:
@@ -74,7 +79,8 @@ def current_graph(collection: Collection, k: int, seed: int = 0) -> KnnGraph:
     return graph
 
 
-def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True) -> QualitySummary:
+def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True,
+                       clusters: ClusterConfig | None = ClusterConfig()) -> QualitySummary:
     summary = QualitySummary(k=k)
     if add_metrics:
         summary.metrics_added = add_missing_image_metrics(collection)
@@ -110,6 +116,8 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     collection.update_metadata(analysis={"k": k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                          "mislabels": summary.mislabels, "outliers": summary.outliers,
                                          "outlier_cutoff": float(outliers.cutoff)})
+    if clusters is not None:  # after the flags are written: the cluster table counts them
+        summary.clusters = compute_clusters(collection, graph, clusters).summary()
     return summary
 
 

@@ -26,7 +26,7 @@ from starlette.routing import Mount
 
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import performance_page, quality_page
+from ui import clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.images import ImageServer, add_image_routes
 from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
@@ -44,6 +44,7 @@ DEFAULT_PAGES: list[Page] = [
     ("Metrics", metrics_page.build),
     ("Filter & Export", export_page.build),
     ("Label quality", quality_page.build),
+    ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
 ]
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None

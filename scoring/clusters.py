@@ -1,0 +1,140 @@
+"""Find a collection's clusters, name them, and store them: the `cluster` payload field and the
+cluster table.
+
+    summary = compute_clusters(collection, graph)      # `analyze` calls this after the scores
+    cluster_table(collection)                          # -> list of dicts, largest cluster first
+
+Per point, `cluster` (integer, indexed, -1 = none) is written into the payload, so any tool
+filters on it. The cluster table goes to `clusters.json` in the collection's artifact folder
+(beside `confused-pairs.json`; `push` copies it to a server's artifact folder): one record per
+cluster with id, name, size, centre `x`/`y` and `radius` on the map (where to write its name),
+the most common labels with counts, `dominant_label`, `purity`, `impure`, the mean of each
+image metric, `flag_shares` (share of members flagged `mislabel`, `outlier`, `duplicate` by
+the analysis) and `content` (the model's most common classes, see indexer/concepts.py).
+The method and its parameters go to the collection metadata under `clusters`.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from analysis.clusters import ClusterConfig, ClusterStats, describe_clusters, find_clusters
+from analysis.knn import KnnGraph
+from store import Collection
+from store.base import WRITE_BATCH, chunked
+from store.schema import (
+    CLUSTER, DUPLICATE_FLAG, LABEL, METRIC_FIELDS, MISLABEL_FLAG, OUTLIER_FLAG, QUALITY_FLAGS, X, Y,
+)
+
+CLUSTERS_FILE = "clusters.json"
+FLAGS = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ClusterSummary:
+    clusters: list[ClusterStats] = field(default_factory=list)
+    points: int = 0
+    clustered: int = 0
+    method: str = ""
+    content_source: str = ""      # how the content words were found ("" = none)
+    content_note: str = ""        # why there are none, when the model could not give them
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        if not self.clusters:
+            return "no clusters"
+        impure = sorted((c for c in self.clusters if c.impure), key=lambda c: c.purity or 0.0)
+        count = f"{len(self.clusters)} cluster" + ("s" if len(self.clusters) > 1 else "")
+        text = (f"{count} ({self.method}) hold {self.clustered} of {self.points} points; "
+                f"largest: " + ", ".join(f"'{c.name}' ({c.size})" for c in self.clusters[:3]))
+        if impure:
+            text += ("; classes get confused in " + ", ".join(
+                f"'{c.name}' ({' / '.join(n for n, _ in c.labels[:2])}, purity {c.purity:.2f})" for c in impure[:3]))
+        if self.content_note:
+            text += f"; {self.content_note}"
+        return text
+
+
+def compute_clusters(collection: Collection, graph: KnnGraph, config: ClusterConfig = ClusterConfig(),
+                     content_words: bool = True) -> ClusterSummary:
+    """Cluster the points of `graph` (which covers the collection), write `cluster` into every
+    payload, save the table, and note the method in the metadata."""
+    started = time.perf_counter()
+    columns = collection.columns([LABEL, X, Y, QUALITY_FLAGS, *METRIC_FIELDS])
+    row_of = {pid: i for i, pid in enumerate(columns.ids)}
+    order = np.array([row_of[pid] for pid in graph.ids], dtype=np.int64)
+    coords = np.nan_to_num(np.column_stack([columns.array(X), columns.array(Y)])[order])
+    clusters = find_clusters(graph, coords, config)
+    flags = [columns.values[QUALITY_FLAGS][i] or [] for i in order]
+    summary = ClusterSummary(points=len(graph), clustered=int((clusters >= 0).sum()), method=config.method)
+    content = _content_words(collection, graph, summary) if content_words else None
+    summary.clusters = describe_clusters(
+        clusters, coords, labels=[columns.values[LABEL][i] or "" for i in order],
+        metrics={name: columns.array(name)[order] for name in METRIC_FIELDS},
+        flags={flag: np.fromiter((flag in f for f in flags), dtype=bool, count=len(flags)) for flag in FLAGS},
+        content=content)
+    _write_clusters(collection, graph.ids, clusters)
+    _save_table(collection, summary.clusters)
+    summary.seconds = time.perf_counter() - started
+    collection.update_metadata(clusters={**config.as_dict(), "count": len(summary.clusters),
+                                         "clustered": summary.clustered, "content": summary.content_source,
+                                         "at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    return summary
+
+
+def _content_words(collection: Collection, graph: KnnGraph, summary: ClusterSummary) -> np.ndarray | None:
+    """The model's top class of every graph row ("" where unknown), or None without a model
+    that can give one (the reason goes into `summary.content_note`)."""
+    from indexer.concepts import load_content_words
+    from indexer.models import ModelLoadError
+
+    model = collection.read_metadata().get("model")
+    try:
+        words = load_content_words(model)
+    except (ModelLoadError, OSError) as error:
+        summary.content_note = f"no content words: {error}"
+        log.warning(summary.content_note)
+        return None
+    if words is None:
+        return None
+    summary.content_source = words.source
+    row_of = {pid: i for i, pid in enumerate(graph.ids)}
+    out = np.full(len(graph), "", dtype=object)
+    for batch in collection.scroll([], with_vectors=True):
+        rows = [row_of.get(r.id, -1) for r in batch]
+        known = [i for i, row in enumerate(rows) if row >= 0 and batch[i].vector is not None]
+        if known:
+            vectors = np.vstack([batch[i].vector for i in known])
+            out[[rows[i] for i in known]] = words.top_words(vectors)
+    return out.astype(str)
+
+
+def _write_clusters(collection: Collection, ids: np.ndarray, clusters: np.ndarray) -> None:
+    """One payload write per cluster (and chunk), not one per point."""
+    for cluster in np.unique(clusters):
+        members = [str(i) for i in ids[clusters == cluster]]
+        for chunk in chunked(members, WRITE_BATCH * 10):
+            collection.set_payload(list(chunk), {CLUSTER: int(cluster)})
+    collection.index_fields([CLUSTER])
+    collection.flush()
+
+
+def _save_table(collection: Collection, clusters: list[ClusterStats]) -> None:
+    path = collection.artifact_dir / CLUSTERS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps([c.as_dict() for c in clusters]))
+    tmp.replace(path)
+
+
+def cluster_table(collection: Collection) -> list[dict[str, Any]]:
+    """The cluster table of the last analysis, largest cluster first ([] before any)."""
+    path = collection.artifact_dir / CLUSTERS_FILE
+    return json.loads(path.read_text()) if path.exists() else []
