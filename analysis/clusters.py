@@ -171,8 +171,10 @@ def cluster_centres(clusters: np.ndarray, coords: np.ndarray, grid: int = 32) ->
     box = sum(counts[:, 1 + dx:grid + 1 + dx, 1 + dy:grid + 1 + dy] for dx in (-1, 0, 1) for dy in (-1, 0, 1))
     densest = box.reshape(k, -1).argmax(axis=1)
     best = np.column_stack([densest // grid, densest % grid])
+    order = np.argsort(clusters, kind="stable")
+    bounds = np.searchsorted(clusters[order], np.arange(k + 1))
     for c in range(k):
-        rows = np.flatnonzero(clusters == c)
+        rows = order[bounds[c]:bounds[c + 1]]
         near = np.abs(cells[rows] - best[c]).max(axis=1) <= 1
         centres[c] = np.median(coords[rows[near]], axis=0)
         radii[c] = float(np.median(np.linalg.norm(coords[rows] - centres[c], axis=1)))

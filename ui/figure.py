@@ -143,11 +143,10 @@ def spread_colours(centres: np.ndarray, colours: int) -> np.ndarray:
     """A colour index per cluster (given largest first): each takes the colour whose nearest
     earlier cluster of that colour is farthest from its centre (free colours first)."""
     centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
-    distance = np.linalg.norm(centres[:, None] - centres[None], axis=2)
     assigned = np.zeros(len(centres), dtype=np.int64)
     for i in range(len(centres)):
         nearest = np.full(colours, np.inf)
-        np.minimum.at(nearest, assigned[:i], distance[i, :i])
+        np.minimum.at(nearest, assigned[:i], np.hypot(*(centres[:i] - centres[i]).T))
         assigned[i] = int(np.argmax(nearest))  # first of the equally far (or unused) colours
     return assigned
 
