@@ -195,7 +195,8 @@ class ClusterStats:
     labelled: int = 0                 # members with a label
     metrics: dict[str, float] = field(default_factory=dict)         # mean of each metric over members
     flag_shares: dict[str, float] = field(default_factory=dict)     # flag -> share of members flagged
-    content: list[tuple[str, int]] = field(default_factory=list)    # most common model classes, with counts
+    content: list[tuple[str, float]] = field(default_factory=list)  # most common model classes, with shares
+    content_scored: int = 0           # members the content shares are counted over
     name: str = ""
 
     @property
@@ -212,7 +213,8 @@ class ClusterStats:
                 "radius": self.radius, "labels": [[name, count] for name, count in self.labels],
                 "dominant_label": self.dominant_label, "purity": self.purity, "labelled": self.labelled,
                 "impure": self.impure, "metrics": self.metrics, "flag_shares": self.flag_shares,
-                "content": [[word, count] for word, count in self.content]}
+                "content": [[word, round(share, 4)] for word, share in self.content],
+                "content_scored": self.content_scored}
 
 
 def describe_clusters(clusters: np.ndarray, coords: np.ndarray, labels: Sequence[str] | np.ndarray | None = None,
@@ -220,8 +222,9 @@ def describe_clusters(clusters: np.ndarray, coords: np.ndarray, labels: Sequence
                       flags: Mapping[str, np.ndarray] | None = None,
                       content: Sequence[str] | np.ndarray | None = None) -> list[ClusterStats]:
     """The cluster table: size, centre, labels and purity, mean metrics (NaN values skipped),
-    the share of members carrying each flag (bool arrays), the most common content words
-    (one per point, e.g. the model's top class), and a name (see `name_clusters`)."""
+    the share of members carrying each flag (bool arrays), the most common content words (one
+    per point, e.g. the model's top class; "" for a point not scored, so a sample of each
+    cluster may be given) with their share of the scored members, and a name (`name_clusters`)."""
     k = cluster_count(clusters)
     sizes = np.bincount(clusters[clusters >= 0], minlength=k)
     centres, radii = cluster_centres(clusters, coords)
@@ -242,8 +245,11 @@ def describe_clusters(clusters: np.ndarray, coords: np.ndarray, labels: Sequence
         for s in stats:
             s.flag_shares[name] = float(counts[s.id] / s.size) if s.size else 0.0
     if content is not None:
+        content = np.asarray(content, dtype=str)
+        scored = np.bincount(clusters[(clusters >= 0) & (content != "")], minlength=k)
         for s, top in zip(stats, top_values(clusters, content)):
-            s.content = top
+            s.content_scored = int(scored[s.id])
+            s.content = [(word, count / s.content_scored) for word, count in top]
     name_clusters(stats)
     return stats
 

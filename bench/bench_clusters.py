@@ -19,7 +19,7 @@ Quality: adjusted Rand index and NMI against the 10 labels (HDBSCAN noise counts
 more cluster). Also timed: `compute_clusters` end to end on an embedded collection (store
 reads, clustering, mobilenet-v2 content words for every point, payload writes, table).
 
-`--naming` also measures the content words: the top ImageNet class recomputed from the unit
+`--end-to-end-only` runs only that last part. `--naming` also measures the content words: the top ImageNet class recomputed from the unit
 vector (indexer/concepts.py) against the full network's logits, on 1,000 test images.
 
 Prints Markdown tables and writes bench/results/clusters.json.
@@ -202,6 +202,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 70_000])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--naming", action="store_true")
+    parser.add_argument("--end-to-end-only", action="store_true", help="skip the method comparison")
     args = parser.parse_args()
     import os
 
@@ -209,14 +210,16 @@ def main() -> None:
                               "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
                               "load_before": os.getloadavg(), "comparisons": [], "end_to_end": []}
     for n in args.sizes:
-        report["comparisons"] += compare(n, args.repeats)
+        if not args.end_to_end_only:
+            report["comparisons"] += compare(n, args.repeats)
         report["end_to_end"].append(end_to_end(n, args.repeats))
         print(json.dumps(report["end_to_end"][-1]), file=sys.stderr, flush=True)
     if args.naming:
         report["naming"] = naming()
     report["load_after"] = os.getloadavg()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "clusters.json").write_text(json.dumps(report, indent=1))
+    name = "clusters-end-to-end.json" if args.end_to_end_only else "clusters.json"
+    (RESULTS / name).write_text(json.dumps(report, indent=1))
     print_tables(report)
 
 

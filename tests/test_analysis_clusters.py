@@ -87,15 +87,17 @@ def test_table_by_hand() -> None:
     coords = np.array([[0, 0], [0, 1], [1, 0], [1, 1], [10, 10], [10, 11], [50, 50]], float)
     brightness = np.array([0.1, 0.2, 0.3, np.nan, 0.5, 0.7, 0.9])
     mislabel = np.array([False, False, False, True, True, False, True])
-    content = np.array(["cup", "cup", "mug", "cup", "dog", "dog", "cup"])
+    content = np.array(["cup", "cup", "mug", "cup", "dog", "", "cup"])   # "" = not scored
     stats = describe_clusters(clusters, coords, labels, {"brightness": brightness}, {"mislabel": mislabel}, content)
     first, second = stats
     assert (first.size, first.labels, first.labelled, first.purity) == (4, [("a", 3), ("b", 1)], 4, 0.75)
     assert first.metrics["brightness"] == pytest.approx(0.2)     # NaN left out
-    assert first.flag_shares["mislabel"] == 0.25 and first.content == [("cup", 3), ("mug", 1)]
+    assert first.flag_shares["mislabel"] == 0.25 and first.content == [("cup", 0.75), ("mug", 0.25)]
+    assert first.content_scored == 4
     assert (second.size, second.labels, second.labelled, second.purity) == (2, [("c", 1)], 1, 1.0)
     assert second.metrics["brightness"] == pytest.approx(0.6) and second.flag_shares["mislabel"] == 0.5
     assert (first.name, second.name) == ("a · cup", "c · dog")
+    assert second.content == [("dog", 1.0)] and second.content_scored == 1
     assert not first.impure and not second.impure
     assert (second.x, second.y) == (10.0, 10.5)
     record = first.as_dict()

@@ -11,7 +11,7 @@ import pytest
 import app
 from analysis.clusters import ClusterConfig
 from scoring.analyze import analyze_collection
-from scoring.clusters import CLUSTERS_FILE, cluster_table
+from scoring.clusters import CLUSTERS_FILE, cluster_table, sample_members
 from store import PointFilter, open_store, point_id
 from store.schema import CLUSTER, MISLABEL_FLAG
 
@@ -91,6 +91,14 @@ def test_an_unloadable_model_still_gives_clusters(store) -> None:
     assert [r["name"] for r in cluster_table(collection)] == ["boot", "bag", "shirt"]
 
 
+def test_sample_members() -> None:
+    clusters = np.array([1, 0, 0, -1, 1, 0, 1, 1])
+    rows = sample_members(clusters, 2)
+    assert len(rows) == 4 and set(clusters[rows]) == {0, 1} and (np.bincount(clusters[rows]) == 2).all()
+    np.testing.assert_array_equal(rows, sample_members(clusters, 2))      # the same sample every time
+    np.testing.assert_array_equal(sample_members(clusters, 10), [0, 1, 2, 4, 5, 6, 7])
+
+
 def test_cli_analyze_on_a_mobilenet_collection(indexed, capsys) -> None:
     argv = ["--qdrant-path", str(indexed["qdrant"])]
     assert app.main([*argv, "analyze", "--collection", indexed["collection"], "--cluster-resolution", "0.5"]) == 0
@@ -105,6 +113,9 @@ def test_cli_analyze_on_a_mobilenet_collection(indexed, capsys) -> None:
         assert sum(r["size"] for r in table) + collection.count(PointFilter(values={CLUSTER: [-1]})) == indexed["count"]
         for record in table:
             assert record["content"], "every cluster has the model's words"
+            assert record["content_scored"] == record["size"]            # small clusters: every member
+            assert sum(share for _, share in record["content"]) == pytest.approx(1.0, abs=1e-3) \
+                or len(record["content"]) == 3
             assert record["content"][0][0] in record["name"]
         assert json.loads((collection.artifact_dir / CLUSTERS_FILE).read_text()) == table
     finally:

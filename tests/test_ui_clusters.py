@@ -58,6 +58,7 @@ def test_sorting_and_labels() -> None:
     summary = clusters_page.confusion_summary(records)
     assert "1 impure clusters" in summary and "<b>shirt / t-shirt</b>" in summary
     assert "well separated" in clusters_page.confusion_summary([records[0]])
+    assert "No labels" in clusters_page.confusion_summary([records[2]])
 
 
 def test_view_of_an_analysed_collection(clustered) -> None:

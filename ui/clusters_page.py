@@ -89,8 +89,9 @@ def cluster_choices(records: Sequence[Record]) -> list[tuple[str, str]]:
     return [(choice_label(r), str(r["id"])) for r in records]
 
 
-def _shares(pairs: Sequence[Sequence[Any]], size: int) -> str:
-    return ", ".join(f"{escape(str(name))} {100 * int(count) / max(size, 1):.0f} %" for name, count in pairs)
+def _shares(pairs: Sequence[Sequence[Any]], total: float = 1.0) -> str:
+    """'a 60 %, b 30 %' from (name, count of `total`) pairs."""
+    return ", ".join(f"{escape(str(name))} {100 * float(n) / max(total, 1e-12):.0f} %" for name, n in pairs)
 
 
 def clusters_table(records: Sequence[Record]) -> str:
@@ -108,7 +109,7 @@ def clusters_table(records: Sequence[Record]) -> str:
             f'<td class="es-cl-num">{"" if purity is None else f"{100 * float(purity):.0f} %"}</td>'
             f'<td class="es-cl-num">{100 * share(r, MISLABEL_FLAG):.1f} %</td>'
             f'<td class="es-cl-num">{100 * share(r, OUTLIER_FLAG):.1f} %</td>'
-            f'<td>{_shares(r.get("content") or [], size)}</td></tr>')
+            f'<td>{_shares(r.get("content") or [])}</td></tr>')
     return ('<table class="es-cl-table" id="es-cl-table"><tr><th>cluster</th><th>points</th><th>labels</th>'
             '<th>purity</th><th>mislabels</th><th>outliers</th><th>model says</th></tr>'
             + "".join(body) + "</table>")
