@@ -8,10 +8,11 @@ Methods, registered by name in CLUSTER_METHODS (optional libraries load on first
 
     leiden       community detection (Leiden, modularity) on the symmetrised kNN graph,
                  weights = cosine similarity; needs `graspologic-native` (MIT, Rust). The default:
-                 every point gets a cluster, and on Fashion-MNIST it matches the labels at least as
-                 well as k-means with the same number of clusters, 20-100x faster (docs/BENCHMARKS.md).
+                 every point gets a cluster, and on Fashion-MNIST it matches the labels as well as
+                 k-means with the same number of clusters or better, 4-37x faster (docs/BENCHMARKS.md).
     hdbscan-map  density-based (scikit-learn's HDBSCAN) on the 2D map; finds the map's islands,
-                 but on UMAP maps it either merges classes or leaves a third of the points as noise.
+                 which on UMAP maps hold several classes each (its leaf mode: a third of the points
+                 left as noise instead).
 
 Cluster ids are renumbered by size (0 = largest); clusters under `min_size` points and HDBSCAN's
 noise get NO_CLUSTER (-1).
