@@ -17,9 +17,10 @@ them is given):
   the above: what a user would run instead.
 Quality: adjusted Rand index and NMI against the 10 labels (HDBSCAN noise counts as one
 more cluster). Also timed: `compute_clusters` end to end on an embedded collection (store
-reads, clustering, mobilenet-v2 content words for every point, payload writes, table).
+reads, clustering, mobilenet-v2 content words for a sample of each cluster, payload writes,
+table); `--end-to-end-only` runs only that part.
 
-`--end-to-end-only` runs only that last part. `--naming` also measures the content words: the top ImageNet class recomputed from the unit
+`--naming` also measures the content words: the top ImageNet class recomputed from the unit
 vector (indexer/concepts.py) against the full network's logits, on 1,000 test images.
 
 Prints Markdown tables and writes bench/results/clusters.json.
