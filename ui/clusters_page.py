@@ -26,12 +26,14 @@ from ui.state import MapState
 Record = dict[str, Any]
 CSS = """
 <style>
-.es-cl-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.es-cl-table td, .es-cl-table th { padding: 2px 6px; border-bottom: 1px solid #eee; text-align: left; }
-.es-cl-table tr[data-cluster] { cursor: pointer; }
-.es-cl-table tr[data-cluster]:hover { background: #f1f5fb; }
-.es-cl-impure { color: #b03a2e; }
-.es-cl-num { text-align: right; font-variant-numeric: tabular-nums; }
+.es-cl-scroll { overflow-x: auto; }
+#es-cl-table { border-collapse: collapse; width: 100%; font-size: 12px; margin: 0; }
+#es-cl-table td, #es-cl-table th { padding: 2px 6px; border: none; border-bottom: 1px solid #eee;
+                                   text-align: left; line-height: 1.3; }
+#es-cl-table tr[data-cluster] { cursor: pointer; }
+#es-cl-table tr[data-cluster]:hover { background: #f1f5fb; }
+#es-cl-table .es-cl-impure, #es-cl-table tr.es-cl-impure td { color: #b03a2e; }
+#es-cl-table .es-cl-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 </style>
 """
 # A click on a table row chooses that cluster in the list (the list's input event selects it).
@@ -110,9 +112,9 @@ def clusters_table(records: Sequence[Record]) -> str:
             f'<td class="es-cl-num">{100 * share(r, MISLABEL_FLAG):.1f} %</td>'
             f'<td class="es-cl-num">{100 * share(r, OUTLIER_FLAG):.1f} %</td>'
             f'<td>{_shares(r.get("content") or [])}</td></tr>')
-    return ('<table class="es-cl-table" id="es-cl-table"><tr><th>cluster</th><th>points</th><th>labels</th>'
+    return ('<div class="es-cl-scroll"><table class="es-cl-table" id="es-cl-table"><tr><th>cluster</th><th>points</th><th>labels</th>'
             '<th>purity</th><th>mislabels</th><th>outliers</th><th>model says</th></tr>'
-            + "".join(body) + "</table>")
+            + "".join(body) + "</table></div>")
 
 
 def confusion_summary(records: Sequence[Record]) -> str:
