@@ -8,7 +8,7 @@
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
     python app.py compare --collection NAME A B
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
-    python app.py analyze --collection NAME
+    python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
     python app.py serve --collection NAME [--port 7860]
     python app.py demo [--full]
@@ -95,6 +95,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="score mislabels, outliers, duplicates and image metrics")
     analyze.add_argument("--collection", required=True)
     analyze.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours per point (default 10)")
+    analyze.add_argument("--clusters", choices=["leiden", "hdbscan-map", "none"], default="leiden",
+                         help="how to find clusters: leiden on the kNN graph (default), hdbscan-map on the map")
+    analyze.add_argument("--cluster-resolution", type=float, default=1.0,
+                         help="leiden: higher gives more, smaller clusters (default 1.0)")
     analyze.set_defaults(handler=cmd_analyze)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
@@ -285,11 +289,13 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.clusters import ClusterConfig
     from scoring.analyze import analyze_collection
 
+    clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours)
+        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
     finally:
         store.close()
     if summary.metrics_added:

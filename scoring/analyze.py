@@ -10,9 +10,10 @@ runs the pure functions of `analysis/` over it and stores per point:
 all indexed so that other tools can filter on them. On an object collection (one point per
 box) the same analyses run over the boxes, plus duplicate boxes (analysis/boxes.py):
 duplicate_box_group (int, -1 = none), max_box_iou (float) and the flag "duplicate_box".
-Ranked confused class pairs go to
-`confused-pairs.json` in the collection folder. `python app.py analyze` runs this; indexing
-runs it at its end. Image metrics missing from older collections are added here too, by
+Ranked confused class pairs go to `confused-pairs.json` in the collection folder. Then the
+clusters (scoring/clusters.py): `cluster` per point and the cluster table in `clusters.json`.
+`python app.py analyze` runs this; indexing runs it at its end. Image metrics missing from
+older collections are added here too, by
 decoding the files again (no re-embedding).
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from analysis.boxes import duplicate_boxes
+from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
 from analysis.label_quality import (
@@ -36,6 +38,7 @@ from analysis.label_quality import (
 from detection.boxes import is_object_collection
 from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
+from scoring.clusters import compute_clusters
 from store import Collection
 from store.schema import (
     AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
@@ -58,13 +61,15 @@ class QualitySummary:
     confused_pairs: list[dict[str, Any]] = field(default_factory=list)
     metrics_added: int = 0
     duplicate_boxes: int | None = None  # object collections: boxes overlapping another of their image
+    clusters: str = ""  # scoring/clusters.py's summary line
 
     def summary(self) -> str:
         top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
         boxes = "" if self.duplicate_boxes is None else f", {self.duplicate_boxes} duplicate boxes"
         return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
                 f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
-                f"duplicate groups{boxes}" + (f"; most confused: {top}" if top else ""))
+                f"duplicate groups{boxes}" + (f"; most confused: {top}" if top else "")
+                + (f"\n{self.clusters}" if self.clusters else ""))
 
 
 def load_graph(collection: Collection) -> KnnGraph | None:
@@ -84,7 +89,8 @@ def current_graph(collection: Collection, k: int, seed: int = 0) -> KnnGraph:
     return graph
 
 
-def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True) -> QualitySummary:
+def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True,
+                       clusters: ClusterConfig | None = ClusterConfig()) -> QualitySummary:
     summary = QualitySummary(k=k)
     if add_metrics:
         summary.metrics_added = add_missing_image_metrics(collection)
@@ -122,6 +128,8 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     collection.update_metadata(analysis={"k": k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                          "mislabels": summary.mislabels, "outliers": summary.outliers,
                                          "outlier_cutoff": float(outliers.cutoff)})
+    if clusters is not None:  # after the flags are written: the cluster table counts them
+        summary.clusters = compute_clusters(collection, graph, clusters).summary()
     return summary
 
 

@@ -43,6 +43,7 @@ MISLABEL_SCORE, SUGGESTED_LABEL = "mislabel_score", "suggested_label"
 OUTLIER_SCORE, UNIQUENESS = "outlier_score", "uniqueness"
 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP = "duplicate_group", "exact_duplicate_group"
 QUALITY_FLAGS = "quality_flags"
+CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
 PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "prediction_confidence", "prediction_correct"
 # Object (bounding-box) points: one per labelled box, in the collection NAME-objects.
@@ -78,6 +79,7 @@ _FIELDS = (
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
                  description="mislabel, outlier, duplicate, duplicate_box"),
+    PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
     PayloadField(ORIGINAL_LABEL, "keyword", description="the label before a relabel in the app"),
     PayloadField(PREDICTION, "keyword", indexed=True, description="an imported model's predicted label"),
     PayloadField(PREDICTION_CONFIDENCE, "float", indexed=True, description="its confidence"),
@@ -111,7 +113,7 @@ OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
-                              IMAGE_WIDTH, IMAGE_HEIGHT})
+                              IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
 NOT_SHOWN = frozenset(f.name for f in _FIELDS if not f.shown)
 LIST_FIELDS = tuple(f.name for f in _FIELDS if f.is_list)
 

@@ -27,7 +27,7 @@ from starlette.routing import Mount
 
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import performance_page, quality_page
+from ui import clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.live_table import LiveTable
 from ui.images import ImageServer, add_image_routes
@@ -46,6 +46,7 @@ DEFAULT_PAGES: list[Page] = [
     ("Metrics", metrics_page.build),
     ("Filter & Export", export_page.build),
     ("Label quality", quality_page.build),
+    ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
 ]
 # Other writers' edits show within this many seconds (the map's own timer ticks as often).

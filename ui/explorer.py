@@ -14,6 +14,7 @@ import numpy as np
 
 from store import PointFilter
 from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
+from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
@@ -69,8 +70,10 @@ def default_colour(table: PointTable) -> str:
 
 def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
-        colour = gr.Radio([("Data", "data"), ("Label", "label"), ("Tag", "tag")], value=default_colour(table),
-                          label="Colour by", elem_id="es-colour", scale=3, min_width=250)
+        modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
+        modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
+        colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
+                          min_width=250)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
                              elem_id="es-filter-labels", scale=2, min_width=160)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from store.schema import METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
+from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -40,7 +40,7 @@ watch('value', draw);
 draw();
 """
 SCORE_FIELDS = [UNIQUENESS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE]
-NOT_METRICS = {X, Y}
+NOT_METRICS = {X, Y, CLUSTER}  # positions and identifiers, not measurements
 BINS = 30
 SAMPLE = 500
 MAX_LABEL_LENGTH = 100

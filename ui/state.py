@@ -11,7 +11,7 @@ import numpy as np
 
 from ui.table import PointTable
 
-COLOUR_MODES = ("data", "label", "tag")
+COLOUR_MODES = ("data", "label", "tag", "cluster")
 
 
 @dataclass
