@@ -5,6 +5,12 @@ the model never waits on file I/O and memory stays flat however large the datase
 batch is written (by one writer thread, while the next batch is embedded) as soon as it is
 embedded: a killed run loses nothing already written,
 and the next run embeds only files that are new or whose content hash changed.
+
+The decode-and-embed stage is the engine: here in this process (`engine="local"`), or on a
+Ray cluster (`engine="ray"`, indexer/ray_engine.py); both hand back batches of prepared images
+with their vectors, which the same steps write. The steps after the vectors are written
+(graph, map, scores, report: `finish_index`) also serve vectors read from a file
+(indexer/embeddings_file.py).
 """
 from __future__ import annotations
 
@@ -12,12 +18,13 @@ import hashlib
 import json
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -39,6 +46,17 @@ UNUSED_INDEXES = ("path", "sha1")  # collections indexed before this change have
 PROJECTION_FIELDS = ("x", "y")
 
 
+class VectorSpace(Protocol):
+    """What a collection records about where its vectors come from: an `Embedder`, or the
+    description of a file of vectors (indexer/embeddings_file.py)."""
+
+    name: str
+    dimension: int
+
+    @property
+    def has_text(self) -> bool: ...
+
+
 @dataclass
 class IndexOptions:
     collection: str
@@ -54,6 +72,8 @@ class IndexOptions:
     image_metrics: bool = True  # brightness, sharpness, ... from the pixels decoded for embedding
     analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph
     progress: bool = True
+    engine: str = "local"  # "ray": decode and embed on a Ray cluster (indexer/ray_engine.py)
+    ray_actors: int | None = None  # Ray: embedding actors (None: one per GPU, or per `workers` CPUs)
 
 
 @dataclass
@@ -84,8 +104,8 @@ class IndexReport:
 
 
 @dataclass
-class _Work:
-    """One file after the decode workers: ready to embed, unchanged, or skipped."""
+class PreparedImage:
+    """One file after decoding: ready to embed (`item`), unchanged since the last run, or skipped."""
 
     source: ImageSource
     sha1: str = ""
@@ -94,6 +114,7 @@ class _Work:
     height: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     skip_reason: str = ""
+    unchanged: bool = False
 
 
 def index_dataset(root: str | Path, store: Store, options: IndexOptions,
@@ -105,19 +126,25 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
         raise SourceError(f"no images found under {dataset.root} (looked for common image extensions, "
                           "recursively); check the path")
     embedder = embedder or load_embedder(options.model, options.device, options.runtime)
-    collection = _open_collection(store, options, embedder, dataset)
+    collection = open_collection(store, options, embedder, dataset)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
     sources = _with_usable_names(sources, report)
     known = collection.columns(["sha1", "label", "split", "original_label"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
     relabelled: list[ImageSource] = []
+    triage = partial(_triage, known=known, known_rows=known_rows, report=report, relabelled=relabelled)
+    if options.engine == "ray":
+        from indexer.ray_engine import ray_embedded_batches
+
+        stored_sha1 = [_stored_sha1(known, known_rows, s) for s in sources]
+        batches = ray_embedded_batches(sources, stored_sha1, options, triage)
+    else:
+        batches = _embedded(sources, embedder, known, known_rows, options, triage)
     started = time.perf_counter()
     # One writer thread: batch n is written to Qdrant while batch n+1 is embedded.
     with ThreadPoolExecutor(max_workers=1) as writer:
         writing: Future[None] | None = None
-        for batch in _batched(_decoded(sources, embedder, known, known_rows, options, report, relabelled),
-                              options.batch_size):
-            vectors = embedder.embed_batch([w.item for w in batch])
+        for batch, vectors in batches:
             if writing is not None:
                 writing.result()  # at most one batch in flight; a failed write stops the run here
             writing = writer.submit(_write_batch, collection, vectors, batch, known_rows)
@@ -128,6 +155,13 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     _write_labels(collection, relabelled)
     report.relabelled = len(relabelled)
     report.removed = _drop_removed(collection, dataset)
+    finish_index(collection, options, report)
+    return report
+
+
+def finish_index(collection: Collection, options: IndexOptions, report: IndexReport) -> None:
+    """The steps after the vectors are written: the neighbour graph and the map, the quality
+    scores (unless `options.analyze` is off), the merge into one segment, the saved report."""
     collection.flush()
     _build_map(collection, options, report)
     if options.analyze and collection.count() >= 2:
@@ -138,10 +172,11 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     collection.optimize()
     report.total_points = collection.count()
     _save_report(collection, report)
-    return report
 
 
-def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset) -> Collection:
+def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, dataset: Dataset) -> Collection:
+    """Open (or create) the collection for `dataset`, refusing one made by another model or
+    from another folder, with the payload indexes the indexer writes."""
     metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
                 "has_text_encoder": embedder.has_text, "created_at": _now()}
     collection = store.open_or_create(options.collection, embedder.dimension, metadata)
@@ -176,31 +211,50 @@ def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> l
     return usable
 
 
+def prepare_image(source: ImageSource, embedder: Embedder, stored_sha1: str | None,
+                  with_metrics: bool) -> PreparedImage:
+    """Read, hash, decode and preprocess one file; unchanged when its hash is `stored_sha1`.
+    Never raises: a file that cannot be used comes back with its skip reason."""
+    try:
+        data = source.path.read_bytes()
+    except OSError as error:
+        return PreparedImage(source, skip_reason=f"cannot read file: {error.strerror or error}")
+    sha1 = hashlib.sha1(data).hexdigest()
+    if stored_sha1 == sha1:
+        return PreparedImage(source, sha1=sha1, unchanged=True)
+    try:
+        decoded = decode_image(source.path, data)
+        metrics = image_metrics(np.asarray(decoded.image)) if with_metrics else {}
+        return PreparedImage(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height,
+                             metrics)
+    except ImageSkipped as skipped:
+        return PreparedImage(source, sha1, skip_reason=skipped.reason)
+    except Exception as error:  # one bad file must never stop the run
+        return PreparedImage(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+
+
+def _stored_sha1(known: Any, known_rows: dict[str, int], source: ImageSource) -> str | None:
+    row = known_rows.get(point_id(source.relative_path))
+    return None if row is None else known.values["sha1"][row]
+
+
+def _embedded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
+              options: IndexOptions, triage: Callable[[PreparedImage], bool],
+              ) -> Iterator[tuple[list[PreparedImage], np.ndarray]]:
+    """The local engine: batches of decoded files and their vectors, embedded in this process."""
+    for batch in _batched(_decoded(sources, embedder, known, known_rows, options, triage), options.batch_size):
+        yield batch, embedder.embed_batch([w.item for w in batch])
+
+
 def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
-             options: IndexOptions, report: IndexReport, relabelled: list[ImageSource]) -> Iterator[_Work]:
-    """Files to embed, in order; records unchanged and skipped files in the report, and
-    collects unchanged files whose label or split changed (e.g. an edited labels file)."""
-    def work(source: ImageSource) -> _Work:
-        row = known_rows.get(point_id(source.relative_path))
-        try:
-            data = source.path.read_bytes()
-        except OSError as error:
-            return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
-        sha1 = hashlib.sha1(data).hexdigest()
-        if row is not None and known.values["sha1"][row] == sha1:
-            return _Work(source, sha1=sha1)
-        try:
-            decoded = decode_image(source.path, data)
-            metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
-            return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics)
-        except ImageSkipped as skipped:
-            return _Work(source, sha1, skip_reason=skipped.reason)
-        except Exception as error:  # one bad file must never stop the run
-            return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+             options: IndexOptions, triage: Callable[[PreparedImage], bool]) -> Iterator[PreparedImage]:
+    """Files to embed, in order (`triage` records the unchanged and skipped ones)."""
+    def work(source: ImageSource) -> PreparedImage:
+        return prepare_image(source, embedder, _stored_sha1(known, known_rows, source), options.image_metrics)
 
     bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection}", disable=not options.progress,
                smoothing=0.1)
-    window: deque[Future[_Work]] = deque()
+    window: deque[Future[PreparedImage]] = deque()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         pending = iter(sources)
         for source in pending:
@@ -213,18 +267,27 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
             if next_source is not None:
                 window.append(pool.submit(work, next_source))
             bar.update(1)
-            if result.skip_reason:
-                report.skipped.append({"path": result.source.relative_path, "reason": result.skip_reason})
-            elif result.item is None:
-                report.unchanged += 1
-                row = known_rows[point_id(result.source.relative_path)]
-                # A label a user set in the app (original_label kept) wins over the source's.
-                source_label = known.values["original_label"][row] or known.values["label"][row]
-                if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
-                    relabelled.append(result.source)
-            else:
+            if triage(result):
                 yield result
     bar.close()
+
+
+def _triage(result: PreparedImage, known: Any, known_rows: dict[str, int], report: IndexReport,
+            relabelled: list[ImageSource]) -> bool:
+    """True when `result` is to be embedded. Records skipped and unchanged files in the report,
+    and collects unchanged files whose label or split changed (e.g. an edited labels file)."""
+    if result.skip_reason:
+        report.skipped.append({"path": result.source.relative_path, "reason": result.skip_reason})
+        return False
+    if not result.unchanged:
+        return True
+    report.unchanged += 1
+    row = known_rows[point_id(result.source.relative_path)]
+    # A label a user set in the app (original_label kept) wins over the source's.
+    source_label = known.values["original_label"][row] or known.values["label"][row]
+    if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
+        relabelled.append(result.source)
+    return False
 
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:
@@ -248,8 +311,8 @@ def merge_payload(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, 
     return merged
 
 
-def _batched(items: Iterator[_Work], size: int) -> Iterator[list[_Work]]:
-    batch: list[_Work] = []
+def _batched(items: Iterator[PreparedImage], size: int) -> Iterator[list[PreparedImage]]:
+    batch: list[PreparedImage] = []
     for item in items:
         batch.append(item)
         if len(batch) == size:
@@ -259,7 +322,8 @@ def _batched(items: Iterator[_Work], size: int) -> Iterator[list[_Work]]:
         yield batch
 
 
-def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[_Work], known_rows: dict[str, int]) -> None:
+def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[PreparedImage],
+                 known_rows: dict[str, int]) -> None:
     ids = [point_id(w.source.relative_path) for w in batch]
     # A changed file keeps everything users and analyses wrote on its point (tags above all).
     changed = [i for i in ids if i in known_rows]
@@ -268,7 +332,7 @@ def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[_Work]
     collection.upsert(ids, vectors, payloads)
 
 
-def _payload(work: _Work) -> dict[str, Any]:
+def _payload(work: PreparedImage) -> dict[str, Any]:
     source = work.source
     return {"path": source.relative_path, "label": source.label, "labels": list(source.labels),
             "split": source.split, "width": work.width, "height": work.height, "sha1": work.sha1, **work.metrics}
