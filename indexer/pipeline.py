@@ -180,13 +180,7 @@ def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, 
     metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
                 "has_text_encoder": embedder.has_text, "created_at": _now()}
     collection = store.open_or_create(options.collection, embedder.dimension, metadata)
-    existing = collection.read_metadata()
-    if existing.get("model") not in (None, embedder.name):
-        raise SourceError(f"collection '{options.collection}' was indexed with model {existing['model']}; "
-                          f"index with --model {existing['model']} or choose a new --collection")
-    if existing.get("source_root") not in (None, str(dataset.root)):
-        raise SourceError(f"collection '{options.collection}' indexes {existing['source_root']}, not "
-                          f"{dataset.root}; choose a new --collection for another dataset")
+    refuse_other_source(collection, embedder.name, dataset.root)
     for name in KEYWORD_INDEXES:
         collection.create_index(name, "keyword")
     for name in UNUSED_INDEXES:
@@ -195,6 +189,17 @@ def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, 
         collection.create_index(name, "float")
     collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
     return collection
+
+
+def refuse_other_source(collection: Collection, model: str, root: Path) -> None:
+    """Raise when the collection holds vectors of another model, or of another folder."""
+    existing = collection.read_metadata()
+    if existing.get("model") not in (None, model):
+        raise SourceError(f"collection '{collection.name}' was indexed with model {existing['model']}; "
+                          f"index with --model {existing['model']} or choose a new --collection")
+    if existing.get("source_root") not in (None, str(root)):
+        raise SourceError(f"collection '{collection.name}' indexes {existing['source_root']}, not "
+                          f"{root}; choose a new --collection for another dataset")
 
 
 def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> list[ImageSource]:
