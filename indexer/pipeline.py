@@ -125,6 +125,10 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     if not sources:
         raise SourceError(f"no images found under {dataset.root} (looked for common image extensions, "
                           "recursively); check the path")
+    if options.engine == "ray":
+        from indexer.ray_engine import import_ray
+
+        import_ray()  # without Ray, say how to install it before anything is written
     embedder = embedder or load_embedder(options.model, options.device, options.runtime)
     collection = open_collection(store, options, embedder, dataset)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
