@@ -41,7 +41,8 @@ from tqdm import tqdm
 
 from analysis.knn import normalise
 from indexer.pipeline import (
-    IndexOptions, IndexReport, finish_index, merge_payload, open_collection, refuse_other_source,
+    IndexOptions, IndexReport, create_payload_indexes, finish_index, merge_payload, open_collection,
+    refuse_other_source,
 )
 from indexer.sources import Dataset, SourceError
 from store import Collection, Store, point_id
@@ -182,10 +183,13 @@ def index_embeddings(root: str | Path, store: Store, options: IndexOptions, sour
     report = EmbeddingsReport(options.collection, str(dataset_root), found=checked.rows, problems=list(reader.notes),
                               embeddings_file=reader.name, check_seconds=time.perf_counter() - started)
     options = replace(options, image_metrics=False)  # no image is opened
+    # Payload indexes are built once after the bulk write: maintaining them row by row made
+    # the write about twice as slow (bench/bench_embeddings_file.py).
     collection = open_collection(store, options, FileVectors(options.model, checked.dimension),
-                                 Dataset(dataset_root, LAYOUT, []))
+                                 Dataset(dataset_root, LAYOUT, []), with_indexes=False)
     started = time.perf_counter()
     report.embedded = write_embeddings(collection, reader, dataset_root, checked.dimension, options.progress)
+    create_payload_indexes(collection, options)
     report.embed_seconds = time.perf_counter() - started
     collection.update_metadata(vectors_from={"file": reader.name, "format": reader.format, "rows": checked.rows,
                                              "read_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})

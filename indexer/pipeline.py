@@ -178,21 +178,28 @@ def finish_index(collection: Collection, options: IndexOptions, report: IndexRep
     _save_report(collection, report)
 
 
-def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, dataset: Dataset) -> Collection:
+def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, dataset: Dataset,
+                    with_indexes: bool = True) -> Collection:
     """Open (or create) the collection for `dataset`, refusing one made by another model or
-    from another folder, with the payload indexes the indexer writes."""
+    from another folder, with the payload indexes the indexer writes (`with_indexes=False`:
+    the caller creates them with `create_payload_indexes`, e.g. after a bulk write)."""
     metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
                 "has_text_encoder": embedder.has_text, "created_at": _now()}
     collection = store.open_or_create(options.collection, embedder.dimension, metadata)
     refuse_other_source(collection, embedder.name, dataset.root)
+    if with_indexes:
+        create_payload_indexes(collection, options)
+    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
+    return collection
+
+
+def create_payload_indexes(collection: Collection, options: IndexOptions) -> None:
     for name in KEYWORD_INDEXES:
         collection.create_index(name, "keyword")
     for name in UNUSED_INDEXES:
         collection.drop_index(name)
     for name in METRIC_FIELDS if options.image_metrics else ():
         collection.create_index(name, "float")
-    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
-    return collection
 
 
 def refuse_other_source(collection: Collection, model: str, root: Path) -> None:

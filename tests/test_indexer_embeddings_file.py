@@ -18,7 +18,7 @@ import pytest
 import app
 from conftest import write_image
 from indexer.embeddings_file import check_embeddings, open_embeddings, relative_path
-from store import open_store, point_id
+from store import PointFilter, open_store, point_id
 
 DIM = 8
 LABELS = ("cat", "dog", "owl")
@@ -104,12 +104,15 @@ def test_parquet_with_a_list_column(dataset: dict, capsys: pytest.CaptureFixture
         collection = store.open("c")
         metadata = collection.read_metadata()
         report = json.loads((collection.artifact_dir / "index-report.json").read_text())
+        indexed = collection.indexed_fields()
+        assert collection.count(PointFilter(labels=["dog"])) == 4  # through the label index
     finally:
         store.close()
     assert metadata["model"] == "embeddings:vectors.parquet" and metadata["dimension"] == DIM
     assert metadata["vectors_from"]["file"] == "vectors.parquet" and metadata["vectors_from"]["rows"] == 12
     assert metadata["layout"] == "embeddings-file" and metadata["has_text_encoder"] is False
     assert report["found"] == report["embedded"] == report["total_points"] == 12
+    assert {"label", "split", "tags", "mislabel_score"} <= indexed  # built after the bulk write
 
 
 def test_parquet_with_a_fixed_size_list_column_and_a_named_model(dataset: dict) -> None:
