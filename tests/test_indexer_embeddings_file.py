@@ -319,3 +319,16 @@ def test_check_reads_in_batches_and_counts_every_row(dataset: dict) -> None:
     assert [(p.row, p.reason) for p in checked.problems] == [
         (3, "vector is all zeros"), (10, "path repeated in the file"),
         (66_000, "NaN or infinite value in the vector"), (69_999, "path repeated in the file")]
+
+
+def test_both_store_backends_take_the_same_file(dataset: dict, store) -> None:
+    """The embedded engine, and qdrant-client's local mode standing in for a Qdrant server."""
+    from indexer.embeddings_file import EmbeddingsInput, index_embeddings
+    from indexer.pipeline import IndexOptions
+
+    file = parquet(dataset["tmp"] / "v.parquet", good_rows(dataset))
+    report = index_embeddings(dataset["root"], store, IndexOptions("c", model="m", progress=False),
+                              EmbeddingsInput(file))
+    assert report.total_points == 12
+    stored = {r.id: (r.payload, r.vector) for batch in store.open("c").scroll(with_vectors=True) for r in batch}
+    assert_indexed(dataset, stored)
