@@ -57,6 +57,12 @@ MAX_LISTED = 10_000  # bad rows kept with their reason; every one is counted
 # itself (map position, tags, scores, ...): a file must not overwrite those.
 SOURCE_FIELDS = frozenset({PATH, LABEL, SPLIT, WIDTH, HEIGHT, SHA1})
 COMPUTED_FIELDS = frozenset(FIELDS) - SOURCE_FIELDS
+# Why a row cannot be used: one bit each, reported in this order.
+NO_PATH, OUTSIDE, NO_FILE, REPEATED, NO_VECTOR, WRONG_LENGTH, NOT_FINITE, ALL_ZERO = (1 << i for i in range(8))
+REASONS = {NO_PATH: "no path", OUTSIDE: "outside the dataset folder", NO_FILE: "no such file in the dataset folder",
+           REPEATED: "path repeated in the file", NO_VECTOR: "no vector", WRONG_LENGTH: "vector of another length",
+           NOT_FINITE: "NaN or infinite value in the vector", ALL_ZERO: "vector is all zeros"}
+PATH_REASONS = {REASONS[NO_PATH]: NO_PATH, REASONS[OUTSIDE]: OUTSIDE}  # relative_path's answers
 
 
 class EmbeddingsFileError(SourceError):
@@ -401,65 +407,62 @@ def _row_batch(first: int, batch: Any, values: np.ndarray, lengths: np.ndarray, 
 def relative_path(text: Any, root: Path) -> tuple[str, str]:
     """(dataset-relative POSIX path, "") or ("", why the path cannot be used)."""
     if not isinstance(text, str) or not text.strip():
-        return "", "no path"
+        return "", REASONS[NO_PATH]
     if text[0] not in "/." and "//" not in text and "/." not in text and text[-1] != "/" and os.sep == "/":
         return text, ""  # already normal (most rows): normpath would return it unchanged
     path = text.replace(os.sep, "/") if os.sep != "/" else text
     if posixpath.isabs(path):
         base = root.as_posix().rstrip("/") + "/"
         if not path.startswith(base):
-            return "", "outside the dataset folder"
+            return "", REASONS[OUTSIDE]
         path = path[len(base):]
     path = posixpath.normpath(path)
     if path == "." or path.startswith("../") or path == "..":
-        return "", "outside the dataset folder"
+        return "", REASONS[OUTSIDE]
     return path, ""
 
 
 def check_embeddings(reader: EmbeddingsReader, root: Path, dimension: int | None, check_files: bool = True,
                      progress: bool = True) -> CheckedInput:
-    """Read every row once and find every unusable one (see the module docstring)."""
-    path_reasons: dict[int, list[str]] = {}
+    """Read every row once and find every unusable one (see the module docstring). Problems
+    are kept as one bit set per row, so even a file of 10M bad rows is checked in bounded memory."""
     shown: list[Any] = []       # pyarrow arrays: each row's relative path (or the text as given)
-    usable: list[np.ndarray] = []
+    flags: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
-    vector_flags: list[np.ndarray] = []  # bit 1: a NaN or infinite value, bit 2: all zeros
     bar = tqdm(desc=f"checking {reader.name}", unit="row", total=reader.total_rows, disable=not progress)
     for batch in reader.batches():
-        names, ok = _check_paths(batch, root, check_files, path_reasons)
+        names, path_flags = _check_paths(batch, root, check_files)
         shown.append(names)
-        usable.append(ok)
+        flags.append(path_flags | _vector_flags(batch))
         lengths.append(batch.lengths)
-        vector_flags.append(_vector_flags(batch))
         bar.update(len(batch))
     bar.close()
-    rows = int(sum(len(x) for x in lengths))
-    if rows == 0:
+    if not lengths or sum(len(x) for x in lengths) == 0:
         raise EmbeddingsFileError(f"{reader.name} has no rows")
-    all_lengths = np.concatenate(lengths)
+    all_lengths, all_flags, names = np.concatenate(lengths), np.concatenate(flags), _concat(shown)
     dimension = dimension or reader.fixed_dimension or _most_common_length(all_lengths)
-    return _collect_problems(rows, dimension, all_lengths, np.concatenate(vector_flags), path_reasons,
-                             _concat(shown), np.concatenate(usable))
+    all_flags[all_lengths < 0] |= NO_VECTOR
+    all_flags[(all_lengths >= 0) & (all_lengths != dimension)] |= WRONG_LENGTH
+    all_flags[_repeated_rows(names, (all_flags & (NO_PATH | OUTSIDE)) == 0)] |= REPEATED
+    return _collect_problems(dimension, all_lengths, all_flags, names)
 
 
-def _check_paths(batch: RowBatch, root: Path, check_files: bool,
-                 reasons: dict[int, list[str]]) -> tuple[Any, np.ndarray]:
+def _check_paths(batch: RowBatch, root: Path, check_files: bool) -> tuple[Any, np.ndarray]:
     import pyarrow as pa
 
-    names, ok = [], np.ones(len(batch), dtype=bool)
+    names, flags = [], np.zeros(len(batch), dtype=np.uint16)
     for i, text in enumerate(batch.paths):
         relative, why = relative_path(text, root)
-        if not why and check_files and not os.path.isfile(root / relative):
-            why = "no such file in the dataset folder"
         if why:
-            reasons.setdefault(batch.first_row + i, []).append(why)
-            ok[i] = not why.startswith(("no path", "outside"))  # still a path others may repeat
+            flags[i] = PATH_REASONS[why]
+        elif check_files and not os.path.isfile(root / relative):
+            flags[i] = NO_FILE
         names.append(relative or ("" if text is None else str(text)))
-    return pa.array(names, type=pa.string()), ok
+    return pa.array(names, type=pa.string()), flags
 
 
 def _vector_flags(batch: RowBatch) -> np.ndarray:
-    """Per row: 1 if a value is NaN or infinite, 2 if every value is zero (rows of any length)."""
+    """NOT_FINITE and ALL_ZERO per row (rows of any length)."""
     ends = np.cumsum(np.maximum(batch.lengths, 0))
     starts = ends - np.maximum(batch.lengths, 0)
 
@@ -469,7 +472,7 @@ def _vector_flags(batch: RowBatch) -> np.ndarray:
 
     not_finite = per_row(~np.isfinite(batch.values)) > 0
     all_zero = (per_row(batch.values != 0) == 0) & (batch.lengths > 0)
-    return not_finite.astype(np.uint8) | (all_zero.astype(np.uint8) << 1)
+    return np.where(not_finite, NOT_FINITE, 0).astype(np.uint16) | np.where(all_zero, ALL_ZERO, 0).astype(np.uint16)
 
 
 def _most_common_length(lengths: np.ndarray) -> int:
@@ -483,25 +486,26 @@ def _concat(arrays: list[Any]) -> Any:
     return pa.chunked_array(arrays, type=pa.string())
 
 
-def _collect_problems(rows: int, dimension: int, lengths: np.ndarray, flags: np.ndarray,
-                      path_reasons: dict[int, list[str]], names: Any, usable: np.ndarray) -> CheckedInput:
-    reasons: dict[int, list[str]] = {row: list(why) for row, why in path_reasons.items()}
-    for row in _repeated_rows(names, usable):
-        reasons.setdefault(int(row), []).append("path repeated in the file")
-    for row in np.flatnonzero(lengths < 0):
-        reasons.setdefault(int(row), []).append("no vector")
-    for row in np.flatnonzero((lengths >= 0) & (lengths != dimension)):
-        reasons.setdefault(int(row), []).append(f"vector has {lengths[row]} values, expected {dimension}")
-    for row in np.flatnonzero(flags & 1):
-        reasons.setdefault(int(row), []).append("NaN or infinite value in the vector")
-    for row in np.flatnonzero(flags & 2):
-        reasons.setdefault(int(row), []).append("vector is all zeros")
-    checked = CheckedInput(rows, dimension)
-    for row in sorted(reasons):
-        reason = "; ".join(reasons[row])
-        checked.counts[reason] += 1
-        if len(checked.problems) < MAX_LISTED:
-            checked.problems.append(RowProblem(row, names[row].as_py(), reason))
+def _reason(flags: int, length: int, dimension: int) -> str:
+    texts = [f"vector has {length} values, expected {dimension}" if bit == WRONG_LENGTH else text
+             for bit, text in REASONS.items() if flags & bit]
+    return "; ".join(texts)
+
+
+def _collect_problems(dimension: int, lengths: np.ndarray, flags: np.ndarray, names: Any) -> CheckedInput:
+    """Every bad row counted by reason; the first MAX_LISTED listed with their path."""
+    checked = CheckedInput(len(flags), dimension)
+    bad = np.flatnonzero(flags)
+    if not len(bad):
+        return checked
+    shown_length = np.where(flags[bad] & WRONG_LENGTH, lengths[bad], 0)
+    kinds, counts = np.unique(np.column_stack([flags[bad].astype(np.int64), shown_length]), axis=0,
+                              return_counts=True)
+    for (kind, length), count in zip(kinds, counts):
+        checked.counts[_reason(int(kind), int(length), dimension)] += int(count)
+    for row in bad[:MAX_LISTED]:
+        checked.problems.append(RowProblem(int(row), names[int(row)].as_py(),
+                                           _reason(int(flags[row]), int(lengths[row]), dimension)))
     return checked
 
 
@@ -515,8 +519,7 @@ def _repeated_rows(names: Any, usable: np.ndarray) -> np.ndarray:
     repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
     if len(repeated) == 0:
         return np.zeros(0, dtype=np.int64)
-    mask = pc.and_(pc.is_in(names, value_set=repeated), pa.chunked_array([pa.array(usable)]))
-    return np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    return np.flatnonzero(pc.is_in(names, value_set=repeated).to_numpy(zero_copy_only=False) & usable)
 
 
 # --- writing -------------------------------------------------------------------------------
