@@ -5,7 +5,8 @@
 Same Fashion-MNIST PNGs, same model (mobilenet-v2, OpenVINO), same store, fresh collection per
 run; the embedding phase (read, hash, decode, metrics, preprocess, embed, write) as the
 index report times it. Ray runs on a local instance with this machine's cores (started once,
-so its own start is not counted; each run's actor start and model load are). On one machine
+so its own start is not counted; each run's actor start and model load are), then the Ray
+stream alone: seconds to its first batch (actor start, model load) and the rate after. On one machine
 this measures Ray's overhead, not a speed-up: Ray pays off when the cluster has more cores or
 GPUs than the driver's machine. Prints a JSON summary (medians).
 """
@@ -42,6 +43,26 @@ def embedding_rate(folder: Path, limit: int, engine: str, embedder: object) -> t
     return report.images_per_second, report.embed_seconds
 
 
+def ray_stream(folder: Path, limit: int) -> dict[str, float]:
+    """The Ray engine's stream alone (no store): seconds to the first embedded batch (actor start
+    and model load) and the steady rate after it."""
+    from indexer.ray_engine import ray_embedded_batches
+    from indexer.sources import read_dataset
+
+    sources = read_dataset(folder).images[:limit]
+    options = IndexOptions(collection="bench", model="mobilenet-v2", device="cpu", progress=False, engine="ray",
+                           workers=2)
+    started = time.perf_counter()
+    first, done = None, 0
+    for batch, _ in ray_embedded_batches(sources, [None] * len(sources), options, lambda work: not work.skip_reason):
+        if first is None:
+            first = time.perf_counter()
+        else:
+            done += len(batch)
+    end = time.perf_counter()
+    return {"first_batch_s": first - started, "steady_img_per_s": done / (end - first)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=2000)
@@ -63,11 +84,16 @@ def main() -> None:
             rate, seconds = embedding_rate(folder, args.images, engine, embedder)
             results[engine].append(rate)
             print(f"run {run + 1} {engine}: {rate:.1f} img/s ({seconds:.1f} s)", flush=True)
+    streams = [ray_stream(folder, args.images) for _ in range(args.runs)]
+    for run, stream in enumerate(streams):
+        print(f"run {run + 1} ray stream: {stream}", flush=True)
     ray.shutdown()
     local, on_ray = statistics.median(results["local"]), statistics.median(results["ray"])
     print(json.dumps({"images": args.images, "runs": args.runs, "cpus": os.cpu_count(),
                       "local_img_per_s": round(local, 1), "ray_img_per_s": round(on_ray, 1),
                       "ray_vs_local": round(on_ray / local, 2), "ray_init_s": round(ray_start, 1),
+                      "ray_first_batch_s": round(statistics.median(s["first_batch_s"] for s in streams), 1),
+                      "ray_steady_img_per_s": round(statistics.median(s["steady_img_per_s"] for s in streams), 1),
                       "all": results, "load_average": os.getloadavg()}, indent=2))
 
 

@@ -35,7 +35,9 @@ from indexer.sources import ImageSource
 from store.schema import METRIC_FIELDS
 
 RAY_INSTALL = "pip install 'ray[data]'  (or: pip install -r requirements-ray.txt)"
-BLOCK_ROWS = 1_024  # files per Ray block: the unit handed to an actor, so many blocks keep all actors busy
+# Files per Ray block, in batches: a block is what an actor is handed and what comes back to the
+# driver at once, so small blocks keep every actor busy and results (and resume points) flowing.
+BATCHES_PER_BLOCK = 8
 PROJECT = Path(__file__).resolve().parents[1]
 WORKER_PACKAGES = ("indexer", "analysis", "store")  # what prepare_image and the embedders import
 
@@ -99,7 +101,8 @@ def _embedding_dataset(ray: Any, sources: Sequence[ImageSource], stored_sha1: Se
     table = pa.table({"row": np.arange(len(sources), dtype=np.int64),
                       "file": [str(s.path) for s in sources],
                       "stored_sha1": [h or "" for h in stored_sha1]})
-    blocks = [table.slice(start, BLOCK_ROWS) for start in range(0, len(sources), BLOCK_ROWS)]
+    rows = options.batch_size * BATCHES_PER_BLOCK
+    blocks = [table.slice(start, rows) for start in range(0, len(sources), rows)]
     gpus = _use_gpus(ray, options.device)
     actors = options.ray_actors or _default_actors(ray, gpus, options.workers)
     return ray.data.from_arrow(blocks).map_batches(
