@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     index = commands.add_parser("index", help="embed a folder of images into a collection and build its map")
-    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels)")
+    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels; with --embeddings, the "
+                                    "folder the file's paths are relative to)")
     index.add_argument("--collection", required=True)
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
@@ -76,14 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
-    index.add_argument("--no-analyze", action="store_true",
-                       help="skip the mislabel / outlier / duplicate scores (run `analyze` later)")
-    index.add_argument("--engine", default="local", choices=["local", "ray"],
-                       help="where images are decoded and embedded: this process, or a Ray cluster "
-                            "(env RAY_ADDRESS; a local Ray instance when unset; needs `pip install 'ray[data]'`)")
-    index.add_argument("--ray-actors", type=positive_int, help="Ray: embedding actors (default: one per GPU, "
-                                                               "or one per --workers CPUs of the cluster)")
-    _add_embeddings_arguments(index)
+    _add_scale_arguments(index)
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -119,7 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_embeddings_arguments(index: argparse.ArgumentParser) -> None:
+def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
+    """index: --no-analyze, the Ray engine, and vectors from a file instead of a model."""
+    index.add_argument("--no-analyze", action="store_true",
+                       help="skip the mislabel / outlier / duplicate scores (run `analyze` later)")
+    index.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="where images are decoded and embedded: this process, or a Ray cluster "
+                            "(env RAY_ADDRESS; a local Ray instance when unset; needs `pip install 'ray[data]'`)")
+    index.add_argument("--ray-actors", type=positive_int, help="Ray: embedding actors (default: one per GPU, "
+                                                               "or one per --workers CPUs of the cluster)")
     group = index.add_argument_group("vectors you already have (no model is loaded, no image opened)")
     group.add_argument("--embeddings", type=Path, metavar="FILE",
                        help="Parquet file or folder (path, embedding, optional label, split, extra columns), or "
