@@ -1,6 +1,7 @@
 """embedscape command line: index images into Qdrant, inspect, export, and serve the explorer.
 
-    python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
+    python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N] [--engine local|ray]
+    python app.py index PATH --collection NAME --embeddings FILE [--paths CSV]   # vectors you already have
     python app.py info --collection NAME
     python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     index = commands.add_parser("index", help="embed a folder of images into a collection and build its map")
-    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels)")
+    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels; with --embeddings, the "
+                                    "folder the file's paths are relative to)")
     index.add_argument("--collection", required=True)
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
@@ -83,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                             f"(default {CONTEXT_MARGIN})")
     index.add_argument("--no-objects", action="store_true",
                        help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
+    _add_scale_arguments(index)
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -120,6 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
+    """index: --no-analyze, the Ray engine, and vectors from a file instead of a model."""
+    index.add_argument("--no-analyze", action="store_true",
+                       help="skip the mislabel / outlier / duplicate scores (run `analyze` later)")
+    index.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="where images are decoded and embedded: this process, or a Ray cluster "
+                            "(env RAY_ADDRESS; a local Ray instance when unset; needs `pip install 'ray[data]'`)")
+    index.add_argument("--ray-actors", type=positive_int, help="Ray: embedding actors (default: one per GPU, "
+                                                               "or one per --workers CPUs of the cluster)")
+    group = index.add_argument_group("vectors you already have (no model is loaded, no image opened)")
+    group.add_argument("--embeddings", type=Path, metavar="FILE",
+                       help="Parquet file or folder (path, embedding, optional label, split, extra columns), or "
+                            ".npy matrix with --paths; --model then names the vectors' model (recorded)")
+    group.add_argument("--paths", type=Path, metavar="CSV", help=".npy: CSV of the rows' paths (path[,label,split,"
+                                                                 "...]) in the same order (default: FILE.csv)")
+    group.add_argument("--embedding-column", metavar="NAME", help="Parquet: the vector column (default: embedding "
+                                                                  "or vector, else the only list column)")
+    group.add_argument("--allow-missing-files", action="store_true",
+                       help="keep rows whose path names no file in PATH (the app then shows no image for them)")
+    group.add_argument("--rejects", type=Path, metavar="CSV", help="write every unusable row (row,path,reason) here")
 
 
 def _add_action_commands(commands: Any) -> None:
@@ -218,16 +243,22 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.projection import ProjectionConfig
 
     store = open_configured_store(args)
-    model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
-    options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
-                           device=args.device, runtime=args.runtime, batch_size=args.batch_size, workers=args.workers,
-                           neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
-                           image_metrics=not args.no_image_metrics, objects=not args.no_objects,
-                           crop_margin=args.crop_margin)
     try:
-        report = index_dataset(args.path, store, options)
+        if args.embeddings is not None:
+            model = args.model or _file_vectors_model(store, args.collection) or f"embeddings:{args.embeddings.name}"
+        else:
+            model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
+        options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
+                               device=args.device, runtime=args.runtime, batch_size=args.batch_size,
+                               workers=args.workers, neighbours=args.neighbours,
+                               projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
+                               analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
+                               objects=not args.no_objects, crop_margin=args.crop_margin)
+        report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
     finally:
         store.close()
+    if report is None:
+        return 2
     for skipped in report.skipped[:20]:
         print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
     if len(report.skipped) > 20:
@@ -257,8 +288,38 @@ def _print_object_notes(objects: Any) -> None:
         print(f"... and {len(lines) - 20} more skipped or clipped boxes", file=sys.stderr)
 
 
+def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any:
+    """`index --embeddings`: None (after printing the unusable rows) when the file is refused."""
+    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected, index_embeddings
+    from indexer.sources import SourceError
+
+    if args.labels is not None or args.engine != "local":
+        raise SourceError("--embeddings reads labels from the file and embeds nothing: leave out --labels and "
+                          "--engine")
+    source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files,
+                             args.rejects)
+    try:
+        return index_embeddings(args.path, store, options, source)
+    except EmbeddingsRejected as rejected:
+        for problem in rejected.problems[:20]:
+            print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
+        more = sum(rejected.counts.values()) - min(20, len(rejected.problems))
+        if more > 0:
+            print(f"... and {more} more rows" + ("" if args.rejects else " (--rejects FILE lists them all)"),
+                  file=sys.stderr)
+        print(f"error: {rejected}", file=sys.stderr)
+        return None
+
+
 def _collection_model(store: Any, name: str) -> str | None:
     return store.open(name).read_metadata().get("model") if store.exists(name) else None
+
+
+def _file_vectors_model(store: Any, name: str) -> str | None:
+    """The model name of a collection whose vectors came from a file (`index --embeddings`);
+    a collection of embedded images needs --model to say the file's vectors are that model's."""
+    metadata = store.open(name).read_metadata() if store.exists(name) else {}
+    return metadata.get("model") if "vectors_from" in metadata else None
 
 
 def cmd_info(args: argparse.Namespace) -> int:

@@ -10,6 +10,12 @@ When the labels carry bounding boxes (COCO, YOLO, VOC), the same run also fills 
 collection NAME-objects (indexer/objects.py): the decode worker that decodes an image cuts the
 crops of its boxes from the same pixels, and image and box batches share the embed / write
 steps, then each collection gets its own graph, map and scores.
+
+The decode-and-embed stage is the engine: here in this process (`engine="local"`), or on a
+Ray cluster (`engine="ray"`, indexer/ray_engine.py); both hand back batches of prepared images
+with their vectors, which the same steps write. The steps after the vectors are written
+(graph, map, scores, report: `finish_index`) also serve vectors read from a file
+(indexer/embeddings_file.py).
 """
 from __future__ import annotations
 
@@ -21,8 +27,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -46,6 +53,17 @@ UNUSED_INDEXES = ("path", "sha1")  # collections indexed before this change have
 PROJECTION_FIELDS = ("x", "y")
 
 
+class VectorSpace(Protocol):
+    """What a collection records about where its vectors come from: an `Embedder`, or the
+    description of a file of vectors (indexer/embeddings_file.py)."""
+
+    name: str
+    dimension: int
+
+    @property
+    def has_text(self) -> bool: ...
+
+
 @dataclass
 class IndexOptions:
     collection: str
@@ -63,6 +81,8 @@ class IndexOptions:
     progress: bool = True
     objects: bool = True  # labels with boxes: also the object collection NAME-objects, one point per box
     crop_margin: float = CONTEXT_MARGIN  # context around each box's crop, a share of its size per side
+    engine: str = "local"  # "ray": decode and embed on a Ray cluster (indexer/ray_engine.py)
+    ray_actors: int | None = None  # Ray: embedding actors (None: one per GPU, or per `workers` CPUs)
 
 
 @dataclass
@@ -100,8 +120,8 @@ class IndexReport:
 
 
 @dataclass
-class _Work:
-    """One file after the decode workers: ready to embed, unchanged, or skipped."""
+class PreparedImage:
+    """One file after decoding: ready to embed (`item`), unchanged since the last run, or skipped."""
 
     source: ImageSource
     sha1: str = ""
@@ -110,6 +130,7 @@ class _Work:
     height: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     skip_reason: str = ""
+    unchanged: bool = False
     crops: Crops | None = None  # its boxes' crops, when it has boxes to embed
 
 
@@ -122,8 +143,16 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     if not sources:
         raise SourceError(f"no images found under {dataset.root} (looked for common image extensions, "
                           "recursively); check the path")
+    if options.engine == "ray":
+        from indexer.ray_engine import import_ray
+
+        import_ray()  # without Ray, say how to install it before anything is written
+        if options.objects and dataset.has_boxes:
+            raise SourceError("--engine ray embeds whole images only; these labels carry boxes, whose crops are "
+                              "cut from each decoded image by the local engine. Index without --engine ray, or "
+                              "with --no-objects for the images alone")
     embedder = embedder or load_embedder(options.model, options.device, options.runtime)
-    collection = _open_collection(store, options, embedder, dataset)
+    collection = open_collection(store, options, embedder, dataset)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
     sources = _with_usable_names(sources, report)
     objects = _open_objects(store, options, embedder, dataset, collection, sources)
@@ -131,17 +160,34 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     known = collection.columns(["sha1", "label", "split", "original_label", "width", "height"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
     relabelled: list[ImageSource] = []
+    triage = partial(_triage, known=known, known_rows=known_rows, report=report, relabelled=relabelled)
     started = time.perf_counter()
-    writers: dict[str, Callable[[np.ndarray, list[Any]], None]] = {
-        "image": lambda vectors, batch: _write_batch(collection, vectors, batch, known_rows)}
-    if objects is not None:
-        writers["object"] = objects.write
-    decoded = _decoded(sources, embedder, known, known_rows, options, report, relabelled, objects)
-    report.embedded = embed_and_write(_embed_jobs(decoded, objects), embedder, writers, options.batch_size)["image"]
+    if options.engine == "ray":
+        from indexer.ray_engine import ray_embedded_batches
+
+        stored_sha1 = [_stored_sha1(known, known_rows, s) for s in sources]
+        batches = ray_embedded_batches(sources, stored_sha1, options, triage)
+        report.embedded = _write_embedded(batches, collection, known_rows)
+    else:
+        writers: dict[str, Callable[[np.ndarray, list[Any]], None]] = {
+            "image": lambda vectors, batch: _write_batch(collection, vectors, batch, known_rows)}
+        if objects is not None:
+            writers["object"] = objects.write
+        jobs = _embed_jobs(_decoded(sources, embedder, known, known_rows, options, triage, objects), objects)
+        report.embedded = embed_and_write(jobs, embedder, writers, options.batch_size)["image"]
     report.embed_seconds = time.perf_counter() - started
     _write_labels(collection, relabelled)
     report.relabelled = len(relabelled)
     report.removed = _drop_removed(collection, dataset)
+    finish_index(collection, options, report, objects)
+    return report
+
+
+def finish_index(collection: Collection, options: IndexOptions, report: IndexReport,
+                 objects: ObjectIndex | None = None) -> None:
+    """The steps after the vectors are written, for the collection and its object collection:
+    the neighbour graph and the map, the quality scores (unless `options.analyze` is off), the
+    merge into one segment, the saved report."""
     collection.flush()
     report.projection_seconds, report.quality = _map_and_score(collection, options)
     report.total_points = collection.count()
@@ -151,7 +197,6 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
         objects.report.total_points = objects.collection.count()
         _save_report(objects.collection, report)
     _save_report(collection, report)
-    return report
 
 
 def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset, images: Collection,
@@ -160,7 +205,7 @@ def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, datas
     if not (options.objects and dataset.has_boxes):
         return None
     name = object_collection_name(options.collection)
-    collection = _open_collection(store, replace(options, collection=name), embedder, dataset)
+    collection = open_collection(store, replace(options, collection=name), embedder, dataset)
     link_collections(images, collection, dataset, options.crop_margin)
     return ObjectIndex(collection, dataset, sources, options.crop_margin)
 
@@ -197,7 +242,7 @@ def embed_and_write(jobs: Iterator[tuple[str, Any]], embedder: Embedder,
     return counts
 
 
-def _embed_jobs(works: Iterator[_Work], objects: ObjectIndex | None) -> Iterator[tuple[str, Any]]:
+def _embed_jobs(works: Iterator[PreparedImage], objects: ObjectIndex | None) -> Iterator[tuple[str, Any]]:
     """("image", work) for each image to embed, then ("object", box) for each of its boxes to embed."""
     for work in works:
         if work.item is not None:
@@ -207,25 +252,56 @@ def _embed_jobs(works: Iterator[_Work], objects: ObjectIndex | None) -> Iterator
                 yield "object", box
 
 
-def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset) -> Collection:
+def _write_embedded(batches: Iterator[tuple[list[PreparedImage], np.ndarray]], collection: Collection,
+                    known_rows: dict[str, int]) -> int:
+    """Write batches whose vectors an engine computed (Ray); returns how many images.
+    One writer thread: batch n is written to Qdrant while batch n+1 arrives."""
+    written = 0
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        writing: Future[None] | None = None
+        for batch, vectors in batches:
+            if writing is not None:
+                writing.result()  # at most one batch in flight; a failed write stops the run here
+            writing = writer.submit(_write_batch, collection, vectors, batch, known_rows)
+            written += len(batch)
+        if writing is not None:
+            writing.result()
+    return written
+
+
+def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, dataset: Dataset,
+                    with_indexes: bool = True) -> Collection:
+    """Open (or create) the collection for `dataset`, refusing one made by another model or
+    from another folder, with the payload indexes the indexer writes (`with_indexes=False`:
+    the caller creates them with `create_payload_indexes`, e.g. after a bulk write)."""
     metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
                 "has_text_encoder": embedder.has_text, "created_at": _now()}
     collection = store.open_or_create(options.collection, embedder.dimension, metadata)
-    existing = collection.read_metadata()
-    if existing.get("model") not in (None, embedder.name):
-        raise SourceError(f"collection '{options.collection}' was indexed with model {existing['model']}; "
-                          f"index with --model {existing['model']} or choose a new --collection")
-    if existing.get("source_root") not in (None, str(dataset.root)):
-        raise SourceError(f"collection '{options.collection}' indexes {existing['source_root']}, not "
-                          f"{dataset.root}; choose a new --collection for another dataset")
+    refuse_other_source(collection, embedder.name, dataset.root)
+    if with_indexes:
+        create_payload_indexes(collection, options)
+    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
+    return collection
+
+
+def create_payload_indexes(collection: Collection, options: IndexOptions) -> None:
     for name in KEYWORD_INDEXES:
         collection.create_index(name, "keyword")
     for name in UNUSED_INDEXES:
         collection.drop_index(name)
     for name in METRIC_FIELDS if options.image_metrics else ():
         collection.create_index(name, "float")
-    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
-    return collection
+
+
+def refuse_other_source(collection: Collection, model: str, root: Path) -> None:
+    """Raise when the collection holds vectors of another model, or of another folder."""
+    existing = collection.read_metadata()
+    if existing.get("model") not in (None, model):
+        raise SourceError(f"collection '{collection.name}' was indexed with model {existing['model']}; "
+                          f"index with --model {existing['model']} or choose a new --collection")
+    if existing.get("source_root") not in (None, str(root)):
+        raise SourceError(f"collection '{collection.name}' indexes {existing['source_root']}, not "
+                          f"{root}; choose a new --collection for another dataset")
 
 
 def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> list[ImageSource]:
@@ -242,18 +318,69 @@ def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> l
     return usable
 
 
+@dataclass
+class StoredImage:
+    """What the collection holds of a file from an earlier run."""
+
+    sha1: str
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        return (self.width, self.height) if self.width and self.height else None
+
+
+def prepare_image(source: ImageSource, embedder: Embedder, stored: StoredImage | str | None, with_metrics: bool,
+                  objects: ObjectIndex | None = None, crop_margin: float = CONTEXT_MARGIN) -> PreparedImage:
+    """Read, hash, decode and preprocess one file; unchanged when its hash is the stored one
+    (`stored`: a StoredImage, or just its sha1). With `objects`, the crops of the file's boxes
+    that need embedding come from the same decode. Never raises: a file that cannot be used
+    comes back with its skip reason."""
+    stored = StoredImage(stored) if isinstance(stored, str) else stored
+    try:
+        data = source.path.read_bytes()
+    except OSError as error:
+        return PreparedImage(source, skip_reason=f"cannot read file: {error.strerror or error}")
+    sha1 = hashlib.sha1(data).hexdigest()
+    unchanged = stored is not None and stored.sha1 == sha1
+    boxes = objects.pending(source, sha1, stored.size if unchanged and stored else None) if objects else []
+    if unchanged and not boxes:
+        return PreparedImage(source, sha1=sha1, unchanged=True)
+    try:
+        decoded = decode_image(source.path, data)
+        box_crops = crops(decoded, source, sha1, boxes, embedder, with_metrics, crop_margin) if boxes else None
+        if unchanged:  # only boxes to embed (new, or moved in the labels)
+            return PreparedImage(source, sha1, unchanged=True, crops=box_crops)
+        metrics = image_metrics(np.asarray(decoded.image)) if with_metrics else {}
+        return PreparedImage(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height,
+                             metrics, crops=box_crops)
+    except ImageSkipped as skipped:
+        return PreparedImage(source, sha1, skip_reason=skipped.reason)
+    except Exception as error:  # one bad file must never stop the run
+        return PreparedImage(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+
+
+def _stored_sha1(known: Any, known_rows: dict[str, int], source: ImageSource) -> str | None:
+    row = known_rows.get(point_id(source.relative_path))
+    return None if row is None else known.values["sha1"][row]
+
+
 def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
-             options: IndexOptions, report: IndexReport, relabelled: list[ImageSource],
-             objects: ObjectIndex | None = None) -> Iterator[_Work]:
-    """Files to embed (or with boxes to embed), in order; records unchanged and skipped files in
-    the report, and collects unchanged files whose label or split changed (e.g. an edited
-    labels file). An image is decoded once, for its own point and the crops of its boxes."""
-    def work(source: ImageSource) -> _Work:
-        return _decode_file(source, embedder, known, known_rows, options, objects)
+             options: IndexOptions, triage: Callable[[PreparedImage], bool],
+             objects: ObjectIndex | None = None) -> Iterator[PreparedImage]:
+    """Files with something to embed (the image, or crops of its boxes), in order (`triage`
+    records the unchanged and skipped ones). An image is decoded once, for its own point and
+    the crops of its boxes."""
+    def work(source: ImageSource) -> PreparedImage:
+        row = known_rows.get(point_id(source.relative_path))
+        stored = None if row is None else StoredImage(known.values["sha1"][row], known.values["width"][row],
+                                                       known.values["height"][row])
+        return prepare_image(source, embedder, stored, options.image_metrics, objects, options.crop_margin)
 
     bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection}", disable=not options.progress,
                smoothing=0.1)
-    window: deque[Future[_Work]] = deque()
+    window: deque[Future[PreparedImage]] = deque()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         pending = iter(sources)
         for source in pending:
@@ -266,50 +393,27 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
             if next_source is not None:
                 window.append(pool.submit(work, next_source))
             bar.update(1)
-            if result.skip_reason:
-                report.skipped.append({"path": result.source.relative_path, "reason": result.skip_reason})
-            elif result.item is None:
-                report.unchanged += 1
-                row = known_rows[point_id(result.source.relative_path)]
-                # A label a user set in the app (original_label kept) wins over the source's.
-                source_label = known.values["original_label"][row] or known.values["label"][row]
-                if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
-                    relabelled.append(result.source)
-                if result.crops is not None:
-                    yield result
-            else:
+            if triage(result):
                 yield result
     bar.close()
 
 
-def _decode_file(source: ImageSource, embedder: Embedder, known: Any, known_rows: dict[str, int],
-                 options: IndexOptions, objects: ObjectIndex | None) -> _Work:
-    """One file through a decode worker: unchanged (same content hash, no box to embed),
-    skipped with its reason, or decoded once into its model input and its boxes' crops."""
-    row = known_rows.get(point_id(source.relative_path))
-    try:
-        data = source.path.read_bytes()
-    except OSError as error:
-        return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
-    sha1 = hashlib.sha1(data).hexdigest()
-    unchanged = row is not None and known.values["sha1"][row] == sha1
-    size = (known.values["width"][row], known.values["height"][row]) if unchanged else None
-    boxes = objects.pending(source, sha1, size if size and all(size) else None) if objects is not None else []
-    if unchanged and not boxes:
-        return _Work(source, sha1=sha1)
-    try:
-        decoded = decode_image(source.path, data)
-        box_crops = (crops(decoded, source, sha1, boxes, embedder, options.image_metrics, options.crop_margin)
-                     if boxes else None)
-        if unchanged:  # only boxes to embed (new, or moved in the labels)
-            return _Work(source, sha1, crops=box_crops)
-        metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
-        return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics,
-                     crops=box_crops)
-    except ImageSkipped as skipped:
-        return _Work(source, sha1, skip_reason=skipped.reason)
-    except Exception as error:  # one bad file must never stop the run
-        return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+def _triage(result: PreparedImage, known: Any, known_rows: dict[str, int], report: IndexReport,
+            relabelled: list[ImageSource]) -> bool:
+    """True when `result` has something to embed: the image, or crops of its boxes. Records
+    skipped and unchanged files in the report, and collects unchanged files whose label or split
+    changed (e.g. an edited labels file)."""
+    if result.skip_reason:
+        report.skipped.append({"path": result.source.relative_path, "reason": result.skip_reason})
+        return False
+    if result.unchanged:
+        report.unchanged += 1
+        row = known_rows[point_id(result.source.relative_path)]
+        # A label a user set in the app (original_label kept) wins over the source's.
+        source_label = known.values["original_label"][row] or known.values["label"][row]
+        if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
+            relabelled.append(result.source)
+    return not result.unchanged or result.crops is not None
 
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:
@@ -333,7 +437,8 @@ def merge_payload(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, 
     return merged
 
 
-def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[_Work], known_rows: dict[str, int]) -> None:
+def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[PreparedImage],
+                 known_rows: dict[str, int]) -> None:
     ids = [point_id(w.source.relative_path) for w in batch]
     # A changed file keeps everything users and analyses wrote on its point (tags above all).
     changed = [i for i in ids if i in known_rows]
@@ -342,7 +447,7 @@ def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[_Work]
     collection.upsert(ids, vectors, payloads)
 
 
-def _payload(work: _Work) -> dict[str, Any]:
+def _payload(work: PreparedImage) -> dict[str, Any]:
     source = work.source
     return {"path": source.relative_path, "label": source.label, "labels": list(source.labels),
             "split": source.split, "width": work.width, "height": work.height, "sha1": work.sha1, **work.metrics}
