@@ -5,6 +5,13 @@ the model never waits on file I/O and memory stays flat however large the datase
 batch is written (by one writer thread, while the next batch is embedded) as soon as it is
 embedded: a killed run loses nothing already written,
 and the next run embeds only files that are new or whose content hash changed.
+
+The collection records what made its vectors (model, precision, runtime, device). Vectors of
+two models or two precisions in one collection would make every distance between them
+wrong, so a run that would embed differently refuses and says how to re-embed everything
+(`reembed`): the content hashes are cleared first, so every image counts as changed, is
+embedded again and keeps its payload (tags, labels set in the app, subsets, predictions);
+an interrupted re-embed continues with the images not yet done.
 """
 from __future__ import annotations
 
@@ -20,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from analysis.image_metrics import METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
 from indexer.images import ImageSkipped, decode_image
-from indexer.models import DEFAULT_MODEL, Embedder, load_embedder
+from indexer.models import DEFAULT_MODEL, Embedder, ModelLoadError, load_embedder
+from indexer.progress import progress_bar
 from indexer.projection import ProjectionConfig, project
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
@@ -37,6 +44,8 @@ REPORT_FILE = "index-report.json"
 KEYWORD_INDEXES = ("label", "tags", "split")
 UNUSED_INDEXES = ("path", "sha1")  # collections indexed before this change have them: dropped
 PROJECTION_FIELDS = ("x", "y")
+# Collection metadata: what made the vectors. MODEL and PRECISION must match for vectors to mix.
+MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
 
 
 @dataclass
@@ -47,6 +56,8 @@ class IndexOptions:
     limit: int | None = None
     device: str = "auto"
     runtime: str = "auto"  # mobilenet-v2 on the CPU: openvino / onnxruntime / torch
+    precision: str = "auto"  # auto / fp32 / bf16 (indexer.models); auto keeps the collection's
+    reembed: bool = False  # embed every image again (after a model or precision change)
     batch_size: int = 32
     workers: int = 2
     neighbours: int = 15
@@ -104,9 +115,10 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     if not sources:
         raise SourceError(f"no images found under {dataset.root} (looked for common image extensions, "
                           "recursively); check the path")
-    embedder = embedder or load_embedder(options.model, options.device, options.runtime)
-    collection = _open_collection(store, options, embedder, dataset)
+    recorded = store.open(options.collection).read_metadata() if store.exists(options.collection) else {}
+    embedder = embedder or _load_embedder(options, recorded)
     report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
+    collection = _open_collection(store, options, embedder, dataset, report)
     sources = _with_usable_names(sources, report)
     known = collection.columns(["sha1", "label", "split", "original_label"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
@@ -141,25 +153,82 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     return report
 
 
-def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset) -> Collection:
-    metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
+def _load_embedder(options: IndexOptions, recorded: dict[str, Any]) -> Embedder:
+    """The embedder for this run. With precision "auto", an existing collection keeps the
+    precision it records (so a re-index on another machine adds no vectors of another
+    precision); with `reembed`, "auto" chooses afresh for this machine."""
+    kept = options.precision == "auto" and not options.reembed and recorded.get(PRECISION)
+    try:
+        return load_embedder(options.model, options.device, options.runtime, kept or options.precision)
+    except ModelLoadError as error:
+        if not kept:
+            raise
+        raise ModelLoadError(f"collection '{options.collection}' holds {kept} vectors of {recorded.get(MODEL)}, "
+                             f"and this run cannot make more: {error}. To re-embed every image in fp32 "
+                             "(tags, labels and subsets are kept): --precision fp32 --reembed") from error
+
+
+def embedding_of(embedder: Embedder) -> dict[str, Any]:
+    """The metadata that says what made a collection's vectors."""
+    return {MODEL: embedder.name, PRECISION: embedder.precision, RUNTIME: embedder.runtime, DEVICE: embedder.device}
+
+
+def _open_collection(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset,
+                     report: IndexReport) -> Collection:
+    metadata = {"source_root": str(dataset.root), "layout": dataset.layout, **embedding_of(embedder),
                 "has_text_encoder": embedder.has_text, "created_at": _now()}
     collection = store.open_or_create(options.collection, embedder.dimension, metadata)
     existing = collection.read_metadata()
-    if existing.get("model") not in (None, embedder.name):
-        raise SourceError(f"collection '{options.collection}' was indexed with model {existing['model']}; "
-                          f"index with --model {existing['model']} or choose a new --collection")
     if existing.get("source_root") not in (None, str(dataset.root)):
         raise SourceError(f"collection '{options.collection}' indexes {existing['source_root']}, not "
                           f"{dataset.root}; choose a new --collection for another dataset")
+    _check_same_embedding(options, existing, embedder, report)
     for name in KEYWORD_INDEXES:
         collection.create_index(name, "keyword")
     for name in UNUSED_INDEXES:
         collection.drop_index(name)
     for name in METRIC_FIELDS if options.image_metrics else ():
         collection.create_index(name, "float")
-    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
+    if options.reembed:
+        _start_reembed(collection)
+    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text, **embedding_of(embedder))
     return collection
+
+
+def _check_same_embedding(options: IndexOptions, existing: dict[str, Any], embedder: Embedder,
+                          report: IndexReport) -> None:
+    """Refuse to add vectors made by another model or in another precision, unless every
+    image is being embedded again."""
+    was = {MODEL: existing.get(MODEL), PRECISION: existing.get(PRECISION)}
+    now = {MODEL: embedder.name, PRECISION: embedder.precision}
+    if options.reembed or was == now:
+        return
+    if was[MODEL] in (None, now[MODEL]) and was[PRECISION] is None:
+        if was[MODEL] is not None:
+            report.problems.append(
+                f"collection '{options.collection}' was indexed before its precision was recorded; it now records "
+                f"{now[PRECISION]}. If its vectors were made in another precision (OpenVINO chose bf16 by itself on "
+                "CPUs with bfloat16), embed them all again with --reembed")
+        return
+    held = f"{was[MODEL]} in {was[PRECISION] or 'an unrecorded precision'}"
+    keep = f"--model {was[MODEL]}" + (f" --precision {was[PRECISION]}" if was[PRECISION] else "")
+    raise SourceError(
+        f"collection '{options.collection}' holds vectors of {held}; this run would add vectors of {now[MODEL]} in "
+        f"{now[PRECISION]}, and vectors of two models or precisions in one collection make their distances "
+        f"meaningless. To embed every image again with {now[MODEL]} in {now[PRECISION]} (tags, labels set in the "
+        f"app, subsets and predictions are kept): add --reembed. To add to the collection as it is: {keep}. "
+        "Or choose a new --collection.")
+
+
+def _start_reembed(collection: Collection) -> None:
+    """Clear every point's content hash, so that this run (or, if it is interrupted, the next
+    one) embeds every image again. The hashes are cleared before the metadata names the new
+    model and precision: a run killed in between leaves old vectors still marked as the old
+    embedding, never as the new one."""
+    ids = collection.columns(["sha1"]).ids
+    collection.delete_payload_keys(list(ids), ["sha1"])
+    collection.flush()
+    collection.update_metadata(reembedded_at=_now())
 
 
 def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> list[ImageSource]:
@@ -198,8 +267,8 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
         except Exception as error:  # one bad file must never stop the run
             return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
 
-    bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection}", disable=not options.progress,
-               smoothing=0.1)
+    bar = progress_bar(total=len(sources), unit="img", desc=f"indexing {options.collection}",
+                       disable=not options.progress, smoothing=0.1)
     window: deque[Future[_Work]] = deque()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         pending = iter(sources)

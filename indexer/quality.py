@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from analysis.image_metrics import METRIC_FIELDS, image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
@@ -30,6 +29,7 @@ from analysis.label_quality import (
     DEFAULT_K, confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores,
 )
 from indexer.images import ImageSkipped, decode_image
+from indexer.progress import progress_bar
 from store import Collection
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
@@ -163,7 +163,7 @@ def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
             return None
 
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
+        results = list(progress_bar(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
     done = [(pid, m) for (pid, _), m in zip(todo, results) if m is not None]
     collection.set_payloads([pid for pid, _ in done], [m for _, m in done])
     for name in METRIC_FIELDS:
