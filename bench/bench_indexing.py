@@ -60,6 +60,31 @@ def bare_model_rate(images: list[Image.Image], batch: int = 32, repeats: int = 3
     return statistics.median(rates)
 
 
+def paired_speedups(images: list[Image.Image], rounds: int = 9, batch: int = 32) -> dict[str, object]:
+    """bf16 over fp32 of the bare model, from back-to-back pairs of short timings (one pass
+    over `images` each, the order alternating), so that a change of machine load between two
+    long runs cannot masquerade as a speed-up. Median of the per-pair ratios."""
+    models = {p: load_embedder("mobilenet-v2", "cpu", "openvino", p) for p in ("fp32", "bf16")}
+    items = [models["fp32"].preprocess(im) for im in images]
+
+    def rate(precision: str) -> float:
+        started = time.perf_counter()
+        for i in range(0, len(items), batch):
+            models[precision].embed_batch(items[i:i + batch])
+        return len(items) / (time.perf_counter() - started)
+
+    for precision in models:
+        rate(precision)  # warm-up
+    pairs = []
+    for round_ in range(rounds):
+        order = ("fp32", "bf16") if round_ % 2 == 0 else ("bf16", "fp32")
+        timed = {precision: rate(precision) for precision in order}
+        pairs.append(timed)
+    ratios = [pair["bf16"] / pair["fp32"] for pair in pairs]
+    return {"images": len(items), "rounds": rounds, "median_ratio": statistics.median(ratios),
+            "ratios": ratios, "fp32_img_s": [p["fp32"] for p in pairs], "bf16_img_s": [p["bf16"] for p in pairs]}
+
+
 def pipeline_rate(folder: Path, limit: int, metrics: bool = True, precision: str = "fp32") -> float:
     """Embedding phase of a fresh index (decode + metrics + preprocess + embed + write), images/s."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -222,6 +247,8 @@ def main() -> None:
     if "bf16" in precisions:
         results["bf16_speedup"] = {kind: medians[f"{kind}_bf16"] / medians[f"{kind}_fp32"]
                                    for kind in ("bare", "bare_224px", "pipeline")}
+        results["bf16_speedup_paired"] = {"28px": paired_speedups(sample[:256]),
+                                          "224px": paired_speedups([im.resize((224, 224)) for im in sample[:64]])}
     # Time per image with metrics over time per image without: the cost metrics add.
     results["metrics_time_overhead"] = medians["pipeline_without_metrics_fp32"] / medians["pipeline_fp32"] - 1
     results["agreement"] = precision_agreement(args.agreement_images)

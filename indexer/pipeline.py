@@ -83,13 +83,16 @@ class IndexReport:
     total_points: int = 0
     report_file: str = ""
     quality: str = ""
+    embedding: dict[str, Any] = field(default_factory=dict)  # model, precision, runtime, device that ran
 
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds else 0.0
 
     def summary(self) -> str:
-        return (f"{self.collection}: {self.found} images found, {self.embedded} embedded "
+        ran = self.embedding
+        how = f" by {ran[MODEL]} in {ran[PRECISION]} ({ran[RUNTIME]} on {ran[DEVICE]})" if ran else ""
+        return (f"{self.collection}: {self.found} images found, {self.embedded} embedded{how} "
                 f"({self.images_per_second:.0f} img/s), {self.unchanged} unchanged, {len(self.skipped)} skipped, "
                 f"{len(self.removed)} removed; {self.total_points} points in the collection")
 
@@ -117,7 +120,8 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
                           "recursively); check the path")
     recorded = store.open(options.collection).read_metadata() if store.exists(options.collection) else {}
     embedder = embedder or _load_embedder(options, recorded)
-    report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
+    report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems,
+                         embedding=embedding_of(embedder))
     collection = _open_collection(store, options, embedder, dataset, report)
     sources = _with_usable_names(sources, report)
     known = collection.columns(["sha1", "label", "split", "original_label"])

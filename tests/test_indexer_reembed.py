@@ -70,7 +70,7 @@ def test_the_collection_records_what_made_its_vectors_and_info_shows_it(images: 
     qdrant = str(tmp_path / "q")
     assert app.main(["--qdrant-path", qdrant, "index", str(images), "--collection", "c", "--model", "mobilenet-v2",
                      "--precision", "fp32", "--runtime", "onnxruntime"]) == 0
-    capsys.readouterr()
+    assert f"{len(NAMES)} embedded by mobilenet-v2 in fp32 (onnxruntime on cpu)" in capsys.readouterr().out
     assert app.main(["--qdrant-path", qdrant, "info", "--collection", "c", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert (info["model"], info["precision"], info["runtime"], info["device"]) == ("mobilenet-v2", "fp32",
