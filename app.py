@@ -3,13 +3,13 @@
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
                         [--precision auto|fp32|bf16] [--reembed]
     python app.py info --collection NAME
-    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|imagefolder|paths --out PATH
+    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
     python app.py delete --collection NAME FILTERS [--yes]
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
     python app.py compare --collection NAME A B
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
-    python app.py analyze --collection NAME
+    python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
     python app.py serve --collection NAME [--port 7860]
     python app.py demo [--full]
@@ -38,19 +38,24 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command is None:
         args = build_parser().parse_args(["serve"])
+    from export import ExportError
+    from filters import SelectionError
     from indexer.models import ModelLoadError
     from indexer.sources import SourceError
-    from export import ExportError
     from store import StoreError
+    from store.schema import InvalidTag
 
     try:
         return int(args.handler(args) or 0)
-    except (SourceError, StoreError, ModelLoadError, ExportError, FileNotFoundError) as error:
+    except (SourceError, StoreError, ModelLoadError, ExportError, SelectionError, InvalidTag,
+            FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detection.geometry import CONTEXT_MARGIN
+
     parser = argparse.ArgumentParser(prog="app.py", description="Map, explore and tag image embeddings in Qdrant.")
     parser.add_argument("--qdrant-path", help="embedded store folder (env QDRANT_PATH, default ./data/qdrant)")
     parser.add_argument("--qdrant-url", help="Qdrant server URL (env QDRANT_URL); overrides --qdrant-path")
@@ -62,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--collection", required=True)
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
-    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]) or COCO JSON")
+    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]); or boxes: COCO JSON, "
+                                                   "YOLO data.yaml, or a folder of Pascal VOC XML")
     index.add_argument("--limit", type=positive_int, help="index only the first N images (sorted by path)")
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     index.add_argument("--runtime", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
@@ -80,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
+    index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
+                       help="context around each box's crop, a share of the box's width / height per side "
+                            f"(default {CONTEXT_MARGIN})")
+    index.add_argument("--no-objects", action="store_true",
+                       help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -92,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="score mislabels, outliers, duplicates and image metrics")
     analyze.add_argument("--collection", required=True)
     analyze.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours per point (default 10)")
+    analyze.add_argument("--clusters", choices=["leiden", "hdbscan-map", "none"], default="leiden",
+                         help="how to find clusters: leiden on the kNN graph (default), hdbscan-map on the map")
+    analyze.add_argument("--cluster-resolution", type=float, default=1.0,
+                         help="leiden: higher gives more, smaller clusters (default 1.0)")
     analyze.set_defaults(handler=cmd_analyze)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
@@ -116,15 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_action_commands(commands: Any) -> None:
-    """export, tag, delete, subset, compare, push: the actions on filtered points (export/, store/)."""
+    """export, tag, delete, subset, compare, push: the actions on filtered points (export/, actions/,
+    subsets/, store/), all taking the filter flags of filters/cli.py."""
     from export.formats import FORMATS
-    from export.selection import add_filter_arguments
+    from filters.cli import add_filter_arguments
 
     export = commands.add_parser("export", help="write the matching points to a file or an image folder")
     export.add_argument("--collection", required=True)
     export.add_argument("--format", default="csv", choices=FORMATS)
-    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder)")
-    export.add_argument("--link", default="copy", choices=["copy", "symlink"], help="imagefolder: copy or symlink")
+    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder and yolo)")
+    export.add_argument("--link", default="copy", choices=["copy", "symlink"],
+                        help="imagefolder, yolo: copy or symlink the images")
     add_filter_arguments(export)
     export.set_defaults(handler=cmd_export)
 
@@ -186,6 +203,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def crop_margin(text: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share of the box's size), not {value}")
+    return value
+
+
 def open_configured_store(args: argparse.Namespace) -> Any:
     from store import open_store
 
@@ -203,7 +231,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                            device=args.device, runtime=args.runtime, precision=args.precision, reembed=args.reembed,
                            batch_size=args.batch_size, workers=args.workers,
                            neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
-                           image_metrics=not args.no_image_metrics)
+                           image_metrics=not args.no_image_metrics, objects=not args.no_objects,
+                           crop_margin=args.crop_margin)
     try:
         report = index_dataset(args.path, store, options)
     finally:
@@ -214,19 +243,38 @@ def cmd_index(args: argparse.Namespace) -> int:
         print(f"... and {len(report.skipped) - 20} more skipped files", file=sys.stderr)
     for problem in report.problems[:20]:
         print(f"note: {problem}", file=sys.stderr)
+    if len(report.problems) > 20:
+        print(f"... and {len(report.problems) - 20} more notes", file=sys.stderr)
+    if report.objects:
+        _print_object_notes(report.objects)
     print(report.summary())
     if report.quality:
         print(report.quality)
+    if report.objects and report.objects.quality:
+        print(f"{report.objects.collection}: {report.objects.quality}")
     print(f"report: {report.report_file}")
     return 0 if report.total_points else 1
 
 
+def _print_object_notes(objects: Any) -> None:
+    """Skipped and clipped boxes (the index report holds them all)."""
+    lines = [f"box skipped: {s['path']} #{s['annotation_id']}: {s['reason']}" for s in objects.skipped]
+    lines += [f"box clipped: {note}" for note in objects.clipped]
+    for line in lines[:20]:
+        print(line, file=sys.stderr)
+    if len(lines) > 20:
+        print(f"... and {len(lines) - 20} more skipped or clipped boxes", file=sys.stderr)
+
+
 def _collection_model(store: Any, name: str) -> str | None:
-    return store.open(name).read_metadata().get("model") if store.exists(name) else None
+    from store.schema import MODEL
+
+    return store.open(name).read_metadata().get(MODEL) if store.exists(name) else None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from indexer.pipeline import DEVICE, MODEL, PRECISION, RUNTIME
+    from store.schema import (COLLECTION_KIND, DEVICE, IMAGE_COLLECTION, IMAGES_KIND, MODEL, OBJECT_COLLECTION,
+                              PRECISION, RUNTIME)
 
     store = open_configured_store(args)
     try:
@@ -237,26 +285,31 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "dimension": metadata.get("dimension"),
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
-                "projection": metadata.get("projection")}
+                "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
     finally:
         store.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("collection", "store", "points", "model", "precision", "runtime", "device", "dimension",
+    for key in ("collection", "kind", "store", "points", "model", "precision", "runtime", "device", "dimension",
                 "source_root", "indexed_at"):
         print(f"{key:12} {'not recorded' if info[key] is None else info[key]}")
+    if info["linked"]:
+        print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from indexer.quality import analyze_collection
+    from analysis.clusters import ClusterConfig
+    from scoring.analyze import analyze_collection
 
+    clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours)
+        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
     finally:
         store.close()
     if summary.metrics_added:
@@ -281,7 +334,7 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from export import export_points
-    from export.selection import spec_from_args
+    from filters.cli import spec_from_args
 
     store = open_configured_store(args)
     try:
@@ -297,7 +350,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from export.selection import spec_from_args, tag_matching
+    from actions.tagging import tag_matching
+    from filters.cli import spec_from_args
 
     store = open_configured_store(args)
     try:
@@ -310,7 +364,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    from export.selection import delete_points, matching_ids, spec_from_args
+    from actions.deletion import delete_points
+    from filters import matching_ids
+    from filters.cli import spec_from_args
 
     spec = spec_from_args(args)
     if spec.is_empty():
@@ -337,8 +393,9 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_subset(args: argparse.Namespace) -> int:
-    from export.selection import matching_ids, spec_from_args
-    from store.subsets import delete_subset, list_subsets, rename_subset, save_subset, validate_subset_name
+    from filters import matching_ids
+    from filters.cli import spec_from_args
+    from subsets.saved import delete_subset, list_subsets, rename_subset, save_subset, validate_subset_name
 
     for name in (getattr(args, "name", None), getattr(args, "old", None), getattr(args, "new", None)):
         if name is not None:
@@ -370,7 +427,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from export.compare import compare_saved_subsets, format_comparison
+    from subsets.compare import compare_saved_subsets, format_comparison
 
     store = open_configured_store(args)
     try:

@@ -21,8 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.knn import KnnGraph
+from store.schema import (
+    AREA, ASPECT_RATIO, BRIGHTNESS, COLOURFULNESS, CONTRAST, METRIC_FIELDS, SHARPNESS,
+)
 
-METRIC_FIELDS: list[str] = ["brightness", "contrast", "sharpness", "colourfulness", "aspect_ratio", "area"]
+__all__ = ["METRIC_FIELDS", "colourfulness", "downscale", "image_metrics", "laplacian_variance", "uniqueness"]
 MAX_ANALYSIS_SIDE = 512
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -36,12 +39,12 @@ def image_metrics(rgb: np.ndarray) -> dict[str, float]:
     small = downscale(rgb, MAX_ANALYSIS_SIDE)
     luma = small @ LUMA_WEIGHTS  # float32, 0..255
     return {
-        "brightness": float(luma.mean() / 255.0),
-        "contrast": float(luma.std() / 255.0),
-        "sharpness": laplacian_variance(luma),
-        "colourfulness": colourfulness(small),
-        "aspect_ratio": float(width / height),
-        "area": float(width * height),
+        BRIGHTNESS: float(luma.mean() / 255.0),
+        CONTRAST: float(luma.std() / 255.0),
+        SHARPNESS: laplacian_variance(luma),
+        COLOURFULNESS: colourfulness(small),
+        ASPECT_RATIO: float(width / height),
+        AREA: float(width * height),
     }
 
 

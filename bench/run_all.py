@@ -48,6 +48,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "indexing": quick(["--images", "1000", "--runs", "3"]),
     "label_quality": quick([]),
     "projection": projection_arguments,
+    "clusters": quick(["--sizes", "10000", "--repeats", "1"]),  # reads label_quality's cached vectors
+    "detection": quick(["--canvases", "200", "--seeds", "2", "--timing-canvases", "50", "--repeats", "1"]),
     "ui": quick(["--points", "10000"]),
     "gpu": quick([]),
 }

@@ -3,4 +3,4 @@ from __future__ import annotations
 
 
 class ExportError(ValueError):
-    """The export (or the action on a selection) cannot be done; the message says why."""
+    """The export cannot be written; the message says why."""

@@ -6,22 +6,27 @@ batch is written (by one writer thread, while the next batch is embedded) as soo
 embedded: a killed run loses nothing already written,
 and the next run embeds only files that are new or whose content hash changed.
 
-The collection records what made its vectors (model, precision, runtime, device). Vectors of
+When the labels carry bounding boxes (COCO, YOLO, VOC), the same run also fills the object
+collection NAME-objects (indexer/objects.py): the decode worker that decodes an image cuts the
+crops of its boxes from the same pixels, and image and box batches share the embed / write
+steps, then each collection gets its own graph, map and scores.
+
+Each collection records what made its vectors (model, precision, runtime, device). Vectors of
 two models or two precisions in one collection would make every distance between them
 wrong, so a run that would embed differently refuses and says how to re-embed everything
-(`reembed`): the content hashes are cleared first, so every image counts as changed, is
-embedded again and keeps its payload (tags, labels set in the app, subsets, predictions);
-an interrupted re-embed continues with the images not yet done.
+(`reembed`): the content hashes are cleared first, so every image (and box) counts as
+changed, is embedded again and keeps its payload (tags, labels set in the app, subsets,
+predictions); an interrupted re-embed continues with the points not yet done.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections import deque
-from collections.abc import Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,12 +35,15 @@ import numpy as np
 
 from analysis.image_metrics import METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
+from detection.geometry import CONTEXT_MARGIN
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import DEFAULT_MODEL, Embedder, ModelLoadError, load_embedder
+from indexer.objects import Crops, ObjectIndex, ObjectReport, crops, link_collections, object_collection_name
 from indexer.progress import progress_bar
 from indexer.projection import ProjectionConfig, project
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
+from store.schema import DEVICE, MODEL, PRECISION, RUNTIME, SHA1
 
 REPORT_FILE = "index-report.json"
 # Only fields something filters or facets on. `path` and `sha1` are read, never filtered on, and
@@ -44,8 +52,6 @@ REPORT_FILE = "index-report.json"
 KEYWORD_INDEXES = ("label", "tags", "split")
 UNUSED_INDEXES = ("path", "sha1")  # collections indexed before this change have them: dropped
 PROJECTION_FIELDS = ("x", "y")
-# Collection metadata: what made the vectors. MODEL and PRECISION must match for vectors to mix.
-MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
 
 
 @dataclass
@@ -65,6 +71,8 @@ class IndexOptions:
     image_metrics: bool = True  # brightness, sharpness, ... from the pixels decoded for embedding
     analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph
     progress: bool = True
+    objects: bool = True  # labels with boxes: also the object collection NAME-objects, one point per box
+    crop_margin: float = CONTEXT_MARGIN  # context around each box's crop, a share of its size per side
 
 
 @dataclass
@@ -83,18 +91,25 @@ class IndexReport:
     total_points: int = 0
     report_file: str = ""
     quality: str = ""
+    objects: ObjectReport | None = None  # the object collection's part, when the labels carry boxes
     embedding: dict[str, Any] = field(default_factory=dict)  # model, precision, runtime, device that ran
 
     @property
     def images_per_second(self) -> float:
         return self.embedded / self.embed_seconds if self.embed_seconds else 0.0
 
+    @property
+    def objects_per_second(self) -> float:
+        """Boxes embedded per second of the same pass that embedded the images."""
+        return self.objects.embedded / self.embed_seconds if self.objects and self.embed_seconds else 0.0
+
     def summary(self) -> str:
         ran = self.embedding
         how = f" by {ran[MODEL]} in {ran[PRECISION]} ({ran[RUNTIME]} on {ran[DEVICE]})" if ran else ""
-        return (f"{self.collection}: {self.found} images found, {self.embedded} embedded{how} "
+        text = (f"{self.collection}: {self.found} images found, {self.embedded} embedded{how} "
                 f"({self.images_per_second:.0f} img/s), {self.unchanged} unchanged, {len(self.skipped)} skipped, "
                 f"{len(self.removed)} removed; {self.total_points} points in the collection")
+        return text + ("\n" + self.objects.summary(self.embed_seconds) if self.objects else "")
 
 
 @dataclass
@@ -108,11 +123,13 @@ class _Work:
     height: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     skip_reason: str = ""
+    crops: Crops | None = None  # its boxes' crops, when it has boxes to embed
 
 
 def index_dataset(root: str | Path, store: Store, options: IndexOptions,
                   embedder: Embedder | None = None) -> IndexReport:
-    """Index (or re-index) the images under `root` into `options.collection`."""
+    """Index (or re-index) the images under `root` into `options.collection` (and their boxes
+    into its object collection)."""
     dataset = read_dataset(root, options.labels_file)
     sources = dataset.images[: options.limit] if options.limit else dataset.images
     if not sources:
@@ -124,37 +141,85 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
                          embedding=embedding_of(embedder))
     collection = _open_collection(store, options, embedder, dataset, report)
     sources = _with_usable_names(sources, report)
-    known = collection.columns(["sha1", "label", "split", "original_label"])
+    objects = _open_objects(store, options, embedder, dataset, collection, sources, report)
+    report.objects = objects.report if objects else None
+    known = collection.columns(["sha1", "label", "split", "original_label", "width", "height"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
     relabelled: list[ImageSource] = []
     started = time.perf_counter()
-    # One writer thread: batch n is written to Qdrant while batch n+1 is embedded.
-    with ThreadPoolExecutor(max_workers=1) as writer:
-        writing: Future[None] | None = None
-        for batch in _batched(_decoded(sources, embedder, known, known_rows, options, report, relabelled),
-                              options.batch_size):
-            vectors = embedder.embed_batch([w.item for w in batch])
-            if writing is not None:
-                writing.result()  # at most one batch in flight; a failed write stops the run here
-            writing = writer.submit(_write_batch, collection, vectors, batch, known_rows)
-            report.embedded += len(batch)
-        if writing is not None:
-            writing.result()
+    writers: dict[str, Callable[[np.ndarray, list[Any]], None]] = {
+        "image": lambda vectors, batch: _write_batch(collection, vectors, batch, known_rows)}
+    if objects is not None:
+        writers["object"] = objects.write
+    decoded = _decoded(sources, embedder, known, known_rows, options, report, relabelled, objects)
+    report.embedded = embed_and_write(_embed_jobs(decoded, objects), embedder, writers, options.batch_size)["image"]
     report.embed_seconds = time.perf_counter() - started
     _write_labels(collection, relabelled)
     report.relabelled = len(relabelled)
     report.removed = _drop_removed(collection, dataset)
     collection.flush()
-    _build_map(collection, options, report)
-    if options.analyze and collection.count() >= 2:
-        from indexer.quality import analyze_collection
-
-        report.quality = analyze_collection(collection, add_metrics=False).summary()
-    collection.flush()
-    collection.optimize()
+    report.projection_seconds, report.quality = _map_and_score(collection, options)
     report.total_points = collection.count()
+    if objects is not None:
+        objects.finish({s["path"]: s["reason"] for s in report.skipped})
+        objects.report.projection_seconds, objects.report.quality = _map_and_score(objects.collection, options)
+        objects.report.total_points = objects.collection.count()
+        _save_report(objects.collection, report)
     _save_report(collection, report)
     return report
+
+
+def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset, images: Collection,
+                  sources: list[ImageSource], report: IndexReport) -> ObjectIndex | None:
+    """The object collection NAME-objects, linked to the image collection, when there are boxes."""
+    if not (options.objects and dataset.has_boxes):
+        return None
+    name = object_collection_name(options.collection)
+    collection = _open_collection(store, replace(options, collection=name), embedder, dataset, report)
+    link_collections(images, collection, dataset, options.crop_margin)
+    return ObjectIndex(collection, dataset, sources, options.crop_margin)
+
+
+def embed_and_write(jobs: Iterator[tuple[str, Any]], embedder: Embedder,
+                    writers: dict[str, Callable[[np.ndarray, list[Any]], None]], batch_size: int) -> Counter[str]:
+    """Embed (kind, job) pairs in batches of one kind (each job has `.item`, the embedder's
+    input) and hand each batch to `writers[kind]`; returns how many of each kind.
+
+    One writer thread: batch n is written to Qdrant while batch n+1 is embedded."""
+    counts: Counter[str] = Counter()
+    pending: dict[str, list[Any]] = {kind: [] for kind in writers}
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        writing: Future[None] | None = None
+
+        def embed(kind: str) -> None:
+            nonlocal writing
+            batch, pending[kind] = pending[kind], []
+            vectors = embedder.embed_batch([job.item for job in batch])
+            if writing is not None:
+                writing.result()  # at most one batch in flight; a failed write stops the run here
+            writing = writer.submit(writers[kind], vectors, batch)
+            counts[kind] += len(batch)
+
+        for kind, job in jobs:
+            pending[kind].append(job)
+            if len(pending[kind]) == batch_size:
+                embed(kind)
+        for kind in writers:
+            if pending[kind]:
+                embed(kind)
+        if writing is not None:
+            writing.result()
+    return counts
+
+
+def _embed_jobs(works: Iterator[_Work], objects: ObjectIndex | None) -> Iterator[tuple[str, Any]]:
+    """("image", work) for each image to embed, then ("object", box) for each of its boxes to embed."""
+    for work in works:
+        if work.item is not None:
+            yield "image", work
+        if work.crops is not None and objects is not None:
+            for box in objects.record(work.crops):
+                yield "object", box
 
 
 def _load_embedder(options: IndexOptions, recorded: dict[str, Any]) -> Embedder:
@@ -229,8 +294,8 @@ def _start_reembed(collection: Collection) -> None:
     one) embeds every image again. The hashes are cleared before the metadata names the new
     model and precision: a run killed in between leaves old vectors still marked as the old
     embedding, never as the new one."""
-    ids = collection.columns(["sha1"]).ids
-    collection.delete_payload_keys(list(ids), ["sha1"])
+    ids = collection.columns([SHA1]).ids
+    collection.delete_payload_keys(list(ids), [SHA1])
     collection.flush()
     collection.update_metadata(reembedded_at=_now())
 
@@ -250,26 +315,13 @@ def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> l
 
 
 def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
-             options: IndexOptions, report: IndexReport, relabelled: list[ImageSource]) -> Iterator[_Work]:
-    """Files to embed, in order; records unchanged and skipped files in the report, and
-    collects unchanged files whose label or split changed (e.g. an edited labels file)."""
+             options: IndexOptions, report: IndexReport, relabelled: list[ImageSource],
+             objects: ObjectIndex | None = None) -> Iterator[_Work]:
+    """Files to embed (or with boxes to embed), in order; records unchanged and skipped files in
+    the report, and collects unchanged files whose label or split changed (e.g. an edited
+    labels file). An image is decoded once, for its own point and the crops of its boxes."""
     def work(source: ImageSource) -> _Work:
-        row = known_rows.get(point_id(source.relative_path))
-        try:
-            data = source.path.read_bytes()
-        except OSError as error:
-            return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
-        sha1 = hashlib.sha1(data).hexdigest()
-        if row is not None and known.values["sha1"][row] == sha1:
-            return _Work(source, sha1=sha1)
-        try:
-            decoded = decode_image(source.path, data)
-            metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
-            return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics)
-        except ImageSkipped as skipped:
-            return _Work(source, sha1, skip_reason=skipped.reason)
-        except Exception as error:  # one bad file must never stop the run
-            return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
+        return _decode_file(source, embedder, known, known_rows, options, objects)
 
     bar = progress_bar(total=len(sources), unit="img", desc=f"indexing {options.collection}",
                        disable=not options.progress, smoothing=0.1)
@@ -295,9 +347,41 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
                 source_label = known.values["original_label"][row] or known.values["label"][row]
                 if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
                     relabelled.append(result.source)
+                if result.crops is not None:
+                    yield result
             else:
                 yield result
     bar.close()
+
+
+def _decode_file(source: ImageSource, embedder: Embedder, known: Any, known_rows: dict[str, int],
+                 options: IndexOptions, objects: ObjectIndex | None) -> _Work:
+    """One file through a decode worker: unchanged (same content hash, no box to embed),
+    skipped with its reason, or decoded once into its model input and its boxes' crops."""
+    row = known_rows.get(point_id(source.relative_path))
+    try:
+        data = source.path.read_bytes()
+    except OSError as error:
+        return _Work(source, skip_reason=f"cannot read file: {error.strerror or error}")
+    sha1 = hashlib.sha1(data).hexdigest()
+    unchanged = row is not None and known.values["sha1"][row] == sha1
+    size = (known.values["width"][row], known.values["height"][row]) if unchanged else None
+    boxes = objects.pending(source, sha1, size if size and all(size) else None) if objects is not None else []
+    if unchanged and not boxes:
+        return _Work(source, sha1=sha1)
+    try:
+        decoded = decode_image(source.path, data)
+        box_crops = (crops(decoded, source, sha1, boxes, embedder, options.image_metrics, options.crop_margin)
+                     if boxes else None)
+        if unchanged:  # only boxes to embed (new, or moved in the labels)
+            return _Work(source, sha1, crops=box_crops)
+        metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
+        return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics,
+                     crops=box_crops)
+    except ImageSkipped as skipped:
+        return _Work(source, sha1, skip_reason=skipped.reason)
+    except Exception as error:  # one bad file must never stop the run
+        return _Work(source, sha1, skip_reason=f"unexpected error: {type(error).__name__}: {error}")
 
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:
@@ -319,17 +403,6 @@ def merge_payload(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, 
         merged["label"] = previous.get("label", fresh.get("label", ""))
         merged["original_label"] = fresh.get("label", previous["original_label"])
     return merged
-
-
-def _batched(items: Iterator[_Work], size: int) -> Iterator[list[_Work]]:
-    batch: list[_Work] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[_Work], known_rows: dict[str, int]) -> None:
@@ -355,30 +428,46 @@ def _drop_removed(collection: Collection, dataset: Dataset) -> list[str]:
     return sorted(str(p) for _, p in gone)
 
 
-def _build_map(collection: Collection, options: IndexOptions, report: IndexReport) -> None:
+def _map_and_score(collection: Collection, options: IndexOptions) -> tuple[float, str]:
+    """The steps after embedding, for the image and the object collection alike: kNN graph and
+    map, then the quality scores; returns (projection seconds, quality summary)."""
+    seconds = _build_map(collection, options)
+    quality = ""
+    if options.analyze and collection.count() >= 2:
+        from scoring.analyze import analyze_collection
+
+        quality = analyze_collection(collection, add_metrics=False).summary()
+    collection.flush()
+    collection.optimize()
+    return seconds, quality
+
+
+def _build_map(collection: Collection, options: IndexOptions) -> float:
+    """The kNN graph (saved) and the 2D map of the collection; returns the seconds it took."""
     started = time.perf_counter()
     ids, vectors = collection.vectors()
     if len(ids) < 2:
         # No neighbours to map by: a lone point sits at the centre (the UI needs x, y on every point).
         collection.set_payloads(list(ids), [{"x": 0.0, "y": 0.0} for _ in ids])
-        return
+        return 0.0
     graph = build_knn_graph(ids, vectors, k=options.neighbours, seed=options.projection.seed)
     graph.save(collection.artifact_dir / GRAPH_FILE)
     coords = project(vectors, graph, options.projection)
     collection.set_payloads(list(ids), [{"x": float(x), "y": float(y)} for x, y in coords])
     collection.flush()
-    report.projection_seconds = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     collection.update_metadata(projection={**options.projection.as_dict(), "method": "umap",
                                            "graph_neighbours": graph.k, "graph_file": GRAPH_FILE},
                                indexed_at=_now(), points=len(ids))
+    return seconds
 
 
 def _save_report(collection: Collection, report: IndexReport) -> None:
     path = collection.artifact_dir / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     report.report_file = str(path)
-    data = {**asdict(report), "images_per_second": report.images_per_second, "summary": report.summary(),
-            "finished_at": _now()}
+    data = {**asdict(report), "images_per_second": report.images_per_second,
+            "objects_per_second": report.objects_per_second, "summary": report.summary(), "finished_at": _now()}
     path.write_text(json.dumps(data, indent=2))
 
 

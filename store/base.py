@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from store.schema import (
+    LABEL, ORIGINAL_LABEL, PREDICTION, PREDICTION_CORRECT, TAGS, index_kind, validate_tag,
+)
+
 # Point ids are UUID5 of the dataset-relative path under this fixed namespace, so indexing
 # the same file again updates its point instead of adding a second one.
 POINT_ID_NAMESPACE = uuid.UUID("6f1e2c3a-9d1b-5e7f-8a2b-3c4d5e6f7a8b")
-KEYWORD_FIELDS = ("label", "tags", "split", "path", "sha1", "subsets", "suggested_label", "prediction")
-FLOAT_FIELDS = ("x", "y")
 SCROLL_BATCH = 10_000
 WRITE_BATCH = 1_000
-TagEdit = Callable[[list[str]], list[str]]  # a point's old tags -> its new tags
+ListEdit = Callable[[list[str]], list[str]]  # a point's old list (tags, subsets) -> its new list
 
 
 def point_id(relative_path: str) -> str:
@@ -104,9 +106,9 @@ class Collection(ABC):
     def __init__(self, name: str, artifact_dir: Path) -> None:
         self.name = name
         self.artifact_dir = artifact_dir
-        # Tag and label edits are read-modify-write; one lock per collection keeps
+        # Tag, subset and label edits are read-modify-write; one lock per collection keeps
         # concurrent sessions from overwriting each other's edits.
-        self._tag_lock = threading.Lock()
+        self._edit_lock = threading.Lock()
 
     # --- primitives each backend provides -------------------------------------------
     @property
@@ -153,7 +155,7 @@ class Collection(ABC):
 
     @abstractmethod
     def create_index(self, field_name: str, kind: str) -> None:
-        """Payload index; kind is 'keyword', 'float' or 'integer'."""
+        """Payload index; kind is 'keyword', 'float', 'integer' or 'bool'."""
 
     @abstractmethod
     def drop_index(self, field_name: str) -> None:
@@ -194,6 +196,14 @@ class Collection(ABC):
         self.write_metadata(metadata)
         return metadata
 
+    def index_fields(self, names: Iterable[str]) -> None:
+        """Create the payload index the schema (store/schema.py) declares for each of `names`;
+        names it declares without an index are skipped."""
+        for name in names:
+            kind = index_kind(name)
+            if kind is not None:
+                self.create_index(name, kind)
+
     def columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
         ids: list[str] = []
         values: dict[str, list[Any]] = {f: [] for f in fields}
@@ -218,57 +228,60 @@ class Collection(ABC):
         return np.array(ids, dtype=str), vectors
 
     def add_tag(self, ids: Sequence[str], tag: str, current: Sequence[Sequence[str]] | None = None) -> int:
-        """Add `tag` to every given point; returns how many points gained it.
+        """Add `tag` (checked against the tag rule) to every given point; returns how many gained it.
 
-        `current[i]` is what the caller knows `ids[i]` holds now (see `_edit_tags`).
+        `current[i]` is what the caller knows `ids[i]` holds now (see `edit_list`).
         """
-        return self._edit_tags(ids, lambda tags: tags if tag in tags else [*tags, tag], current)
+        tag = validate_tag(tag)
+        return self.edit_list(TAGS, ids, lambda tags: tags if tag in tags else [*tags, tag], current)
 
     def remove_tag(self, ids: Sequence[str], tag: str, current: Sequence[Sequence[str]] | None = None) -> int:
         """Remove `tag` from every given point; returns how many points lost it."""
-        return self._edit_tags(ids, lambda tags: [t for t in tags if t != tag], current)
+        return self.edit_list(TAGS, ids, lambda tags: [t for t in tags if t != tag], current)
 
-    def _edit_tags(self, ids: Sequence[str], edit: TagEdit, current: Sequence[Sequence[str]] | None) -> int:
-        """Write `edit(old tags)` where it changes them, one set_payload per distinct result.
+    def edit_list(self, field_name: str, ids: Sequence[str], edit: ListEdit,
+                  current: Sequence[Sequence[str]] | None = None) -> int:
+        """Write `edit(old list)` into the keyword-list field `field_name` (tags, subsets) of each
+        point where it changes it, one write per distinct new list; returns how many changed.
 
-        The old tags are read from Qdrant, except on an `exclusive` collection when the caller
+        The old lists are read from Qdrant, except on an `exclusive` collection when the caller
         passes `current`: there nothing outside this process writes, and every writer in it
-        holds `_tag_lock`, so a caller that updates its copy under the same lock (`PointTable`)
+        holds `_edit_lock`, so a caller that updates its copy under the same lock (`PointTable`)
         knows the payloads exactly and reading 10,000 of them back would only cost time.
         """
-        with self._tag_lock:
+        with self._edit_lock:
             if current is None or not self.exclusive:
-                current_tags = ((r.id, r.payload.get("tags")) for r in self.retrieve(list(ids), ["tags"]))
+                old = ((r.id, r.payload.get(field_name)) for r in self.retrieve(list(ids), [field_name]))
             else:
-                current_tags = zip(ids, current)
-            groups = _group_by_new_tags(current_tags, edit)
-            self._write_tags(groups)
+                old = zip(ids, current)
+            groups = _group_by_new_list(old, edit)
+            self._write_lists(field_name, groups)
             self.flush_soon()
         return sum(len(group) for group in groups.values())
 
-    def _write_tags(self, groups: dict[tuple[str, ...], list[str]]) -> None:
-        """Give each group of points its new tag list; returns once the store has the edit."""
-        for new_tags, group in groups.items():
+    def _write_lists(self, field_name: str, groups: dict[tuple[str, ...], list[str]]) -> None:
+        """Give each group of points its new list; returns once the store has the edit."""
+        for new_list, group in groups.items():
             for chunk in chunked(group, WRITE_BATCH * 10):
-                self.set_payload(chunk, {"tags": list(new_tags)})
+                self.set_payload(chunk, {field_name: list(new_list)})
 
     def relabel(self, ids: Sequence[str], label: str) -> int:
         """Set `label` on every given point, keeping the label it came with as `original_label`
         (set once, so a later relabel or re-index never loses the source's label)."""
         changed = 0
-        with self._tag_lock:
+        with self._edit_lock:
             groups: dict[tuple[str, bool | None], list[str]] = {}
-            for record in self.retrieve(list(ids), ["label", "original_label", "prediction"]):
+            for record in self.retrieve(list(ids), [LABEL, ORIGINAL_LABEL, PREDICTION]):
                 payload = record.payload
-                if payload.get("label") == label:
+                if payload.get(LABEL) == label:
                     continue
-                original = payload.get("original_label") or payload.get("label") or ""
-                correct = payload["prediction"] == label if "prediction" in payload else None
+                original = payload.get(ORIGINAL_LABEL) or payload.get(LABEL) or ""
+                correct = payload[PREDICTION] == label if PREDICTION in payload else None
                 groups.setdefault((original, correct), []).append(record.id)
             for (original, correct), group in groups.items():
-                fields: dict[str, Any] = {"label": label, "original_label": original}
+                fields: dict[str, Any] = {LABEL: label, ORIGINAL_LABEL: original}
                 if correct is not None:
-                    fields["prediction_correct"] = correct
+                    fields[PREDICTION_CORRECT] = correct
                 self.set_payload(group, fields)
                 changed += len(group)
             self.flush_soon()
@@ -277,25 +290,25 @@ class Collection(ABC):
     def restore_labels(self, ids: Sequence[str]) -> int:
         """Undo `relabel`: give back each point's `original_label`."""
         restored = 0
-        with self._tag_lock:
-            for record in self.retrieve(list(ids), ["original_label", "prediction"]):
-                original = record.payload.get("original_label")
+        with self._edit_lock:
+            for record in self.retrieve(list(ids), [ORIGINAL_LABEL, PREDICTION]):
+                original = record.payload.get(ORIGINAL_LABEL)
                 if not original:
                     continue
-                fields: dict[str, Any] = {"label": original}
-                if "prediction" in record.payload:
-                    fields["prediction_correct"] = record.payload["prediction"] == original
+                fields: dict[str, Any] = {LABEL: original}
+                if PREDICTION in record.payload:
+                    fields[PREDICTION_CORRECT] = record.payload[PREDICTION] == original
                 self.set_payload([record.id], fields)
-                self.delete_payload_keys([record.id], ["original_label"])
+                self.delete_payload_keys([record.id], [ORIGINAL_LABEL])
                 restored += 1
             self.flush_soon()
         return restored
 
     def tag_counts(self) -> dict[str, int]:
-        return self.facet("tags")
+        return self.facet(TAGS)
 
     def label_counts(self) -> dict[str, int]:
-        return self.facet("label")
+        return self.facet(LABEL)
 
 
 class Store(ABC):
@@ -347,9 +360,9 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-def _group_by_new_tags(current: Iterable[tuple[str, Any]], edit: TagEdit) -> dict[tuple[str, ...], list[str]]:
-    """Points whose tags `edit` changes, grouped by their new tag list. Grouped by old list
-    first, so `edit` runs once per distinct list: a selection mostly shares a few."""
+def _group_by_new_list(current: Iterable[tuple[str, Any]], edit: ListEdit) -> dict[tuple[str, ...], list[str]]:
+    """Points whose list `edit` changes, grouped by their new list. Grouped by old list first,
+    so `edit` runs once per distinct list: a selection mostly shares a few."""
     by_old: dict[tuple[str, ...], list[str]] = {}
     for pid, tags in current:
         by_old.setdefault(tuple(tags) if tags else (), []).append(pid)

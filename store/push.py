@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from store.base import KEYWORD_FIELDS, Collection, Store, StoreError, validate_collection_name
+from store.base import Collection, Store, StoreError, validate_collection_name
+from store.schema import index_kind
 
 PUSH_BATCH = 256
 # Files of the embedded backend that live in its collection folder but are not artifacts.
 BACKEND_FILES = frozenset({"shard", "collection.json"})
-NOT_INDEXED = frozenset({"x", "y"})
 
 
 @dataclass
@@ -67,6 +67,7 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
     metadata.update(pushed_from=source.name, pushed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     target = target_store.create(name, source.dimension, metadata)
     report = PushReport(source.name, name, target_store.description)
+    indexed = source.indexed_fields()
     kinds: dict[str, str] = {}
     total = source.count()
     with tqdm(total=total, unit="pt", desc=f"push {source.name} -> {name}", disable=not progress) as bar:
@@ -76,7 +77,7 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
             vectors = np.vstack([r.vector for r in records]).astype(np.float32)
             target.upsert([r.id for r in records], vectors, [r.payload for r in records])
             for record in records:
-                _note_kinds(record.payload, kinds)
+                _note_kinds(record.payload, indexed, kinds)
             report.points += len(records)
             bar.update(len(records))
     for field_name, kind in sorted(kinds.items()):
@@ -89,18 +90,23 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
     return report
 
 
-def _note_kinds(payload: dict[str, Any], kinds: dict[str, str]) -> None:
-    """Payload index kinds to recreate: the keyword fields embedscape filters on, and numeric
-    fields (float wins over integer when a field holds both)."""
+def _note_kinds(payload: dict[str, Any], indexed: set[str], kinds: dict[str, str]) -> None:
+    """The index kind of each field the source indexes: as the payload schema declares it, else
+    from the values (float wins over integer when a field holds both)."""
     for key, value in payload.items():
-        if key in KEYWORD_FIELDS:
-            kinds[key] = "keyword"
-        elif key in NOT_INDEXED or isinstance(value, bool):
+        if key not in indexed or key in kinds and kinds[key] != "integer":
             continue
+        declared = index_kind(key)
+        if declared is not None:
+            kinds[key] = declared
+        elif isinstance(value, bool):
+            kinds[key] = "bool"
         elif isinstance(value, float):
             kinds[key] = "float"
-        elif isinstance(value, int) and kinds.get(key) != "float":
+        elif isinstance(value, int):
             kinds[key] = "integer"
+        elif isinstance(value, (str, list)):
+            kinds[key] = "keyword"
 
 
 def copy_artifacts(source_dir: Path, target_dir: Path) -> list[str]:

@@ -18,6 +18,7 @@ from store.base import (
     SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
     to_point_record, validate_collection_name,
 )
+from store.schema import LABEL, TAGS
 
 
 class ServerCollection(Collection):
@@ -107,7 +108,7 @@ class ServerCollection(Collection):
 
     def create_index(self, field_name: str, kind: str) -> None:
         schema = {"keyword": models.PayloadSchemaType.KEYWORD, "float": models.PayloadSchemaType.FLOAT,
-                  "integer": models.PayloadSchemaType.INTEGER}[kind]
+                  "integer": models.PayloadSchemaType.INTEGER, "bool": models.PayloadSchemaType.BOOL}[kind]
         with self._lock:
             self._client.create_payload_index(self.name, field_name=field_name, field_schema=schema, wait=True)
 
@@ -200,13 +201,13 @@ def to_client_filter(flt: PointFilter | None) -> models.Filter | None:
     if flt.ids is not None:
         must.append(models.HasIdCondition(has_id=list(flt.ids)))
     if flt.labels:
-        must.append(models.FieldCondition(key="label", match=models.MatchAny(any=list(flt.labels))))
+        must.append(models.FieldCondition(key=LABEL, match=models.MatchAny(any=list(flt.labels))))
     if flt.tags_any:
-        must.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(flt.tags_any))))
+        must.append(models.FieldCondition(key=TAGS, match=models.MatchAny(any=list(flt.tags_any))))
     for tag in flt.tags_all or []:
-        must.append(models.FieldCondition(key="tags", match=models.MatchValue(value=tag)))
+        must.append(models.FieldCondition(key=TAGS, match=models.MatchValue(value=tag)))
     if flt.tags_none:
-        must_not.append(models.FieldCondition(key="tags", match=models.MatchAny(any=list(flt.tags_none))))
+        must_not.append(models.FieldCondition(key=TAGS, match=models.MatchAny(any=list(flt.tags_none))))
     for key, values in flt.values.items():
         must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
     for key, (low, high) in flt.ranges.items():

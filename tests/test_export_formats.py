@@ -10,7 +10,7 @@ import pytest
 
 from actions_helpers import build_collection, ids_where, visible
 from export import ExportError, export_points, export_to_tempfile
-from export.selection import EmptySelection, FilterSpec
+from filters import EmptySelection, FilterSpec
 from store import Store
 
 

@@ -10,7 +10,7 @@ import app
 from actions_helpers import build_collection
 from store import Store, StoreError
 from store.push import open_target_store, push_collection
-from store.subsets import list_subsets, save_subset
+from subsets.saved import list_subsets, save_subset
 
 
 def _artifacts(collection) -> None:

@@ -12,7 +12,8 @@ import app
 from conftest import INDEXED_LABELS, write_image
 from indexer.pipeline import IndexOptions, index_dataset
 from indexer.predictions import import_predictions
-from indexer.quality import FLOAT_SCORES, confused_pairs
+from scoring.analyze import confused_pairs
+from store.schema import MISLABEL_SCORE, OUTLIER_SCORE, UNIQUENESS
 from store import PointFilter, open_store, point_id
 
 
@@ -27,7 +28,7 @@ def test_indexing_wrote_scores_metrics_and_flags(opened) -> None:
     payloads = [r.payload for batch in opened.scroll(None) for r in batch]
     assert len(payloads) == 12
     for payload in payloads:
-        for name in (*FLOAT_SCORES, "brightness", "sharpness", "colourfulness", "area"):
+        for name in (MISLABEL_SCORE, OUTLIER_SCORE, UNIQUENESS, "brightness", "sharpness", "colourfulness", "area"):
             assert isinstance(payload[name], float), name
         assert payload["suggested_label"] in INDEXED_LABELS
         assert 0.0 <= payload["mislabel_score"] <= 1.0

@@ -24,6 +24,9 @@ def _make(store: Store, n: int = 50, dim: int = 8):
 
 
 def test_point_ids_are_stable_uuid5() -> None:
+    # Pinned: a changed namespace or scheme would give every existing collection new ids
+    # (re-indexing would then duplicate every point and orphan its tags).
+    assert point_id("a/b.png") == "e67c77c5-5816-5134-ad12-87e3af959ba5"
     assert point_id("a/b.png") == point_id("a/b.png")
     assert point_id("a/b.png") != point_id("a/c.png")
     assert len(point_id("x")) == 36

@@ -6,11 +6,13 @@ import pytest
 from scipy.stats import ks_2samp
 
 from actions_helpers import build_collection
-from export.compare import class_rows, compare_saved_subsets, field_rows, format_comparison
-from export.selection import FilterSpec, exclude, matching_ids
+from actions.tagging import exclude
+from filters import FilterSpec, matching_ids
 from store import Store, StoreError
-from store.subsets import (
-    SUBSET_FIELD, delete_subset, list_subsets, rename_subset, save_subset, subset_arrays, subset_filter, subset_ids,
+from store.schema import SUBSETS as SUBSET_FIELD
+from subsets.compare import class_rows, compare_saved_subsets, field_rows, format_comparison
+from subsets.saved import (
+    delete_subset, list_subsets, rename_subset, save_subset, subset_arrays, subset_filter, subset_ids,
     validate_subset_name,
 )
 

@@ -85,8 +85,8 @@ def test_grid_sorts_by_metric_both_ways_missing_last(scored) -> None:
 def test_two_subsets_compared_side_by_side_and_in_two_colours(tmp_path: Path) -> None:
     from scipy.stats import ks_2samp
 
-    from export.compare import compare_saved_subsets
-    from store.subsets import save_subset
+    from subsets.compare import compare_saved_subsets
+    from subsets.saved import save_subset
     from ui.export_page import comparison_html, highlight_subsets
 
     store, collection, _ = build_ui_collection(tmp_path, per_label=10)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from conftest import build_ui_collection
-from export.selection import FilterSpec
-from store.subsets import list_subsets, save_subset
+from filters import FilterSpec
+from subsets.saved import list_subsets, save_subset
 from ui import export_page, metrics_page
 from ui.state import MapState
 from ui.table import PointTable

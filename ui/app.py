@@ -12,6 +12,7 @@ right. The Explorer tab is ui/explorer.py; later pages are `(title, build)` pair
 from __future__ import annotations
 
 import gc
+import os
 import socket
 import threading
 import time
@@ -26,8 +27,9 @@ from starlette.routing import Mount
 
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import performance_page, quality_page
+from ui import clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
+from ui.live_table import LiveTable
 from ui.images import ImageServer, add_image_routes
 from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
 from ui.state import MapState
@@ -44,35 +46,41 @@ DEFAULT_PAGES: list[Page] = [
     ("Metrics", metrics_page.build),
     ("Filter & Export", export_page.build),
     ("Label quality", quality_page.build),
+    ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
 ]
+# Other writers' edits show within this many seconds (the map's own timer ticks as often).
+DEFAULT_REFRESH_S = 10.0
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
 
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
-              table: PointTable | None = None) -> gr.Blocks:
-    """The explorer as a Blocks app for `collection` (columns are loaded here, once)."""
-    table = table or PointTable(collection)
+              live: LiveTable | None = None) -> gr.Blocks:
+    """The explorer as a Blocks app for `collection` (its table is read here, or given)."""
+    live = live or LiveTable(collection)
+    table = live.table
     figure.layout(), figure.trace_template(len(table))  # plotly's validators load here, not on page load
     metadata = collection.read_metadata()
     with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
-        state = gr.State(MapState(colour_by=explorer.default_colour(table)))
-        gr.Markdown(f"### embedscape · `{collection.name}` · {len(table):,} images · model `{metadata.get('model', '?')}`")
+        state = gr.State(MapState(colour_by=explorer.default_colour(table), table_version=table.version))
+        gr.Markdown(f"### embedscape · `{collection.name}` · {table.size:,} images · model `{metadata.get('model', '?')}`")
         with gr.Row():
             with gr.Column(scale=3, elem_id="es-map-col"):
                 controls = explorer.build_map_controls(table)
                 chart = map_component()
+                live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
             with gr.Column(scale=2):
-                ctx = AppContext(collection, table, text_encoder, chart, state)
+                ctx = AppContext(collection, live, text_encoder, chart, state)
                 with gr.Tabs():
                     with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
-                        explorer.build_explorer(ctx, controls, search)
+                        tagging = explorer.build_explorer(ctx, controls, search)
                     for title, build in [*DEFAULT_PAGES, *pages]:
                         with gr.Tab(title) as tab, ctx.page(title, tab):
                             build(ctx)
-        # The first message to the map (coordinates, colours) goes per session on load.
-        ctx.map_event(demo.load, lambda s: s)
+        # The first message to the map (coordinates, colours) goes per session on load, from a
+        # table checked against the collection (other writers' edits since the last check).
+        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load)
         ctx.wire_followers()
     demo.embedscape_context = ctx  # type: ignore[attr-defined]  # for tests and tools
     return demo
@@ -81,21 +89,32 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
 def create_server_app(collection: Collection, text_encoder: TextEncoder | None = None, auth: Auth = None,
                       pages: Sequence[Page] = ()) -> FastAPI:
     """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only)."""
-    table = PointTable(collection)
-    demo = build_app(collection, text_encoder, pages, table=table)
+    live = LiveTable(collection)
+    demo = build_app(collection, text_encoder, pages, live=live)
     demo.queue(default_concurrency_limit=4)
     _warm_up_event_processing()
     _freeze_startup_objects()
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    images = ImageServer(collection, row_to_id=lambda row: str(table.ids[row]) if 0 <= row < len(table) else None)
+    images = ImageServer(collection, row_to_id=lambda row: _row_id(live.table, row))
     authorize = (lambda request: _logged_in(app, request)) if auth else None
     add_image_routes(app, images, authorize)
     add_plotly_route(app)
-    add_points_route(app, table, authorize)
+    add_points_route(app, lambda: live.table, authorize)
     # No allowed_paths and no static paths: Gradio's file= route serves none of our files.
     gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS, head=page_head_html())
     app.state.embedscape = demo
+    live.start(refresh_interval())
     return app
+
+
+def refresh_interval() -> float:
+    """Seconds between checks for other writers' edits (EMBEDSCAPE_REFRESH_S; 0 turns it off).
+    Only collections other processes can write are checked (a Qdrant server)."""
+    return float(os.environ.get("EMBEDSCAPE_REFRESH_S", str(DEFAULT_REFRESH_S)))
+
+
+def _row_id(table: PointTable, row: int) -> str | None:
+    return str(table.ids[row]) if 0 <= row < len(table) and table.alive[row] else None
 
 
 def _warm_up_event_processing() -> None:
@@ -140,6 +159,7 @@ class RunningServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        self.app.state.embedscape.embedscape_context.live.stop()
 
 
 def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,

@@ -23,6 +23,7 @@ from fastapi.responses import FileResponse, Response
 from PIL import Image, ImageOps
 
 from store import Collection
+from store.schema import PATH, SHA1
 
 THUMB_SIZE = 160
 THUMB_DIR = "thumbnails"
@@ -47,10 +48,10 @@ class ImageServer:
         """(resolved file, content hash) of a point; 404 unless it lies inside source_root."""
         if self.root is None or not _is_uuid(point_id):
             raise HTTPException(404, "not found")
-        records = self.collection.retrieve([point_id], ["path", "sha1"])
-        if not records or not isinstance(records[0].payload.get("path"), str):
+        records = self.collection.retrieve([point_id], [PATH, SHA1])
+        if not records or not isinstance(records[0].payload.get(PATH), str):
             raise HTTPException(404, "not found")
-        relative = records[0].payload["path"]
+        relative = records[0].payload[PATH]
         try:
             path = (self.root / relative).resolve(strict=True)
         except (OSError, RuntimeError):
@@ -58,7 +59,7 @@ class ImageServer:
         # resolve() followed every symlink; the real file must still be inside the dataset.
         if not path.is_relative_to(self.root) or not path.is_file():
             raise HTTPException(404, "not found")
-        return path, str(records[0].payload.get("sha1") or "")
+        return path, str(records[0].payload.get(SHA1) or "")
 
     def thumbnail(self, point_id: str) -> Path:
         source, sha1 = self.source_file(point_id)

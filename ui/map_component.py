@@ -1,7 +1,7 @@
 """The map as a `gr.HTML` component that owns a Plotly scattergl chart, and its JS bridge.
 
 Why not `gr.Plot`: it has no selection event and re-creates its chart on every update,
-losing zoom and selection (see docs in /work/shared/notes). Here one div lives for the
+losing zoom and selection (see docs/notes/plotly-selection-in-gradio.md). Here one div lives for the
 whole page; the component's `value` is a JSON *message* (ui/figure.py `map_message`)
 that the JS applies with `Plotly.react` on that same div:
 
@@ -230,13 +230,16 @@ def page_head_html() -> str:
     return f'<link rel="preload" href="{PLOTLY_ROUTE}" as="script">'
 
 
-def add_points_route(app: FastAPI, table: PointTable, authorize: Callable[[Request], bool] | None = None) -> None:
-    """The map's coordinates as raw float32 (x then y), one fetch per page load."""
+def add_points_route(app: FastAPI, current_table: Callable[[], PointTable],
+                     authorize: Callable[[Request], bool] | None = None) -> None:
+    """The map's coordinates as raw float32 (x then y), one fetch per page load (and again when
+    the table is replaced by a newer one: ui/live_table.py)."""
 
     @app.get(POINTS_ROUTE)
     def points(request: Request) -> Response:
         if authorize is not None and not authorize(request):
             return Response(status_code=401)
+        table = current_table()
         return Response(points_bytes(table), media_type="application/octet-stream",
                         headers={"Cache-Control": "no-store", "X-Points": str(len(table))})
 

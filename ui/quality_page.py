@@ -2,7 +2,7 @@
 
 Reads the scores `python app.py analyze` writes into the payloads (mislabel_score,
 suggested_label, outlier_score, duplicate_group, quality_flags) and the ranked confused
-pairs (indexer.quality.confused_pairs). Every edit goes through the shared `PointTable`
+pairs (scoring.analyze.confused_pairs). Every edit goes through the shared `PointTable`
 (`relabel`, `restore_labels`, `edit_tags`), which writes to the store and keeps the
 in-memory columns in step, so the map and the other tabs see it at once.
 
@@ -27,6 +27,10 @@ import gradio as gr
 import numpy as np
 
 from store import Collection
+from store.schema import (
+    DUPLICATE_GROUP, EXCLUDED_TAG, MISLABEL_SCORE, ORIGINAL_LABEL, OUTLIER_FLAG, OUTLIER_SCORE, QUALITY_FLAGS,
+    SUGGESTED_LABEL,
+)
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
@@ -34,7 +38,6 @@ from ui.table import PointTable
 MISLABEL_TAG = "mislabeled"
 DISMISSED_TAG = "mislabel-dismissed"
 OUTLIER_TAG = "outlier"
-EXCLUDED_TAG = "excluded"
 DUPLICATE_TAG = "duplicate"
 SHOWN = 50            # rows per list
 SHOWN_GROUPS = 30     # duplicate groups shown
@@ -68,18 +71,18 @@ class QualityData:
 
 
 def load_quality(table: PointTable) -> QualityData:
-    numbers = table.numeric_columns(["mislabel_score", "outlier_score", "duplicate_group"])
-    columns = table.payload_columns(["suggested_label", "quality_flags"])
-    suggested = [str(label or "") for label in columns["suggested_label"]]
-    flags = [list(flag or []) for flag in columns["quality_flags"]]
-    groups = numbers["duplicate_group"]
+    numbers = table.numeric_columns([MISLABEL_SCORE, OUTLIER_SCORE, DUPLICATE_GROUP])
+    columns = table.payload_columns([SUGGESTED_LABEL, QUALITY_FLAGS])
+    suggested = [str(label or "") for label in columns[SUGGESTED_LABEL]]
+    flags = [list(flag or []) for flag in columns[QUALITY_FLAGS]]
+    groups = numbers[DUPLICATE_GROUP]
     duplicate = np.where(np.isfinite(groups), groups, -1).astype(np.int64)
-    return QualityData(numbers["mislabel_score"], suggested, numbers["outlier_score"], duplicate, flags)
+    return QualityData(numbers[MISLABEL_SCORE], suggested, numbers[OUTLIER_SCORE], duplicate, flags)
 
 
 def load_pairs(collection: Collection) -> list[dict[str, Any]]:
     """The ranked confused class pairs of the last analysis ([] before any)."""
-    from indexer.quality import confused_pairs  # reads a JSON file; no models, no Qdrant client
+    from scoring.analyze import confused_pairs  # reads a JSON file; no models, no Qdrant client
 
     try:
         return list(confused_pairs(collection))
@@ -105,7 +108,7 @@ def outlier_rows(table: PointTable, data: QualityData, limit: int = SHOWN) -> np
     score = data.outlier
     keep = np.isfinite(score) & ~table.mask(tags=[EXCLUDED_TAG])
     rows = np.flatnonzero(keep)
-    flagged = np.fromiter(("outlier" in data.flags[r] for r in rows), dtype=bool, count=len(rows))
+    flagged = np.fromiter((OUTLIER_FLAG in data.flags[r] for r in rows), dtype=bool, count=len(rows))
     order = np.lexsort((-score[rows], ~flagged))
     return rows[order][:limit]
 
@@ -195,7 +198,7 @@ def outlier_table(table: PointTable, data: QualityData, rows: np.ndarray) -> str
     body = "".join(
         f'<tr data-id="{table.ids[r]}"><td>{_thumb(table, int(r))}</td><td>{escape(table.paths[r])}</td>'
         f'<td>{escape(table.label_of(int(r)))}</td><td>{data.outlier[r]:.3f}</td>'
-        f'<td>{"flagged" if "outlier" in data.flags[r] else ""}</td><td>{_tags(table, int(r))}</td></tr>'
+        f'<td>{"flagged" if OUTLIER_FLAG in data.flags[r] else ""}</td><td>{_tags(table, int(r))}</td></tr>'
         for r in rows)
     return ('<table class="es-q-table" id="es-q-outlier-table"><tr><th></th><th>path</th><th>label</th>'
             '<th>outlier score</th><th></th><th>tags</th></tr>' + body + "</table>")
@@ -249,7 +252,7 @@ def build(ctx: AppContext) -> None:
 
     def originals_of(rows: np.ndarray) -> dict[str, str]:
         ids = table.ids_for_rows(rows)
-        return {r.id: str(r.payload["original_label"]) for r in ctx.collection.retrieve(ids, ["original_label"])
+        return {r.id: str(r.payload[ORIGINAL_LABEL]) for r in ctx.collection.retrieve(ids, [ORIGINAL_LABEL])
                 if r.payload.get("original_label")}
 
     def tags_changed(state: MapState) -> None:

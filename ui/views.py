@@ -24,8 +24,9 @@ def page_count(total: int) -> int:
 
 
 def count_line(table: PointTable, state: MapState) -> str:
-    visible = len(table) if state.visible is None else int(state.visible.sum())
-    scope = f"{len(table):,} points" if state.visible is None else f"{visible:,} points passing the filter"
+    visible = table.size if state.visible is None else int(state.visible.sum())
+    filtered = bool(state.filter_labels or state.filter_tags)
+    scope = f"{visible:,} points passing the filter" if filtered else f"{visible:,} points"
     if not state.selection.active:
         return f'<p class="es-count" data-selected="" data-total="{visible}">No selection: showing all {scope}.</p>'
     n = len(state.selection)

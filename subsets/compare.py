@@ -1,4 +1,4 @@
-"""Compare two saved subsets of a collection: the store-side glue around analysis.compare.
+"""Compare two saved subsets of a collection: reads them through the store, then analysis.compare.
 
     result = compare_saved_subsets(collection, "day", "night")   # analysis.compare.SubsetComparison
     print(format_comparison(result, "day", "night"))             # the CLI's table
@@ -9,10 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from export.records import NOT_SCORES
-from export.selection import default_filter
+from filters.spec import default_filter
 from store import Collection
-from store.subsets import subset_arrays
+from store.schema import NOT_MEASUREMENTS
+from subsets.saved import subset_arrays
 
 
 def compare_saved_subsets(collection: Collection, a: str, b: str, include_excluded: bool = False) -> Any:
@@ -20,7 +20,7 @@ def compare_saved_subsets(collection: Collection, a: str, b: str, include_exclud
     (points tagged `excluded` left out unless `include_excluded`)."""
     from analysis.compare import compare_subsets
 
-    arrays = subset_arrays(collection, a, b, default_filter(include_excluded), skip_fields=sorted(NOT_SCORES))
+    arrays = subset_arrays(collection, a, b, default_filter(include_excluded), skip_fields=sorted(NOT_MEASUREMENTS))
     return compare_subsets(arrays.a_mask, arrays.b_mask, arrays.labels, arrays.numeric)
 
 

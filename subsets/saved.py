@@ -8,6 +8,9 @@ indexed); the collection metadata keeps, per subset, when it was saved and how i
     rename_subset(collection, "hard-cats", "cats-hard"); delete_subset(collection, "cats-hard")
     subset_filter("hard-cats")           -> PointFilter for any store call
     subset_arrays(collection, "a", "b")  -> masks, labels and numeric columns for analysis.compare
+
+Subsets are written through the store's keyword-list edit (`Collection.edit_list`), the same
+read-modify-write that tags use, under the same per-collection lock.
 """
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from store.base import WRITE_BATCH, Collection, PointFilter, StoreError, chunked
+from store import Collection, PointFilter, StoreError
+from store.schema import LABEL, SUBSETS
 
-SUBSET_FIELD = "subsets"
 METADATA_KEY = "subsets"
 MAX_NAME = 100
 
@@ -44,21 +47,21 @@ def validate_subset_name(name: str) -> str:
 
 
 def subset_filter(name: str) -> PointFilter:
-    return PointFilter(values={SUBSET_FIELD: [validate_subset_name(name)]})
+    return PointFilter(values={SUBSETS: [validate_subset_name(name)]})
 
 
 def ensure_subset_index(collection: Collection) -> None:
-    collection.create_index(SUBSET_FIELD, "keyword")
+    collection.index_fields([SUBSETS])
 
 
 def list_subsets(collection: Collection) -> dict[str, SubsetInfo]:
     """Every saved subset with its current size, by name (a subset whose points were all
     deleted stays listed, with count 0, until it is deleted)."""
     try:
-        counts = collection.facet(SUBSET_FIELD)
+        counts = collection.facet(SUBSETS)
     except Exception:  # the engine facets only indexed fields: index, then ask again
         ensure_subset_index(collection)
-        counts = collection.facet(SUBSET_FIELD)
+        counts = collection.facet(SUBSETS)
     saved = _saved(collection)
     names = sorted(set(counts) | set(saved))
     return {n: SubsetInfo(n, counts.get(n, 0), saved.get(n, {}).get("created_at"),
@@ -149,17 +152,17 @@ def subset_arrays(collection: Collection, a: str, b: str, flt: PointFilter | Non
         if name not in known:
             raise StoreError(f"no subset {name!r} in '{collection.name}'; subsets: {', '.join(known) or 'none'}")
     union = PointFilter(**{**(flt.__dict__ if flt else {}),
-                           "values": {**(flt.values if flt else {}), SUBSET_FIELD: [a, b]}})
+                           "values": {**(flt.values if flt else {}), SUBSETS: [a, b]}})
     rows = [(r.id, r.payload) for batch in collection.scroll(None, union) for r in batch]
     skipped = set(skip_fields)
     fields = sorted({k for _, p in rows for k, v in p.items()
                      if k not in skipped and isinstance(v, (int, float)) and not isinstance(v, bool)})
-    member = [set(p.get(SUBSET_FIELD) or []) for _, p in rows]
+    member = [set(p.get(SUBSETS) or []) for _, p in rows]
     numeric = {f: np.array([_float(p.get(f)) for _, p in rows], dtype=np.float64) for f in fields}
     return SubsetArrays(ids=np.array([i for i, _ in rows], dtype=str),
                         a_mask=np.array([a in m for m in member], dtype=bool),
                         b_mask=np.array([b in m for m in member], dtype=bool),
-                        labels=np.array([str(p.get("label") or "") for _, p in rows], dtype=object).astype(str),
+                        labels=np.array([str(p.get(LABEL) or "") for _, p in rows], dtype=object).astype(str),
                         numeric=numeric)
 
 
@@ -168,24 +171,8 @@ def _float(value: Any) -> float:
 
 
 def _edit(collection: Collection, ids: Sequence[str], edit: Callable[[list[str]], list[str]]) -> int:
-    """Read-modify-write of the `subsets` list of each point, grouped into few writes.
-    Shares the collection's tag lock, so concurrent tag and subset edits do not interleave."""
-    if not ids:
-        return 0
-    changed = 0
-    with collection._tag_lock:
-        groups: dict[tuple[str, ...], list[str]] = {}
-        for record in collection.retrieve(list(ids), [SUBSET_FIELD]):
-            old = list(record.payload.get(SUBSET_FIELD) or [])
-            new = edit(old)
-            if new != old:
-                groups.setdefault(tuple(new), []).append(record.id)
-        for new_subsets, group in groups.items():
-            for chunk in chunked(group, WRITE_BATCH * 10):
-                collection.set_payload(chunk, {SUBSET_FIELD: list(new_subsets)})
-            changed += len(group)
-        collection.flush()
-    return changed
+    """Edit the `subsets` list of each point (one write per distinct new list)."""
+    return collection.edit_list(SUBSETS, ids, edit) if ids else 0
 
 
 def _saved(collection: Collection) -> dict[str, dict[str, Any]]:

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 
 from actions_helpers import build_collection, ids_where, visible
-from export.selection import (
-    EXCLUDED_TAG, FilterSpec, SelectionError, add_filter_arguments, count_matching, default_filter, exclude,
-    matching_ids, parse_range, restore, spec_from_args, tag_matching,
-)
+from actions.tagging import exclude, restore, tag_matching
+from filters import FilterSpec, SelectionError, count_matching, default_filter, matching_ids
+from filters.cli import add_filter_arguments, parse_range, spec_from_args
 from store import Store
-from store.subsets import save_subset
+from store.schema import EXCLUDED_TAG
+from subsets.saved import save_subset
 
 
 def test_filters_combine_with_and(store: Store) -> None:
@@ -89,3 +89,20 @@ def test_command_line_flags_make_the_same_spec(tmp_path: Path) -> None:
             parse_range(bad)
     with pytest.raises(SelectionError, match="cannot read --ids-file"):
         spec_from_args(parser.parse_args(["--ids-file", str(tmp_path / "missing.txt")]))
+
+
+def test_one_tag_rule_for_store_and_command_line(store: Store) -> None:
+    from store.schema import TAG_MAX_LENGTH, InvalidTag, validate_tag
+
+    assert validate_tag("  snowy day ") == "snowy day"
+    assert validate_tag("x" * TAG_MAX_LENGTH) == "x" * TAG_MAX_LENGTH
+    for bad in ("", "   ", "x" * (TAG_MAX_LENGTH + 1), "a\tb", "a\nb", "a\x00b", "a\x7fb"):
+        with pytest.raises(InvalidTag, match="1-100 characters on one line"):
+            validate_tag(bad)
+    collection, _, _ = build_collection(store)
+    ids = matching_ids(collection, FilterSpec(labels=["cat"]))
+    with pytest.raises(InvalidTag):
+        collection.add_tag(ids, "two\nlines")
+    with pytest.raises(InvalidTag):
+        tag_matching(collection, FilterSpec(labels=["cat"]), add="x" * (TAG_MAX_LENGTH + 1))
+    assert collection.tag_counts().get("two\nlines") is None

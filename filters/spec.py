@@ -1,0 +1,137 @@
+"""Which points an action applies to: a filter as a person states it (app or command line),
+checked against the collection and turned into a store `PointFilter`.
+
+    spec = FilterSpec(tags_any=["snowy"], labels=["cat"], subset="train-a")
+    flt = spec.resolve(collection)          # a store PointFilter; unknown names -> SelectionError
+    count_matching(collection, spec)        # the live count
+    matching_ids(collection, spec)          # the points, for an action (actions/)
+
+Exclusion: points tagged `excluded` are left out of exports, counts and analyses by default
+(`default_filter()`), and come back with `include_excluded=True` or by removing the tag.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from store import Collection, PointFilter
+from store.schema import EXCLUDED_TAG, SUBSETS
+
+
+class SelectionError(ValueError):
+    """A filter names something the collection does not have, or matches nothing."""
+
+
+class EmptySelection(SelectionError):
+    pass
+
+
+def default_filter(include_excluded: bool = False) -> PointFilter:
+    """What the map, exports and analyses show by default: everything not tagged `excluded`."""
+    return PointFilter() if include_excluded else PointFilter(tags_none=[EXCLUDED_TAG])
+
+
+@dataclass
+class FilterSpec:
+    """A filter as a person states it; every given part must hold (AND).
+
+    tags_any / tags_all / tags_none: the point has any / all / none of these tags
+    labels:    the label is one of these
+    subset:    the point is in this saved subset (store.subsets)
+    ids:       the current map selection (None: no constraint; []: nothing)
+    ranges:    numeric field -> (low, high), inclusive, either end None
+    include_excluded: also points tagged `excluded` (left out by default)
+    """
+
+    tags_any: list[str] = field(default_factory=list)
+    tags_all: list[str] = field(default_factory=list)
+    tags_none: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    subset: str | None = None
+    ids: list[str] | None = None
+    ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    include_excluded: bool = False
+
+    def is_empty(self) -> bool:
+        """True when nothing narrows the points down (the exclusion default aside)."""
+        return not (self.tags_any or self.tags_all or self.tags_none or self.labels or self.subset
+                    or self.ids is not None or self.ranges)
+
+    def to_filter(self) -> PointFilter:
+        """The store filter, without checking names against a collection."""
+        tags_none = list(self.tags_none)
+        # Asking for excluded points by tag means wanting them: no default exclusion then.
+        wants_excluded = EXCLUDED_TAG in self.tags_any or EXCLUDED_TAG in self.tags_all
+        if not self.include_excluded and not wants_excluded and EXCLUDED_TAG not in tags_none:
+            tags_none.append(EXCLUDED_TAG)
+        values: dict[str, list[str]] = {}
+        if self.subset:
+            values[SUBSETS] = [self.subset]
+        return PointFilter(labels=list(self.labels) or None, tags_any=list(self.tags_any) or None,
+                           tags_all=list(self.tags_all) or None, tags_none=tags_none or None,
+                           ids=None if self.ids is None else list(self.ids), ranges=dict(self.ranges),
+                           values=values)
+
+    def resolve(self, collection: Collection) -> PointFilter:
+        """The store filter, after checking that every tag, label and subset asked for exists."""
+        self.check(collection)
+        return self.to_filter()
+
+    def check(self, collection: Collection) -> None:
+        wanted_tags = [t for t in [*self.tags_any, *self.tags_all] if t]
+        if wanted_tags:
+            known = collection.tag_counts()
+            for tag in wanted_tags:
+                if tag not in known:
+                    raise SelectionError(f"no points have tag {tag!r}; known tags: {_listing(known)}")
+        if self.labels:
+            known = collection.label_counts()
+            for label in self.labels:
+                if label not in known:
+                    raise SelectionError(f"no points have label {label!r}; known labels: {_listing(known)}")
+        if self.subset:
+            from subsets.saved import list_subsets, validate_subset_name
+
+            validate_subset_name(self.subset)
+            subsets = list_subsets(collection)
+            if self.subset not in subsets:
+                raise SelectionError(f"no subset {self.subset!r} in collection '{collection.name}'; "
+                                     f"subsets: {_listing({k: v.count for k, v in subsets.items()})}")
+        for name, (low, high) in self.ranges.items():
+            if low is not None and high is not None and low > high:
+                raise SelectionError(f"range for {name!r} is empty: {low} > {high}")
+
+    def describe(self) -> str:
+        """One line for people: what this filter keeps."""
+        parts = []
+        for title, items in (("tags any of", self.tags_any), ("tags all of", self.tags_all),
+                             ("tags none of", self.tags_none), ("label", self.labels)):
+            if items:
+                parts.append(f"{title} {', '.join(items)}")
+        if self.subset:
+            parts.append(f"subset {self.subset}")
+        if self.ids is not None:
+            parts.append(f"{len(self.ids)} selected points")
+        for name, (low, high) in self.ranges.items():
+            parts.append(f"{'' if low is None else f'{low} <= '}{name}{'' if high is None else f' <= {high}'}")
+        parts.append("excluded points included" if self.include_excluded else f"without '{EXCLUDED_TAG}'")
+        return "; ".join(parts)
+
+
+def _listing(counts: dict[str, int]) -> str:
+    if not counts:
+        return "none"
+    shown = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:30]
+    more = f", ... ({len(counts) - 30} more)" if len(counts) > 30 else ""
+    return ", ".join(f"{k} ({v})" for k, v in shown) + more
+
+
+def count_matching(collection: Collection, spec: FilterSpec) -> int:
+    return collection.count(spec.resolve(collection))
+
+
+def matching_ids(collection: Collection, spec: FilterSpec, require: bool = True) -> list[str]:
+    """Ids of the matching points; with `require`, EmptySelection when there are none."""
+    ids = collection.ids(spec.resolve(collection))
+    if require and not ids:
+        raise EmptySelection(f"no points match the filter ({spec.describe()}) in '{collection.name}'")
+    return ids
