@@ -4,6 +4,7 @@ users wrote. Real engine (embedded Qdrant), real models."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -213,3 +214,30 @@ def test_cli_refuses_bf16_where_it_cannot_run(images: Path, tmp_path: Path, caps
     assert code == 2
     assert "bf16 runs mobilenet-v2 through OpenVINO on the CPU only" in capsys.readouterr().err
     assert not (tmp_path / "q" / "c").exists()
+
+
+def test_reembed_covers_the_boxes_of_the_object_collection(tmp_path: Path) -> None:
+    from detection_fixtures import make_coco
+    from indexer.objects import object_point_id
+
+    root, coco = make_coco(tmp_path)
+    qdrant = tmp_path / "q"
+    store = open_store(path=str(qdrant))
+    try:
+        options = IndexOptions("c", "mobilenet-v2", labels_file=coco, device="cpu", batch_size=4, progress=False,
+                               analyze=False, runtime="onnxruntime", precision="fp32")
+        first = index_dataset(root, store, options)
+        store.open("c-objects").add_tag([object_point_id("b.png", 20)], "checked")
+        again = index_dataset(root, store, replace(options, runtime="openvino"))
+        assert (again.embedded, again.objects.embedded) == (0, 0)  # same model and precision: nothing to do
+        redone = index_dataset(root, store, replace(options, runtime="openvino", reembed=True))
+        objects = store.open("c-objects")
+        metadata = objects.read_metadata()
+        boxes = {r.id: r.payload for batch in objects.scroll(None) for r in batch}
+    finally:
+        store.close()
+    assert first.objects.embedded > 0
+    assert (redone.embedded, redone.objects.embedded) == (first.embedded, first.objects.embedded)
+    assert (metadata["precision"], metadata["runtime"]) == ("fp32", "openvino")
+    assert all(payload.get("sha1") for payload in boxes.values())
+    assert boxes[object_point_id("b.png", 20)]["tags"] == ["checked"]
