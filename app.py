@@ -1,6 +1,7 @@
 """embedscape command line: index images into Qdrant, inspect, export, and serve the explorer.
 
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N] [--engine local|ray]
+                        [--precision auto|fp32|bf16] [--reembed]
     python app.py index PATH --collection NAME --embeddings FILE [--paths CSV]   # vectors you already have
     python app.py info --collection NAME
     python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
@@ -74,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     index.add_argument("--runtime", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
                        help="how mobilenet-v2 runs on the CPU (auto: OpenVINO, else onnxruntime, else torch)")
+    index.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                       help="arithmetic inside the model. bf16: mobilenet-v2 through OpenVINO on a CPU with native "
+                            "bfloat16, about 2x faster, vectors within cosine 0.99 of fp32. auto: the collection's "
+                            "recorded precision, or for a new one bf16 where native, else fp32")
+    index.add_argument("--reembed", action="store_true",
+                       help="embed every image again (after changing --model or --precision); tags, labels set in "
+                            "the app, subsets and predictions are kept")
     index.add_argument("--batch-size", type=positive_int, default=32)
     index.add_argument("--workers", type=positive_int, default=2, help="decode threads")
     index.add_argument("--neighbours", type=positive_int, default=15, help="k of the saved neighbour graph")
@@ -249,9 +257,9 @@ def cmd_index(args: argparse.Namespace) -> int:
         else:
             model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
         options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
-                               device=args.device, runtime=args.runtime, batch_size=args.batch_size,
-                               workers=args.workers, neighbours=args.neighbours,
-                               projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
+                               device=args.device, runtime=args.runtime, precision=args.precision,
+                               reembed=args.reembed, batch_size=args.batch_size, workers=args.workers,
+                               neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
                                analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
                                objects=not args.no_objects, crop_margin=args.crop_margin)
         report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
@@ -312,25 +320,31 @@ def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any
 
 
 def _collection_model(store: Any, name: str) -> str | None:
-    return store.open(name).read_metadata().get("model") if store.exists(name) else None
+    from store.schema import MODEL
+
+    return store.open(name).read_metadata().get(MODEL) if store.exists(name) else None
 
 
 def _file_vectors_model(store: Any, name: str) -> str | None:
     """The model name of a collection whose vectors came from a file (`index --embeddings`);
     a collection of embedded images needs --model to say the file's vectors are that model's."""
+    from store.schema import MODEL
+
     metadata = store.open(name).read_metadata() if store.exists(name) else {}
-    return metadata.get("model") if "vectors_from" in metadata else None
+    return metadata.get(MODEL) if "vectors_from" in metadata else None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from store.schema import COLLECTION_KIND, IMAGE_COLLECTION, IMAGES_KIND, OBJECT_COLLECTION
+    from store.schema import (COLLECTION_KIND, DEVICE, IMAGE_COLLECTION, IMAGES_KIND, MODEL, OBJECT_COLLECTION,
+                              PRECISION, RUNTIME)
 
     store = open_configured_store(args)
     try:
         collection = store.open(args.collection)
         metadata = collection.read_metadata()
         info = {"collection": args.collection, "store": store.description, "points": collection.count(),
-                "model": metadata.get("model"), "dimension": metadata.get("dimension"),
+                **{key: metadata.get(key) for key in (MODEL, PRECISION, RUNTIME, DEVICE)},
+                "dimension": metadata.get("dimension"),
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
@@ -340,8 +354,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("collection", "kind", "store", "points", "model", "dimension", "source_root", "indexed_at"):
-        print(f"{key:12} {info[key]}")
+    for key in ("collection", "kind", "store", "points", "model", "precision", "runtime", "device", "dimension",
+                "source_root", "indexed_at"):
+        print(f"{key:12} {'not recorded' if info[key] is None else info[key]}")
     if info["linked"]:
         print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
@@ -486,6 +501,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from indexer.progress import is_terminal
     from store.push import open_target_store, push_collection
 
     store = open_configured_store(args)
@@ -493,8 +509,10 @@ def cmd_push(args: argparse.Namespace) -> int:
         source = store.open(args.collection)
         target = open_target_store(url=args.url, api_key=args.api_key, local_path=args.local_path)
         try:
+            # The bar is tqdm's, redrawn with carriage returns: off a terminal (a log, a pipe) the
+            # summary line below is the whole report.
             report = push_collection(source, target, args.target_collection, overwrite=args.overwrite,
-                                     batch=args.batch_size)
+                                     batch=args.batch_size, progress=is_terminal(sys.stderr))
         finally:
             target.close()
     finally:

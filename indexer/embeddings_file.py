@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from analysis.knn import normalise
 from indexer.pipeline import (
     IndexOptions, IndexReport, create_payload_indexes, finish_index, merge_payload, open_collection,
     refuse_other_source,
 )
+from indexer.progress import progress_bar
 from indexer.sources import Dataset, SourceError
 from store import Collection, Store, point_id
 from store.schema import FIELDS, HEIGHT, LABEL, LABELS, PATH, SHA1, SPLIT, WIDTH
@@ -141,6 +141,9 @@ class FileVectors:
     name: str
     dimension: int
     has_text: bool = False
+    precision: str | None = None  # unknown: whatever made the file's vectors
+    runtime: str | None = None
+    device: str | None = None
 
 
 @dataclass
@@ -429,7 +432,7 @@ def check_embeddings(reader: EmbeddingsReader, root: Path, dimension: int | None
     shown: list[Any] = []       # pyarrow arrays: each row's relative path (or the text as given)
     flags: list[np.ndarray] = []
     lengths: list[np.ndarray] = []
-    bar = tqdm(desc=f"checking {reader.name}", unit="row", total=reader.total_rows, disable=not progress)
+    bar = progress_bar(desc=f"checking {reader.name}", unit="row", total=reader.total_rows, disable=not progress)
     for batch in reader.batches():
         names, path_flags = _check_paths(batch, root, check_files)
         shown.append(names)
@@ -529,7 +532,7 @@ def write_embeddings(collection: Collection, reader: EmbeddingsReader, root: Pat
     collection keep what users and analyses wrote on them (tags above all)."""
     had_points = collection.count() > 0
     written = 0
-    bar = tqdm(desc=f"writing {collection.name}", unit="row", total=reader.total_rows, disable=not progress)
+    bar = progress_bar(desc=f"writing {collection.name}", unit="row", total=reader.total_rows, disable=not progress)
     # One writer thread: batch n goes into Qdrant while batch n+1 is read and converted.
     with ThreadPoolExecutor(max_workers=1) as writer:
         writing: Future[None] | None = None

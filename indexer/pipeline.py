@@ -16,6 +16,13 @@ Ray cluster (`engine="ray"`, indexer/ray_engine.py); both hand back batches of p
 with their vectors, which the same steps write. The steps after the vectors are written
 (graph, map, scores, report: `finish_index`) also serve vectors read from a file
 (indexer/embeddings_file.py).
+
+Each collection records what made its vectors (model, precision, runtime, device). Vectors of
+two models or two precisions in one collection would make every distance between them
+wrong, so a run that would embed differently refuses and says how to re-embed everything
+(`reembed`): the content hashes are cleared first, so every image (and box) counts as
+changed, is embedded again and keeps its payload (tags, labels set in the app, subsets,
+predictions); an interrupted re-embed continues with the points not yet done.
 """
 from __future__ import annotations
 
@@ -32,17 +39,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from analysis.image_metrics import METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
 from detection.geometry import CONTEXT_MARGIN
 from indexer.images import ImageSkipped, decode_image
-from indexer.models import DEFAULT_MODEL, Embedder, load_embedder
+from indexer.models import DEFAULT_MODEL, Embedder, ModelLoadError, load_embedder
 from indexer.objects import Crops, ObjectIndex, ObjectReport, crops, link_collections, object_collection_name
+from indexer.progress import progress_bar
 from indexer.projection import ProjectionConfig, project
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
+from store.schema import DEVICE, MODEL, PRECISION, RUNTIME, SHA1
 
 REPORT_FILE = "index-report.json"
 # Only fields something filters or facets on. `path` and `sha1` are read, never filtered on, and
@@ -59,6 +67,9 @@ class VectorSpace(Protocol):
 
     name: str
     dimension: int
+    precision: str | None  # None: not known (vectors from a file)
+    runtime: str | None
+    device: str | None
 
     @property
     def has_text(self) -> bool: ...
@@ -72,6 +83,8 @@ class IndexOptions:
     limit: int | None = None
     device: str = "auto"
     runtime: str = "auto"  # mobilenet-v2 on the CPU: openvino / onnxruntime / torch
+    precision: str = "auto"  # auto / fp32 / bf16 (indexer.models); auto keeps the collection's
+    reembed: bool = False  # embed every image again (after a model or precision change)
     batch_size: int = 32
     workers: int = 2
     neighbours: int = 15
@@ -102,6 +115,7 @@ class IndexReport:
     report_file: str = ""
     quality: str = ""
     objects: ObjectReport | None = None  # the object collection's part, when the labels carry boxes
+    embedding: dict[str, Any] = field(default_factory=dict)  # model, precision, runtime, device that ran
 
     @property
     def images_per_second(self) -> float:
@@ -113,7 +127,9 @@ class IndexReport:
         return self.objects.embedded / self.embed_seconds if self.objects and self.embed_seconds else 0.0
 
     def summary(self) -> str:
-        text = (f"{self.collection}: {self.found} images found, {self.embedded} embedded "
+        ran = self.embedding
+        how = f" by {ran[MODEL]} in {ran[PRECISION]} ({ran[RUNTIME]} on {ran[DEVICE]})" if ran else ""
+        text = (f"{self.collection}: {self.found} images found, {self.embedded} embedded{how} "
                 f"({self.images_per_second:.0f} img/s), {self.unchanged} unchanged, {len(self.skipped)} skipped, "
                 f"{len(self.removed)} removed; {self.total_points} points in the collection")
         return text + ("\n" + self.objects.summary(self.embed_seconds) if self.objects else "")
@@ -151,11 +167,13 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
             raise SourceError("--engine ray embeds whole images only; these labels carry boxes, whose crops are "
                               "cut from each decoded image by the local engine. Index without --engine ray, or "
                               "with --no-objects for the images alone")
-    embedder = embedder or load_embedder(options.model, options.device, options.runtime)
-    collection = open_collection(store, options, embedder, dataset)
-    report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems)
+    recorded = store.open(options.collection).read_metadata() if store.exists(options.collection) else {}
+    embedder = embedder or _load_embedder(options, recorded)
+    report = IndexReport(options.collection, str(dataset.root), found=len(sources), problems=dataset.problems,
+                         embedding=embedding_of(embedder))
+    collection = open_collection(store, options, embedder, dataset, report)
     sources = _with_usable_names(sources, report)
-    objects = _open_objects(store, options, embedder, dataset, collection, sources)
+    objects = _open_objects(store, options, embedder, dataset, collection, sources, report)
     report.objects = objects.report if objects else None
     known = collection.columns(["sha1", "label", "split", "original_label", "width", "height"])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
@@ -166,7 +184,8 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
         from indexer.ray_engine import ray_embedded_batches
 
         stored_sha1 = [_stored_sha1(known, known_rows, s) for s in sources]
-        batches = ray_embedded_batches(sources, stored_sha1, options, triage)
+        # Every worker embeds in the precision the driver chose (and the collection records).
+        batches = ray_embedded_batches(sources, stored_sha1, replace(options, precision=embedder.precision), triage)
         report.embedded = _write_embedded(batches, collection, known_rows)
     else:
         writers: dict[str, Callable[[np.ndarray, list[Any]], None]] = {
@@ -200,12 +219,12 @@ def finish_index(collection: Collection, options: IndexOptions, report: IndexRep
 
 
 def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset, images: Collection,
-                  sources: list[ImageSource]) -> ObjectIndex | None:
+                  sources: list[ImageSource], report: IndexReport) -> ObjectIndex | None:
     """The object collection NAME-objects, linked to the image collection, when there are boxes."""
     if not (options.objects and dataset.has_boxes):
         return None
     name = object_collection_name(options.collection)
-    collection = open_collection(store, replace(options, collection=name), embedder, dataset)
+    collection = open_collection(store, replace(options, collection=name), embedder, dataset, report)
     link_collections(images, collection, dataset, options.crop_margin)
     return ObjectIndex(collection, dataset, sources, options.crop_margin)
 
@@ -269,18 +288,46 @@ def _write_embedded(batches: Iterator[tuple[list[PreparedImage], np.ndarray]], c
     return written
 
 
-def open_collection(store: Store, options: IndexOptions, embedder: VectorSpace, dataset: Dataset,
-                    with_indexes: bool = True) -> Collection:
-    """Open (or create) the collection for `dataset`, refusing one made by another model or
-    from another folder, with the payload indexes the indexer writes (`with_indexes=False`:
-    the caller creates them with `create_payload_indexes`, e.g. after a bulk write)."""
-    metadata = {"source_root": str(dataset.root), "layout": dataset.layout, "model": embedder.name,
-                "has_text_encoder": embedder.has_text, "created_at": _now()}
-    collection = store.open_or_create(options.collection, embedder.dimension, metadata)
-    refuse_other_source(collection, embedder.name, dataset.root)
+def _load_embedder(options: IndexOptions, recorded: dict[str, Any]) -> Embedder:
+    """The embedder for this run. With precision "auto", an existing collection keeps the
+    precision it records (so a re-index on another machine adds no vectors of another
+    precision); with `reembed`, "auto" chooses afresh for this machine."""
+    kept = options.precision == "auto" and not options.reembed and recorded.get(PRECISION)
+    try:
+        return load_embedder(options.model, options.device, options.runtime, kept or options.precision)
+    except ModelLoadError as error:
+        if not kept:
+            raise
+        raise ModelLoadError(f"collection '{options.collection}' holds {kept} vectors of {recorded.get(MODEL)}, "
+                             f"and this run cannot make more: {error}. To re-embed every image in fp32 "
+                             "(tags, labels and subsets are kept): --precision fp32 --reembed") from error
+
+
+def embedding_of(space: VectorSpace) -> dict[str, Any]:
+    """The metadata that says what made a collection's vectors (a file of vectors records no
+    precision, runtime or device)."""
+    return {MODEL: space.name, PRECISION: space.precision, RUNTIME: space.runtime, DEVICE: space.device}
+
+
+def open_collection(store: Store, options: IndexOptions, space: VectorSpace, dataset: Dataset,
+                    report: IndexReport | None = None, with_indexes: bool = True) -> Collection:
+    """Open (or create) the collection for `dataset`, refusing one from another folder or whose
+    vectors another model or precision made (`_check_same_embedding`), with the payload indexes
+    the indexer writes (`with_indexes=False`: the caller creates them with
+    `create_payload_indexes`, e.g. after a bulk write)."""
+    metadata = {"source_root": str(dataset.root), "layout": dataset.layout, **embedding_of(space),
+                "has_text_encoder": space.has_text, "created_at": _now()}
+    collection = store.open_or_create(options.collection, space.dimension, metadata)
+    if space.precision is None:  # vectors from a file: only the model name can be compared
+        refuse_other_source(collection, space.name, dataset.root)
+    else:
+        refuse_other_source(collection, None, dataset.root)
+        _check_same_embedding(options, collection.read_metadata(), space, report)
     if with_indexes:
         create_payload_indexes(collection, options)
-    collection.update_metadata(layout=dataset.layout, has_text_encoder=embedder.has_text)
+    if options.reembed:
+        _start_reembed(collection)
+    collection.update_metadata(layout=dataset.layout, has_text_encoder=space.has_text, **embedding_of(space))
     return collection
 
 
@@ -293,15 +340,52 @@ def create_payload_indexes(collection: Collection, options: IndexOptions) -> Non
         collection.create_index(name, "float")
 
 
-def refuse_other_source(collection: Collection, model: str, root: Path) -> None:
-    """Raise when the collection holds vectors of another model, or of another folder."""
+def refuse_other_source(collection: Collection, model: str | None, root: Path) -> None:
+    """Raise when the collection indexes another folder, or (with `model`) holds vectors of
+    another model."""
     existing = collection.read_metadata()
-    if existing.get("model") not in (None, model):
-        raise SourceError(f"collection '{collection.name}' was indexed with model {existing['model']}; "
-                          f"index with --model {existing['model']} or choose a new --collection")
+    if model is not None and existing.get(MODEL) not in (None, model):
+        raise SourceError(f"collection '{collection.name}' was indexed with model {existing[MODEL]}; "
+                          f"index with --model {existing[MODEL]} or choose a new --collection")
     if existing.get("source_root") not in (None, str(root)):
         raise SourceError(f"collection '{collection.name}' indexes {existing['source_root']}, not "
                           f"{root}; choose a new --collection for another dataset")
+
+
+def _check_same_embedding(options: IndexOptions, existing: dict[str, Any], embedder: VectorSpace,
+                          report: IndexReport | None) -> None:
+    """Refuse to add vectors made by another model or in another precision, unless every
+    image is being embedded again."""
+    was = {MODEL: existing.get(MODEL), PRECISION: existing.get(PRECISION)}
+    now = {MODEL: embedder.name, PRECISION: embedder.precision}
+    if options.reembed or was == now:
+        return
+    if was[MODEL] in (None, now[MODEL]) and was[PRECISION] is None:
+        if was[MODEL] is not None and report is not None:
+            report.problems.append(
+                f"collection '{options.collection}' was indexed before its precision was recorded; it now records "
+                f"{now[PRECISION]}. If its vectors were made in another precision (OpenVINO chose bf16 by itself on "
+                "CPUs with bfloat16), embed them all again with --reembed")
+        return
+    held = f"{was[MODEL]} in {was[PRECISION] or 'an unrecorded precision'}"
+    keep = f"--model {was[MODEL]}" + (f" --precision {was[PRECISION]}" if was[PRECISION] else "")
+    raise SourceError(
+        f"collection '{options.collection}' holds vectors of {held}; this run would add vectors of {now[MODEL]} in "
+        f"{now[PRECISION]}, and vectors of two models or precisions in one collection make their distances "
+        f"meaningless. To embed every image again with {now[MODEL]} in {now[PRECISION]} (tags, labels set in the "
+        f"app, subsets and predictions are kept): add --reembed. To add to the collection as it is: {keep}. "
+        "Or choose a new --collection.")
+
+
+def _start_reembed(collection: Collection) -> None:
+    """Clear every point's content hash, so that this run (or, if it is interrupted, the next
+    one) embeds every image again. The hashes are cleared before the metadata names the new
+    model and precision: a run killed in between leaves old vectors still marked as the old
+    embedding, never as the new one."""
+    ids = collection.columns([SHA1]).ids
+    collection.delete_payload_keys(list(ids), [SHA1])
+    collection.flush()
+    collection.update_metadata(reembedded_at=_now())
 
 
 def _with_usable_names(sources: Sequence[ImageSource], report: IndexReport) -> list[ImageSource]:
@@ -378,8 +462,8 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
                                                        known.values["height"][row])
         return prepare_image(source, embedder, stored, options.image_metrics, objects, options.crop_margin)
 
-    bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection}", disable=not options.progress,
-               smoothing=0.1)
+    bar = progress_bar(total=len(sources), unit="img", desc=f"indexing {options.collection}",
+                       disable=not options.progress, smoothing=0.1)
     window: deque[Future[PreparedImage]] = deque()
     with ThreadPoolExecutor(max_workers=options.workers) as pool:
         pending = iter(sources)

@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from indexer.models import ModelLoadError
 from indexer.pipeline import IndexOptions, PreparedImage, prepare_image
+from indexer.progress import progress_bar
 from indexer.sources import ImageSource
 from store.schema import METRIC_FIELDS
 
@@ -64,7 +64,7 @@ def ray_embedded_batches(sources: Sequence[ImageSource], stored_sha1: Sequence[s
     started_here = _connect(ray)
     try:
         results = _embedding_dataset(ray, sources, stored_sha1, options)
-        bar = tqdm(total=len(sources), unit="img", desc=f"indexing {options.collection} on Ray",
+        bar = progress_bar(total=len(sources), unit="img", desc=f"indexing {options.collection} on Ray",
                    disable=not options.progress, smoothing=0.1)
         for result in results.iter_batches(batch_size=None, batch_format="numpy"):
             works, vectors = _unpacked(result, sources, options.image_metrics)
@@ -109,7 +109,8 @@ def _embedding_dataset(ray: Any, sources: Sequence[ImageSource], stored_sha1: Se
         EmbedActor, batch_size=options.batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors),
         fn_constructor_kwargs={"model": options.model, "device": "cuda" if gpus else "cpu",
-                               "runtime": options.runtime, "image_metrics": options.image_metrics,
+                               "runtime": options.runtime, "precision": options.precision,
+                               "image_metrics": options.image_metrics,
                                "workers": options.workers},
         num_gpus=1 if gpus else 0, num_cpus=0 if gpus else options.workers)
 
@@ -130,10 +131,11 @@ def _default_actors(ray: Any, gpus: bool, workers: int) -> int:
 class EmbedActor:
     """One Ray actor: loads the embedder once, then prepares and embeds batch after batch."""
 
-    def __init__(self, model: str, device: str, runtime: str, image_metrics: bool, workers: int) -> None:
+    def __init__(self, model: str, device: str, runtime: str, precision: str, image_metrics: bool,
+                 workers: int) -> None:
         from indexer.models import load_embedder
 
-        self.embedder = load_embedder(model, device, runtime)
+        self.embedder = load_embedder(model, device, runtime, precision)
         self.image_metrics = image_metrics
         self.pool = ThreadPoolExecutor(max_workers=workers)  # decode threads, as in the local engine
 

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from analysis.boxes import duplicate_boxes
 from analysis.clusters import ClusterConfig
@@ -38,6 +37,7 @@ from analysis.label_quality import (
 from detection.boxes import is_object_collection
 from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
+from indexer.progress import progress_bar
 from scoring.clusters import compute_clusters
 from store import Collection
 from store.schema import (
@@ -204,7 +204,7 @@ def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
         return {k: v for k, v in metrics.items() if k not in (AREA, ASPECT_RATIO)}
 
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
+        results = list(progress_bar(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
     done = [(pid, m) for (pid, _, _), m in zip(todo, results) if m is not None]
     collection.set_payloads([pid for pid, _ in done], [m for _, m in done])
     collection.index_fields(METRIC_FIELDS)

@@ -125,6 +125,9 @@ IMAGE_COLLECTION, OBJECT_COLLECTION = "image_collection", "object_collection"
 CATEGORIES = "categories"  # object collections: [{"id", "name"}] of the source, in its order
 CROP_MARGIN = "crop_margin"  # object collections: the context margin its crops were cut with
 OBJECT_COLLECTION_SUFFIX = "-objects"
+# What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
+# and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.
+MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
 
 # --- tags ----------------------------------------------------------------------------------
 # Points with this tag are left out of the map's exports, counts and comparisons by default.
