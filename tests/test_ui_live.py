@@ -92,6 +92,20 @@ def test_a_tag_moved_between_points_is_seen_although_every_count_stays(shared) -
     assert live.table.tags[live.table.row_of[point_id("cat/002.png")]] == ("moving",)
 
 
+def test_a_page_load_sees_every_write_made_before_it_and_a_burst_checks_once(shared) -> None:
+    store, collection, _ = shared
+    live = LiveTable(collection)
+    assert not live.check()  # a check just ran (e.g. the Reload button) ...
+    OtherTool(store, collection.name).tag(["cat/003.png"], ["just-before-load"])
+    loaded_at = time.monotonic()  # ... and a page loads right after the write
+    assert live.check_since(loaded_at), "the load checks although the last check was moments ago"
+    assert live.table.tag_counts() == {"just-before-load": 1}
+    version = live.version
+    OtherTool(store, collection.name).tag(["cat/004.png"], ["later"])
+    assert not live.check_since(loaded_at), "a load from the same burst: a check began after it, no second check"
+    assert live.version == version
+
+
 def test_a_session_catches_up_keeping_its_selection_page_and_filters(shared) -> None:
     store, collection, _ = shared
     live = LiveTable(collection)

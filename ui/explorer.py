@@ -6,6 +6,7 @@ reached only through the `Collection` for search, neighbours and tag writes.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,7 +159,7 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
 
     def on_load(state: MapState) -> Any:
         if shared:
-            ctx.live.check_if_older_than(2.0)
+            ctx.live.check_since(time.monotonic())
         # The page was rendered with the lists of the first table; a newer one brings its own.
         return choices(state) if ctx.table.version else state
 

@@ -73,23 +73,29 @@ class LiveTable:
     def check(self, force: bool = False) -> bool:
         """Read a new table if the collection changed (always with `force`); whether it did."""
         with self._check_lock:
-            self.checked_at = time.monotonic()
-            metadata = _metadata_key(self.collection)
-            if not force and metadata == self._metadata and not self._differs(self.table):
-                return False
-            old = self.table
-            new = self._read_table(self.collection, old)
-            self._metadata = metadata
-            self.table = new
-            self.last_change = Change(new.version, added=len(new) - len(old),
-                                      removed=int(old.alive.sum() - new.alive[:len(old)].sum()), at=time.time())
-            log.info("collection '%s' changed: table version %d (%+d rows)", self.collection.name, new.version,
-                     len(new) - len(old))
-            return True
+            return self._check_now(force)
 
-    def check_if_older_than(self, seconds: float) -> bool:
-        """`check()`, unless one ran in the last `seconds` (page loads come in bursts)."""
-        return time.monotonic() - self.checked_at >= seconds and self.check()
+    def check_since(self, asked_at: float) -> bool:
+        """`check()`, unless a check began after `asked_at` (a `time.monotonic()` reading):
+        that one saw every write made before then. Page loads come in bursts; this gives each
+        the writes made before it without checking once per page."""
+        with self._check_lock:
+            return self.checked_at < asked_at and self._check_now(False)
+
+    def _check_now(self, force: bool) -> bool:
+        self.checked_at = time.monotonic()
+        metadata = _metadata_key(self.collection)
+        if not force and metadata == self._metadata and not self._differs(self.table):
+            return False
+        old = self.table
+        new = self._read_table(self.collection, old)
+        self._metadata = metadata
+        self.table = new
+        self.last_change = Change(new.version, added=len(new) - len(old),
+                                  removed=int(old.alive.sum() - new.alive[:len(old)].sum()), at=time.time())
+        log.info("collection '%s' changed: table version %d (%+d rows)", self.collection.name, new.version,
+                 len(new) - len(old))
+        return True
 
     def start(self, interval: float) -> None:
         """Check every `interval` seconds on a daemon thread (nothing to do for exclusive collections)."""
