@@ -22,11 +22,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from analysis.image_metrics import METRIC_FIELDS, image_metrics
+from analysis.image_metrics import MAX_ANALYSIS_SIDE, METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import DEFAULT_MODEL, Embedder, load_embedder
-from indexer.projection import ProjectionConfig, project
+from indexer.projection import ProjectionConfig, project, projection_method
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
 
@@ -180,6 +180,9 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
              options: IndexOptions, report: IndexReport, relabelled: list[ImageSource]) -> Iterator[_Work]:
     """Files to embed, in order; records unchanged and skipped files in the report, and
     collects unchanged files whose label or split changed (e.g. an edited labels file)."""
+    # A model with a fixed input size lets photos decode at a reduced scale (see decode_image).
+    min_side: int | None = getattr(embedder, "input_size", None)
+
     def work(source: ImageSource) -> _Work:
         row = known_rows.get(point_id(source.relative_path))
         try:
@@ -190,8 +193,10 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
         if row is not None and known.values["sha1"][row] == sha1:
             return _Work(source, sha1=sha1)
         try:
-            decoded = decode_image(source.path, data)
-            metrics = image_metrics(np.asarray(decoded.image)) if options.image_metrics else {}
+            decoded = decode_image(source.path, data, min_side,
+                                   MAX_ANALYSIS_SIDE if options.image_metrics else None)
+            metrics = (image_metrics(np.asarray(decoded.image), (decoded.width, decoded.height))
+                       if options.image_metrics else {})
             return _Work(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height, metrics)
         except ImageSkipped as skipped:
             return _Work(source, sha1, skip_reason=skipped.reason)
@@ -295,7 +300,8 @@ def _build_map(collection: Collection, options: IndexOptions, report: IndexRepor
     collection.set_payloads(list(ids), [{"x": float(x), "y": float(y)} for x, y in coords])
     collection.flush()
     report.projection_seconds = time.perf_counter() - started
-    collection.update_metadata(projection={**options.projection.as_dict(), "method": "umap",
+    collection.update_metadata(projection={**options.projection.as_dict(),
+                                           "method": projection_method(len(ids), options.projection),
                                            "graph_neighbours": graph.k, "graph_file": GRAPH_FILE},
                                indexed_at=_now(), points=len(ids))
 
