@@ -13,7 +13,10 @@ Measured in one process, each run in this order so that load on the machine hits
   decode at reduced scale, image metrics, resize, embed, write);
 - with --full-decode, end to end again with the JPEGs decoded at full size (as before the
   reduced decode), to show what the reduced decode changes.
-Also reported: one core's milliseconds per image for each step of the decode workers.
+Each also reports the process's CPU milliseconds per image (all threads), and `cpu_ratio` is
+bare CPU / end-to-end CPU: on a machine where nothing else runs, end to end cannot beat
+`cpu_ratio` x the bare rate when the bare model already keeps every core busy. Also reported:
+the CPU milliseconds per image of each step a decode worker runs, on one thread.
 With --sweep, end to end once for each number of decode workers (1-4) and batch size (16-64).
 OpenVINO runs with its defaults: on a CPU with AVX512-BF16 that is bfloat16 inference
 (reported as `inference_precision`).
@@ -52,27 +55,41 @@ RESULTS = ROOT / "bench" / "results"
 MIN_SIDE = 224
 
 
-class FullDecode(Embedder):
-    """The same model without a declared input size: the pipeline then decodes at full size."""
+class Clocked(Embedder):
+    """The same model, noting the process's CPU time after each batch (all threads: decode
+    workers, OpenVINO's, the writer). With reduced_decode=False it hides the model's input
+    size, so the pipeline decodes JPEGs at full size."""
 
-    def __init__(self, inner: Embedder) -> None:
+    def __init__(self, inner: Embedder, reduced_decode: bool = True) -> None:
         self.inner, self.name, self.dimension, self.device = inner, inner.name, inner.dimension, inner.device
+        if reduced_decode and hasattr(inner, "input_size"):
+            self.input_size = inner.input_size
+        self.marks: list[tuple[int, float]] = []  # (images embedded so far, CPU seconds)
 
     def preprocess(self, image: Image.Image) -> Any:
         return self.inner.preprocess(image)
 
     def embed_batch(self, items: Sequence[Any]) -> np.ndarray:
-        return self.inner.embed_batch(items)
+        vectors = self.inner.embed_batch(items)
+        done = self.marks[-1][0] if self.marks else 0
+        self.marks.append((done + len(items), time.process_time()))
+        return vectors
+
+    def cpu_ms_per_image(self) -> float:
+        """Between the first and the last batch: the steady state, without start-up and the end."""
+        (first_count, first_cpu), (last_count, last_cpu) = self.marks[0], self.marks[-1]
+        return (last_cpu - first_cpu) / (last_count - first_count) * 1000
 
 
 def per_image_ms(step: Callable[[Any], object], inputs: Sequence[Any], repeats: int = 3) -> float:
-    """Best of `repeats` passes, milliseconds per input, on one thread."""
+    """Best of `repeats` passes, CPU milliseconds per input of this thread (so other jobs on the
+    machine do not count)."""
     best = float("inf")
     for _ in range(repeats):
-        started = time.perf_counter()
+        started = time.thread_time()
         for item in inputs:
             step(item)
-        best = min(best, (time.perf_counter() - started) / len(inputs) * 1000)
+        best = min(best, (time.thread_time() - started) / len(inputs) * 1000)
     return best
 
 
@@ -95,38 +112,45 @@ def decode_steps(paths: list[Path]) -> dict[str, float]:
     }
 
 
-def bare_model_rate(embedder: Embedder, items: list[np.ndarray], batch: int, repeats: int = 3) -> float:
+def bare_model_rate(embedder: Embedder, items: list[np.ndarray], batch: int, repeats: int = 3) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of embed_batch alone."""
     embedder.embed_batch(items[:batch])  # warm-up
-    rates = []
+    rates, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         for i in range(0, len(items), batch):
             embedder.embed_batch(items[i:i + batch])
         rates.append(len(items) / (time.perf_counter() - started))
-    return statistics.median(rates)
+        cpu.append((time.process_time() - started_cpu) / len(items) * 1000)
+    return statistics.median(rates), statistics.median(cpu)
 
 
-def pipeline_rate(folder: Path, embedder: Embedder, workers: int, batch: int) -> float:
-    """Images/s of a fresh index's embedding phase (the map and analyses after it are not timed)."""
+def pipeline_rate(folder: Path, embedder: Embedder, workers: int, batch: int,
+                  reduced_decode: bool = True) -> tuple[float, float]:
+    """(images/s, CPU ms per image) of a fresh index's embedding phase (the map after it is not timed)."""
+    clocked = Clocked(embedder, reduced_decode)
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(path=str(Path(tmp) / "q"))
         try:
             options = IndexOptions(collection="photos", model=embedder.name, device="cpu", workers=workers,
                                    batch_size=batch, progress=False, analyze=False)
-            return index_dataset(folder, store, options, embedder=embedder).images_per_second
+            rate = index_dataset(folder, store, options, embedder=clocked).images_per_second
         finally:
             store.close()
+    return rate, clocked.cpu_ms_per_image()
 
 
 def inference_precision() -> str:
     import openvino as ov
 
-    return str(ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT"))
+    precision = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    return precision.to_string() if hasattr(precision, "to_string") else str(precision)
 
 
-def sweep(folder: Path, embedder: Embedder, batch: int) -> dict[str, float]:
-    rates = {f"workers={w} batch={batch}": pipeline_rate(folder, embedder, w, batch) for w in (1, 2, 3, 4)}
-    rates.update({f"workers=2 batch={b}": pipeline_rate(folder, embedder, 2, b) for b in (16, 64)})
+def sweep(folder: Path, embedder: Embedder, batch: int) -> dict[str, list[float]]:
+    """End to end (images/s, CPU ms per image) for other decode worker counts and batch sizes."""
+    rates = {f"workers={w} batch={batch}": list(pipeline_rate(folder, embedder, w, batch)) for w in (1, 2, 3, 4)}
+    rates.update({f"workers=2 batch={b}": list(pipeline_rate(folder, embedder, 2, b)) for b in (16, 64)})
     return rates
 
 
@@ -151,16 +175,22 @@ def main() -> None:
             "runs": args.runs, "workers": args.workers, "batch_size": args.batch_size, "runtime": embedder.runtime,
             "inference_precision": inference_precision(), "decode_steps": decode_steps(paths[:200])}
         items = [embedder.preprocess(decode_image(p, None, MIN_SIDE, MAX_ANALYSIS_SIDE).image) for p in paths[:640]]
-        runs: dict[str, list[float]] = {"bare": [], "end_to_end": [], "end_to_end_full_decode": []}
+        runs: dict[str, list[tuple[float, float]]] = {"bare": [], "end_to_end": [], "end_to_end_full_decode": []}
         for run in range(args.runs):
             runs["bare"].append(bare_model_rate(embedder, items, args.batch_size))
             runs["end_to_end"].append(pipeline_rate(folder, embedder, args.workers, args.batch_size))
             if args.full_decode:
                 runs["end_to_end_full_decode"].append(
-                    pipeline_rate(folder, FullDecode(embedder), args.workers, args.batch_size))
-            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in runs.items() if v), file=sys.stderr)
-        result.update({f"{k}_img_s": statistics.median(v) for k, v in runs.items() if v})
+                    pipeline_rate(folder, embedder, args.workers, args.batch_size, reduced_decode=False))
+            print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1][0]:.1f} img/s {v[-1][1]:.2f} cpu-ms"
+                                                  for k, v in runs.items() if v), file=sys.stderr)
+        for name, values in runs.items():
+            if values:
+                result[f"{name}_img_s"] = statistics.median(rate for rate, _ in values)
+                result[f"{name}_cpu_ms_per_image"] = statistics.median(cpu for _, cpu in values)
         result["ratio"] = result["end_to_end_img_s"] / result["bare_img_s"]
+        # Load-independent: the share of the pipeline's CPU time that is the model's.
+        result["cpu_ratio"] = result["bare_cpu_ms_per_image"] / result["end_to_end_cpu_ms_per_image"]
         result["all_runs"] = runs
         if args.sweep:
             result["sweep_img_s"] = sweep(folder, embedder, args.batch_size)

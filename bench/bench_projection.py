@@ -14,6 +14,9 @@ that pays numba's compilation:
   config: a full UMAP fit over that graph up to 100k points, above that a fit on a 50k sample,
   placement of the rest from the graph and 30 refining epochs (`indexer/projection.py`);
 - ours-full (--with-full-fit): the same graph with a full UMAP fit at any size.
+Each phase also reports the child's CPU seconds (all its threads): other jobs on the machine
+lengthen the wall-clock times but hardly the CPU times, so on 2 cores the idle wall time lies
+between CPU/2 and CPU.
 Quality: trustworthiness (k=10, cosine in the input space) estimated on a fixed random set of
 --eval-points points, each ranked against all points (`bench/map_quality.py`), the same points
 for every map, so differences are paired.
@@ -76,22 +79,24 @@ def run_method(method: str, vectors: np.ndarray, warm_up: bool = False) -> tuple
     if method == "baseline":
         import umap
 
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             coords = umap.UMAP(metric="cosine", random_state=0).fit_transform(vectors)
-        return coords, {"total_s": time.perf_counter() - started}
+        return coords, {"total_s": time.perf_counter() - started, "total_cpu_s": time.process_time() - started_cpu}
     config = ProjectionConfig()
     if method == "ours-full":
         config = ProjectionConfig(full_fit_max_points=len(vectors))
     elif warm_up:
         config = ProjectionConfig(full_fit_max_points=len(vectors) // 4, sample_size=len(vectors) // 4)
-    started = time.perf_counter()
+    clock = [(time.perf_counter(), time.process_time())]
     graph = build_knn_graph(np.arange(len(vectors)).astype(str), vectors, k=15, seed=0)
-    graph_done = time.perf_counter()
+    clock.append((time.perf_counter(), time.process_time()))
     coords = project(vectors, graph, config)
-    done = time.perf_counter()
-    return coords, {"graph_s": graph_done - started, "projection_s": done - graph_done, "total_s": done - started}
+    clock.append((time.perf_counter(), time.process_time()))
+    (wall0, cpu0), (wall1, cpu1), (wall2, cpu2) = clock
+    return coords, {"graph_s": wall1 - wall0, "projection_s": wall2 - wall1, "total_s": wall2 - wall0,
+                    "graph_cpu_s": cpu1 - cpu0, "projection_cpu_s": cpu2 - cpu1, "total_cpu_s": cpu2 - cpu0}
 
 
 def child(method: str, source: str, out: Path) -> None:

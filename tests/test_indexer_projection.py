@@ -155,3 +155,26 @@ def test_fuzzy_graph_is_symmetric(data) -> None:
     assert isinstance(strengths, scipy.sparse.csr_matrix)
     assert abs(strengths - strengths.T).max() < 1e-6 and strengths.diagonal().max() == 0
     assert 0 < strengths.data.min() and strengths.data.max() <= 1.0
+
+
+def test_indexing_a_large_collection_maps_every_point_from_a_sample(tmp_path: Path, mobilenet) -> None:
+    """The pipeline with the threshold lowered: the metadata names the method, every point is mapped."""
+    from conftest import write_image
+    from indexer.pipeline import IndexOptions, index_dataset
+    from store import open_store
+
+    for i in range(30):
+        write_image(tmp_path / "images" / ("a" if i % 2 else "b") / f"{i}.png", seed=i, size=(24, 24))
+    config = ProjectionConfig(full_fit_max_points=12, sample_size=12, refine_epochs=10)
+    store = open_store(path=str(tmp_path / "qdrant"))
+    try:
+        index_dataset(tmp_path / "images", store, IndexOptions("big", "mobilenet-v2", progress=False, analyze=False,
+                                                               projection=config), embedder=mobilenet)
+        collection = store.open("big")
+        metadata = collection.read_metadata()
+        columns = collection.columns(["x", "y"])
+    finally:
+        store.close()
+    assert metadata["projection"]["method"] == METHOD_SAMPLED and metadata["projection"]["sample_size"] == 12
+    coords = np.column_stack([np.asarray(columns.values["x"], float), np.asarray(columns.values["y"], float)])
+    assert coords.shape == (30, 2) and np.isfinite(coords).all() and len(np.unique(coords, axis=0)) == 30
