@@ -13,7 +13,9 @@ that pays numba's compilation:
 - ours: `build_knn_graph` (saved and reused by the analyses) + `project` with the default
   config: a full UMAP fit over that graph up to 100k points, above that a fit on a 50k sample,
   placement of the rest from the graph and 30 refining epochs (`indexer/projection.py`);
-- ours-full (--with-full-fit): the same graph with a full UMAP fit at any size.
+- more with --with: ours-full (the same graph, a full UMAP fit at any size); umap-transform
+  (umap-learn's own route: fit on the same 50k sample, `transform` the rest); ours-refine-N
+  (ours with N refining epochs instead of 30).
 Each phase also reports the child's CPU seconds (all its threads): other jobs on the machine
 lengthen the wall-clock times but hardly the CPU times, so on 2 cores the idle wall time lies
 between CPU/2 and CPU.
@@ -44,7 +46,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 from map_quality import point_penalties, trustworthiness  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-METHODS = ("baseline", "ours", "ours-full")
 
 
 def gaussian_mixture(n: int, dims: int = 64, seed: int = 0, groups: int = 10, per_group: int = 10,
@@ -84,11 +85,16 @@ def run_method(method: str, vectors: np.ndarray, warm_up: bool = False) -> tuple
             warnings.simplefilter("ignore")
             coords = umap.UMAP(metric="cosine", random_state=0).fit_transform(vectors)
         return coords, {"total_s": time.perf_counter() - started, "total_cpu_s": time.process_time() - started_cpu}
+    if method == "umap-transform":
+        return umap_transform(vectors, min(ProjectionConfig().sample_size, len(vectors) // 4))
     config = ProjectionConfig()
     if method == "ours-full":
         config = ProjectionConfig(full_fit_max_points=len(vectors))
-    elif warm_up:
-        config = ProjectionConfig(full_fit_max_points=len(vectors) // 4, sample_size=len(vectors) // 4)
+    elif method.startswith("ours-refine-"):
+        config = ProjectionConfig(refine_epochs=int(method.rsplit("-", 1)[1]))
+    if warm_up and method != "ours-full":
+        config = ProjectionConfig(full_fit_max_points=len(vectors) // 4, sample_size=len(vectors) // 4,
+                                  refine_epochs=config.refine_epochs)
     clock = [(time.perf_counter(), time.process_time())]
     graph = build_knn_graph(np.arange(len(vectors)).astype(str), vectors, k=15, seed=0)
     clock.append((time.perf_counter(), time.process_time()))
@@ -97,6 +103,28 @@ def run_method(method: str, vectors: np.ndarray, warm_up: bool = False) -> tuple
     (wall0, cpu0), (wall1, cpu1), (wall2, cpu2) = clock
     return coords, {"graph_s": wall1 - wall0, "projection_s": wall2 - wall1, "total_s": wall2 - wall0,
                     "graph_cpu_s": cpu1 - cpu0, "projection_cpu_s": cpu2 - cpu1, "total_cpu_s": cpu2 - cpu0}
+
+
+def umap_transform(vectors: np.ndarray, sample_size: int) -> tuple[np.ndarray, dict[str, float]]:
+    """umap-learn's own way to scale: fit on the same seeded sample our method uses, then
+    `transform` every other point (its NN-descent index answers the neighbour queries)."""
+    import warnings
+
+    import umap
+
+    started, started_cpu = time.perf_counter(), time.process_time()
+    sample = np.sort(np.random.default_rng(0).choice(len(vectors), sample_size, replace=False))
+    rest = np.setdiff1d(np.arange(len(vectors)), sample)
+    coords = np.empty((len(vectors), 2), np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reducer = umap.UMAP(metric="cosine", random_state=0).fit(vectors[sample])
+        coords[sample] = reducer.embedding_
+        fitted, fitted_cpu = time.perf_counter(), time.process_time()
+        coords[rest] = reducer.transform(vectors[rest])
+    done, done_cpu = time.perf_counter(), time.process_time()
+    return coords, {"fit_s": fitted - started, "transform_s": done - fitted, "total_s": done - started,
+                    "fit_cpu_s": fitted_cpu - started_cpu, "total_cpu_s": done_cpu - started_cpu}
 
 
 def child(method: str, source: str, out: Path) -> None:
@@ -149,9 +177,11 @@ def main() -> None:
     parser.add_argument("--vectors", type=Path, help=".npy of (n, d) embeddings")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--baseline-max", type=int, default=200_000, help="largest size the baseline runs at")
-    parser.add_argument("--with-full-fit", action="store_true", help="also time our graph with a full UMAP fit")
+    parser.add_argument("--with", nargs="*", default=[], dest="extra", metavar="METHOD",
+                        help="more methods: ours-full (our graph, full UMAP fit at any size), umap-transform "
+                             "(umap-learn fit on the sample + transform), ours-refine-N (N refining epochs)")
     parser.add_argument("--eval-points", type=int, default=5_000)
-    parser.add_argument("--child", choices=METHODS, help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--source", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -165,7 +195,7 @@ def main() -> None:
     for source in sources:
         n = len(load_vectors(source)) if not source.isdigit() else int(source)
         methods = (["baseline"] if n <= args.baseline_max else []) + ["ours"]
-        methods += ["ours-full"] if args.with_full_fit else []
+        methods += args.extra
         report["sizes"].append(measure(source, methods, args.runs, args.eval_points))
         report["load_after"] = os.getloadavg()[0]
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -114,6 +114,17 @@ def test_metrics_from_the_reduced_decode_match_the_full_decode(tmp_path: Path) -
     assert image_metrics(np.asarray(reduced.image))["area"] == 512 * 384
 
 
+@pytest.mark.parametrize("mode", ["L", "CMYK"])
+def test_grey_and_cmyk_jpegs_reduce_to_rgb(tmp_path: Path, mode: str) -> None:
+    path = tmp_path / f"{mode}.jpg"
+    photo(640, 480).convert(mode).save(path, "JPEG", quality=90)
+    full = decode_image(path)
+    reduced = decode_image(path, min_side=224, max_analysis_side=MAX_ANALYSIS_SIDE)
+    assert reduced.image.mode == "RGB" and reduced.image.size == (320, 240) and reduced.reduced_by == 2
+    assert (reduced.width, reduced.height) == (640, 480)
+    assert np.abs(np.asarray(reduced.image, np.float32) - shrunk(full.image, (320, 240))).mean() < 3.0
+
+
 def test_only_jpeg_is_reduced(tmp_path: Path) -> None:
     path = tmp_path / "photo.png"
     photo(640, 480).save(path)
