@@ -40,14 +40,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from analysis.image_metrics import METRIC_FIELDS, image_metrics
+from analysis.image_metrics import MAX_ANALYSIS_SIDE, METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
 from detection.geometry import CONTEXT_MARGIN
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import DEFAULT_MODEL, Embedder, ModelLoadError, load_embedder
 from indexer.objects import Crops, ObjectIndex, ObjectReport, crops, link_collections, object_collection_name
 from indexer.progress import progress_bar
-from indexer.projection import ProjectionConfig, project
+from indexer.projection import ProjectionConfig, project, projection_method
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
 from store.schema import DEVICE, MODEL, PRECISION, RUNTIME, SHA1
@@ -431,12 +431,15 @@ def prepare_image(source: ImageSource, embedder: Embedder, stored: StoredImage |
     boxes = objects.pending(source, sha1, stored.size if unchanged and stored else None) if objects else []
     if unchanged and not boxes:
         return PreparedImage(source, sha1=sha1, unchanged=True)
+    # A model with a fixed input size lets a photo decode at a reduced scale (see decode_image);
+    # crops are cut from full-scale pixels, so an image with boxes to embed decodes in full.
+    min_side: int | None = None if boxes else getattr(embedder, "input_size", None)
     try:
-        decoded = decode_image(source.path, data)
+        decoded = decode_image(source.path, data, min_side, MAX_ANALYSIS_SIDE if with_metrics else None)
         box_crops = crops(decoded, source, sha1, boxes, embedder, with_metrics, crop_margin) if boxes else None
         if unchanged:  # only boxes to embed (new, or moved in the labels)
             return PreparedImage(source, sha1, unchanged=True, crops=box_crops)
-        metrics = image_metrics(np.asarray(decoded.image)) if with_metrics else {}
+        metrics = image_metrics(np.asarray(decoded.image), (decoded.width, decoded.height)) if with_metrics else {}
         return PreparedImage(source, sha1, embedder.preprocess(decoded.image), decoded.width, decoded.height,
                              metrics, crops=box_crops)
     except ImageSkipped as skipped:
@@ -573,7 +576,8 @@ def _build_map(collection: Collection, options: IndexOptions) -> float:
     collection.set_payloads(list(ids), [{"x": float(x), "y": float(y)} for x, y in coords])
     collection.flush()
     seconds = time.perf_counter() - started
-    collection.update_metadata(projection={**options.projection.as_dict(), "method": "umap",
+    collection.update_metadata(projection={**options.projection.as_dict(),
+                                           "method": projection_method(len(ids), options.projection),
                                            "graph_neighbours": graph.k, "graph_file": GRAPH_FILE},
                                indexed_at=_now(), points=len(ids))
     return seconds

@@ -177,9 +177,9 @@ def test_each_image_is_decoded_once_for_itself_and_its_boxes(tmp_path: Path, mob
     decoded: list[str] = []
     real = pipeline.decode_image
 
-    def counting(path, data=None):
+    def counting(path, data=None, *scale):
         decoded.append(Path(path).name)
-        return real(path, data)
+        return real(path, data, *scale)
 
     monkeypatch.setattr(pipeline, "decode_image", counting)
     report = index(root, coco, tmp_path / "qdrant", mobilenet)
@@ -320,3 +320,36 @@ def test_analyze_adds_missing_box_metrics_from_the_box_pixels(tmp_path: Path, mo
         inside = np.asarray(image.convert("RGB"))[10:30, 10:30]
     assert payload["brightness"] == pytest.approx(image_metrics(inside)["brightness"], rel=1e-5)
     assert payload["area"] == 400.0  # the box's, not the crop's
+
+
+def test_a_photo_with_boxes_decodes_at_full_scale_and_one_without_at_a_reduced_one(tmp_path: Path, mobilenet,
+                                                                                   monkeypatch: pytest.MonkeyPatch
+                                                                                   ) -> None:
+    # JPEG draft decoding (reduced scale) suits the model's input, but box crops are cut from
+    # the full-size pixels in the boxes' own coordinates.
+    root = tmp_path / "images"
+    root.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    for name in ("boxed.jpg", "plain.jpg"):
+        Image.fromarray(pixels).save(root / name, quality=90)
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "boxed.jpg", "width": 640, "height": 480},
+                   {"id": 2, "file_name": "plain.jpg", "width": 640, "height": 480}],
+        "annotations": [{"id": 7, "image_id": 1, "category_id": 1, "bbox": [400, 300, 200, 150]}],
+        "categories": [{"id": 1, "name": "thing"}]}))
+    seen: dict[str, int] = {}
+    real = pipeline.decode_image
+
+    def recording(path, data=None, *scale):
+        decoded = real(path, data, *scale)
+        seen[Path(path).name] = decoded.reduced_by
+        return decoded
+
+    monkeypatch.setattr(pipeline, "decode_image", recording)
+    index(root, coco, tmp_path / "qdrant", mobilenet)
+    assert seen == {"boxed.jpg": 1, "plain.jpg": 2}
+    payload = points(tmp_path / "qdrant", "c")[point_id("plain.jpg")]
+    assert (payload["width"], payload["height"]) == (640, 480)
+    box = next(iter(points(tmp_path / "qdrant", "c-objects").values()))
+    assert box["bbox"] == [400.0, 300.0, 200.0, 150.0]
