@@ -191,7 +191,7 @@ UI_TWICE = ("scenes/00.png", 3)  # (image, annotation id) of the box that labels
 def ui_detection_boxes(images: int = 12) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:
     """Image path -> its boxes (class, (x, y, w, h)): two to four boxes an image in cells of a 3 x 2
     grid, classes in turn; the first image also holds a second, other-class box over its first
-    (IoU about 0.8: one object labelled twice, UI_TWICE)."""
+    (IoU about 0.9: one object labelled twice, UI_TWICE)."""
     rng = np.random.default_rng(7)
     layout: dict[str, list[tuple[str, tuple[int, int, int, int]]]] = {}
     box = 0
@@ -217,13 +217,14 @@ def build_detection_ui(base: Path, name: str = "det"):
     NAME-objects, each class on a 6-wide grid 0.5 apart from UI_BOX_CENTRES, in the order of
     `ui_detection_boxes` (so drawn shapes can stay clear of every point); vectors along the class
     axis. Real PNG scenes on disk."""
+    from analysis.boxes import duplicate_boxes
     from detection.geometry import CONTEXT_MARGIN, area_and_aspect
     from indexer.objects import object_collection_name, object_point_id
     from store import open_store, point_id
     from store.schema import (
         ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION,
         IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, IMAGES_KIND, LABEL, LABELS, OBJECT_COLLECTION, OBJECTS_KIND, PATH,
-        SHA1, TAGS, X, Y,
+        SHA1, TAGS, X, Y, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, MAX_BOX_IOU, QUALITY_FLAGS,
     )
 
     rng = np.random.default_rng(0)
@@ -259,6 +260,11 @@ def build_detection_ui(base: Path, name: str = "det"):
                 ANNOTATION_ID: annotation, BBOX: [float(v) for v in bbox], IMAGE_WIDTH: UI_IMAGE_SIZE[0],
                 IMAGE_HEIGHT: UI_IMAGE_SIZE[1], AREA: area, ASPECT_RATIO: aspect,
                 X: cx + (i % 6) * 0.5, Y: cy + (i // 6) * 0.5, SHA1: f"{index:020d}{annotation:020d}"}))
+
+    found = duplicate_boxes(np.array([p[IMAGE_ID] for _, _, p in box_rows]), np.array([p[BBOX] for _, _, p in box_rows]))
+    for (_, _, payload), group, iou in zip(box_rows, found.group, found.max_iou):
+        payload.update({DUPLICATE_BOX_GROUP: int(group), MAX_BOX_IOU: float(iou),
+                        QUALITY_FLAGS: [DUPLICATE_BOX_FLAG] if group >= 0 else []})
 
     def vectors(labels: list[str]) -> np.ndarray:
         out = rng.normal(size=(len(labels), UI_DIM)) * 0.3

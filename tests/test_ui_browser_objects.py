@@ -153,6 +153,13 @@ def test_objects_switch_selection_crops_image_view_and_handover(server, browser,
     assert set(grid_ids(page)) == set(holding)
     assert "images of 6 objects" in page.inner_text("#es-count")
     assert page.inner_text("#es-switch .es-on") == "Images"
+    # An image's card opens it with all its boxes, none highlighted.
+    page.click(f'#es-grid .es-card[data-id="{holding[0]}"]')
+    page.wait_for_selector(f'#es-detail .es-detail[data-id="{holding[0]}"]')
+    assert page.get_attribute("#es-detail .es-full", "src") == f"/boxes/{holding[0]}"
+    listed = page.eval_on_selector_all("#es-detail .es-box", "bs => bs.map(b => b.textContent)")
+    assert listed == [b.label for b in boxes_of_image(objects, holding[0])]
+    assert not page.query_selector("#es-detail .es-box-this")
 
     # ...and back: "Show their objects" selects every box of those images.
     theirs = objects_of_images(objects, holding)
@@ -171,4 +178,26 @@ def test_handover_without_a_selection_says_what_to_do(server, browser) -> None:
     page.click("#es-handover")
     page.wait_for_function("() => document.querySelector('#es-handover-link').innerText.includes('Select some')")
     assert page.url.endswith("/objects/")
+    page.context.close()
+
+
+def test_duplicate_boxes_tab_selects_a_group_on_the_object_map(server, browser, detection) -> None:
+    from test_ui_browser import open_tab
+
+    images, objects, _ = detection
+    page = open_page(browser, server.url + "/objects/")
+    open_tab(page, "Duplicate boxes")
+    page.wait_for_selector("#es-db-groups .es-db-group")
+    pair = set(page.get_attribute("#es-db-groups .es-db-group", "data-ids").split())
+    assert pair == {object_point_id(UI_TWICE[0], 1), object_point_id(*UI_TWICE)}
+    images_loaded(page, "#es-db-groups img")
+    page.locator("#es-db-choice input").click()
+    page.get_by_role("option").first.click()
+    page.wait_for_function("() => document.querySelector('.es-map').dataset.selected === '2'")
+    selected = page.evaluate("() => Array.from(window.embedscapeMap.state.selection)")
+    table = server.app.state.explorers["/objects"].embedscape_context.table
+    assert set(table.ids_for_rows(selected)) == pair
+    open_tab(page, "Explorer")
+    wait_selected(page, 2)
+    assert set(grid_ids(page)) == pair
     page.context.close()

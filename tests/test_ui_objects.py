@@ -241,3 +241,40 @@ def test_serve_opens_both_collections_whichever_is_named(detection) -> None:
     store.drop("det")  # an object collection whose images are gone: served alone
     lone = cli._explorer_collections(store, store.open("det-objects"))
     assert lone[0].name == "det-objects" and lone[1] is None
+
+
+# --- the Duplicate boxes tab ------------------------------------------------------------------
+def test_duplicate_box_groups_pair_the_box_drawn_twice(client) -> None:
+    from detection_fixtures import UI_TWICE
+    from ui.box_quality_page import box_groups, group_choices, group_rows, groups_html
+
+    http, images, objects, _ = client
+    table = http.app.state.explorers[OBJECTS_PREFIX].embedscape_context.table
+    groups = box_groups(table)
+    assert len(groups) == 1
+    pair = set(table.ids_for_rows(groups[0]))
+    assert pair == {object_point_id(UI_TWICE[0], 1), object_point_id(*UI_TWICE)}
+    [(text, group_id)] = group_choices(table, groups)
+    from analysis.boxes import pairwise_iou
+
+    boxes = ui_detection_boxes()[UI_TWICE[0]]
+    iou = pairwise_iou(np.array([boxes[0][1]]), np.array([boxes[UI_TWICE[1] - 1][1]]))[0]
+    assert iou > 0.7 and text == f"scenes/00.png · cat / dog · IoU {iou:.2f}"
+    assert set(table.ids_for_rows(group_rows(table, group_id))) == pair
+    assert group_rows(table, "-1") is None and group_rows(table, "x") is None and group_rows(table, "99") is None
+    html = groups_html(table, groups)
+    assert f'src="/boxes/{table.ids[groups[0][0]]}"' in html and 'data-groups="1"' in html
+    # The tab is the object explorer's only.
+    titles = [block.label for block in http.app.state.explorers[OBJECTS_PREFIX].blocks.values()
+              if isinstance(block, __import__("gradio").Tab)]
+    assert "Duplicate boxes" in titles
+    assert "Duplicate boxes" not in [block.label for block in http.app.state.explorers[""].blocks.values()
+                                     if isinstance(block, __import__("gradio").Tab)]
+
+
+def test_without_the_analysis_the_duplicate_boxes_tab_says_what_to_run(ui_collection) -> None:
+    from ui.box_quality_page import box_groups, groups_html
+    from ui.table import PointTable
+
+    table = PointTable(ui_collection[1])
+    assert box_groups(table) is None and "python app.py analyze" in groups_html(table, None)

@@ -36,7 +36,7 @@ from starlette.routing import Mount
 from detection.boxes import box_of, boxes_of_image, images_of_objects, is_object_collection, objects_of_images
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import clusters_page, performance_page, quality_page
+from ui import box_quality_page, clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.explorer import PointKind
 from ui.handoff import CSS as HANDOFF_CSS
@@ -55,6 +55,8 @@ APP_CSS = VIEWS_CSS + HANDOFF_CSS + """
 #es-pager { text-align: center; }
 """
 OBJECTS_PREFIX = "/objects"  # where a detection dataset's boxes are explored
+# Tabs an object explorer gets after the default ones.
+OBJECT_PAGES: list[Page] = [("Duplicate boxes", box_quality_page.build)]
 # Tabs every app gets after the Explorer (then the `pages` passed in); append to add one.
 DEFAULT_PAGES: list[Page] = [
     ("Metrics", metrics_page.build),
@@ -76,6 +78,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
     live = live or LiveTable(collection)
     table = live.table
     kind = kind or point_kind(collection)
+    own_pages = OBJECT_PAGES if is_object_collection(collection) else []
     figure.layout(), figure.trace_template(len(table))  # plotly's validators load here, not on page load
     metadata = collection.read_metadata()
     with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
@@ -98,7 +101,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                         if link is not None:
                             build_handover(ctx, link)
                         tagging = explorer.build_explorer(ctx, controls, search, kind)
-                    for title, build in [*DEFAULT_PAGES, *pages]:
+                    for title, build in [*DEFAULT_PAGES, *own_pages, *pages]:
                         with gr.Tab(title) as tab, ctx.page(title, tab):
                             build(ctx)
         # The first message to the map (coordinates, colours) goes per session on load, from a
