@@ -87,12 +87,10 @@ class ImageServer:
     """Resolves point ids to files inside their collection's source_root and makes their
     thumbnails (a box's: its crop) and pictures with boxes."""
 
-    def __init__(self, collections: Collection | Sequence[Collection],
-                 row_to_id: Callable[[int], str | None] | None = None) -> None:
+    def __init__(self, collections: Collection | Sequence[Collection]) -> None:
         collections = [collections] if isinstance(collections, Collection) else list(collections)
         self.sources = [_Source.of(c) for c in collections]
         self.objects = next((s.collection for s in self.sources if s.objects), None)
-        self.row_to_id = row_to_id  # the first collection's map rows (a single explorer)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -145,11 +143,11 @@ class ImageServer:
 
     def _make_thumbnail(self, found: Located, stem: Path) -> Path:
         try:
-            if found.source.objects:
+            bbox = _bbox(found.payload)
+            if found.source.objects and bbox is not None:
                 # The crop with the margin it was embedded with; small crops are enlarged
                 # (nearest neighbour) so that a 12-pixel box still fills its card.
-                image = crop_thumbnail(found.path, _bbox(found.payload), THUMB_SIZE, found.source.margin)
-                bbox = _bbox(found.payload)
+                image = crop_thumbnail(found.path, bbox, THUMB_SIZE, found.source.margin)
                 small = max(bbox[2], bbox[3]) * (1 + 2 * found.source.margin) <= THUMB_SIZE
             else:
                 with Image.open(found.path) as opened:
@@ -222,15 +220,12 @@ def _encode(image: Image.Image, lossless: bool) -> tuple[bytes, str]:
 
 def add_image_routes(app: FastAPI, images: ImageServer,
                      authorize: Callable[[Request], bool] | None = None) -> None:
-    """Register the id routes on `app` (and the row route of `images.row_to_id`, if any).
+    """Register the id routes on `app` (each explorer's row route: `add_row_route`).
     `authorize` guards them when the app has a login."""
 
     def check(request: Request) -> None:
         if authorize is not None and not authorize(request):
             raise HTTPException(401, "not authenticated")
-
-    if images.row_to_id is not None:
-        add_row_route(app, "", images, images.row_to_id, authorize)
 
     @app.get("/thumb/{point_id}")
     def thumb(point_id: str, request: Request) -> Response:
