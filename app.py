@@ -538,11 +538,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if problem:
             serve_instructions(problem, args.host, args.port, auth)
             return 0
-    collection = store.open(args.collection)
-    metadata = collection.read_metadata()
+    images, objects = _explorer_collections(store, store.open(args.collection))
+    metadata = images.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
-    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth)
+    serve(images, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth, objects=objects)
     return 0
+
+
+def _explorer_collections(store: Any, collection: Any) -> tuple[Any, Any]:
+    """(image collection, its object collection or None): a detection dataset is served as both
+    explorers, whichever of the two was named."""
+    from detection.boxes import is_object_collection, partner_name
+
+    partner = partner_name(collection)
+    other = store.open(partner) if partner and store.exists(partner) else None
+    if is_object_collection(collection):
+        return (other, collection) if other is not None else (collection, None)
+    return collection, other
 
 
 def _text_encoder(metadata: dict[str, Any]) -> Any:

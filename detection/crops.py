@@ -3,7 +3,7 @@ image with its boxes drawn. The indexer cuts crops with `cut_crop`; the explorer
 with `crop_thumbnail` and `draw_boxes`.
 
     crop_thumbnail(image_file, bbox)            -> PIL image, at most THUMB_SIZE a side
-    draw_boxes(image_file, boxes, highlight)    -> PIL image with every box and its class
+    draw_boxes(image_file, boxes, highlight)    -> PIL image with every box and its class (max_side / min_side)
 
 The caller resolves `image_file` from the point's `path` inside the collection's source_root
 (ui/images.py does that check for every point, object points included).
@@ -45,15 +45,19 @@ def crop_thumbnail(image_file: Path, bbox: BBox, size: int = THUMB_SIZE, margin:
 
 
 def draw_boxes(image_file: Path, boxes: Sequence[ObjectBox], highlight: str | None = None,
-               max_side: int | None = None) -> Image.Image:
+               max_side: int | None = None, min_side: int | None = None) -> Image.Image:
     """The upright image with every box outlined and labelled with its class; the box whose
     point id is `highlight` drawn last, thicker, in another colour. `max_side` shrinks the
-    picture first (the boxes are scaled with it)."""
+    picture first, `min_side` enlarges a small one (nearest neighbour, so that class names
+    stay legible on an 80-pixel image); the boxes are scaled with it."""
     image = decode_image(image_file).image
     scale = 1.0
     if max_side and max(image.size) > max_side:
         scale = max_side / max(image.size)
         image = image.resize((round(image.width * scale), round(image.height * scale)), Image.LANCZOS)
+    elif min_side and min_side // max(image.size) > 1:
+        scale = float(min_side // max(image.size))  # whole pixels, so nothing smears
+        image = image.resize((round(image.width * scale), round(image.height * scale)), Image.NEAREST)
     draw = ImageDraw.Draw(image)
     line = max(1, round(max(image.size) / 300))
     for box in sorted(boxes, key=lambda b: b.point_id == highlight):

@@ -175,3 +175,106 @@ def make_voc(base: Path) -> tuple[Path, Path]:
 def _mk(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------- explorer (UI) data
+
+UI_DETECTION_CLASSES = ("cat", "dog", "bird")
+UI_BOX_CENTRES = {"cat": (0.0, 0.0), "dog": (10.0, 0.0), "bird": (5.0, 8.0)}
+UI_IMAGE_SIZE = (320, 240)
+UI_DIM = 16
+
+
+UI_TWICE = ("scenes/00.png", 3)  # (image, annotation id) of the box that labels an object twice
+
+
+def ui_detection_boxes(images: int = 12) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:
+    """Image path -> its boxes (class, (x, y, w, h)): two to four boxes an image in cells of a 3 x 2
+    grid, classes in turn; the first image also holds a second, other-class box over its first
+    (IoU about 0.9: one object labelled twice, UI_TWICE)."""
+    rng = np.random.default_rng(7)
+    layout: dict[str, list[tuple[str, tuple[int, int, int, int]]]] = {}
+    box = 0
+    for image in range(images):
+        boxes = []
+        for cell in (int(c) for c in rng.choice(6, size=2 + image % 3, replace=False)):
+            w, h = (int(v) for v in rng.integers(40, 90, size=2))
+            x = 106 * (cell % 3) + int(rng.integers(4, 104 - w))
+            y = 120 * (cell // 3) + int(rng.integers(4, 116 - h))
+            boxes.append((UI_DETECTION_CLASSES[box % 3], (x, y, w, h)))
+            box += 1
+        layout[f"scenes/{image:02d}.png"] = boxes
+    first = layout["scenes/00.png"]
+    label, (x, y, w, h) = first[0]
+    other = UI_DETECTION_CLASSES[(UI_DETECTION_CLASSES.index(label) + 1) % 3]
+    first.append((other, (x + 3, y + 2, w - 2, h - 3)))
+    return layout
+
+
+def build_detection_ui(base: Path, name: str = "det"):
+    """(store, images, objects, root): a detection dataset as an index run leaves it, built
+    directly with a known map. Images NAME on a 4-wide grid 1.0 apart from (0, 0); boxes in
+    NAME-objects, each class on a 6-wide grid 0.5 apart from UI_BOX_CENTRES, in the order of
+    `ui_detection_boxes` (so drawn shapes can stay clear of every point); vectors along the class
+    axis. Real PNG scenes on disk."""
+    from analysis.boxes import duplicate_boxes
+    from detection.geometry import CONTEXT_MARGIN, area_and_aspect
+    from indexer.objects import object_collection_name, object_point_id
+    from store import open_store, point_id
+    from store.schema import (
+        ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION,
+        IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, IMAGES_KIND, LABEL, LABELS, OBJECT_COLLECTION, OBJECTS_KIND, PATH,
+        SHA1, TAGS, X, Y, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, MAX_BOX_IOU, QUALITY_FLAGS,
+    )
+
+    rng = np.random.default_rng(0)
+    root = base / "images"
+    layout = ui_detection_boxes()
+    store = open_store(path=str(base / "qdrant"))
+    objects_name = object_collection_name(name)
+    common = {"source_root": str(root), "model": "test"}
+    images = store.create(name, UI_DIM, {**common, COLLECTION_KIND: IMAGES_KIND, OBJECT_COLLECTION: objects_name})
+    objects = store.create(objects_name, UI_DIM, {
+        **common, COLLECTION_KIND: OBJECTS_KIND, IMAGE_COLLECTION: name, CROP_MARGIN: CONTEXT_MARGIN,
+        CATEGORIES: [{"id": i + 1, "name": c} for i, c in enumerate(UI_DETECTION_CLASSES)]})
+    images.index_fields([LABEL, TAGS])
+    objects.index_fields([LABEL, TAGS, IMAGE_ID])
+    image_rows, box_rows = [], []
+    per_class = {c: 0 for c in UI_DETECTION_CLASSES}
+    for index, (path, boxes) in enumerate(layout.items()):
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        painted = [b for a, b in enumerate(boxes, start=1) if (path, a) != UI_TWICE]  # one object: painted once
+        scene(UI_IMAGE_SIZE, painted, seed=index).save(root / path)
+        labels = [label for label, _ in boxes]
+        image_rows.append((point_id(path), {
+            PATH: path, LABEL: max(set(labels), key=labels.count), LABELS: sorted(set(labels)), TAGS: [],
+            X: float(index % 4), Y: float(index // 4), "width": UI_IMAGE_SIZE[0], "height": UI_IMAGE_SIZE[1],
+            SHA1: f"{index:040d}"}))
+        for annotation, (label, bbox) in enumerate(boxes, start=1):
+            cx, cy = UI_BOX_CENTRES[label]
+            i = per_class[label]
+            per_class[label] += 1
+            area, aspect = area_and_aspect(bbox)
+            box_rows.append((object_point_id(path, annotation), label, {
+                PATH: path, LABEL: label, LABELS: [label], TAGS: [], IMAGE_ID: point_id(path),
+                ANNOTATION_ID: annotation, BBOX: [float(v) for v in bbox], IMAGE_WIDTH: UI_IMAGE_SIZE[0],
+                IMAGE_HEIGHT: UI_IMAGE_SIZE[1], AREA: area, ASPECT_RATIO: aspect,
+                X: cx + (i % 6) * 0.5, Y: cy + (i // 6) * 0.5, SHA1: f"{index:020d}{annotation:020d}"}))
+
+    found = duplicate_boxes(np.array([p[IMAGE_ID] for _, _, p in box_rows]), np.array([p[BBOX] for _, _, p in box_rows]))
+    for (_, _, payload), group, iou in zip(box_rows, found.group, found.max_iou):
+        payload.update({DUPLICATE_BOX_GROUP: int(group), MAX_BOX_IOU: float(iou),
+                        QUALITY_FLAGS: [DUPLICATE_BOX_FLAG] if group >= 0 else []})
+
+    def vectors(labels: list[str]) -> np.ndarray:
+        out = rng.normal(size=(len(labels), UI_DIM)) * 0.3
+        out[np.arange(len(labels)), [UI_DETECTION_CLASSES.index(label) for label in labels]] += 3.0
+        return out.astype(np.float32)
+
+    images.upsert([pid for pid, _ in image_rows], vectors([p[LABEL] for _, p in image_rows]),
+                  [p for _, p in image_rows])
+    objects.upsert([pid for pid, _, _ in box_rows], vectors([label for _, label, _ in box_rows]),
+                   [p for _, _, p in box_rows])
+    images.flush()
+    objects.flush()
+    return store, images, objects, root

@@ -2,16 +2,22 @@
 
 Modules
     app.py            build_app(collection, text_encoder=None, pages=()) -> gr.Blocks
-                      serve(collection, host="127.0.0.1", port=7860, text_encoder=None, auth=None)
-                      start_server(collection, port=0, ...) -> RunningServer (.url, .stop())
-                      create_server_app(...) -> FastAPI (image routes + Gradio mounted at "/")
+                      serve(collection, host="127.0.0.1", port=7860, text_encoder=None, auth=None, objects=None)
+                      start_server(collection, port=0, ..., objects=None) -> RunningServer (.url, .stop())
+                      create_server_app(...) -> FastAPI (image routes + Gradio mounted at "/";
+                      with `objects`, a detection dataset's boxes as a second explorer at "/objects/")
     context.py        AppContext: what a page (tab) gets to read and drive the map
     state.py          MapState / SelectionState: one per browser session, in a gr.State
     table.py          PointTable: every point's columns in numpy, shared by all sessions
     live_table.py     LiveTable: the current PointTable, read again when other writers change it
     figure.py         Plotly layout/trace style, colours, the messages sent to the map
     map_component.py  the gr.HTML component that owns the Plotly chart, and its JS bridge
-    images.py         /thumb/{id}, /thumb/row/{row}, /image/{id}: dataset files only, cached thumbnails
+    images.py         /thumb/{id} (a box: its crop), /thumb/row/{row}, /image/{id}, /boxes/{id} (an image
+                      with its boxes drawn): dataset files only, cached thumbnails
+    handoff.py        the Images | Objects switch and "Show their images / objects" between the two
+                      explorers of a detection dataset (selections handed over under short tokens)
+    url_params.py     what the page URL's query parameters do on load (?selection=<token>)
+    box_quality_page.py   the Duplicate boxes tab of an object explorer
     views.py          HTML of the count line, grid, distribution and detail card
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 

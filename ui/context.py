@@ -10,7 +10,8 @@ It may
   * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
     `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
     the map is updated with only what changed, and the selection followers run in the same
-    event (one reply);
+    event (one reply); a parameter of `fn` annotated `gr.Request` gets the page's request
+    (e.g. its URL's query parameters on load);
   * wire any other handler that takes the session's state with `ctx.event(trigger, fn,
     inputs, outputs)`: `fn(state, *inputs)`, after the session has caught up with the table.
 
@@ -177,12 +178,13 @@ class AppContext:
                 outputs.append(component)
         targets = [slot[id(component)] for component in follower_outputs]
         own_inputs = len(event.inputs)
+        request_name = _request_parameter(event.fn)
 
-        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+        def run(state: MapState, args: tuple[Any, ...], request: Any) -> tuple[Any, ...]:
             seen = state.table_version
             state.catch_up(self.table)
             with timed(event.name):
-                result = event.fn(state, *args[:own_inputs])
+                result = event.fn(state, *args[:own_inputs], **({request_name: request} if request_name else {}))
             if event.only_on_change and not state.catch_up(self.table) and state.table_version == seen:
                 return tuple(gr.skip() for _ in outputs)
             values = [*self._finish(result)]
@@ -192,8 +194,14 @@ class AppContext:
                     values[target] = value
             return tuple(values)
 
-        event.trigger(handler, inputs=[self.state, *event.inputs, *follower_inputs], outputs=outputs,
-                      show_progress="hidden")
+        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+            return run(state, args, None)
+
+        def handler_with_request(state: MapState, request: gr.Request, *args: Any) -> tuple[Any, ...]:
+            return run(state, args, request)
+
+        event.trigger(handler_with_request if request_name else handler,
+                      inputs=[self.state, *event.inputs, *follower_inputs], outputs=outputs, show_progress="hidden")
 
     def _wire_page_open(self, title: str, page: _Page) -> None:
         """Opening a tab records it in the session's state and brings its followers up to date."""
@@ -243,6 +251,15 @@ def _run_listeners(listeners: Sequence[_Listener], state: MapState, args: Sequen
 def _takes_event_data(fn: Callable[..., Any]) -> bool:
     return any(p.annotation in (gr.EventData, "gr.EventData", "EventData")
                for p in inspect.signature(fn).parameters.values())
+
+
+def _request_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of `fn`'s parameter annotated `gr.Request` (the page's request: its URL's query
+    parameters, headers), if it has one."""
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.annotation in (gr.Request, "gr.Request", "Request"):
+            return name
+    return None
 
 
 def _is_skip(value: Any) -> bool:

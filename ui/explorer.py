@@ -7,6 +7,7 @@ reached only through the `Collection` for search, neighbours and tag writes.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from ui.context import AppContext
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.url_params import UrlParams
 from ui.views import (
     detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
 )
@@ -33,6 +35,16 @@ element.addEventListener('click', (e) => {
   if (card && card.classList.contains('es-card')) trigger('click', {id: card.dataset.id});
 });
 """
+
+
+@dataclass(frozen=True)
+class PointKind:
+    """What the explorer's points are. `noun`: how the count line and pager name them ("objects":
+    "N of M objects selected"; "" keeps "N of M selected"). `boxes_of`, in a detection dataset:
+    (point id, class) of every box of a point's image, for the detail view's picture with boxes."""
+
+    noun: str = ""
+    boxes_of: Callable[[str], list[tuple[str, str]]] | None = None
 
 
 @dataclass
@@ -122,18 +134,19 @@ def build_live_controls(shared: bool) -> LiveControls:
     return LiveControls(reload, status)
 
 
-def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls) -> TaggingControls:
+def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls,
+                   kind: PointKind = PointKind()) -> TaggingControls:
     """The Explorer tab's components and every explorer callback (call inside a gr.Tab)."""
     count = gr.HTML(elem_id="es-count")
-    detail = _detail_panel(ctx, search)
-    grid = _grid_panel(ctx, detail)
+    detail = _detail_panel(ctx, search, kind)
+    grid = _grid_panel(ctx, detail, kind)
     gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
     distribution = gr.HTML(elem_id="es-dist")
     tagging = _tagging_panel(ctx, controls)
 
     def follow(state: MapState) -> tuple[str, str, str, str]:
         rows = state.shown_rows(ctx.table)
-        return (count_line(ctx.table, state), *_grid_page(ctx.table, state),
+        return (count_line(ctx.table, state, kind.noun), *_grid_page(ctx.table, state, kind),
                 distribution_html(ctx.table, rows, state.visible))
 
     ctx.on_selection_change(follow, outputs=[count, grid.pager, grid.html, distribution])
@@ -143,10 +156,11 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
 
 
 def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls, tagging: TaggingControls,
-                      load: Any) -> None:
+                      load: Any, url_params: UrlParams | None = None) -> None:
     """Other writers' edits (ui/live_table.py) reach the page on load, on "Reload", and at the
     page's timer tick after the app's own check found them; the selection, the grid's page and
-    the view stay as they were, and the lists of labels, tags and fields follow."""
+    the view stay as they were, and the lists of labels, tags and fields follow. On load, the
+    page URL's query parameters set the view (`url_params`)."""
     outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list]
     shared = not ctx.collection.exclusive
 
@@ -157,9 +171,11 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
                 gr.Dropdown(choices=list(tags)), gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)]),
                 gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)))
 
-    def on_load(state: MapState) -> Any:
+    def on_load(state: MapState, request: gr.Request) -> Any:
         if shared:
             ctx.live.check_since(time.monotonic())
+        if url_params is not None and request is not None:
+            state = url_params.apply(ctx.table, state, request.query_params)
         # The page was rendered with the lists of the first table; a newer one brings its own.
         return choices(state) if ctx.table.version else state
 
@@ -186,22 +202,22 @@ class GridView:
     html: gr.HTML
 
 
-def _grid_page(table: PointTable, state: MapState) -> tuple[str, str]:
+def _grid_page(table: PointTable, state: MapState, kind: PointKind) -> tuple[str, str]:
     """The pager line and the grid's current page of the points the views show."""
     rows = state.shown_rows(table)
     scores = state.selection.scores if state.selection.active else None
     grid_rows, grid_scores = ordered(table, state, rows, scores)
-    return pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
+    return pager_text(state, len(rows), kind.noun or "images"), grid_html(table, grid_rows, state.page, grid_scores)
 
 
-def _detail_panel(ctx: AppContext, search: SearchControls) -> DetailView:
+def _detail_panel(ctx: AppContext, search: SearchControls, kind: PointKind) -> DetailView:
     """The clicked point: full image, path, tags, nearest neighbours; "More like this"."""
     with gr.Column(visible=False) as box:
         html = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
         with gr.Row():
             more = gr.Button("More like this", size="sm", elem_id="es-more")
             close = gr.Button("Close", size="sm", elem_id="es-close")
-    ctx.event(html.click, _detail_opener(ctx), [], [ctx.state, html, box])
+    ctx.event(html.click, _detail_opener(ctx, kind), [], [ctx.state, html, box])
     ctx.event(close.click, lambda s: (s, gr.Column(visible=False)), [], [ctx.state, box])
 
     def more_like_this(state: MapState, k: float) -> MapState:
@@ -217,7 +233,7 @@ def _detail_panel(ctx: AppContext, search: SearchControls) -> DetailView:
     return DetailView(box, html)
 
 
-def _detail_opener(ctx: AppContext) -> Any:
+def _detail_opener(ctx: AppContext, kind: PointKind) -> Any:
     """The click handler of a card (grid or neighbour): show that point in the detail view."""
 
     def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, Any, Any]:
@@ -225,12 +241,14 @@ def _detail_opener(ctx: AppContext) -> Any:
         if point not in ctx.table.row_of:
             return state, gr.skip(), gr.skip()
         state.detail_id = point
-        return state, detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS)), gr.Column(visible=True)
+        boxes = kind.boxes_of(point) if kind.boxes_of is not None else None
+        html = detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS), boxes)
+        return state, html, gr.Column(visible=True)
 
     return open_detail
 
 
-def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
+def _grid_panel(ctx: AppContext, detail: DetailView, kind: PointKind) -> GridView:
     """The paged thumbnail grid with its sort order; a click on a card opens the detail view."""
     with gr.Row(equal_height=True):
         prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
@@ -244,7 +262,7 @@ def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
 
     def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
         state.page = int(np.clip(state.page + step, 0, page_count(len(state.shown_rows(ctx.table))) - 1))
-        return (state, *_grid_page(ctx.table, state))
+        return (state, *_grid_page(ctx.table, state, kind))
 
     ctx.event(prev.click, lambda s: turn(s, -1), [], [ctx.state, pager, grid])
     ctx.event(nxt.click, lambda s: turn(s, 1), [], [ctx.state, pager, grid])
@@ -255,7 +273,7 @@ def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
 
     for control in (sort_field, descending):
         ctx.event(control.input, sort_grid, [sort_field, descending], [ctx.state, pager, grid])
-    ctx.event(grid.click, _detail_opener(ctx), [], [ctx.state, detail.html, detail.box])
+    ctx.event(grid.click, _detail_opener(ctx, kind), [], [ctx.state, detail.html, detail.box])
     return GridView(pager, grid)
 
 
