@@ -2,7 +2,9 @@
 
 Each record carries id, path, label, labels, tags, split, subsets, x, y and every numeric
 payload field (image metrics, quality scores, prediction confidence, ...), so a file written
-today keeps the scores added tomorrow without a code change.
+today keeps the scores added tomorrow without a code change. A record of an object collection
+(one point per box) also carries annotation_id, bbox, image_id, original_label (the class
+before a relabel, '' if none), suggested_label and quality_flags.
 """
 from __future__ import annotations
 
@@ -13,11 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from store import Collection, PointFilter
-from store.schema import LABEL, LABELS, LIST_FIELDS, PATH, SPLIT, SUBSETS, TAGS, X, Y
+from store.schema import (
+    ANNOTATION_ID, BBOX, CATEGORIES, COLLECTION_KIND, IMAGE_ID, LABEL, LABELS, LIST_FIELDS, OBJECTS_KIND,
+    ORIGINAL_LABEL, PATH, QUALITY_FLAGS, SPLIT, SUBSETS, SUGGESTED_LABEL, TAGS, X, Y,
+)
 
 ID = "id"  # the point id (not a payload field)
 BASE_FIELDS = (ID, PATH, LABEL, TAGS, X, Y, SPLIT, SUBSETS)
-__all__ = ["BASE_FIELDS", "ExportRecords", "LIST_FIELDS", "collect_records", "is_number", "numeric_fields"]
+# Object collections: one row per box; the box's own fields lead, numeric scores follow.
+OBJECT_BASE_FIELDS = (ID, PATH, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS, SUGGESTED_LABEL, QUALITY_FLAGS,
+                      X, Y, SPLIT, SUBSETS, IMAGE_ID)
+__all__ = ["BASE_FIELDS", "ExportRecords", "LIST_FIELDS", "OBJECT_BASE_FIELDS", "collect_records", "is_number",
+           "numeric_fields"]
 
 
 @dataclass
@@ -28,6 +37,12 @@ class ExportRecords:
     source_root: str | None
     records: list[dict[str, Any]]
     numeric_fields: list[str]
+    objects: bool = False  # an object collection: one record per box
+    categories: list[dict[str, Any]] | None = None  # object collections: the source's [{"id", "name"}]
+
+    @property
+    def base_fields(self) -> tuple[str, ...]:
+        return OBJECT_BASE_FIELDS if self.objects else BASE_FIELDS
 
     def __len__(self) -> int:
         return len(self.records)
@@ -51,26 +66,37 @@ def numeric_fields(payloads: Iterable[dict[str, Any]], skip: Iterable[str] = (X,
     return sorted(found)
 
 
-def to_record(point_id: str, payload: dict[str, Any], numeric: Sequence[str]) -> dict[str, Any]:
+def to_record(point_id: str, payload: dict[str, Any], numeric: Sequence[str], objects: bool = False) -> dict[str, Any]:
     record: dict[str, Any] = {
         ID: point_id, PATH: payload.get(PATH, ""), LABEL: payload.get(LABEL, ""),
         LABELS: list(payload.get(LABELS) or ([payload[LABEL]] if payload.get(LABEL) else [])),
         TAGS: list(payload.get(TAGS) or []), X: _number(payload.get(X)), Y: _number(payload.get(Y)),
         SPLIT: payload.get(SPLIT, ""), SUBSETS: list(payload.get(SUBSETS) or []),
     }
+    if objects:
+        bbox = payload.get(BBOX)
+        record.update({ANNOTATION_ID: payload.get(ANNOTATION_ID), IMAGE_ID: payload.get(IMAGE_ID, ""),
+                       BBOX: [float(v) for v in bbox] if isinstance(bbox, list) else None,
+                       ORIGINAL_LABEL: payload.get(ORIGINAL_LABEL) or "",
+                       SUGGESTED_LABEL: payload.get(SUGGESTED_LABEL) or "",
+                       QUALITY_FLAGS: list(payload.get(QUALITY_FLAGS) or [])})
     for name in numeric:
-        record[name] = _number(payload.get(name))
+        if name not in record:
+            record[name] = _number(payload.get(name))
     return record
 
 
 def collect_records(collection: Collection, flt: PointFilter | None = None) -> ExportRecords:
     """Every matching point as a record, in a stable order (by path, then id)."""
     raw = [(r.id, r.payload) for batch in collection.scroll(None, flt) for r in batch]
-    numeric = numeric_fields(p for _, p in raw)
-    records = sorted((to_record(pid, payload, numeric) for pid, payload in raw),
-                     key=lambda r: (str(r[PATH]), r[ID]))
-    root = collection.read_metadata().get("source_root")
-    return ExportRecords(collection.name, str(root) if root else None, records, numeric)
+    metadata = collection.read_metadata()
+    objects = metadata.get(COLLECTION_KIND) == OBJECTS_KIND
+    numeric = [f for f in numeric_fields(p for _, p in raw) if not (objects and f == ANNOTATION_ID)]
+    records = sorted((to_record(pid, payload, numeric, objects) for pid, payload in raw),
+                     key=lambda r: (str(r[PATH]), r.get(ANNOTATION_ID) or 0, r[ID]))
+    root = metadata.get("source_root")
+    return ExportRecords(collection.name, str(root) if root else None, records, numeric, objects,
+                         list(metadata.get(CATEGORIES) or []) if objects else None)
 
 
 def _number(value: Any) -> float | int | None:

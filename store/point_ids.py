@@ -118,6 +118,31 @@ class PointIds:
         out[found] = order[at[found]]
         return out
 
+    def find(self, other: PointIds) -> np.ndarray:
+        """The row here of each of `other`'s ids, -1 where it is not here (keys compared as
+        they are, no strings made, when both hold UUID keys)."""
+        if not len(other):
+            return np.empty(0, dtype=np.int64)
+        if not (self.is_uuid and other.is_uuid):
+            return self.rows(other.strings().tolist())
+        order, ordered = self._sorted_keys()
+        keys = other.keys
+        out = np.full(len(keys), -1, dtype=np.int64)
+        if not len(ordered):
+            return out
+        at = np.minimum(np.searchsorted(ordered, keys), len(ordered) - 1)
+        found = ordered[at] == keys
+        out[found] = order[at[found]]
+        return out
+
+    def append(self, other: PointIds) -> PointIds:
+        """These ids, then `other`'s."""
+        if not len(other):
+            return self
+        if self.is_uuid and other.is_uuid:
+            return PointIds(np.concatenate([self.keys, other.keys]))
+        return PointIds.from_strings(np.concatenate([self.strings(), other.strings()]))
+
     def row(self, point_id: str) -> int | None:
         row = int(self.rows([point_id])[0])
         return None if row < 0 else row

@@ -428,7 +428,20 @@ def views_seen(page) -> int:
 
 
 def wait_views(page, after: int) -> None:
-    page.wait_for_function("n => +document.querySelector('.es-map').dataset.views > n", arg=after)
+    """Until the map has drawn a view since `after` and has nothing more waiting to be drawn."""
+    page.wait_for_function("n => { const m = document.querySelector('.es-map');"
+                           " return +m.dataset.views > n && m.dataset.busy === '0'; }", arg=after)
+
+
+def clear_on_density(page) -> None:
+    """Double-click the density image: the selection is cleared and the server's answer redraws
+    the image undimmed."""
+    seq = int(page.evaluate("() => document.querySelector('.es-map').dataset.seq"))
+    before = views_seen(page)
+    page.mouse.dblclick(*to_client(page, 5.0, 3.0))
+    wait_selected(page, None)
+    page.wait_for_function("n => +document.querySelector('.es-map').dataset.seq > n", arg=seq)
+    wait_views(page, before)
 
 
 def zoom(page, x0: float, x1: float, y0: float, y1: float) -> None:
@@ -485,10 +498,7 @@ def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(
         assert card["label"] == label and card["row"] == str(running.app.state.embedscape.embedscape_context.table.row_of[pid])
 
         # Double-click clears the selection; the image is drawn again without dimming.
-        before = views_seen(page)
-        page.mouse.dblclick(*to_client(page, 5.0, 3.0))
-        wait_selected(page, None)
-        wait_views(page, before)
+        clear_on_density(page)
 
         # Zoomed in on the cat cluster (40 points, under the limit): the points themselves.
         before = views_seen(page)
@@ -511,8 +521,7 @@ def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(
         assert page.evaluate(ALPHA_AT_JS, [0.5, 0.5]) > 3 * page.evaluate(ALPHA_AT_JS, [10.5, 0.5]) > 0
 
         # A legend entry switched off leaves the image and the next box selection.
-        page.mouse.dblclick(*to_client(page, 5.0, 3.0))
-        wait_selected(page, None)
+        clear_on_density(page)
         before = views_seen(page)
         page.locator(".legend .traces", has=page.locator(".legendtext", has_text="dog")).locator(".legendtoggle").click()
         wait_views(page, before)

@@ -6,6 +6,8 @@ reached only through the `Collection` for search, neighbours and tag writes.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,16 +16,20 @@ import numpy as np
 
 from store import PointFilter
 from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
+from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.map_view import rows_in_shape
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.url_params import UrlParams
 from ui.views import (
     detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
 )
 
 NEIGHBOURS = 12
+# How often an open page asks whether the app has a newer table (cheap: a version compare).
+TICK_S = 5.0
 CLICK_JS = """
 element.addEventListener('click', (e) => {
   const card = e.target.closest('[data-id]');
@@ -32,12 +38,36 @@ element.addEventListener('click', (e) => {
 """
 
 
+@dataclass(frozen=True)
+class PointKind:
+    """What the explorer's points are. `noun`: how the count line and pager name them ("objects":
+    "N of M objects selected"; "" keeps "N of M selected"). `boxes_of`, in a detection dataset:
+    (point id, class) of every box of a point's image, for the detail view's picture with boxes."""
+
+    noun: str = ""
+    boxes_of: Callable[[str], list[tuple[str, str]]] | None = None
+
+
 @dataclass
 class MapControls:
     colour: gr.Radio
     labels: gr.Dropdown
     tags: gr.Dropdown
     field: gr.Dropdown  # colour by a numeric payload field (metric, score, prediction_correct)
+
+
+@dataclass
+class LiveControls:
+    """Reload from Qdrant, and the line that says when other writers' edits arrived."""
+
+    reload: gr.Button
+    status: gr.Markdown
+
+
+@dataclass
+class TaggingControls:
+    tag: gr.Dropdown
+    tag_list: gr.Radio
 
 
 @dataclass
@@ -54,8 +84,10 @@ def default_colour(table: PointTable) -> str:
 
 def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
-        colour = gr.Radio([("Data", "data"), ("Label", "label"), ("Tag", "tag")], value=default_colour(table),
-                          label="Colour by", elem_id="es-colour", scale=3, min_width=250)
+        modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
+        modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
+        colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
+                          min_width=250)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
                              elem_id="es-filter-labels", scale=2, min_width=160)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
@@ -95,23 +127,68 @@ def build_search_controls(has_text_encoder: bool) -> SearchControls:
     return SearchControls(text, button, k)
 
 
-def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls) -> None:
+def build_live_controls(shared: bool) -> LiveControls:
+    """Below the map; shown where other processes can write the collection (a Qdrant server)."""
+    with gr.Row(equal_height=True, visible=shared):
+        status = gr.Markdown(elem_id="es-live-status")
+        reload = gr.Button("↻ Reload from Qdrant", size="sm", scale=0, min_width=170, elem_id="es-reload")
+    return LiveControls(reload, status)
+
+
+def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls,
+                   kind: PointKind = PointKind()) -> TaggingControls:
     """The Explorer tab's components and every explorer callback (call inside a gr.Tab)."""
     count = gr.HTML(elem_id="es-count")
-    detail = _detail_panel(ctx, search)
-    grid = _grid_panel(ctx, detail)
+    detail = _detail_panel(ctx, search, kind)
+    grid = _grid_panel(ctx, detail, kind)
     gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
     distribution = gr.HTML(elem_id="es-dist")
-    _tagging_panel(ctx, controls)
+    tagging = _tagging_panel(ctx, controls)
 
     def follow(state: MapState) -> tuple[str, str, str, str]:
         rows = state.shown_rows(ctx.table)
-        return (count_line(ctx.table, state), *_grid_page(ctx.table, state),
+        return (count_line(ctx.table, state, kind.noun), *_grid_page(ctx.table, state, kind),
                 distribution_html(ctx.table, rows, state.visible))
 
     ctx.on_selection_change(follow, outputs=[count, grid.pager, grid.html, distribution])
     _wire_map_controls(ctx, controls)
     _wire_text_search(ctx, search)
+    return tagging
+
+
+def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls, tagging: TaggingControls,
+                      load: Any, url_params: UrlParams | None = None) -> None:
+    """Other writers' edits (ui/live_table.py) reach the page on load, on "Reload", and at the
+    page's timer tick after the app's own check found them; the selection, the grid's page and
+    the view stay as they were, and the lists of labels, tags and fields follow. On load, the
+    page URL's query parameters set the view (`url_params`)."""
+    outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list]
+    shared = not ctx.collection.exclusive
+
+    def choices(state: MapState) -> tuple[Any, ...]:
+        table, change = ctx.table, ctx.live.last_change
+        tags = table.tag_counts()
+        return (state, change.describe() if change else "", gr.Dropdown(choices=table.label_names),
+                gr.Dropdown(choices=list(tags)), gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)]),
+                gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)))
+
+    def on_load(state: MapState, request: gr.Request) -> Any:
+        if shared:
+            ctx.live.check_since(time.monotonic())
+        if url_params is not None and request is not None:
+            state = url_params.apply(ctx.table, state, request.query_params)
+        # The page was rendered with the lists of the first table; a newer one brings its own.
+        return choices(state) if ctx.table.version else state
+
+    def on_reload(state: MapState) -> tuple[Any, ...]:
+        ctx.live.check(force=True)
+        return choices(state)
+
+    ctx.map_event(load, on_load, [], outputs, name="page_load")
+    ctx.map_event(live.reload.click, on_reload, [], outputs, name="reload")
+    if shared:
+        timer = gr.Timer(TICK_S)
+        ctx.map_event(timer.tick, choices, [], outputs, name="live_tick", only_on_change=True)
 
 
 @dataclass
@@ -126,23 +203,23 @@ class GridView:
     html: gr.HTML
 
 
-def _grid_page(table: PointTable, state: MapState) -> tuple[str, str]:
+def _grid_page(table: PointTable, state: MapState, kind: PointKind) -> tuple[str, str]:
     """The pager line and the grid's current page of the points the views show."""
     rows = state.shown_rows(table)
     scores = state.selection.scores if state.selection.active else None
     grid_rows, grid_scores = ordered(table, state, rows, scores)
-    return pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
+    return pager_text(state, len(rows), kind.noun or "images"), grid_html(table, grid_rows, state.page, grid_scores)
 
 
-def _detail_panel(ctx: AppContext, search: SearchControls) -> DetailView:
+def _detail_panel(ctx: AppContext, search: SearchControls, kind: PointKind) -> DetailView:
     """The clicked point: full image, path, tags, nearest neighbours; "More like this"."""
     with gr.Column(visible=False) as box:
         html = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
         with gr.Row():
             more = gr.Button("More like this", size="sm", elem_id="es-more")
             close = gr.Button("Close", size="sm", elem_id="es-close")
-    html.click(_detail_opener(ctx), [ctx.state], [ctx.state, html, box], show_progress="hidden")
-    close.click(lambda s: (s, gr.Column(visible=False)), [ctx.state], [ctx.state, box], show_progress="hidden")
+    ctx.event(html.click, _detail_opener(ctx, kind), [], [ctx.state, html, box])
+    ctx.event(close.click, lambda s: (s, gr.Column(visible=False)), [], [ctx.state, box])
 
     def more_like_this(state: MapState, k: float) -> MapState:
         if state.detail_id is None:
@@ -157,7 +234,7 @@ def _detail_panel(ctx: AppContext, search: SearchControls) -> DetailView:
     return DetailView(box, html)
 
 
-def _detail_opener(ctx: AppContext) -> Any:
+def _detail_opener(ctx: AppContext, kind: PointKind) -> Any:
     """The click handler of a card (grid or neighbour): show that point in the detail view."""
 
     def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, Any, Any]:
@@ -165,12 +242,14 @@ def _detail_opener(ctx: AppContext) -> Any:
         if point not in ctx.table.row_of:
             return state, gr.skip(), gr.skip()
         state.detail_id = point
-        return state, detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS)), gr.Column(visible=True)
+        boxes = kind.boxes_of(point) if kind.boxes_of is not None else None
+        html = detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS), boxes)
+        return state, html, gr.Column(visible=True)
 
     return open_detail
 
 
-def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
+def _grid_panel(ctx: AppContext, detail: DetailView, kind: PointKind) -> GridView:
     """The paged thumbnail grid with its sort order; a click on a card opens the detail view."""
     with gr.Row(equal_height=True):
         prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
@@ -184,33 +263,31 @@ def _grid_panel(ctx: AppContext, detail: DetailView) -> GridView:
 
     def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
         state.page = int(np.clip(state.page + step, 0, page_count(len(state.shown_rows(ctx.table))) - 1))
-        return (state, *_grid_page(ctx.table, state))
+        return (state, *_grid_page(ctx.table, state, kind))
 
-    prev.click(lambda s: turn(s, -1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
-    nxt.click(lambda s: turn(s, 1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
+    ctx.event(prev.click, lambda s: turn(s, -1), [], [ctx.state, pager, grid])
+    ctx.event(nxt.click, lambda s: turn(s, 1), [], [ctx.state, pager, grid])
 
     def sort_grid(state: MapState, field: str | None, desc: bool) -> tuple[MapState, str, str]:
         state.sort_field, state.sort_descending, state.page = field or None, bool(desc), 0
         return turn(state, 0)
 
     for control in (sort_field, descending):
-        control.input(sort_grid, [ctx.state, sort_field, descending], [ctx.state, pager, grid],
-                      show_progress="hidden")
-    grid.click(_detail_opener(ctx), [ctx.state], [ctx.state, detail.html, detail.box], show_progress="hidden")
+        ctx.event(control.input, sort_grid, [sort_field, descending], [ctx.state, pager, grid])
+    ctx.event(grid.click, _detail_opener(ctx, kind), [], [ctx.state, detail.html, detail.box])
     return GridView(pager, grid)
 
 
-def _tagging_panel(ctx: AppContext, controls: MapControls) -> None:
+def _tagging_panel(ctx: AppContext, controls: MapControls) -> TaggingControls:
     """Add / remove a tag on the selection (written to Qdrant), and the tag list that selects
     a tag's points."""
-    table = ctx.table
     with gr.Row(equal_height=True):
-        tag = gr.Dropdown(list(table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
+        tag = gr.Dropdown(list(ctx.table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
                           elem_id="es-tag", scale=2)
         add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
         remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
     status = gr.Markdown(elem_id="es-tag-status")
-    tag_list = gr.Radio(_tag_choices(table.tag_counts()), value=None, label="Tags (pick one to select its points)",
+    tag_list = gr.Radio(_tag_choices(ctx.table.tag_counts()), value=None, label="Tags (pick one to select its points)",
                         elem_id="es-tag-list")
 
     def edit(state: MapState, name: str | None, add: bool) -> tuple[Any, ...]:
@@ -223,6 +300,7 @@ def _tagging_panel(ctx: AppContext, controls: MapControls) -> None:
             return state, str(error), gr.skip(), gr.skip(), gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip(), gr.skip(), gr.skip()
+        table = ctx.table
         changed = table.edit_tags(rows, name, add)
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
@@ -237,35 +315,35 @@ def _tagging_panel(ctx: AppContext, controls: MapControls) -> None:
     ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove")
 
     def pick_tag(state: MapState, name: str | None) -> MapState:
-        return state.select(table.rows_with_tags([name]), f"tag: {name}") if name else state
+        return state.select(ctx.table.rows_with_tags([name]), f"tag: {name}") if name else state
 
     ctx.map_event(tag_list.input, pick_tag, [tag_list])
+    return TaggingControls(tag, tag_list)
 
 
 def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
     """Box / lasso / double-click on the map, colour and filter controls."""
-    table = ctx.table
 
     def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
         kind = str(payload.get("kind") or "map")
         if "box" in payload or "lasso" in payload:
             # Drawn over the density view: the points are decided here, and the map is sent
             # the selection to dim the rest (ui/map_view.py).
-            shape_rows = rows_in_shape(table, state, payload)
+            shape_rows = rows_in_shape(ctx.table, state, payload)
             return state if shape_rows is None else state.select(shape_rows, kind)
         rows = payload.get("rows")
         if rows is None:
             return state.clear(from_map=not payload.get("redraw"))
         rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
-        rows = rows[(rows >= 0) & (rows < len(table))]
+        rows = rows[(rows >= 0) & (rows < len(ctx.table))]
         return state.select(rows, kind, from_map=True)
 
     ctx.map_select_event(on_map_select)
-    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])
-    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(table, labels=v or []), [controls.labels])
-    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(table, tags=v or []), [controls.tags])
-    ctx.map_event(controls.field.input, lambda s, f: s.set_view(table, colour_by=f"field:{f}" if f else "label"),
-                  [controls.field])
+    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(ctx.table, colour_by=c), [controls.colour])
+    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(ctx.table, labels=v or []), [controls.labels])
+    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(ctx.table, tags=v or []), [controls.tags])
+    ctx.map_event(controls.field.input,
+                  lambda s, f: s.set_view(ctx.table, colour_by=f"field:{f}" if f else "label"), [controls.field])
 
 
 def _wire_text_search(ctx: AppContext, search: SearchControls) -> None:

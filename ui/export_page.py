@@ -139,7 +139,7 @@ def _filter_panel(ctx: AppContext) -> FilterControls:
         return count_text(ctx.collection, filter_spec(state, ctx.table, *values))
 
     for control in controls.inputs():
-        control.change(live_count, [ctx.state, *controls.inputs()], [count], show_progress="hidden")
+        ctx.event(control.change, live_count, controls.inputs(), [count])
     ctx.on_selection_change(live_count, controls.inputs(), [count])
     return controls
 
@@ -162,7 +162,7 @@ def _download_panel(ctx: AppContext, filters: FilterControls) -> None:
             return None, f"Export failed: {error}"
         return str(path), f"Exported as {name}: `{path.name}`."
 
-    export.click(do_export, [ctx.state, fmt, *filters.inputs()], [download, status])
+    ctx.event(export.click, do_export, [fmt, *filters.inputs()], [download, status], show_progress="full")
 
 
 def _selection_panel(ctx: AppContext) -> tuple[gr.Textbox, gr.Button, gr.Markdown]:
@@ -241,5 +241,5 @@ def _wire_save(ctx: AppContext, name_box: gr.Textbox, save: gr.Button, status: g
         return (f"Saved subset '{name.strip()}' ({size:,} points).", gr.Dropdown(choices=names),
                 subsets_markdown(ctx.collection), gr.Dropdown(choices=names[1:]), gr.Dropdown(choices=names[1:]))
 
-    save.click(save_selection, [ctx.state, name_box],
-               [status, filters.subset, subsets.listing, subsets.compare_a, subsets.compare_b])
+    ctx.event(save.click, save_selection, [name_box],
+              [status, filters.subset, subsets.listing, subsets.compare_a, subsets.compare_b], show_progress="full")

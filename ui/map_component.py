@@ -46,7 +46,7 @@ PLOTLY_JS = Path(__file__).parent / "assets" / "plotly-embedscape.min.js"
 PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 
 TEMPLATE = """
-<div class="es-map" data-seq="-1" data-selected="" data-mode="" data-views="0">
+<div class="es-map" data-seq="-1" data-selected="" data-mode="" data-views="0" data-busy="0">
   <div class="gd"></div>
   <div class="es-hover" hidden><img alt=""><div class="es-hover-label"></div></div>
 </div>
@@ -63,6 +63,7 @@ CSS = """
 """
 
 JS = r"""
+const BASE = '__BASE__';  // the explorer's URL prefix: its rows' routes are its own
 const root = element.querySelector('.es-map');
 const gd = element.querySelector('.gd');
 const card = element.querySelector('.es-hover');
@@ -72,7 +73,7 @@ const S = {seq: -1, token: null, n: 0, bounds: null, layout: null, template: nul
            viewUrl: null, nearUrl: null, categories: [], remap: [], legend: true, hoverNames: null,
            mode: null, complete: false, region: null, pts: null, image: null, views: 0,
            traces: [], rowPos: null, selection: null, fromPython: false, selrev: 1,
-           hidden: [], bound: false, queue: Promise.resolve(), fetches: 0,
+           hidden: [], bound: false, queue: Promise.resolve(), busy: 0, fetches: 0,
            layers: [], viewListeners: [], hoverAt: null, hoverBusy: false};
 
 function decode(spec) {
@@ -228,8 +229,8 @@ async function render() {
 async function apply(msg) {
   if (msg.base) {
     Object.assign(S, {token: msg.base.token, n: msg.base.n, bounds: msg.base.bounds, layout: msg.base.layout,
-                      template: msg.base.template, config: msg.base.config, viewUrl: msg.base.view_url,
-                      nearUrl: msg.base.near_url});
+                      template: msg.base.template, config: msg.base.config, viewUrl: BASE + msg.base.view_url,
+                      nearUrl: BASE + msg.base.near_url});
   }
   if (msg.colour) {
     S.categories = msg.colour.categories; S.legend = msg.colour.legend;
@@ -254,7 +255,7 @@ async function apply(msg) {
 
 // --- hover: Plotly's over points, NEAR_ROUTE's over the density image ------------------
 function showCard(row, label, clientX, clientY) {
-  cardImg.src = '/thumb/row/' + row;
+  cardImg.src = BASE + '/thumb/row/' + row;
   cardLabel.textContent = label || '';
   cardLabel.hidden = !cardLabel.textContent;
   const box = root.getBoundingClientRect();
@@ -294,10 +295,19 @@ async function nearHover() {
 }
 
 // --- events ---------------------------------------------------------------------------
+// Work on the map runs one piece at a time, in order. `data-busy` counts the pieces waiting or
+// running (a scheduled view counts from when it is scheduled): 0 means the map shows what it
+// was last asked to (tests wait for it).
+function setBusy(change) { S.busy += change; root.dataset.busy = String(S.busy); }
+function enqueue(fn) {
+  setBusy(1);
+  S.queue = S.queue.then(fn).catch(e => console.error('embedscape map:', e)).finally(() => setBusy(-1));
+}
+
 let viewTimer = null;
 function scheduleView() {
-  clearTimeout(viewTimer);
-  viewTimer = setTimeout(() => { S.queue = S.queue.then(() => refreshView(false)).catch(e => console.error('embedscape map:', e)); }, 60);
+  if (viewTimer === null) setBusy(1); else clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => { viewTimer = null; enqueue(() => refreshView(false)); setBusy(-1); }, 60);
 }
 
 function bind() {
@@ -332,7 +342,7 @@ function bind() {
   });
   gd.on('plotly_restyle', () => {
     S.hidden = hiddenCategories();
-    if (S.mode === 'density') S.queue = S.queue.then(() => refreshView(true)).catch(e => console.error('embedscape map:', e));
+    if (S.mode === 'density') enqueue(() => refreshView(true));
   });
   gd.on('plotly_hover', ev => { if (S.mode === 'points') onPointHover(ev); });
   gd.on('plotly_unhover', () => { if (S.mode === 'points') card.hidden = true; });
@@ -353,7 +363,7 @@ window.embedscapeMap = {
   gd, state: S, toClient, view: currentView,
   // Rows drawn as selected, over points (for tests): what the user sees highlighted.
   selectedRows() { return (gd.data || []).flatMap(t => (t.selectedpoints || []).map(i => t.customdata[i])); },
-  addLayer(layer) { S.layers.push(layer); S.queue = S.queue.then(render); },
+  addLayer(layer) { S.layers.push(layer); enqueue(render); },
   onView(fn) { S.viewListeners.push(fn); },
 };
 
@@ -366,7 +376,7 @@ function onValue() {
   S.seq = msg.seq;
   performance.mark('es-message-' + msg.seq);  // the benchmark reads these marks
   // Messages are applied in order even when a render is still running.
-  S.queue = S.queue.then(() => apply(msg)).catch(err => console.error('embedscape map:', err));
+  enqueue(() => apply(msg));
 }
 
 performance.mark('es-js-start');
@@ -409,6 +419,7 @@ def add_plotly_route(app: FastAPI) -> None:
                         headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
-def map_component() -> gr.HTML:
-    return gr.HTML(value="", html_template=TEMPLATE, css_template=CSS, js_on_load=JS,
+def map_component(prefix: str = "") -> gr.HTML:
+    """The map of the explorer served under the URL `prefix` ("" or e.g. "/objects")."""
+    return gr.HTML(value="", html_template=TEMPLATE, css_template=CSS, js_on_load=JS.replace("__BASE__", prefix),
                    head=head_html(), elem_id="embedscape-map", padding=False, container=False)

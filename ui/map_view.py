@@ -100,7 +100,7 @@ def selected_mask(table: PointTable, state: MapState) -> np.ndarray | None:
     if selection.rows is None:
         return None
     cached = state.selection_mask
-    if cached is None or cached[0] is not selection:
+    if cached is None or cached[0] is not selection or len(cached[1]) != len(table):
         mask = np.zeros(len(table), dtype=bool)
         mask[selection.rows] = True
         state.selection_mask = cached = (selection, mask)
@@ -195,24 +195,34 @@ def _floats(request: Request, *names: str) -> list[float] | None:
     return values if all(np.isfinite(values)) else None
 
 
+def _current(state: MapState, table: PointTable) -> bool:
+    """Whether the session's colours were made for `table` (not an older version of it)."""
+    return (state.colours is not None and state.colours_for == table.version
+            and len(state.colours.codes) == len(table))
+
+
 def _hidden(request: Request) -> frozenset[int]:
     text = request.query_params.get("hidden", "")
     return frozenset(int(part) for part in text.split(",") if part.strip().isdigit())
 
 
-def add_view_routes(app: FastAPI, table: PointTable, limit: int,
-                    authorize: Callable[[Request], bool] | None = None) -> None:
-    """Register VIEW_ROUTE and NEAR_ROUTE on `app` (behind the login when there is one)."""
+def add_view_routes(app: FastAPI, current_table: Callable[[], PointTable], limit: int,
+                    authorize: Callable[[Request], bool] | None = None, prefix: str = "") -> None:
+    """Register VIEW_ROUTE and NEAR_ROUTE under the explorer's URL `prefix` (one server may hold
+    several explorers, each with its own rows) on `app`, behind the login when there is one.
+    `current_table()`: the explorer's table now (a newer one replaces it when other writers
+    change the collection: ui/live_table.py)."""
 
-    @app.get(VIEW_ROUTE)
+    @app.get(prefix + VIEW_ROUTE)
     def view_route(request: Request) -> Response:
         if authorize is not None and not authorize(request):
             return Response(status_code=401)
+        table = current_table()
         state = session(request.query_params.get("t", ""))
         box = _floats(request, "x0", "x1", "y0", "y1", "w", "h")
         if state is None or state.colours is None:
             return Response("unknown map session: reload the page", status_code=404)
-        if len(state.colours.codes) != len(table):  # the table changed; a new map message follows
+        if not _current(state, table):  # a newer table: the session's next map message follows
             return Response("the map is being updated", status_code=409)
         if box is None or box[0] >= box[1] or box[2] >= box[3]:
             return Response("x0 < x1, y0 < y1, w and h are required", status_code=400)
@@ -223,13 +233,13 @@ def add_view_routes(app: FastAPI, table: PointTable, limit: int,
         log.debug("handler view took %.2f ms", 1000 * (time.perf_counter() - started))
         return Response(answer, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
 
-    @app.get(NEAR_ROUTE)
+    @app.get(prefix + NEAR_ROUTE)
     def near_route(request: Request) -> Response:
         if authorize is not None and not authorize(request):
             return Response(status_code=401)
+        table = current_table()
         state = session(request.query_params.get("t", ""))
         at = _floats(request, "x", "y", "rx", "ry")
-        if (state is None or state.colours is None or at is None or at[2] <= 0 or at[3] <= 0
-                or len(state.colours.codes) != len(table)):
+        if state is None or not _current(state, table) or at is None or at[2] <= 0 or at[3] <= 0:
             return JSONResponse({"row": None})
         return JSONResponse(near_answer(table, state, *at, _hidden(request)))

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from store.schema import METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
+from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -40,7 +40,7 @@ watch('value', draw);
 draw();
 """
 SCORE_FIELDS = [UNIQUENESS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE]
-NOT_METRICS = {X, Y}
+NOT_METRICS = {X, Y, CLUSTER}  # positions and identifiers, not measurements
 BINS = 30
 SAMPLE = 500
 MAX_LABEL_LENGTH = 100
@@ -161,7 +161,6 @@ def build(ctx: AppContext) -> None:
 
 def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
     """One field's histogram (selection over dataset) with statistics; "Select range"."""
-    table = ctx.table
     first = fields[0] if fields else None
     # The range inputs are filled when the tab first shows (the field is read then, not at
     # start-up: at ten million points one field is a scan of a minute).
@@ -176,7 +175,7 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
     range_status = gr.Markdown(elem_id="es-metric-status")
 
     def values_of(name: str | None) -> np.ndarray | None:
-        return table.numeric(name) if name in fields else None
+        return ctx.table.numeric(name) if name in fields else None
 
     def views(state: MapState, name: str | None) -> tuple[Any, str]:
         values = values_of(name)
@@ -201,7 +200,7 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         s = stats(values, None)
         return (*views(state, name), _finite(s["min"]), _finite(s["max"]))
 
-    metric.change(change_metric, [ctx.state, metric], [plot, summary, low, high], show_progress="hidden")
+    ctx.event(metric.change, change_metric, [metric], [plot, summary, low, high])
 
     def select_range(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[MapState, str]:
         values = values_of(name)
@@ -219,9 +218,8 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
 
 def _weak_label_panel(ctx: AppContext) -> None:
     """Set a label on the selection (originals kept in `original_label`), or restore them."""
-    table = ctx.table
     with gr.Row(equal_height=True):
-        label = gr.Dropdown(label_choices(table), value=None, allow_custom_value=True, label="Label",
+        label = gr.Dropdown(label_choices(ctx.table), value=None, allow_custom_value=True, label="Label",
                             elem_id="es-relabel-label", scale=2)
         relabel = gr.Button("Set label on selection", elem_id="es-relabel", scale=1, variant="primary")
         restore = gr.Button("Restore original labels", elem_id="es-relabel-restore", scale=1)
@@ -234,6 +232,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
             return state, "Type a label or pick one first.", gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         changed = table.relabel(rows, name)
         state.dirty.add("colour")
         return (state, f"Set label '{name}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
@@ -243,6 +242,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
         rows = state.selected_rows()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         restored = table.restore_labels(rows)
         state.dirty.add("colour")
         return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",

@@ -1,10 +1,15 @@
 """The points of one collection as in-memory columns, shared by every browser session.
 
 The map, the grid and the distribution all work on row numbers into this table, so a
-selection of 70,000 points is one numpy array, not 70,000 payload reads. The table is
-loaded from the store once; tag edits go through `edit_tags`, which writes to the store
-and updates the in-memory tags under one lock, so what sessions see stays what Qdrant holds.
-Row order is fixed for the life of the process (the browser's map refers to rows).
+selection of 70,000 points is one numpy array, not 70,000 payload reads. Tag edits go through
+`edit_tags`, which writes to the store and updates the in-memory tags under one lock, so what
+sessions see stays what Qdrant holds.
+
+A table is read from the store at start-up and read again when other writers change the
+collection (ui/live_table.py). A re-read table keeps every row of the one before it: a point
+that is still there keeps its row, a deleted point keeps its row as a dead one (`alive` False:
+hidden, counted nowhere), and new points get rows at the end. So a row number held by a
+browser's map or a session's selection means the same point in every version of the table.
 
 Every column is a numpy array or a thin view over one, with no Python object per point: ids
 as 16-byte keys with lookups by binary search (`ids[row]`, `row_of[id]` still read like a
@@ -49,14 +54,15 @@ class IdColumn:
 
 
 class RowLookup:
-    """`row_of[id]`, `id in row_of`, `row_of.get(id)`: an id's row, by binary search."""
+    """`row_of[id]`, `id in row_of`, `row_of.get(id)`: a live point's row, by binary search."""
 
-    def __init__(self, ids: PointIds) -> None:
+    def __init__(self, ids: PointIds, alive: np.ndarray) -> None:
         self._ids = ids
+        self._alive = alive
 
     def get(self, point_id: Any, default: int | None = None) -> int | None:
         row = self._ids.row(str(point_id)) if isinstance(point_id, str) else None
-        return default if row is None else row
+        return default if row is None or not self._alive[row] else row
 
     def __getitem__(self, point_id: str) -> int:
         row = self.get(point_id)
@@ -81,6 +87,10 @@ class TextColumn:
     def __getitem__(self, row: int) -> str:
         code = int(self._codes[int(row)])
         return "" if code < 0 else str(self._distinct[code] or "")
+
+    def parts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct values, code per row)."""
+        return np.asarray(self._distinct, dtype=object), self._codes
 
 
 class SparseTags:
@@ -108,12 +118,14 @@ class SparseTags:
 
 
 class PointTable:
-    """Row-indexed columns: ids, path, label (as codes), tags, x, y."""
+    """Row-indexed columns: ids, path, label (as codes), tags, x, y, and which rows are alive."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, previous: PointTable | None = None) -> None:
+        """Read the columns from `collection`; with `previous`, keep its rows (see the module)."""
         self.collection = collection
         self._lock = threading.RLock()
-        self._load(collection.columns(FIELDS))
+        self.version = previous.version + 1 if previous is not None else 0
+        self._load(collection.columns(FIELDS), previous)
         # Bumped on every tag edit so caches keyed on it (tag colouring) know to recompute.
         self.tags_version = 0
         self._numeric: dict[str, np.ndarray] = {}  # numeric payload columns, converted on first use
@@ -126,7 +138,7 @@ class PointTable:
                   collection: Any = None) -> PointTable:
         """A table from plain lists, with no store behind it (tests, tools)."""
         table = cls.__new__(cls)
-        table.collection, table._lock = collection, threading.RLock()
+        table.collection, table._lock, table.version = collection, threading.RLock(), 0
         n = len(ids)
         zeros = [0.0] * n
         columns = Columns(np.array(list(ids), dtype=str), {
@@ -136,29 +148,43 @@ class PointTable:
         table.tags_version, table._numeric, table._extra, table._fields_seen = 0, {}, None, None
         return table
 
-    def _load(self, columns: Columns) -> None:
-        self.point_ids = columns.point_ids()
+    def _load(self, columns: Columns, previous: PointTable | None = None) -> None:
+        rows = _RowSources(columns.point_ids(), previous)
+        self.point_ids = rows.point_ids
+        self.alive: np.ndarray = rows.alive
         self.ids = IdColumn(self.point_ids)
-        self.row_of = RowLookup(self.point_ids)
-        self.paths = TextColumn(*columns.text(PATH))
-        self.x: np.ndarray = np.nan_to_num(columns.floats(X)).astype(np.float32)
-        self.y: np.ndarray = np.nan_to_num(columns.floats(Y)).astype(np.float32)
-        self.label_names, self.label_codes = _label_codes(*columns.text(LABEL))
-        rows, values = columns.tagged(TAGS)
-        self.tags = SparseTags(len(self.x), {row: tuple(value or ()) for row, value in zip(rows.tolist(), values)
-                                             if value})
+        self.row_of = RowLookup(self.point_ids, self.alive)
+        self.paths = TextColumn(*rows.text(columns.text(PATH), previous.paths.parts() if previous is not None else None))
+        self.x: np.ndarray = rows.numbers(np.nan_to_num(columns.floats(X)), None if previous is None else previous.x)
+        self.y: np.ndarray = rows.numbers(np.nan_to_num(columns.floats(Y)), None if previous is None else previous.y)
+        label_parts = None if previous is None else (np.array(previous.label_names, dtype=object), previous.label_codes)
+        self.label_names, self.label_codes = _label_codes(*rows.text(columns.text(LABEL), label_parts))
+        tagged, values = columns.tagged(TAGS)
+        tagged = rows.rows_of_sources(tagged).tolist()
+        self.tags = SparseTags(len(self.x), {row: tuple(value or ()) for row, value in zip(tagged, values)
+                                             if value and row >= 0})
         # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
         # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
         self._tag_counts: Counter[str] = Counter(tag for _, tags in self.tags.items() for tag in tags)
+
+    @property
+    def size(self) -> int:
+        """How many points the collection holds (rows that are alive)."""
+        return int(self.alive.sum())
+
+    @property
+    def all_alive(self) -> bool:
+        return bool(self.alive.all())
 
     def __len__(self) -> int:
         return len(self.ids)
 
     # --- lookups ------------------------------------------------------------------
     def rows_for_ids(self, ids: Iterable[str]) -> np.ndarray:
-        """Rows of the given ids, in the given order; unknown ids are skipped."""
+        """Rows of the given ids, in the given order; unknown ids (and deleted points) are skipped."""
         rows = self.point_ids.rows(ids)
-        return rows[rows >= 0]
+        rows = rows[rows >= 0]
+        return rows[self.alive[rows]]
 
     def ids_for_rows(self, rows: Sequence[int] | np.ndarray) -> list[str]:
         return self.point_ids.strings(np.asarray(rows, dtype=np.int64)).tolist()
@@ -167,8 +193,8 @@ class PointTable:
         return self.label_names[int(self.label_codes[row])]
 
     def label_counts(self, rows: np.ndarray | None = None) -> dict[str, int]:
-        """Label -> count over `rows` (all rows when None), largest first."""
-        codes = self.label_codes if rows is None else self.label_codes[rows]
+        """Label -> count over `rows` (every live point when None), largest first."""
+        codes = self.label_codes[self.alive] if rows is None else self.label_codes[rows]
         counts = np.bincount(codes, minlength=len(self.label_names))
         order = np.argsort(-counts, kind="stable")
         return {self.label_names[i]: int(counts[i]) for i in order if counts[i]}
@@ -187,8 +213,8 @@ class PointTable:
         return np.sort(rows)
 
     def mask(self, labels: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> np.ndarray:
-        """Boolean row mask of points with one of `labels` and one of `tags` (None/empty: any)."""
-        keep = np.ones(len(self), dtype=bool)
+        """Boolean row mask of live points with one of `labels` and one of `tags` (None/empty: any)."""
+        keep = self.alive.copy()
         if labels:
             codes = [i for i, name in enumerate(self.label_names) if name in set(labels)]
             keep &= np.isin(self.label_codes, codes)
@@ -406,3 +432,55 @@ def _label_codes(distinct: np.ndarray, codes: np.ndarray) -> tuple[list[str], np
     rank = np.zeros(len(names), dtype=np.int32)
     rank[present] = np.arange(len(present), dtype=np.int32)
     return [names[i] for i in present], rank[merged]
+
+
+class _RowSources:
+    """Where each row of a new table comes from. Without `previous`, row i is point i of the
+    read columns. With it, `previous`'s rows come first in their order (a point no longer in
+    the store keeps its row, dead, with the values it had), then the new points by id."""
+
+    def __init__(self, read: PointIds, previous: PointTable | None) -> None:
+        self.read_count = len(read)
+        if previous is None:
+            self.source = np.arange(len(read), dtype=np.int64)
+            self.point_ids = read
+        else:
+            kept = read.find(previous.point_ids)
+            new = np.ones(len(read), dtype=bool)
+            new[kept[kept >= 0]] = False
+            added = np.flatnonzero(new)
+            added = added[np.argsort(read.keys[added], kind="stable")]
+            self.source = np.concatenate([kept, added])
+            self.point_ids = previous.point_ids.append(read.take(added))
+        self.alive = self.source >= 0
+        self.dead = np.flatnonzero(~self.alive)
+
+    def rows_of_sources(self, positions: np.ndarray) -> np.ndarray:
+        """The row of each position in the read columns (-1: none)."""
+        inverse = np.full(self.read_count, -1, dtype=np.int64)
+        inverse[self.source[self.alive]] = np.flatnonzero(self.alive)
+        return inverse[np.asarray(positions, dtype=np.int64)]
+
+    def numbers(self, read: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        out = read.astype(np.float32)[np.maximum(self.source, 0)] if len(read) else \
+            np.zeros(len(self.source), np.float32)
+        if previous is not None and len(self.dead):
+            out[self.dead] = previous[self.dead]
+        return out
+
+    def text(self, read: tuple[np.ndarray, np.ndarray],
+             previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
+        """(distinct values, code per row) of a text column; dead rows keep `previous`'s value."""
+        distinct, codes = read
+        out = codes[np.maximum(self.source, 0)] if len(codes) else np.full(len(self.source), -1, np.int32)
+        if previous is None or not len(self.dead):
+            return distinct, out
+        old_distinct, old_codes = previous
+        dead_codes = old_codes[self.dead]
+        used, inverse = np.unique(dead_codes[dead_codes >= 0], return_inverse=True)
+        values = np.full(len(self.dead), -1, dtype=np.int64)
+        values[dead_codes >= 0] = len(distinct) + inverse
+        out = out.astype(np.int64)
+        out[self.dead] = values
+        merged = np.concatenate([np.asarray(distinct, dtype=object), np.asarray(old_distinct, dtype=object)[used]])
+        return merged, out.astype(np.int32)
