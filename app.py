@@ -12,7 +12,7 @@
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
-    python app.py serve --collection NAME [--port 7860] [--map-points N]
+    python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
 
@@ -117,14 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     predictions.add_argument("file", type=Path)
     predictions.set_defaults(handler=cmd_predictions)
 
-    serve = commands.add_parser("serve", help="start the explorer web app")
-    serve.add_argument("--collection", default=os.environ.get("EMBEDSCAPE_COLLECTION", DEFAULT_COLLECTION))
-    serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    serve.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    serve.add_argument("--map-points", type=int, default=None,
-                       help="most points the map draws as points; a view with more is a density image "
-                            "(env EMBEDSCAPE_MAP_POINTS, default 200000)")
-    serve.set_defaults(handler=cmd_serve)
+    _add_serve_command(commands)
 
     demo = commands.add_parser("demo", help="build the Fashion-MNIST demo collection (then `serve`)")
     demo.add_argument("--full", action="store_true", default=os.environ.get("EMBEDSCAPE_DEMO_FULL") == "1",
@@ -134,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_serve_command(commands: Any) -> None:
+    serve = commands.add_parser("serve", help="start the explorer web app")
+    serve.add_argument("--collection", default=os.environ.get("EMBEDSCAPE_COLLECTION", DEFAULT_COLLECTION))
+    serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    serve.add_argument("--map-points", type=int, default=None,
+                       help="most points the map draws as points; a view with more is a density image "
+                            "(env EMBEDSCAPE_MAP_POINTS, default 200000)")
+    serve.add_argument("--map-thumbnails", type=int, default=None,
+                       help="up to this many points in view are drawn as their thumbnails; 0: never "
+                            "(env EMBEDSCAPE_MAP_THUMBNAILS, default 300)")
+    serve.set_defaults(handler=cmd_serve)
 
 
 def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
@@ -545,7 +552,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     metadata = images.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
     serve(images, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth, objects=objects,
-          map_points=getattr(args, "map_points", None))
+          map_points=getattr(args, "map_points", None), map_thumbnails=getattr(args, "map_thumbnails", None))
     return 0
 
 

@@ -15,7 +15,7 @@ from store import PointFilter, point_id
 from store.schema import CLUSTER
 from ui import clusters_page
 from ui.clusters import load_clusters
-from ui.figure import PALETTE, colouring, spread_colours
+from ui.figure import PALETTE, colouring, map_message, spread_colours
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -104,6 +104,28 @@ def test_many_clusters_reuse_the_palette_apart(ui_collection) -> None:
     assert not c.legend and len(c.categories) == len(PALETTE) + 1
     assert c.hover_names[7] == "cluster 7" and c.hover_codes[rows[7][0]] == 7
     assert len({c.remap[i] for i in range(len(PALETTE))}) == len(PALETTE)   # the first 20 all differ
+
+
+def test_the_map_message_carries_the_names_largest_first_and_follows_filters(clustered) -> None:
+    table = PointTable(clustered)
+    view = load_clusters(table)
+    state = MapState(colour_by="label")
+    message = json.loads(map_message(table, state))
+    names = message["names"]
+    assert names["show"] is False, "names are off until asked for (or colouring by cluster)"
+    assert [n["name"] for n in names["clusters"]] == view.names     # analyze numbers clusters by size
+    assert [n["size"] for n in names["clusters"]] == [40, 35, 30]
+    for name, record in zip(names["clusters"], view.records):
+        assert (name["x"], name["y"]) == (record["x"], record["y"])
+    state.set_names(True)
+    assert json.loads(map_message(table, state))["names"]["show"] is True
+    # A filter that hides every point of a cluster leaves its name out.
+    dogs = view.records[[r["dominant_label"] for r in view.records].index("dog")]["name"]
+    state.set_view(table, labels=["cat", "bird"])
+    shown = [n["name"] for n in json.loads(map_message(table, state))["names"]["clusters"]]
+    assert dogs not in shown and len(shown) == 2
+    assert "names" not in json.loads(map_message(table, state.select(np.arange(3), "test"))), \
+        "a selection alone does not resend the names"
 
 
 def test_spread_colours_keep_neighbours_apart() -> None:

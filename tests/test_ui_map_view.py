@@ -215,3 +215,13 @@ def test_point_ids_as_keys_round_trip_and_look_up_rows() -> None:
     assert kept.strings().tolist() == ids[::2] and kept.row(ids[1]) is None
     other = PointIds.from_strings(["7", "42", "x-1"])  # not UUIDs: kept as strings, same behaviour
     assert not other.is_uuid and other.rows(["42", "7", "8"]).tolist() == [1, 0, -1]
+
+
+def test_thumbnail_limit_comes_from_the_flag_then_the_environment(monkeypatch) -> None:
+    from ui.map_overlays import DEFAULT_THUMBNAILS, THUMBNAILS_ENV, max_thumbnails, overlay_js
+
+    monkeypatch.delenv(THUMBNAILS_ENV, raising=False)
+    assert max_thumbnails() == DEFAULT_THUMBNAILS == 300
+    monkeypatch.setenv(THUMBNAILS_ENV, "120")
+    assert max_thumbnails() == 120 and max_thumbnails(0) == 0 and max_thumbnails(-5) == 0
+    assert "const THUMBS = 120," in overlay_js(max_thumbnails()) and "__" not in overlay_js(7)

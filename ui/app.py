@@ -44,6 +44,7 @@ from ui.handoff import ExplorerLink, HandoffStore, build_handover, switch_html
 from ui.live_table import LiveTable
 from ui.images import ImageServer, add_image_routes, add_row_route
 from ui.map_component import add_plotly_route, map_component, page_head_html
+from ui.map_overlays import max_thumbnails
 from ui.map_view import add_view_routes, max_points
 from ui.state import MapState
 from ui.table import PointTable
@@ -73,9 +74,12 @@ Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | No
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
               live: LiveTable | None = None, prefix: str = "", link: ExplorerLink | None = None,
-              kind: PointKind | None = None, url_params: UrlParams | None = None) -> gr.Blocks:
+              kind: PointKind | None = None, url_params: UrlParams | None = None,
+              map_thumbnails: int | None = None) -> gr.Blocks:
     """The explorer as a Blocks app for `collection` (its table is read here, or given), served
-    under the URL `prefix`; `link` places it beside the other explorer of a detection dataset."""
+    under the URL `prefix`; `link` places it beside the other explorer of a detection dataset.
+    `map_thumbnails`: up to this many points in view are drawn as their thumbnails (default
+    $EMBEDSCAPE_MAP_THUMBNAILS or ui/map_component.py DEFAULT_THUMBNAILS; 0: never)."""
     live = live or LiveTable(collection)
     table = live.table
     kind = kind or point_kind(collection)
@@ -92,7 +96,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
         with gr.Row():
             with gr.Column(scale=3, elem_id="es-map-col"):
                 controls = explorer.build_map_controls(table)
-                chart = map_component(prefix)
+                chart = map_component(prefix, max_thumbnails(map_thumbnails))
                 live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
             with gr.Column(scale=2):
@@ -152,11 +156,11 @@ def explorers(collection: Collection, objects: Collection | None, handoff: Hando
 
 def create_server_app(collection: Collection, text_encoder: TextEncoder | None = None, auth: Auth = None,
                       pages: Sequence[Page] = (), objects: Collection | None = None,
-                      map_points: int | None = None) -> FastAPI:
+                      map_points: int | None = None, map_thumbnails: int | None = None) -> FastAPI:
     """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only);
     with `objects` (the image collection's object collection) the boxes' explorer at "/objects/".
     `map_points`: the most points the map draws as points (more: a density image); default
-    $EMBEDSCAPE_MAP_POINTS or ui/map_view.py DEFAULT_MAX_POINTS."""
+    $EMBEDSCAPE_MAP_POINTS or ui/map_view.py DEFAULT_MAX_POINTS; `map_thumbnails`: see `build_app`."""
     handoff = HandoffStore()
     sites = explorers(collection, objects, handoff)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -166,7 +170,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     for site in sites:
         live = LiveTable(site.collection)
         demo = build_app(site.collection, text_encoder, pages, live=live, prefix=site.prefix, link=site.link,
-                         kind=site.kind, url_params=UrlParams(handoff))
+                         kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails)
         demo.queue(default_concurrency_limit=4)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
         add_view_routes(app, lambda live=live: live.table, max_points(map_points), authorize, site.prefix)
@@ -225,9 +229,10 @@ def _freeze_startup_objects() -> None:
 
 def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
           text_encoder: TextEncoder | None = None, auth: Auth = None, objects: Collection | None = None,
-          map_points: int | None = None) -> None:
+          map_points: int | None = None, map_thumbnails: int | None = None) -> None:
     """Serve the explorer (and the object explorer of `objects`) until interrupted."""
-    app = create_server_app(collection, text_encoder, auth, objects=objects, map_points=map_points)
+    app = create_server_app(collection, text_encoder, auth, objects=objects, map_points=map_points,
+                            map_thumbnails=map_thumbnails)
     print(f"embedscape explorer on http://{host}:{port}  (collection '{collection.name}')", flush=True)
     if objects is not None:
         print(f"boxes of its images on http://{host}:{port}{OBJECTS_PREFIX}/  (collection '{objects.name}')",
@@ -254,10 +259,11 @@ class RunningServer:
 def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
                  text_encoder: TextEncoder | None = None, auth: Auth = None,
                  pages: Sequence[Page] = (), objects: Collection | None = None,
-                 map_points: int | None = None) -> RunningServer:
+                 map_points: int | None = None, map_thumbnails: int | None = None) -> RunningServer:
     """Serve in a background thread (port 0: a free port); returns once it accepts requests."""
     port = port or free_port(host)
-    app = create_server_app(collection, text_encoder, auth, pages, objects=objects, map_points=map_points)
+    app = create_server_app(collection, text_encoder, auth, pages, objects=objects, map_points=map_points,
+                            map_thumbnails=map_thumbnails)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
     thread.start()

@@ -51,6 +51,8 @@ def load_clusters(table: PointTable) -> ClusterView | None:
 def _read(table: PointTable) -> ClusterView | None:
     from scoring.clusters import cluster_table  # reads a JSON file; no models, no Qdrant client
 
+    if table.collection is None:  # a table with no store behind it (PointTable.in_memory)
+        return None
     try:
         records = sorted(cluster_table(table.collection), key=lambda r: int(r["id"]))
     except (OSError, ValueError, KeyError, TypeError):

@@ -54,6 +54,7 @@ class MapControls:
     labels: gr.Dropdown
     tags: gr.Dropdown
     field: gr.Dropdown  # colour by a numeric payload field (metric, score, prediction_correct)
+    names: gr.Checkbox  # cluster names on the map (shown where `analyze` found clusters)
 
 
 @dataclass
@@ -94,7 +95,9 @@ def build_map_controls(table: PointTable) -> MapControls:
                            elem_id="es-filter-tags", scale=2, min_width=160)
         field = gr.Dropdown([("(none)", ""), *colour_fields(table)], value="", label="Colour by field",
                             elem_id="es-colour-field", scale=2, min_width=160)
-    return MapControls(colour, labels, tags, field)
+        names = gr.Checkbox(default_colour(table) == "cluster", label="Cluster names", elem_id="es-names",
+                            visible=load_clusters(table) is not None, scale=1, min_width=120)
+    return MapControls(colour, labels, tags, field, names)
 
 
 def colour_fields(table: PointTable) -> list[str]:
@@ -339,7 +342,14 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
         return state.select(rows, kind, from_map=True)
 
     ctx.map_select_event(on_map_select)
-    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(ctx.table, colour_by=c), [controls.colour])
+    def colour_by(state: MapState, colour: str) -> tuple[MapState, Any]:
+        # Colouring by cluster brings the clusters' names (the user may hide them again).
+        names = colour == "cluster" and not state.show_names
+        state.set_view(ctx.table, colour_by=colour)
+        return (state.set_names(True), True) if names else (state, gr.skip())
+
+    ctx.map_event(controls.colour.input, colour_by, [controls.colour], [controls.names])
+    ctx.map_event(controls.names.input, lambda s, v: s.set_names(v), [controls.names])
     ctx.map_event(controls.labels.input, lambda s, v: s.set_view(ctx.table, labels=v or []), [controls.labels])
     ctx.map_event(controls.tags.input, lambda s, v: s.set_view(ctx.table, tags=v or []), [controls.tags])
     ctx.map_event(controls.field.input,

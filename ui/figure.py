@@ -42,6 +42,7 @@ COMPARE = [("A only", "#1f77b4"), ("B only", "#ff7f0e"), ("A and B", "#9467bd"),
 SELECTION_ROWS_SENT = 200_000  # a bigger selection is shown from the view route's answer
 DRAWN = ("box", "lasso")  # selection sources the user drew on the map: its outline stays
 BOUNDS_MARGIN = 0.04  # share of the data's extent left around it in the first view
+NAME_CHARS = 40  # a cluster name on the map is cut to this many characters
 
 
 @dataclass
@@ -271,6 +272,25 @@ def bounds(table: PointTable) -> list[float]:
     return out
 
 
+def cluster_names(table: PointTable, state: MapState) -> list[dict[str, Any]]:
+    """Where to write each cluster's name on the map (`analyze`'s cluster table: the middle of
+    its densest part), largest cluster first, leaving out clusters the filters hide entirely.
+    The browser places them largest first and skips a name that would overlap one placed."""
+    from ui.clusters import load_clusters
+
+    view = load_clusters(table)
+    if view is None:
+        return []
+    shown = np.ones(len(view), dtype=bool)
+    if state.visible is not None:
+        codes = view.codes[state.visible]
+        shown = np.bincount(codes[codes >= 0], minlength=len(view))[:len(view)] > 0
+    names = [{"name": name[:NAME_CHARS], "x": float(r.get("x", 0.0)), "y": float(r.get("y", 0.0)),
+              "size": int(r.get("size") or 0)}
+             for name, r, keep in zip(view.names, view.records, shown) if keep]
+    return sorted(names, key=lambda n: -n["size"])
+
+
 def map_message(table: PointTable, state: MapState) -> str | None:
     """JSON for the map component with only the parts `state.dirty` names; None if nothing.
 
@@ -291,6 +311,11 @@ def map_message(table: PointTable, state: MapState) -> str | None:
         message["colour"] = {"remap": c.remap, "legend": c.legend,
                              "categories": [{"name": k.name, "colour": k.colour} for k in c.categories],
                              "hover_names": c.hover_names}
+    if state.dirty & {"names", "colour", "base"}:
+        # Filters change with "colour" and may hide whole clusters: their names go too.
+        names = cluster_names(table, state)
+        if names or state.dirty & {"names", "base"}:
+            message["names"] = {"show": state.show_names, "clusters": names}
     if "selection" in state.dirty or "base" in state.dirty:
         rows = state.selection.rows
         small = rows is not None and len(rows) <= SELECTION_ROWS_SENT

@@ -9,7 +9,8 @@ that the JS applies with `Plotly.react` on that same div:
      "base":      {"token", "n", "bounds", "view_url", "near_url", "layout", "template",
                    "config"}                                              # once per page
      "colour":    {"remap", "categories", "legend", "hover_names"}        # recolour / filter
-     "selection": {"count", "drawn", "rows": i4 typed array | null}}      # set from Python
+     "selection": {"count", "drawn", "rows": i4 typed array | null}       # set from Python
+     "names":     {"show", "clusters": [{"name", "x", "y", "size"}]}}     # cluster names
 
 What is drawn comes from the view route (ui/map_view.py) as binary, for the view the user
 looks at: the points themselves while the view holds at most `EMBEDSCAPE_MAP_POINTS`
@@ -24,11 +25,13 @@ and sends the selection back, so the next image dims the rest. Double-click (Plo
 deselect) sends `rows: null`. Hover: Plotly's over points; over the image, the nearest point
 comes from NEAR_ROUTE.
 
+Overlays (ui/map_overlays.py): cluster names and, when few points are in view, their
+thumbnails, drawn as HTML over the plot area in its pixels at every render and zoom step.
 Layers: `window.embedscapeMap.addLayer({name, images(view), annotations(view)})` adds
 what a layer returns (Plotly layout images / annotations for the current view, data units)
-at every render, and `onView(fn)` calls fn(view) after each view change, so later overlays
-(cluster names, thumbnails) need no change here. `window.embedscapeMap` also exposes
-`{gd, state, toClient(x, y), view()}` for tests.
+at every render, and `onView(fn)` calls fn(view) after each view change.
+`window.embedscapeMap` also exposes `{gd, state, toClient(x, y), view(), overlays()}` for
+tests. `data-busy` on the map counts the work waiting to be drawn (0: settled).
 """
 from __future__ import annotations
 
@@ -40,6 +43,10 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from ui.map_overlays import CSS as OVERLAY_CSS
+from ui.map_overlays import DEFAULT_THUMBNAILS, overlay_js
+from ui.map_overlays import TEMPLATE as OVERLAY_TEMPLATE
+
 # plotly.js 4.1.1 with only the scattergl and bar traces (1.5 MB instead of the full 4.8 MB
 # bundle, whose parsing alone took 2 s of the page's start-up): rebuilt by ui/plotly_bundle/.
 PLOTLY_JS = Path(__file__).parent / "assets" / "plotly-embedscape.min.js"
@@ -48,6 +55,7 @@ PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 TEMPLATE = """
 <div class="es-map" data-seq="-1" data-selected="" data-mode="" data-views="0" data-busy="0">
   <div class="gd"></div>
+  __OVERLAY__
   <div class="es-hover" hidden><img alt=""><div class="es-hover-label"></div></div>
 </div>
 """
@@ -172,6 +180,7 @@ function buildTraces() {
       if (p.selected && p.selected[i]) t.selectedIdx.push(j);
     }
     S.selection = p.selected ? true : null;
+    S.selSource = p.selected ? {kind: 'mask', pts: p} : null;
   }
   // Draw the grey "other" categories underneath the coloured ones.
   S.traces = traces.slice().reverse();
@@ -187,6 +196,7 @@ function selectRows(rows) {
     if (i !== undefined && p.trace[i] >= 0) S.traces[S.traces.length - 1 - p.trace[i]].selectedIdx.push(p.index[i]);
   }
   S.selection = rows ? true : null;
+  S.selSource = rows ? {kind: 'rows', rows} : null;
 }
 
 function layerParts(v) {
@@ -224,6 +234,7 @@ async function render() {
     selectedpoints: S.selection === null || !t.selectedIdx ? null : t.selectedIdx}));
   await Plotly.react(gd, data, layout, S.config);
   bind();
+  drawOverlays();
 }
 
 async function apply(msg) {
@@ -236,6 +247,7 @@ async function apply(msg) {
     S.categories = msg.colour.categories; S.legend = msg.colour.legend;
     S.remap = msg.colour.remap; S.hoverNames = msg.colour.hover_names; S.hidden = [];
   }
+  if (msg.names) S.names = msg.names;
   let fetch = Boolean(msg.base || msg.colour);
   if (msg.selection) {
     S.fromPython = !msg.selection.drawn;
@@ -327,13 +339,16 @@ function bind() {
     }
     const rows = ev.points.map(p => p.customdata).filter(r => r !== undefined && r >= 0);
     S.selection = true;
+    S.selSource = {kind: 'rows', rows};
+    scheduleOverlays();
     root.dataset.selected = String(rows.length);
     trigger('select', {value: {rows: rows, kind: ev.lassoPoints ? 'lasso' : 'box'}});
   });
   gd.on('plotly_deselect', () => {
     S.fromPython = false;
     root.dataset.selected = '';
-    if (S.mode === 'points') { S.selection = null; for (const t of S.traces) t.selectedIdx = null; }
+    if (S.mode === 'points') { S.selection = null; S.selSource = null; for (const t of S.traces) t.selectedIdx = null; }
+    scheduleOverlays();
     // Over the density image the server draws the selection, so it must answer with a message.
     trigger('select', {value: {rows: null, kind: 'clear', redraw: S.mode === 'density'}});
   });
@@ -344,6 +359,7 @@ function bind() {
     S.hidden = hiddenCategories();
     if (S.mode === 'density') enqueue(() => refreshView(true));
   });
+  bindOverlays();
   gd.on('plotly_hover', ev => { if (S.mode === 'points') onPointHover(ev); });
   gd.on('plotly_unhover', () => { if (S.mode === 'points') card.hidden = true; });
   gd.addEventListener('mousemove', e => {
@@ -365,6 +381,14 @@ window.embedscapeMap = {
   selectedRows() { return (gd.data || []).flatMap(t => (t.selectedpoints || []).map(i => t.customdata[i])); },
   addLayer(layer) { S.layers.push(layer); enqueue(render); },
   onView(fn) { S.viewListeners.push(fn); },
+  // The overlays as drawn (for tests and the benchmark): names with their boxes, thumbnail rows.
+  overlays() {
+    const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+    return {names: [...namesBox.children].map(el => ({name: el.textContent, size: +el.dataset.size, box: box(el)})),
+            thumbnails: [...thumbsBox.children].map(el => ({row: +el.dataset.row, box: box(el),
+              dim: el.classList.contains('es-dim'), loaded: el.complete && el.naturalWidth > 0})),
+            ms: S.overlayMs};
+  },
 };
 
 function onValue() {
@@ -378,6 +402,8 @@ function onValue() {
   // Messages are applied in order even when a render is still running.
   enqueue(() => apply(msg));
 }
+
+__OVERLAYS__
 
 performance.mark('es-js-start');
 (function start() {
@@ -419,7 +445,10 @@ def add_plotly_route(app: FastAPI) -> None:
                         headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
-def map_component(prefix: str = "") -> gr.HTML:
-    """The map of the explorer served under the URL `prefix` ("" or e.g. "/objects")."""
-    return gr.HTML(value="", html_template=TEMPLATE, css_template=CSS, js_on_load=JS.replace("__BASE__", prefix),
-                   head=head_html(), elem_id="embedscape-map", padding=False, container=False)
+def map_component(prefix: str = "", thumbnails: int = DEFAULT_THUMBNAILS) -> gr.HTML:
+    """The map of the explorer served under the URL `prefix` ("" or e.g. "/objects"); up to
+    `thumbnails` points in view are drawn as their thumbnails (ui/map_overlays.py)."""
+    js = JS.replace("__BASE__", prefix).replace("__OVERLAYS__", overlay_js(thumbnails))
+    return gr.HTML(value="", html_template=TEMPLATE.replace("__OVERLAY__", OVERLAY_TEMPLATE),
+                   css_template=CSS + OVERLAY_CSS, js_on_load=js, head=head_html(), elem_id="embedscape-map",
+                   padding=False, container=False)

@@ -41,7 +41,7 @@ class MapState:
 
     Read `selection` / `selected_rows()` / `shown_rows()`; change it with `select()` and
     `clear()`. `dirty` names the parts of the browser's map that are out of date
-    ("base", "colour", "selection"); the app's wiring sends them and empties it.
+    ("base", "colour", "selection", "names"); the app's wiring sends them and empties it.
 
     `table_version` is the version of the shared table (ui/table.py) the derived parts (the
     visible mask, the browser's map) were made for; `catch_up` brings them to a newer table.
@@ -54,6 +54,7 @@ class MapState:
     visible: np.ndarray | None = None  # bool mask of rows shown (filters, live points; None: all)
     selection: SelectionState = field(default_factory=SelectionState)
     page: int = 0
+    show_names: bool = False  # cluster names on the map (turned on by colouring by cluster)
     sort_field: str | None = None  # grid order: a numeric payload field, or None (selection order)
     sort_descending: bool = False
     compare_rows: tuple[np.ndarray, np.ndarray] | None = None  # two subsets shown in two colours
@@ -126,6 +127,12 @@ class MapState:
         if rows is not None and self.visible is not None and not self.visible[rows].all():
             # Hidden points leave the selection; the browser needs the trimmed selection.
             self.select(rows, self.selection.source, scores=self.selection.scores)
+        return self
+
+    def set_names(self, show: bool) -> MapState:
+        """Show or hide the clusters' names on the map."""
+        self.show_names = bool(show)
+        self.dirty.add("names")
         return self
 
     def catch_up(self, table: PointTable) -> bool:
