@@ -52,6 +52,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "detection": quick(["--canvases", "200", "--seeds", "2", "--timing-canvases", "50", "--repeats", "1"]),
     "ui": quick(["--points", "10000"]),
     "density": quick(["--points", "1000000", "--runs", "2"]),
+    "map_overlays": quick(["--points", "70000", "--runs", "1"]),
     "embeddings_file": quick(["--rows", "20000", "--runs", "1"]),
     "photos": quick(["--images", "200", "--runs", "1"]),
     "ray_engine": quick(["--images", "200", "--runs", "1"]),

@@ -381,6 +381,8 @@ window.embedscapeMap = {
   selectedRows() { return (gd.data || []).flatMap(t => (t.selectedpoints || []).map(i => t.customdata[i])); },
   addLayer(layer) { S.layers.push(layer); enqueue(render); },
   onView(fn) { S.viewListeners.push(fn); },
+  // Draw the overlays now; returns the milliseconds it took (the benchmark).
+  redrawOverlays() { drawOverlays(); return S.overlayMs; },
   // The overlays as drawn (for tests and the benchmark): names with their boxes, thumbnail rows.
   overlays() {
     const box = el => { const r = el.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
