@@ -157,7 +157,7 @@ def open_page(browser, port: int):
     page = context.new_page()
     page.goto(f"http://127.0.0.1:{port}")
     page.wait_for_function("() => { const m = document.querySelector('.es-map');"
-                           " return m && m.dataset.mode === 'points' && m.dataset.busy === '0'; }", timeout=120_000)
+                           " return m && m.dataset.mode !== '' && m.dataset.busy === '0'; }", timeout=120_000)
     page.wait_for_selector("#es-grid .es-card", timeout=120_000)
     return page
 
@@ -171,6 +171,13 @@ def zoom(page, view: list[float]) -> None:
     page.evaluate("([a, b, c, d]) => Plotly.relayout(window.embedscapeMap.gd, {'xaxis.range': [a, b], "
                   "'yaxis.range': [c, d]})", view[:4])
     settle(page)
+
+
+def near(page, centre: tuple[float, float]) -> None:
+    """Zoom to 2 x 2 around `centre`: few enough points there for the browser to hold them
+    (a big map starts as a density image, with no points in the browser)."""
+    zoom(page, [centre[0] - 1, centre[0] + 1, centre[1] - 1, centre[1] + 1])
+    page.wait_for_function("() => document.querySelector('.es-map').dataset.mode === 'points'")
 
 
 def box_selection(page, view: list[float], count_js: str) -> float:
@@ -201,6 +208,7 @@ def run_thumbnails(browser, folder: Path, port: int, centre: tuple[float, float]
         page = open_page(browser, port)
         whole = page.evaluate("() => window.embedscapeMap.gd.layout.xaxis.range.concat("
                               "window.embedscapeMap.gd.layout.yaxis.range)")
+        near(page, centre)
         view = page.evaluate(SQUARE_JS, [*centre, TARGET])
         out["points_in_view"] = view[4]
         placed, cold, count = page.evaluate(ZOOM_JS, view)
@@ -220,6 +228,7 @@ def run_thumbnails(browser, folder: Path, port: int, centre: tuple[float, float]
         page.context.close()
         # A new page (its HTTP cache empty) on the same server (the thumbnail files made).
         page = open_page(browser, port)
+        near(page, centre)
         out["thumbnails_loaded_files_made_ms"] = page.evaluate(ZOOM_JS, view)[1]
         page.context.close()
     finally:
@@ -234,6 +243,7 @@ def run_without_overlay(browser, folder: Path, port: int, centre: tuple[float, f
     out: dict[str, object] = {}
     try:
         page = open_page(browser, port)
+        near(page, centre)
         view = page.evaluate(SQUARE_JS, [*centre, TARGET])
         zoom(page, view)
         out["pan_step_points_ms"] = statistics.median(page.evaluate(PAN_JS, [*view[:4], 10])[2:])
