@@ -12,6 +12,9 @@ Modules
     live_table.py     LiveTable: the current PointTable, read again when other writers change it
     figure.py         Plotly layout/trace style, colours, the messages sent to the map
     map_component.py  the gr.HTML component that owns the Plotly chart, and its JS bridge
+    map_view.py       the map's view routes: the points of the view, or a density image of it (binary),
+                      box / lasso over the image resolved on the server (map_geometry.py, density.py)
+    map_overlays.py   cluster names and thumbnails drawn over the map in its pixels
     images.py         /thumb/{id} (a box: its crop), /thumb/row/{row}, /image/{id}, /boxes/{id} (an image
                       with its boxes drawn): dataset files only, cached thumbnails
     handoff.py        the Images | Objects switch and "Show their images / objects" between the two
@@ -24,10 +27,12 @@ Modules
 Data flow
     The server loads the columns (path, label, tags, x, y) into a `PointTable`, and reads a
     newer one when other writers change the collection (live_table.py); a row keeps its point
-    in every version, so the browser's map and the sessions' selections stay valid. The browser receives x/y once as base64 typed arrays and
-    builds one scattergl trace per colour itself; recolours send 2 bytes a point. A box or
-    lasso selection sends row numbers to Python (`select` event); the map is never sent
-    again for it. Unselected points are dimmed by Plotly's own `unselected` style.
+    in every version, so the browser's map and the sessions' selections stay valid. The browser
+    asks the view route for what its view shows (binary rows, x, y and colour codes, or a
+    density image when the view holds too many) and builds one scattergl trace per colour
+    itself. A box or lasso over points sends row numbers to Python (`select` event), over the
+    density image the shape; the map is never sent again for it. Unselected points are dimmed
+    by Plotly's own `unselected` style (over the image, by the next image).
 
 Selection state, for later tabs
     Each session has one `MapState` (`ctx.state`, a gr.State):
