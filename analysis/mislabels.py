@@ -23,8 +23,10 @@ noise ends up with a near-uniform T (the ranking is then the probe's self-confid
 pair-wise noise keeps its structure, which is what separates a flipped shirt from a merely
 shirt-like T-shirt.
 
-With the probe, the analysis runs twice: the second probe is trained without the points
-the first pass flagged, so their wrong labels stop pulling the class boundaries.
+The analysis runs in ROUNDS passes: each later pass leaves out the labels the pass before
+flagged, both from the neighbour votes and from the probe's training, so wrong labels stop
+vouching for their neighbours and stop pulling the class boundaries. The reported
+neighbour_agreement is the first pass's plain vote (what the neighbours' labels say).
 bench/bench_label_quality.py measures all of this against cleanlab.
 """
 from __future__ import annotations
@@ -38,9 +40,7 @@ from analysis.knn import KnnGraph
 from analysis.label_quality import DEFAULT_K, encode_labels, truncated_graph
 from analysis.linear_probe import CrossValidatedProbe, ProbeResult, first_occurrence
 
-ROUNDS = 3
-CLEAN_VOTES = True
-EXCLUDE_ABOVE = 0.5
+ROUNDS = 3  # passes; each later one leaves out the labels the one before flagged
 FLAG_PROBABILITY = 0.5  # flag when the label is more likely wrong than right
 MIX_WEIGHTS = np.linspace(0.0, 1.0, 11)  # share of the neighbour vote in the belief, chosen by likelihood
 SHRINKAGES = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)  # of T toward uniform noise, chosen on held-out labels
@@ -135,22 +135,26 @@ def mislabel_scores(graph: KnnGraph, labels: np.ndarray, k: int = DEFAULT_K,
         raise ValueError(f"{len(codes)} labels for a graph of {len(graph)} points")
     if vectors is not None and len(vectors) != len(codes):
         raise ValueError(f"{len(vectors)} vectors for a graph of {len(graph)} points")
-    votes = _neighbour_votes(truncated_graph(graph, k), codes)
+    graph = truncated_graph(graph, k)
+    votes = first_votes = _neighbour_votes(graph, codes)
     labelled = codes >= 0
     model = None if vectors is None else CrossValidatedProbe(vectors, codes)
     probe = None if model is None else model.predict(extra=votes.classes)
     beliefs, weight = _mixed(votes, probe, codes)
     noise = fit_noise(beliefs, codes, len(classes))
     posterior = _posterior(beliefs, noise, codes)
-    for _ in range(ROUNDS - 1 if model is not None and probe is not None else 0):  # a probe that did not learn from the flagged labels
-        wrong = 1.0 - posterior.at(codes)
-        trusted = labelled & (wrong <= EXCLUDE_ABOVE)
-        if CLEAN_VOTES:
-            votes = _neighbour_votes(truncated_graph(graph, k), np.where(trusted, codes, -1))
-        probe = model.predict(train=trusted, extra=votes.classes) or probe
+    for _ in range(ROUNDS - 1):
+        # Again without the labels the last pass flagged: they no longer vote for their
+        # neighbours, nor teach the probe.
+        judged = (posterior.classes >= 0).any(axis=1)
+        trusted = labelled & ~(judged & (posterior.at(codes) < 1.0 - FLAG_PROBABILITY))
+        votes = _neighbour_votes(graph, np.where(trusted, codes, -1))
+        if model is not None and probe is not None:
+            probe = model.predict(train=trusted, extra=votes.classes) or probe
         beliefs, weight = _mixed(votes, probe, codes)
         noise = fit_noise(beliefs, codes, len(classes))
         posterior = _posterior(beliefs, noise, codes)
+    votes = first_votes
     return _result(classes, codes, votes, probe, posterior, noise, weight)
 
 
@@ -278,8 +282,8 @@ def _log_likelihood(beliefs: _Beliefs, codes: np.ndarray, noise: NoiseModel) -> 
 
 
 def _posterior(beliefs: _Beliefs, noise: NoiseModel, codes: np.ndarray) -> _Beliefs:
-    """P(true class j | point, given label) ~ Q(j) T[j, given] over the candidates (the
-    candidates themselves where the point is unlabelled)."""
+    """P(true class j | point, given label) ~ p(j) T[j, given] over the candidates, p the
+    beliefs cleaned of label noise (the candidates themselves where the point is unlabelled)."""
     if noise.stay.size == 0:
         return beliefs
     transition = noise.probability(np.maximum(beliefs.classes, 0), np.maximum(codes, 0)[:, None])

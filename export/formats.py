@@ -1,6 +1,7 @@
 """The export formats. Each writer takes the matching points as `ExportRecords` and a target.
 
-    csv          one row per point; list fields joined with '|'
+    csv          one row per point; list fields joined with '|', object fields (review) as JSON,
+                 booleans as True / False
     jsonl        one JSON object per line
     coco         COCO JSON: images (with every record field) and image-level categories
     imagefolder  out/<label>/<file>, copies or symlinks of the source images
@@ -31,7 +32,7 @@ class WriteResult:
 
 
 def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
-    columns = [*BASE_FIELDS, *data.numeric_fields]
+    columns = [*BASE_FIELDS, *data.fields]
     writer = csv.writer(handle)
     writer.writerow(columns)
     for record in data.records:
@@ -40,9 +41,11 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
 
 
 def _cell(value: Any, column: str) -> Any:
-    if column in LIST_FIELDS:
+    if column in LIST_FIELDS or isinstance(value, list):
         # '|' keeps one row per point and survives a spreadsheet round trip.
         return "|".join(str(v) for v in value or [])
+    if isinstance(value, dict):  # e.g. review: one JSON cell, lossless
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return "" if value is None else value
 
 

@@ -99,6 +99,11 @@ def flag_column(flag: str) -> str:
     return f"{flag}{FLAG_COLUMN_SUFFIX}"
 
 
+def review_column(issue: str) -> str:
+    """The export column holding a point's review status for `issue` (review/decisions.py)."""
+    return f"{issue}_review"
+
+
 # --- groups other modules use ----------------------------------------------------------------
 METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA)
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
