@@ -114,11 +114,18 @@ class ReviewBook:
     def _write(self, records: Sequence[Any], reviews: list[dict[str, Any]]) -> None:
         if not records:
             return
-        ids = [r.id for r in records]
-        self.collection.set_payloads(ids, [{REVIEW: review} for review in reviews])
+        written = [(r.id, review) for r, review in zip(records, reviews) if review]
+        emptied = [r.id for r, review in zip(records, reviews) if not review]
+        if written:
+            self.collection.set_payloads([pid for pid, _ in written], [{REVIEW: review} for _, review in written])
+        if emptied:  # no decision left: no review field at all
+            self.collection.delete_payload_keys(emptied, [REVIEW])
         self.collection.flush_soon()
         for record, review in zip(records, reviews):
-            self._payloads[record.id] = {**record.payload, REVIEW: review}
+            payload = {**record.payload, REVIEW: review}
+            if not review:
+                payload.pop(REVIEW)
+            self._payloads[record.id] = payload
         self._items.clear()
 
 

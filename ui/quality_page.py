@@ -56,7 +56,8 @@ document.addEventListener('keydown', (e) => {
   const t = e.target;
   if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
   if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
-  if (element.offsetParent === null) return;  // this tab is not shown
+  const card = scope().querySelector('.es-rq-card');
+  if (!card || card.offsetParent === null) return;  // this tab is not shown
   const action = KEYS[e.key.toLowerCase()];
   if (!action) return;
   e.preventDefault();
@@ -110,7 +111,12 @@ class Filters:
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and np.isfinite(value) else None
+    """A score bound from a text box: a finite number, or None (empty or not a number)."""
+    try:
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
 
 
 def filters_of(issue: str, pair: str | None, label: str | None, low: Any, high: Any, show: str | None,
@@ -186,7 +192,7 @@ def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, sess
     if item is not None and session.page * STRIP_PAGE > items.index(item):
         session.page = items.index(item) // STRIP_PAGE
     return QueueView(card, progress_html(reviewed, total, counts), strip_html(items, session.current, session.page),
-                     keys_line(filters.issue))
+                     CSS + keys_line(filters.issue))
 
 
 def _status_counts(items: Sequence[QueueItem]) -> dict[str, int]:
@@ -341,13 +347,14 @@ def _undo(reviewer: Reviewer, session: ReviewSession, issue: str, key: str) -> s
 # --- the tab: one function per panel ----------------------------------------------------------
 @dataclass
 class FilterControls:
-    issue: gr.Radio
-    show: gr.Radio
+    issue: gr.Dropdown
+    show: gr.Dropdown
     pair: gr.Dropdown
     label: gr.Dropdown
-    low: gr.Number
-    high: gr.Number
+    low: gr.Textbox
+    high: gr.Textbox
     widen: gr.Checkbox
+    select: gr.Button
 
     def inputs(self) -> list[Any]:
         return [self.issue, self.pair, self.label, self.low, self.high, self.show, self.widen]
@@ -362,7 +369,6 @@ class QueueControls:
     strip: gr.HTML
     keys: gr.HTML
     tag: gr.Textbox
-    select: gr.Button
 
     def views(self) -> list[Any]:
         return [self.card, self.progress, self.strip, self.keys]
@@ -370,17 +376,20 @@ class QueueControls:
 
 def _filter_panel(table: PointTable) -> FilterControls:
     with gr.Row(equal_height=True):
-        issue = gr.Radio(ISSUE_CHOICES, value=MISLABEL_FLAG, label="Review", elem_id="es-rq-issue", scale=3)
-        show = gr.Radio(SHOW_CHOICES, value=PENDING, label="Show", elem_id="es-rq-show", scale=2)
+        issue = gr.Dropdown(ISSUE_CHOICES, value=MISLABEL_FLAG, label="Review", elem_id="es-rq-issue", scale=2,
+                            min_width=150)
+        show = gr.Dropdown(SHOW_CHOICES, value=PENDING, label="Show", elem_id="es-rq-show", scale=1, min_width=120)
+        widen = gr.Checkbox(False, label="Include unflagged points", elem_id="es-rq-widen", scale=1, min_width=120)
     with gr.Row(equal_height=True):
         pair = gr.Dropdown([("(any pair)", ANY)], value=ANY, label="Class pair (selects it on the map)",
                            elem_id="es-rq-pair", scale=3, min_width=180)
         label = gr.Dropdown([("(any class)", ANY)] + [(n, n) for n in table.label_names], value=ANY, label="Class",
-                            elem_id="es-rq-class", scale=2, min_width=120)
-        low = gr.Number(None, label="Score ≥", elem_id="es-rq-low", scale=1, min_width=70)
-        high = gr.Number(None, label="Score ≤", elem_id="es-rq-high", scale=1, min_width=70)
-        widen = gr.Checkbox(False, label="Include unflagged points", elem_id="es-rq-widen", scale=2, min_width=120)
-    return FilterControls(issue, show, pair, label, low, high, widen)
+                            elem_id="es-rq-class", scale=2, min_width=110)
+    with gr.Row(equal_height=True):
+        low = gr.Textbox("", label="Score ≥", placeholder="any", elem_id="es-rq-low", scale=1, min_width=70)
+        high = gr.Textbox("", label="Score ≤", placeholder="any", elem_id="es-rq-high", scale=1, min_width=70)
+        select = gr.Button("Select this queue on the map", elem_id="es-rq-select", scale=2, size="sm")
+    return FilterControls(issue, show, pair, label, low, high, widen, select)
 
 
 def _queue_panel() -> QueueControls:
@@ -391,11 +400,9 @@ def _queue_panel() -> QueueControls:
         card = gr.HTML(empty_card("Loading the review queue…"), elem_id="es-rq-card")
         status = gr.Markdown(elem_id="es-rq-status")
         strip = gr.HTML(elem_id="es-rq-strip")
-        keys = gr.HTML(keys_line(MISLABEL_FLAG), elem_id="es-rq-keys")
-    with gr.Row(equal_height=True):
-        tag = gr.Textbox(MISLABEL_TAG, label="Tag for T", elem_id="es-rq-tag", scale=2)
-        select = gr.Button("Select this queue on the map", elem_id="es-rq-select", scale=1)
-    return QueueControls(command, progress, card, status, strip, keys, tag, select)
+        keys = gr.HTML(CSS + keys_line(MISLABEL_FLAG), elem_id="es-rq-keys")
+    tag = gr.Textbox(MISLABEL_TAG, label="Tag for T", elem_id="es-rq-tag")
+    return QueueControls(command, progress, card, status, strip, keys, tag)
 
 
 def build(ctx: AppContext) -> None:
@@ -405,7 +412,6 @@ def build(ctx: AppContext) -> None:
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")
         return
-    gr.HTML(CSS)
     books: list[ReviewBook] = []  # read on first use, shared by every session of this app
     neighbours = NeighbourIndex(ctx)
 
@@ -497,4 +503,4 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, sessi
         items = book().queue(current.issue, current.queue_filter())
         return state.select(table.rows_for_ids(i for item in items for i in item.ids), "review queue")
 
-    ctx.map_event(queue.select.click, select, filters.inputs(), name="review_select")
+    ctx.map_event(filters.select.click, select, filters.inputs(), name="review_select")

@@ -40,9 +40,13 @@ CSS = """
 .es-rq-why { color: #444; font-size: 13px; }
 .es-rq-status { margin-top: 4px; font-size: 13px; } .es-rq-status b { color: #1a7f37; }
 .es-rq-actions { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 8px; }
-.es-rq-actions button { border: 1px solid #bbb; border-radius: 6px; padding: 4px 10px; background: #fafafa;
-                        cursor: pointer; font-size: 13px; }
-.es-rq-actions button.es-rq-primary { background: #2563eb; color: white; border-color: #2563eb; }
+#es-rq-command { display: none !important; }
+.es-rq-card .es-rq-actions button { border: 1px solid #bbb !important; border-radius: 6px !important;
+    padding: 3px 9px !important; background: #fafafa !important; color: #222 !important; cursor: pointer;
+    font-size: 13px !important; font-weight: 500 !important; min-width: 0 !important; }
+.es-rq-card .es-rq-actions button.es-rq-primary { background: #2563eb !important; color: white !important;
+    border-color: #2563eb !important; }
+.es-rq-strip button { padding: 0 6px !important; min-width: 0 !important; font-size: 13px !important; }
 .es-rq-actions kbd { font-size: 11px; border: 1px solid #999; border-radius: 3px; padding: 0 3px; margin-left: 4px;
                      background: white; color: #333; }
 .es-rq-evidence { display: flex; gap: 4px; flex-wrap: wrap; margin-top: 10px; }
@@ -58,7 +62,6 @@ CSS = """
                    image-rendering: pixelated; cursor: pointer; border: 2px solid transparent; }
 .es-rq-strip img.es-rq-current { border-color: #2563eb; }
 .es-rq-strip img.es-rq-done { opacity: 0.45; }
-.es-rq-strip button { border: 1px solid #bbb; border-radius: 4px; background: #fafafa; cursor: pointer; }
 .es-rq-progress { font-size: 14px; }
 .es-rq-keys { color: #666; font-size: 12px; }
 .es-rq-keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 3px; font-size: 11px; }
