@@ -115,6 +115,29 @@ class CrossValidatedProbe:
         temperature = _fit_temperature(classes, logits, self.codes, learn)
         return _calibrated(classes, logits, temperature, top, want.shape[1])
 
+    def nearest_class_distance(self) -> np.ndarray | None:
+        """(n,) squared Mahalanobis distance of each point to the nearest class mean, in the
+        shared (shrunk) within-class covariance, fitted on every labelled point (all folds):
+        far from every class = unlike anything labelled. None with fewer than two classes."""
+        return _nearest_class_distance(self)
+
+
+def _nearest_class_distance(probe: "CrossValidatedProbe") -> np.ndarray | None:
+    stats = probe._all
+    fitted = _fit_lda(stats.counts.sum(axis=0), stats.sums.sum(axis=0), stats.grams.sum(axis=0), probe.shrinkage)
+    if fitted is None:
+        return None
+    model, factor, means = fitted
+    solved_means = model.weights[:, np.isfinite(model.bias)]  # Sigma^-1 means'
+    mean_terms = np.einsum("cd,dc->c", means, solved_means)
+    distances = np.empty(len(probe.codes))
+    for start in range(0, len(distances), ROW_BLOCK):
+        block = probe.vectors[start:start + ROW_BLOCK].astype(np.float64)
+        # |x - m|^2 = x'S^-1 x - 2 x'S^-1 m + m'S^-1 m, for every class mean m at once
+        own = (block * cho_solve(factor, block.T).T).sum(axis=1)
+        distances[start:start + len(block)] = (own[:, None] - 2 * block @ solved_means + mean_terms[None, :]).min(axis=1)
+    return np.maximum(distances, 0.0)
+
 
 def cross_validated_probe(vectors: np.ndarray, codes: np.ndarray, train: np.ndarray | None = None,
                           extra: np.ndarray | None = None, folds: int = FOLDS, seed: int = 0) -> ProbeResult | None:
@@ -271,26 +294,5 @@ def _calibrated(classes: np.ndarray, logits: np.ndarray, temperature: float, top
 
 
 def nearest_class_distance(vectors: np.ndarray, codes: np.ndarray, shrinkage: float = SHRINKAGE) -> np.ndarray | None:
-    """(n,) squared Mahalanobis distance of each point to the nearest class mean, in the shared
-    (shrunk) within-class covariance the probe uses, fitted on every labelled point: far from
-    every class = unlike anything labelled. None with fewer than two classes."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    codes = np.asarray(codes, dtype=np.int64)
-    n_classes = int(codes.max(initial=-1)) + 1
-    if n_classes < 2:
-        return None
-    stats = _fold_stats(vectors, codes, codes >= 0, np.zeros(len(codes), dtype=np.int64), 1, n_classes)
-    fitted = _fit_lda(stats.counts[0], stats.sums[0], stats.grams[0], shrinkage)
-    if fitted is None:
-        return None
-    model, factor, means = fitted
-    present = np.isfinite(model.bias)
-    solved_means = model.weights[:, present]  # Sigma^-1 means'
-    mean_terms = np.einsum("cd,dc->c", means, solved_means)
-    distances = np.empty(len(codes))
-    for start in range(0, len(codes), ROW_BLOCK):
-        block = vectors[start:start + ROW_BLOCK].astype(np.float64)
-        # |x - m|^2 = x'S^-1 x - 2 x'S^-1 m + m'S^-1 m, for every class mean m at once
-        own = (block * cho_solve(factor, block.T).T).sum(axis=1)
-        distances[start:start + len(block)] = (own[:, None] - 2 * block @ solved_means + mean_terms[None, :]).min(axis=1)
-    return np.maximum(distances, 0.0)
+    """One-off `CrossValidatedProbe(vectors, codes).nearest_class_distance()`."""
+    return CrossValidatedProbe(vectors, codes, shrinkage=shrinkage).nearest_class_distance()

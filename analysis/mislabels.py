@@ -82,8 +82,9 @@ class NoiseModel:
 
 @dataclass(frozen=True)
 class MislabelResult:
-    """Per point (n,): `score` = P(given label is wrong) (0..1; 0 for unlabelled points and
-    points nothing can be said about); `suggested_label` = the most probable true class
+    """Per point (n,): `score` = P(given label is wrong) (0..1; 0 for unlabelled points, points
+    nothing can be said about, and everywhere when the evidence does not predict the labels
+    better than the class frequencies: see `informative`); `suggested_label` = the most probable true class
     ("" when nothing votes); `flagged` = score > FLAG_PROBABILITY; `neighbour_agreement` =
     similarity-weighted share of the neighbour vote for the given label; `probe_agreement`
     = the linear probe's probability of the given label (NaN without vectors);
@@ -125,11 +126,12 @@ class _Beliefs:
         return np.where((self.classes >= 0).any(axis=1), self.classes[rows, scored.argmax(axis=1)], -1)
 
 
-def mislabel_scores(graph: KnnGraph, labels: np.ndarray, k: int = DEFAULT_K,
-                    vectors: np.ndarray | None = None) -> MislabelResult:
+def mislabel_scores(graph: KnnGraph, labels: np.ndarray, k: int = DEFAULT_K, vectors: np.ndarray | None = None,
+                    probe: CrossValidatedProbe | None = None) -> MislabelResult:
     """Score every point's label (see the module docstring). `vectors` (n, d), row i the
-    vector of graph row i, turn on the linear probe; without them the neighbour vote alone
-    is the belief. Points with an empty label get score 0 and no flag; they do not vote."""
+    vector of graph row i, turn on the linear probe (or pass a `probe` built on them and the
+    same labels, shared with `outlier_scores`); without either the neighbour vote alone is
+    the belief. Points with an empty label get score 0 and no flag; they do not vote."""
     classes, codes = encode_labels(labels)
     if len(codes) != len(graph):
         raise ValueError(f"{len(codes)} labels for a graph of {len(graph)} points")
@@ -138,7 +140,9 @@ def mislabel_scores(graph: KnnGraph, labels: np.ndarray, k: int = DEFAULT_K,
     graph = truncated_graph(graph, k)
     votes = first_votes = _neighbour_votes(graph, codes)
     labelled = codes >= 0
-    model = None if vectors is None else CrossValidatedProbe(vectors, codes)
+    model = probe if probe is not None else None if vectors is None else CrossValidatedProbe(vectors, codes)
+    if model is not None and len(model.codes) != len(codes):
+        raise ValueError(f"a probe of {len(model.codes)} points for a graph of {len(graph)} points")
     probe = None if model is None else model.predict(extra=votes.classes)
     beliefs, weight = _mixed(votes, probe, codes)
     noise = fit_noise(beliefs, codes, len(classes))
@@ -155,12 +159,25 @@ def mislabel_scores(graph: KnnGraph, labels: np.ndarray, k: int = DEFAULT_K,
         noise = fit_noise(beliefs, codes, len(classes))
         posterior = _posterior(beliefs, noise, codes)
     votes = first_votes
-    return _result(classes, codes, votes, probe, posterior, noise, weight)
+    return _result(classes, codes, votes, probe, posterior, noise, weight, informative(beliefs, codes))
+
+
+def informative(beliefs: _Beliefs, codes: np.ndarray) -> bool:
+    """Whether the beliefs (all out-of-sample: neighbours and cross-validated probe) predict
+    the given labels better than the class frequencies do. Where they do not (images with no
+    relation to their labels, or far too few of them), nothing tells a wrong label from a
+    right one, so no label is scored or flagged."""
+    labelled = codes >= 0
+    if not labelled.any():
+        return False
+    prior = np.bincount(codes[labelled]) / labelled.sum()
+    with_beliefs = np.log(beliefs.at(codes)[labelled] + _FLOOR).mean()
+    return bool(with_beliefs > np.log(prior[codes[labelled]]).mean())
 
 
 def _result(classes: np.ndarray, codes: np.ndarray, votes: _Beliefs, probe: ProbeResult | None,
-            posterior: _Beliefs, noise: NoiseModel, weight: float) -> MislabelResult:
-    judged = (codes >= 0) & (posterior.classes >= 0).any(axis=1)
+            posterior: _Beliefs, noise: NoiseModel, weight: float, informative: bool) -> MislabelResult:
+    judged = (codes >= 0) & (posterior.classes >= 0).any(axis=1) & informative
     score = np.where(judged, np.clip(1.0 - posterior.at(codes), 0.0, 1.0), 0.0)
     best = posterior.best()
     names = np.append(classes, "")[best]  # code -1 -> ""

@@ -25,7 +25,7 @@ import numpy as np
 
 from analysis.knn import KnnGraph
 from analysis.label_quality import DEFAULT_K, encode_labels, truncated_graph
-from analysis.linear_probe import nearest_class_distance
+from analysis.linear_probe import CrossValidatedProbe, nearest_class_distance
 
 FLAG_FDR = 0.5  # flag where an outlier is more likely than a typical point
 _BINS = 200
@@ -48,12 +48,16 @@ class OutlierResult:
 
 
 def outlier_scores(graph: KnnGraph, k: int = DEFAULT_K, vectors: np.ndarray | None = None,
-                   labels: np.ndarray | None = None) -> OutlierResult:
+                   labels: np.ndarray | None = None, probe: CrossValidatedProbe | None = None) -> OutlierResult:
     """Outlier score and flag of every point (see the module docstring); row i of `vectors`
-    and `labels` belongs to graph row i."""
+    and `labels` belongs to graph row i. A `probe` built on them (shared with
+    `mislabel_scores`) saves fitting the class means and covariance again."""
     raw, method = None, "neighbours"
-    if vectors is not None and labels is not None:
+    if probe is not None:
+        raw = probe.nearest_class_distance()
+    elif vectors is not None and labels is not None:
         raw = nearest_class_distance(vectors, encode_labels(labels)[1])
+    if raw is not None:
         method = "class-distance"
     if raw is None:
         raw, method = neighbour_isolation(graph, k), "neighbours"
@@ -87,7 +91,7 @@ def local_fdr(z: np.ndarray) -> np.ndarray:
         return np.ones(len(z))
     density, centres = _smoothed_density(z)
     null = np.exp(-0.5 * centres ** 2) / np.sqrt(2 * np.pi)
-    pi0 = min(1.0, float(np.interp(0.0, centres, density)) / null[np.argmin(np.abs(centres))])
+    pi0 = min(1.0, float(np.interp(0.0, centres, density)) / max(float(null[np.argmin(np.abs(centres))]), 1e-300))
     fdr = np.clip(pi0 * null / np.maximum(density, 1e-300), 0.0, 1.0)
     return np.interp(z, centres, fdr)
 

@@ -27,7 +27,10 @@ from tqdm import tqdm
 
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
-from analysis.label_quality import DEFAULT_K, confused_class_pairs, exact_duplicate_groups, near_duplicate_groups
+from analysis.label_quality import (
+    DEFAULT_K, confused_class_pairs, encode_labels, exact_duplicate_groups, near_duplicate_groups,
+)
+from analysis.linear_probe import CrossValidatedProbe
 from analysis.mislabels import mislabel_scores
 from analysis.outliers import outlier_scores
 from indexer.images import ImageSkipped, decode_image
@@ -95,8 +98,9 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     hashes = np.array([columns.values[SHA1][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
 
-    mislabels = mislabel_scores(small, labels, vectors=vectors)
-    outliers = outlier_scores(small, vectors=vectors, labels=labels)
+    probe = CrossValidatedProbe(vectors, encode_labels(labels)[1])  # fold statistics, shared by both
+    mislabels = mislabel_scores(small, labels, probe=probe)
+    outliers = outlier_scores(small, probe=probe)
     near = near_duplicate_groups(small)
     exact = exact_duplicate_groups(hashes)
     unique = uniqueness(small)

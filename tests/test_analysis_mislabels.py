@@ -231,3 +231,10 @@ def test_many_classes_stay_sparse() -> None:
     result = mislabel_scores(graph, labels, k=k)
     assert len(result.classes) == 2500 and result.score.shape == (n,)
     assert result.noise.rates.shape == (2500, 2500) and result.noise.rates.nnz <= n
+
+
+def test_labels_unrelated_to_the_vectors_are_not_judged() -> None:
+    vectors, _ = blobs(3, 60, spread=0.3, seed=9)
+    random_labels = np.array(list("abc"))[np.random.default_rng(10).integers(0, 3, 180)]
+    result = mislabel_scores(graph_of(vectors), random_labels, vectors=vectors)
+    assert not result.flagged.any() and (result.score == 0).all()
