@@ -238,3 +238,15 @@ def test_labels_unrelated_to_the_vectors_are_not_judged() -> None:
     random_labels = np.array(list("abc"))[np.random.default_rng(10).integers(0, 3, 180)]
     result = mislabel_scores(graph_of(vectors), random_labels, vectors=vectors)
     assert not result.flagged.any() and (result.score == 0).all()
+
+
+def test_heavy_noise_is_still_judged() -> None:
+    # 30 % wrong labels make the given labels' likelihood poor; the evidence is still good.
+    vectors, truth = blobs(6, 150, spread=0.3, seed=11)
+    rng = np.random.default_rng(12)
+    flips = rng.choice(len(truth), 270, replace=False)
+    noisy = truth.copy()
+    noisy[flips] = (truth[flips] + rng.integers(1, 6, len(flips))) % 6
+    result = mislabel_scores(graph_of(vectors), np.array(list("uvwxyz"))[noisy], vectors=vectors)
+    precision, recall = precision_recall(result.flagged, noisy != truth)
+    assert precision >= 0.9 and recall >= 0.85
