@@ -6,9 +6,10 @@ labels (k-fold cross-validation), so a point's own, possibly wrong, label never 
 model that judges it. This is the input cleanlab recommends for confident learning.
 
 The model is linear discriminant analysis with a shrunk shared covariance: its fit is closed
-form (class sums and one Gram matrix, gathered once per fold and subtracted from the totals
-for each training set), so five folds over 70,000 x 1280 vectors cost a few seconds, where
-an iterative logistic regression takes minutes. Its raw probabilities are overconfident, so
+form (class sums and a Gram matrix per fold, gathered once; a fold's model uses the totals
+minus that fold's; from SHARED_COVARIANCE_FROM labelled points on, the folds share one
+covariance, factorised once per fit), so five folds over 70,000 x 1280 vectors cost seconds,
+where an iterative logistic regression takes minutes. Its raw probabilities are overconfident, so
 one temperature is fitted on the out-of-fold predictions (lowest negative log-likelihood of
 the given labels), which makes them calibrated against the labels.
 
@@ -34,6 +35,7 @@ FOLDS = 5
 # temperature absorbs most of its effect on confidence (accuracy moved < 0.5 % between
 # 0.01 and 0.1 on Fashion-MNIST).
 SHRINKAGE = 0.05
+SHARED_COVARIANCE_FROM = 5_000  # labelled points from which the folds share one covariance
 KEPT_FOR_NORMALISER = 32  # classes per point whose probabilities are kept to normalise over
 TOP = 5  # most likely classes reported per point (besides `extra`)
 ROW_BLOCK = 4096
@@ -58,9 +60,9 @@ class ProbeResult:
 
 @dataclass(frozen=True)
 class _FoldStats:
-    counts: np.ndarray  # (F, C)
-    sums: np.ndarray  # (F, C, d)
-    grams: np.ndarray  # (F, d, d)
+    counts: np.ndarray  # (F, C) points per fold and class
+    sums: np.ndarray  # (F, C, d) their vector sums
+    grams: np.ndarray  # (F, d, d) sum of x x' per fold
 
     def minus(self, other: "_FoldStats") -> "_FoldStats":
         return _FoldStats(self.counts - other.counts, self.sums - other.sums, self.grams - other.grams)
@@ -104,12 +106,17 @@ class CrossValidatedProbe:
                                                 self.n_classes))
         if self.n_classes < 2 or len(np.unique(self.codes[learn])) < 2:
             return None
+        # Large sets share one covariance between the folds (the class means stay out-of-fold):
+        # a point's own label then weighs < 1 / SHARED_COVARIANCE_FROM in it, and five d x d
+        # factorisations would cost more than the rest of the probe. Small sets fit each fold's.
+        shared = _covariance_factor(stats, self.shrinkage) if learn.sum() >= SHARED_COVARIANCE_FROM else None
         kept = min(self.n_classes, KEPT_FOR_NORMALISER)
         want = _wanted(self.codes, extra, len(self.codes))
         classes = np.full((len(self.codes), kept + want.shape[1]), -1, dtype=np.int64)
         logits = np.full(classes.shape, -np.inf)
         for f in range(self.folds):
-            model = _fit(stats, f, self.shrinkage)
+            factor = shared if shared is not None else _covariance_factor(stats, self.shrinkage, f)
+            model = None if factor is None else _fit(stats, f, factor)
             if model is not None:
                 _predict(self.vectors, np.flatnonzero(self.fold == f), model, want, classes, logits, kept)
         temperature = _fit_temperature(classes, logits, self.codes, learn)
@@ -123,13 +130,12 @@ class CrossValidatedProbe:
 
 
 def _nearest_class_distance(probe: "CrossValidatedProbe") -> np.ndarray | None:
-    stats = probe._all
-    fitted = _fit_lda(stats.counts.sum(axis=0), stats.sums.sum(axis=0), stats.grams.sum(axis=0), probe.shrinkage)
-    if fitted is None:
+    factor = _covariance_factor(probe._all, probe.shrinkage)
+    model = None if factor is None else _fit(probe._all, None, factor)
+    if factor is None or model is None:
         return None
-    model, factor, means = fitted
     solved_means = model.weights[:, np.isfinite(model.bias)]  # Sigma^-1 means'
-    mean_terms = np.einsum("cd,dc->c", means, solved_means)
+    mean_terms = np.einsum("cd,dc->c", model.means, solved_means)
     distances = np.empty(len(probe.codes))
     for start in range(0, len(distances), ROW_BLOCK):
         block = probe.vectors[start:start + ROW_BLOCK].astype(np.float64)
@@ -177,36 +183,43 @@ def _fold_stats(vectors: np.ndarray, codes: np.ndarray, learn: np.ndarray, fold:
 class _Model:
     weights: np.ndarray  # (d, C)
     bias: np.ndarray  # (C,), -inf for classes without training points
+    means: np.ndarray  # (classes with training points, d)
 
 
-def _fit(stats: _FoldStats, fold: int, shrinkage: float) -> _Model | None:
-    """LDA on every fold but `fold` (the totals minus that fold's statistics)."""
-    fitted = _fit_lda(stats.counts.sum(axis=0) - stats.counts[fold], stats.sums.sum(axis=0) - stats.sums[fold],
-                      stats.grams.sum(axis=0) - stats.grams[fold], shrinkage)
-    return None if fitted is None else fitted[0]
-
-
-def _fit_lda(counts: np.ndarray, sums: np.ndarray, gram: np.ndarray,
-             shrinkage: float) -> tuple[_Model, tuple[np.ndarray, bool], np.ndarray] | None:
-    """LDA from class counts, class sums and the Gram matrix: class means, the pooled
-    within-class covariance shrunk toward a scaled identity, W = Sigma^-1 means,
-    b = -means.W / 2 + log prior. Also returns Sigma's Cholesky factor and the means."""
+def _covariance_factor(stats: _FoldStats, shrinkage: float, fold: int | None = None) -> tuple[np.ndarray, bool] | None:
+    """Cholesky factor of the pooled within-class covariance of every fold's points but
+    `fold`'s (None: all folds), shrunk toward a scaled identity; None when it cannot be
+    estimated."""
+    counts, sums, gram = stats.counts.sum(axis=0), stats.sums.sum(axis=0), stats.grams.sum(axis=0)
+    if fold is not None:
+        counts, sums, gram = counts - stats.counts[fold], sums - stats.sums[fold], gram - stats.grams[fold]
     present = counts > 0
     total = counts.sum()
     if present.sum() < 2 or total <= present.sum():
         return None
-    means = sums[present] / counts[present, None]
     within = gram - (sums[present].T / counts[present]) @ sums[present]
     covariance = within / (total - present.sum())
     d = covariance.shape[0]
     covariance = (1 - shrinkage) * covariance + shrinkage * np.trace(covariance) / d * np.eye(d)
-    factor = cho_factor(covariance)  # Cholesky: half an LU's cost
+    return cho_factor(covariance)
+
+
+def _fit(stats: _FoldStats, fold: int | None, factor: tuple[np.ndarray, bool]) -> _Model | None:
+    """LDA with the shared covariance and the class means of every fold but `fold` (None:
+    all folds): W = Sigma^-1 means, b = -means.W / 2 + log prior."""
+    counts, sums = stats.counts.sum(axis=0), stats.sums.sum(axis=0)
+    if fold is not None:
+        counts, sums = counts - stats.counts[fold], sums - stats.sums[fold]
+    present = counts > 0
+    if present.sum() < 2:
+        return None
+    means = sums[present] / counts[present, None]
     solved = cho_solve(factor, means.T)  # (d, present)
-    weights = np.zeros((d, len(counts)))
+    weights = np.zeros((len(means[0]), len(counts)))
     weights[:, present] = solved
     bias = np.full(len(counts), -np.inf)
-    bias[present] = -0.5 * np.einsum("cd,dc->c", means, solved) + np.log(counts[present] / total)
-    return _Model(weights, bias), factor, means
+    bias[present] = -0.5 * np.einsum("cd,dc->c", means, solved) + np.log(counts[present] / counts.sum())
+    return _Model(weights, bias, means)
 
 
 def _predict(vectors: np.ndarray, rows: np.ndarray, model: _Model, want: np.ndarray,
