@@ -1,14 +1,16 @@
 """embedscape command line: index images into Qdrant, inspect, export, and serve the explorer.
 
-    python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N]
+    python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N] [--engine local|ray]
+                        [--precision auto|fp32|bf16] [--reembed]
+    python app.py index PATH --collection NAME --embeddings FILE [--paths CSV]   # vectors you already have
     python app.py info --collection NAME
-    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|imagefolder|paths --out PATH
+    python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
     python app.py delete --collection NAME FILTERS [--yes]
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
     python app.py compare --collection NAME A B
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
-    python app.py analyze --collection NAME
+    python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
     python app.py serve --collection NAME [--port 7860]
     python app.py demo [--full]
@@ -53,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from detection.geometry import CONTEXT_MARGIN
+
     parser = argparse.ArgumentParser(prog="app.py", description="Map, explore and tag image embeddings in Qdrant.")
     parser.add_argument("--qdrant-path", help="embedded store folder (env QDRANT_PATH, default ./data/qdrant)")
     parser.add_argument("--qdrant-url", help="Qdrant server URL (env QDRANT_URL); overrides --qdrant-path")
@@ -60,21 +64,36 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
 
     index = commands.add_parser("index", help="embed a folder of images into a collection and build its map")
-    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels)")
+    index.add_argument("path", help="dataset folder (ImageFolder layout, or with --labels; with --embeddings, the "
+                                    "folder the file's paths are relative to)")
     index.add_argument("--collection", required=True)
     index.add_argument("--model", default=None, help="sentence-transformers name or folder, or mobilenet-v2 "
                                                       "(default clip-ViT-B-32; needs the network once)")
-    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]) or COCO JSON")
+    index.add_argument("--labels", type=Path, help="CSV / JSON Lines (path,label[,split]); or boxes: COCO JSON, "
+                                                   "YOLO data.yaml, or a folder of Pascal VOC XML")
     index.add_argument("--limit", type=positive_int, help="index only the first N images (sorted by path)")
     index.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     index.add_argument("--runtime", default="auto", choices=["auto", "openvino", "onnxruntime", "torch"],
                        help="how mobilenet-v2 runs on the CPU (auto: OpenVINO, else onnxruntime, else torch)")
+    index.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                       help="arithmetic inside the model. bf16: mobilenet-v2 through OpenVINO on a CPU with native "
+                            "bfloat16, about 2x faster, vectors within cosine 0.99 of fp32. auto: the collection's "
+                            "recorded precision, or for a new one bf16 where native, else fp32")
+    index.add_argument("--reembed", action="store_true",
+                       help="embed every image again (after changing --model or --precision); tags, labels set in "
+                            "the app, subsets and predictions are kept")
     index.add_argument("--batch-size", type=positive_int, default=32)
     index.add_argument("--workers", type=positive_int, default=2, help="decode threads")
     index.add_argument("--neighbours", type=positive_int, default=15, help="k of the saved neighbour graph")
     index.add_argument("--seed", type=int, default=0, help="UMAP seed (same seed, same map)")
     index.add_argument("--no-image-metrics", action="store_true",
                        help="skip brightness / contrast / sharpness / colourfulness / size metrics")
+    index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
+                       help="context around each box's crop, a share of the box's width / height per side "
+                            f"(default {CONTEXT_MARGIN})")
+    index.add_argument("--no-objects", action="store_true",
+                       help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
+    _add_scale_arguments(index)
     index.set_defaults(handler=cmd_index)
 
     info = commands.add_parser("info", help="what a collection holds")
@@ -87,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
     analyze = commands.add_parser("analyze", help="score mislabels, outliers, duplicates and image metrics")
     analyze.add_argument("--collection", required=True)
     analyze.add_argument("-k", "--neighbours", type=int, default=10, help="neighbours per point (default 10)")
+    analyze.add_argument("--clusters", choices=["leiden", "hdbscan-map", "none"], default="leiden",
+                         help="how to find clusters: leiden on the kNN graph (default), hdbscan-map on the map")
+    analyze.add_argument("--cluster-resolution", type=float, default=1.0,
+                         help="leiden: higher gives more, smaller clusters (default 1.0)")
     analyze.set_defaults(handler=cmd_analyze)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
@@ -110,6 +133,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
+    """index: --no-analyze, the Ray engine, and vectors from a file instead of a model."""
+    index.add_argument("--no-analyze", action="store_true",
+                       help="skip the mislabel / outlier / duplicate scores (run `analyze` later)")
+    index.add_argument("--engine", default="local", choices=["local", "ray"],
+                       help="where images are decoded and embedded: this process, or a Ray cluster "
+                            "(env RAY_ADDRESS; a local Ray instance when unset; needs `pip install 'ray[data]'`)")
+    index.add_argument("--ray-actors", type=positive_int, help="Ray: embedding actors (default: one per GPU, "
+                                                               "or one per --workers CPUs of the cluster)")
+    group = index.add_argument_group("vectors you already have (no model is loaded, no image opened)")
+    group.add_argument("--embeddings", type=Path, metavar="FILE",
+                       help="Parquet file or folder (path, embedding, optional label, split, extra columns), or "
+                            ".npy matrix with --paths; --model then names the vectors' model (recorded)")
+    group.add_argument("--paths", type=Path, metavar="CSV", help=".npy: CSV of the rows' paths (path[,label,split,"
+                                                                 "...]) in the same order (default: FILE.csv)")
+    group.add_argument("--embedding-column", metavar="NAME", help="Parquet: the vector column (default: embedding "
+                                                                  "or vector, else the only list column)")
+    group.add_argument("--allow-missing-files", action="store_true",
+                       help="keep rows whose path names no file in PATH (the app then shows no image for them)")
+    group.add_argument("--rejects", type=Path, metavar="CSV", help="write every unusable row (row,path,reason) here")
+
+
 def _add_action_commands(commands: Any) -> None:
     """export, tag, delete, subset, compare, push: the actions on filtered points (export/, actions/,
     subsets/, store/), all taking the filter flags of filters/cli.py."""
@@ -119,8 +164,9 @@ def _add_action_commands(commands: Any) -> None:
     export = commands.add_parser("export", help="write the matching points to a file or an image folder")
     export.add_argument("--collection", required=True)
     export.add_argument("--format", default="csv", choices=FORMATS)
-    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder)")
-    export.add_argument("--link", default="copy", choices=["copy", "symlink"], help="imagefolder: copy or symlink")
+    export.add_argument("--out", required=True, type=Path, help="file (a folder for imagefolder and yolo)")
+    export.add_argument("--link", default="copy", choices=["copy", "symlink"],
+                        help="imagefolder, yolo: copy or symlink the images")
     add_filter_arguments(export)
     export.set_defaults(handler=cmd_export)
 
@@ -182,6 +228,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def crop_margin(text: str) -> float:
+    """argparse type: a share between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (a share of the box's size), not {value}")
+    return value
+
+
 def open_configured_store(args: argparse.Namespace) -> Any:
     from store import open_store
 
@@ -194,60 +251,127 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.projection import ProjectionConfig
 
     store = open_configured_store(args)
-    model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
-    options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
-                           device=args.device, runtime=args.runtime, batch_size=args.batch_size, workers=args.workers,
-                           neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed),
-                           image_metrics=not args.no_image_metrics)
     try:
-        report = index_dataset(args.path, store, options)
+        if args.embeddings is not None:
+            model = args.model or _file_vectors_model(store, args.collection) or f"embeddings:{args.embeddings.name}"
+        else:
+            model = args.model or _collection_model(store, args.collection) or DEFAULT_MODEL
+        options = IndexOptions(collection=args.collection, model=model, labels_file=args.labels, limit=args.limit,
+                               device=args.device, runtime=args.runtime, precision=args.precision,
+                               reembed=args.reembed, batch_size=args.batch_size, workers=args.workers,
+                               neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
+                               analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
+                               objects=not args.no_objects, crop_margin=args.crop_margin)
+        report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
     finally:
         store.close()
+    if report is None:
+        return 2
     for skipped in report.skipped[:20]:
         print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
     if len(report.skipped) > 20:
         print(f"... and {len(report.skipped) - 20} more skipped files", file=sys.stderr)
     for problem in report.problems[:20]:
         print(f"note: {problem}", file=sys.stderr)
+    if len(report.problems) > 20:
+        print(f"... and {len(report.problems) - 20} more notes", file=sys.stderr)
+    if report.objects:
+        _print_object_notes(report.objects)
     print(report.summary())
     if report.quality:
         print(report.quality)
+    if report.objects and report.objects.quality:
+        print(f"{report.objects.collection}: {report.objects.quality}")
     print(f"report: {report.report_file}")
     return 0 if report.total_points else 1
 
 
+def _print_object_notes(objects: Any) -> None:
+    """Skipped and clipped boxes (the index report holds them all)."""
+    lines = [f"box skipped: {s['path']} #{s['annotation_id']}: {s['reason']}" for s in objects.skipped]
+    lines += [f"box clipped: {note}" for note in objects.clipped]
+    for line in lines[:20]:
+        print(line, file=sys.stderr)
+    if len(lines) > 20:
+        print(f"... and {len(lines) - 20} more skipped or clipped boxes", file=sys.stderr)
+
+
+def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any:
+    """`index --embeddings`: None (after printing the unusable rows) when the file is refused."""
+    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected, index_embeddings
+    from indexer.sources import SourceError
+
+    if args.labels is not None or args.engine != "local":
+        raise SourceError("--embeddings reads labels from the file and embeds nothing: leave out --labels and "
+                          "--engine")
+    source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files,
+                             args.rejects)
+    try:
+        return index_embeddings(args.path, store, options, source)
+    except EmbeddingsRejected as rejected:
+        for problem in rejected.problems[:20]:
+            print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
+        more = sum(rejected.counts.values()) - min(20, len(rejected.problems))
+        if more > 0:
+            print(f"... and {more} more rows" + ("" if args.rejects else " (--rejects FILE lists them all)"),
+                  file=sys.stderr)
+        print(f"error: {rejected}", file=sys.stderr)
+        return None
+
+
 def _collection_model(store: Any, name: str) -> str | None:
-    return store.open(name).read_metadata().get("model") if store.exists(name) else None
+    from store.schema import MODEL
+
+    return store.open(name).read_metadata().get(MODEL) if store.exists(name) else None
+
+
+def _file_vectors_model(store: Any, name: str) -> str | None:
+    """The model name of a collection whose vectors came from a file (`index --embeddings`);
+    a collection of embedded images needs --model to say the file's vectors are that model's."""
+    from store.schema import MODEL
+
+    metadata = store.open(name).read_metadata() if store.exists(name) else {}
+    return metadata.get(MODEL) if "vectors_from" in metadata else None
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    from store.schema import (COLLECTION_KIND, DEVICE, IMAGE_COLLECTION, IMAGES_KIND, MODEL, OBJECT_COLLECTION,
+                              PRECISION, RUNTIME)
+
     store = open_configured_store(args)
     try:
         collection = store.open(args.collection)
         metadata = collection.read_metadata()
         info = {"collection": args.collection, "store": store.description, "points": collection.count(),
-                "model": metadata.get("model"), "dimension": metadata.get("dimension"),
+                **{key: metadata.get(key) for key in (MODEL, PRECISION, RUNTIME, DEVICE)},
+                "dimension": metadata.get("dimension"),
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
-                "projection": metadata.get("projection")}
+                "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
     finally:
         store.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("collection", "store", "points", "model", "dimension", "source_root", "indexed_at"):
-        print(f"{key:12} {info[key]}")
+    for key in ("collection", "kind", "store", "points", "model", "precision", "runtime", "device", "dimension",
+                "source_root", "indexed_at"):
+        print(f"{key:12} {'not recorded' if info[key] is None else info[key]}")
+    if info["linked"]:
+        print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    from analysis.clusters import ClusterConfig
     from scoring.analyze import analyze_collection
 
+    clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours)
+        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
     finally:
         store.close()
     if summary.metrics_added:
@@ -377,6 +501,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from indexer.progress import is_terminal
     from store.push import open_target_store, push_collection
 
     store = open_configured_store(args)
@@ -384,8 +509,10 @@ def cmd_push(args: argparse.Namespace) -> int:
         source = store.open(args.collection)
         target = open_target_store(url=args.url, api_key=args.api_key, local_path=args.local_path)
         try:
+            # The bar is tqdm's, redrawn with carriage returns: off a terminal (a log, a pipe) the
+            # summary line below is the whole report.
             report = push_collection(source, target, args.target_collection, overwrite=args.overwrite,
-                                     batch=args.batch_size)
+                                     batch=args.batch_size, progress=is_terminal(sys.stderr))
         finally:
             target.close()
     finally:
@@ -411,11 +538,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if problem:
             serve_instructions(problem, args.host, args.port, auth)
             return 0
-    collection = store.open(args.collection)
-    metadata = collection.read_metadata()
+    images, objects = _explorer_collections(store, store.open(args.collection))
+    metadata = images.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
-    serve(collection, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth)
+    serve(images, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth, objects=objects)
     return 0
+
+
+def _explorer_collections(store: Any, collection: Any) -> tuple[Any, Any]:
+    """(image collection, its object collection or None): a detection dataset is served as both
+    explorers, whichever of the two was named."""
+    from detection.boxes import is_object_collection, partner_name
+
+    partner = partner_name(collection)
+    other = store.open(partner) if partner and store.exists(partner) else None
+    if is_object_collection(collection):
+        return (other, collection) if other is not None else (collection, None)
+    return collection, other
 
 
 def _text_encoder(metadata: dict[str, Any]) -> Any:

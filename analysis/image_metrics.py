@@ -6,7 +6,7 @@ Rec. 601 (0.299 R + 0.587 G + 0.114 B). Images whose longer side exceeds
 brightness, contrast, sharpness and colourfulness are measured on that copy: this bounds the
 cost per image (a 12-megapixel photo costs about as much as a 0.25-megapixel one), and it makes
 the sharpness comparable across resolutions. `aspect_ratio` and `area` always describe the
-original image.
+original image: pass its `size` when `rgb` is a reduced decode of it.
 
 - brightness: mean luma, 0 (black) .. 1 (white)
 - contrast: standard deviation of luma, 0 .. 0.5
@@ -30,12 +30,13 @@ MAX_ANALYSIS_SIDE = 512
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-def image_metrics(rgb: np.ndarray) -> dict[str, float]:
-    """The METRIC_FIELDS of one uint8 RGB image (H, W, 3); a grey (H, W) image is accepted too."""
+def image_metrics(rgb: np.ndarray, size: tuple[int, int] | None = None) -> dict[str, float]:
+    """The METRIC_FIELDS of one uint8 RGB image (H, W, 3); a grey (H, W) image is accepted too.
+    `size`: the original (width, height) when `rgb` was decoded smaller than the file."""
     rgb = _as_rgb(rgb)
-    height, width = rgb.shape[:2]
-    if height == 0 or width == 0:
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ValueError("image_metrics needs a non-empty image")
+    width, height = size or (rgb.shape[1], rgb.shape[0])
     small = downscale(rgb, MAX_ANALYSIS_SIDE)
     luma = small @ LUMA_WEIGHTS  # float32, 0..255
     return {

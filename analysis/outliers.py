@@ -104,7 +104,8 @@ def _smoothed_density(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         high = low + 1.0
     counts, edges = np.histogram(z, bins=_BINS, range=(low, high))
     width = edges[1] - edges[0]
-    bandwidth = 1.06 * min(float(np.std(z)), 1.0) * len(z) ** -0.2
+    # At least one bin wide: identical scores (std 0) would otherwise make a 0/0 kernel.
+    bandwidth = max(1.06 * min(float(np.std(z)), 1.0) * len(z) ** -0.2, width)
     reach = min(int(np.ceil(4 * bandwidth / width)), _BINS // 2 - 1)
     offsets = np.arange(-reach, reach + 1) * width
     kernel = np.exp(-0.5 * (offsets / bandwidth) ** 2)

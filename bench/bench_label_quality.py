@@ -129,6 +129,15 @@ def mnist_digits() -> np.ndarray:
     return cached_embeddings(MNIST_CACHE, digits.reshape(-1, 28, 28).astype(np.uint8), labels)[0]
 
 
+def fashion_full() -> tuple[np.ndarray, np.ndarray] | None:
+    """All 70,000 Fashion-MNIST embeddings (train + test), from FULL_CACHE only (None if absent;
+    `--embed-full` computes it, which takes about 25 minutes on 2 CPU cores)."""
+    if not FULL_CACHE.exists():
+        return None
+    with np.load(FULL_CACHE) as data:
+        return data["vectors"], data["labels"]
+
+
 def embed_full() -> None:
     """All 70,000 (train + test) into FULL_CACHE: about 25 minutes on 2 CPU cores."""
     test_vectors, test_labels = fashion_test()

@@ -1,7 +1,8 @@
 """Another tool working on an embedscape collection through qdrant-client alone.
 
 Lists the points tagged TAG and, with --add-tag, adds a tag to them. embedscape keeps tags
-in each point's `tags` payload list, so the explorer shows the new tag after a reload.
+in each point's `tags` payload list; an explorer open on the same server shows the new tag
+within seconds (README: Sharing a collection).
 
     python examples/tag_with_qdrant_client.py --url http://localhost:6333 --collection fashion-mnist \
         --tag snowy --add-tag reviewed

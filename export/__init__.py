@@ -3,10 +3,12 @@
     export_points(collection, "coco", Path("out.json"), flt)     -> ExportResult
     export_to_tempfile(collection, "csv", flt)                   -> Path   (downloads from the app)
 
-Formats: csv, jsonl, coco, imagefolder (copy or symlink), paths. Every record carries id,
-path, label, tags, x, y, split, subsets and every other payload field (scores, suggested
-labels, flags, predictions, review decisions), plus yes/no flag and review-status columns. Filters:
-filters/ (FilterSpec, default_filter: points tagged `excluded` are left out).
+Formats: csv, jsonl, coco, imagefolder (copy or symlink), paths, and for object collections
+yolo (export/detection.py). Every record carries id, path, label, tags, x, y, split, subsets
+and every other payload field (scores, suggested labels, flags, predictions, review
+decisions), plus yes/no flag and review-status columns; a box's record leads with its
+annotation_id and bbox. Filters: filters/ (FilterSpec, default_filter: points tagged
+`excluded` are left out).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export.errors import ExportError
-from export.formats import EXTENSIONS, FORMATS, TEXT_WRITERS, write_imagefolder
+from export.detection import write_yolo
+from export.formats import EXTENSIONS, FOLDER_FORMATS, FORMATS, TEXT_WRITERS, write_imagefolder
 from export.records import BASE_FIELDS, ExportRecords, collect_records
 from filters import EmptySelection, default_filter
 from store import Collection, PointFilter
@@ -34,10 +37,11 @@ class ExportResult:
     format: str
     out: Path
     count: int
-    missing: list[str] = field(default_factory=list)  # images not found (imagefolder)
+    missing: list[str] = field(default_factory=list)  # images not found (imagefolder, yolo)
+    unit: str = "points"  # "boxes" for an object collection's coco / yolo
 
     def summary(self) -> str:
-        text = f"wrote {self.count} points to {self.out} ({self.format})"
+        text = f"wrote {self.count} {self.unit} to {self.out} ({self.format})"
         if self.missing:
             text += f"; {len(self.missing)} image files were missing and skipped"
         return text
@@ -59,7 +63,15 @@ def export_points(collection: Collection, fmt: str, out: Path | str, flt: PointF
 
 
 def export_records(data: ExportRecords, fmt: str, out: Path, link: str = "copy") -> ExportResult:
+    unit = "boxes" if data.objects else "points"
     try:
+        if fmt == "yolo":
+            if not data.objects:
+                raise ExportError(f"yolo exports boxes: use it on an object collection ({data.collection}-objects), "
+                                  "or export this image collection as imagefolder, coco, csv or jsonl")
+            out.mkdir(parents=True, exist_ok=True)
+            count, missing = write_yolo(data, out, link)
+            return ExportResult(fmt, out, count, missing, unit)
         if fmt == "imagefolder":
             out.mkdir(parents=True, exist_ok=True)
             written = write_imagefolder(data, out, link)
@@ -73,7 +85,7 @@ def export_records(data: ExportRecords, fmt: str, out: Path, link: str = "copy")
         tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
         tmp.write_text(buffer.getvalue(), encoding="utf-8", newline="")
         tmp.replace(out)
-        return ExportResult(fmt, out, written.count)
+        return ExportResult(fmt, out, written.count, unit="images" if fmt == "paths" else unit)
     except OSError as error:
         raise ExportError(f"cannot write {out}: {error.strerror or error}") from error
 
@@ -81,13 +93,13 @@ def export_records(data: ExportRecords, fmt: str, out: Path, link: str = "copy")
 def export_to_tempfile(collection: Collection, fmt: str, flt: PointFilter | None = None,
                        name: str | None = None) -> Path:
     """Export into a new temporary folder and return the file to offer as a download
-    (imagefolder: a .zip of copies). `name` (e.g. a subset) goes into the file name."""
+    (imagefolder, yolo: a .zip of copies). `name` (e.g. a subset) goes into the file name."""
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     folder = Path(tempfile.mkdtemp(prefix="embedscape-export-"))
     label = f"{collection.name}-{name}" if name else collection.name
     stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-    if fmt != "imagefolder":
+    if fmt not in FOLDER_FORMATS:
         return export_points(collection, fmt, folder / f"{stem}{EXTENSIONS[fmt]}", flt).out
     result = export_points(collection, fmt, folder / stem, flt, link="copy")
     archive = shutil.make_archive(str(folder / stem), "zip", root_dir=result.out)

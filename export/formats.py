@@ -3,9 +3,13 @@
     csv          one row per point; list fields joined with '|', object fields (review) as JSON,
                  booleans as True / False
     jsonl        one JSON object per line
-    coco         COCO JSON: images (with every record field) and image-level categories
+    coco         COCO JSON: images (with every record field) and image-level categories;
+                 of an object collection, its boxes (export/detection.py)
+    yolo         object collections: a YOLO folder (images/, labels/, data.yaml)
     imagefolder  out/<label>/<file>, copies or symlinks of the source images
     paths        the image files' paths, one a line (for labelling scripts)
+
+An object collection's csv / jsonl have one row per box (with annotation_id and bbox).
 """
 from __future__ import annotations
 
@@ -19,8 +23,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
+from export.detection import write_coco_objects
 from export.errors import ExportError
-from export.records import BASE_FIELDS, LIST_FIELDS, ExportRecords
+from export.records import LIST_FIELDS, ExportRecords
+from store.schema import BBOX
 
 UNLABELLED_DIR = "_unlabelled"
 
@@ -32,7 +38,7 @@ class WriteResult:
 
 
 def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
-    columns = [*BASE_FIELDS, *data.fields]
+    columns = [*data.base_fields, *data.fields]
     writer = csv.writer(handle)
     writer.writerow(columns)
     for record in data.records:
@@ -41,6 +47,8 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
 
 
 def _cell(value: Any, column: str) -> Any:
+    if column == BBOX:  # "[x, y, width, height]": one cell, read back with any JSON parser
+        return "" if value is None else json.dumps(value)
     if column in LIST_FIELDS or isinstance(value, list):
         # '|' keeps one row per point and survives a spreadsheet round trip.
         return "|".join(str(v) for v in value or [])
@@ -56,9 +64,11 @@ def write_jsonl(data: ExportRecords, handle: TextIO) -> WriteResult:
 
 
 def write_paths(data: ExportRecords, handle: TextIO) -> WriteResult:
-    for record in data.records:
-        handle.write(data.absolute_path(record) + "\n")
-    return WriteResult(len(data))
+    """One line per image (an object collection's boxes share their image's line)."""
+    paths = dict.fromkeys(data.absolute_path(record) for record in data.records)
+    for path in paths:
+        handle.write(path + "\n")
+    return WriteResult(len(paths))
 
 
 def coco_document(data: ExportRecords) -> dict[str, Any]:
@@ -91,6 +101,8 @@ def coco_document(data: ExportRecords) -> dict[str, Any]:
 
 
 def write_coco(data: ExportRecords, handle: TextIO) -> WriteResult:
+    if data.objects:
+        return WriteResult(write_coco_objects(data, handle))
     json.dump(coco_document(data), handle, ensure_ascii=False)
     return WriteResult(len(data))
 
@@ -99,6 +111,9 @@ def write_imagefolder(data: ExportRecords, out: Path, link: str = "copy") -> Wri
     """out/<label>/<file name> for every point whose image exists; `link` is copy or symlink."""
     if link not in ("copy", "symlink"):
         raise ExportError(f"unknown link mode {link!r}; choose copy or symlink")
+    if data.objects:
+        raise ExportError(f"'{data.collection}' is an object collection (one point per box): export its boxes "
+                          "with --format coco or yolo, or its images with imagefolder from the image collection")
     if not data.source_root:
         raise ExportError(f"collection '{data.collection}' does not record where its images are "
                           "(no source_root); export csv, jsonl, coco or paths instead")
@@ -140,5 +155,6 @@ def folder_name(label: str) -> str:
 TEXT_WRITERS: dict[str, Callable[[ExportRecords, TextIO], WriteResult]] = {
     "csv": write_csv, "jsonl": write_jsonl, "coco": write_coco, "paths": write_paths,
 }
-EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "coco": ".json", "paths": ".txt", "imagefolder": ""}
-FORMATS = (*TEXT_WRITERS, "imagefolder")
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "coco": ".json", "paths": ".txt", "imagefolder": "", "yolo": ""}
+FOLDER_FORMATS = ("imagefolder", "yolo")
+FORMATS = (*TEXT_WRITERS, *FOLDER_FORMATS)

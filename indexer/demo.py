@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
+from indexer.progress import progress_bar
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 PUBLIC_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
@@ -53,7 +53,7 @@ def materialise(out: Path, full: bool = False, limit: int | None = None) -> Path
         count = min(limit, len(images)) if limit else len(images)
         for name in CLASS_NAMES:
             (out / name).mkdir(exist_ok=True)
-        for index in tqdm(range(count), desc=f"fashion-mnist {split}", unit="img"):
+        for index in progress_bar(range(count), desc=f"fashion-mnist {split}", unit="img"):
             path = out / CLASS_NAMES[labels[index]] / f"{split}-{index:05d}.png"
             if not path.exists():
                 Image.fromarray(images[index], "L").save(path)

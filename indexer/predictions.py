@@ -1,6 +1,7 @@
 """Import a model's predictions into a collection, so performance can be read per selection.
 
-Input: CSV or JSON Lines, one row per image, naming it by `path` (dataset-relative) or `id`,
+Input: CSV or JSON Lines, one row per image, naming it by `path` (dataset-relative) or `id`
+(an object collection's boxes: `path` and `annotation_id`, or `id`),
 with the predicted label in `prediction` (also accepted: `predicted_label`, `pred`), an
 optional `confidence`, and optional per-class probabilities (JSON Lines: a `probabilities`
 object; CSV: `prob_<class>` columns; the top probability becomes the confidence).
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from indexer.objects import object_point_id
 from indexer.sources import SourceError
 from store import Collection, point_id
 from store.schema import LABEL, PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT, PREDICTION_FIELDS
@@ -95,6 +97,11 @@ def _parse(row: dict[str, Any], number: int) -> tuple[str, str, float | None] | 
         return row["_error"]
     if row.get("id"):
         pid = str(row["id"])
+    elif row.get("path") and row.get("annotation_id") not in (None, ""):  # a box of an object collection
+        try:
+            pid = object_point_id(Path(str(row["path"])).as_posix(), int(row["annotation_id"]))
+        except (TypeError, ValueError):
+            return f"row {number}: annotation_id {row['annotation_id']!r} is not a whole number"
     elif row.get("path"):
         pid = point_id(Path(str(row["path"])).as_posix())
     else:

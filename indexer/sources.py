@@ -1,9 +1,11 @@
 """Read an image dataset from disk: which files, and which labels they carry.
 
-Four layouts are understood:
+These layouts are understood:
 - an ImageFolder tree, `root/<label>/.../image` (label = first folder under root);
 - a folder plus a labels file (CSV or JSON Lines with `path`, `label`, optional `split`);
-- a folder plus a COCO annotation JSON (image label = its most frequent category);
+- a folder plus bounding boxes: a COCO instances JSON, a YOLO data.yaml (labels/*.txt beside
+  images/), or Pascal VOC XML (a folder of them). Each image keeps its boxes (`ImageSource.boxes`,
+  read by indexer/annotations.py); its label is its most frequent category;
 - a plain folder of images (label empty).
 """
 from __future__ import annotations
@@ -16,6 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from indexer.annotations import AnnotationError, Annotations, Box, load_coco_json, read_coco, read_voc, read_yolo
+
+BOX_SUFFIXES = frozenset({".yaml", ".yml", ".xml"})  # YOLO data.yaml, one Pascal VOC file
 IMAGE_EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".jfif",
 })
@@ -34,6 +39,7 @@ class ImageSource:
     label: str = ""
     labels: tuple[str, ...] = ()
     split: str = ""
+    boxes: tuple[Box, ...] = ()     # labelled bounding boxes (COCO / YOLO / VOC sources)
 
 
 @dataclass
@@ -42,6 +48,11 @@ class Dataset:
     layout: str
     images: list[ImageSource]
     problems: list[str] = field(default_factory=list)  # labels-file rows that name no image, etc.
+    categories: list[tuple[int, str]] = field(default_factory=list)  # box sources: (id, name), source order
+
+    @property
+    def has_boxes(self) -> bool:
+        return any(image.boxes for image in self.images)
 
 
 def read_dataset(root: str | Path, labels_file: str | Path | None = None) -> Dataset:
@@ -55,10 +66,13 @@ def read_dataset(root: str | Path, labels_file: str | Path | None = None) -> Dat
     files = sorted(walk_images(root_path), key=lambda p: p[1])
     if labels_file is not None:
         labels_path = Path(labels_file).expanduser()
+        if labels_path.is_dir():
+            return _with_boxes(root_path, files, labels_path)
         if not labels_path.is_file():
             raise SourceError(f"labels file {labels_path} does not exist")
-        if labels_path.suffix.lower() == ".json" and _looks_like_coco(labels_path):
-            return _with_coco(root_path, files, labels_path)
+        if labels_path.suffix.lower() in BOX_SUFFIXES or (labels_path.suffix.lower() == ".json"
+                                                           and _looks_like_coco(labels_path)):
+            return _with_boxes(root_path, files, labels_path)
         return _with_table(root_path, files, labels_path)
     if _is_image_folder(root_path, files):
         images = [ImageSource(p, rel, rel.split("/", 1)[0], (rel.split("/", 1)[0],)) for p, rel in files]
@@ -143,29 +157,29 @@ def _looks_like_coco(path: Path) -> bool:
     return isinstance(row, dict) and "images" in row
 
 
-def _with_coco(root: Path, files: list[tuple[Path, str]], coco_path: Path) -> Dataset:
+def _with_boxes(root: Path, files: list[tuple[Path, str]], labels_path: Path) -> Dataset:
+    """A folder plus a COCO JSON, a YOLO data.yaml or VOC XML: each image with its boxes."""
+    suffix = labels_path.suffix.lower()
     try:
-        coco = json.loads(coco_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise SourceError(f"{coco_path} is not valid JSON: {error}") from error
-    if not isinstance(coco, dict) or "images" not in coco:
-        raise SourceError(f"{coco_path} is not a COCO annotation file (no 'images' list)")
-    names = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
-    per_image: dict[int, Counter[str]] = {}
-    for annotation in coco.get("annotations", []):
-        per_image.setdefault(annotation["image_id"], Counter())[names.get(annotation["category_id"], "")] += 1
-    by_path = {rel: p for p, rel in files}
-    images, problems, listed = [], [], set()
-    for image in coco["images"]:
-        rel = Path(image["file_name"]).as_posix()
-        if rel not in by_path:
-            problems.append(f"{rel}: in {coco_path.name} but not found under {root}")
-            continue
-        counts = per_image.get(image["id"], Counter())
-        # Most frequent category; ties go to the alphabetically first name, so runs agree.
-        ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-        label = ranked[0][0] if ranked else ""
-        images.append(ImageSource(by_path[rel], rel, label, tuple(sorted(counts)), ""))
-        listed.add(rel)
-    images += [ImageSource(p, rel) for p, rel in files if rel not in listed]
-    return Dataset(root, "coco", sorted(images, key=lambda s: s.relative_path), problems)
+        if suffix in (".yaml", ".yml"):
+            annotations = read_yolo(labels_path, root, files)
+        elif labels_path.is_dir() or suffix == ".xml":
+            if labels_path.is_dir() and not any(labels_path.rglob("*.xml")):
+                raise SourceError(f"{labels_path} is a folder without .xml files; pass a labels file (CSV, JSON "
+                                  "Lines, COCO JSON, YOLO data.yaml) or a folder of Pascal VOC XML files")
+            annotations = read_voc(labels_path, root, files)
+        else:
+            annotations = read_coco(labels_path, load_coco_json(labels_path), {rel for _, rel in files})
+    except AnnotationError as error:
+        raise SourceError(str(error)) from error
+    images = [_annotated_image(path, rel, annotations) for path, rel in files]
+    return Dataset(root, annotations.layout, images, annotations.problems, annotations.categories)
+
+
+def _annotated_image(path: Path, relative: str, annotations: Annotations) -> ImageSource:
+    counts = annotations.image_labels.get(relative, Counter())
+    # Most frequent category; ties go to the alphabetically first name, so runs agree.
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    label = ranked[0][0] if ranked else ""
+    return ImageSource(path, relative, label, tuple(sorted(counts)), annotations.splits.get(relative, ""),
+                       tuple(annotations.boxes.get(relative, ())))

@@ -8,9 +8,13 @@ the vectors, runs the pure functions of `analysis/` over them and stores per poi
     duplicate_group (int, -1 = none), exact_duplicate_group (int),
     quality_flags (keywords: "mislabel", "outlier", "duplicate")
 
-all indexed so that other tools can filter on them. Ranked confused class pairs go to
-`confused-pairs.json` in the collection folder. `python app.py analyze` runs this; indexing
-runs it at its end. Image metrics missing from older collections are added here too, by
+all indexed so that other tools can filter on them. On an object collection (one point per
+box) the same analyses run over the boxes, plus duplicate boxes (analysis/boxes.py):
+duplicate_box_group (int, -1 = none), max_box_iou (float) and the flag "duplicate_box".
+Ranked confused class pairs go to `confused-pairs.json` in the collection folder. Then the
+clusters (scoring/clusters.py): `cluster` per point and the cluster table in `clusters.json`.
+`python app.py analyze` runs this; indexing runs it at its end. Image metrics missing from
+older collections are added here too, by
 decoding the files again (no re-embedding).
 """
 from __future__ import annotations
@@ -23,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
+from analysis.boxes import duplicate_boxes
+from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
 from analysis.label_quality import (
@@ -33,12 +38,17 @@ from analysis.label_quality import (
 from analysis.linear_probe import CrossValidatedProbe
 from analysis.mislabels import mislabel_scores
 from analysis.outliers import outlier_scores
+from detection.boxes import is_object_collection
+from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
+from indexer.progress import progress_bar
+from scoring.clusters import compute_clusters
 from store import Collection
 from store.schema import (
-    DUPLICATE_FLAG, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, LABEL, METRIC_FIELDS, MISLABEL_FLAG, MISLABEL_SCORE,
-    NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS, SCORE_FIELDS, SHA1,
-    SUGGESTED_LABEL, UNIQUENESS,
+    AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
+    DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, IMAGE_ID, LABEL, MAX_BOX_IOU, METRIC_FIELDS, MISLABEL_FLAG,
+    MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS,
+    SCORE_FIELDS, SHA1, SUGGESTED_LABEL, UNIQUENESS,
 )
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
@@ -54,12 +64,16 @@ class QualitySummary:
     exact_duplicate_groups: int = 0
     confused_pairs: list[dict[str, Any]] = field(default_factory=list)
     metrics_added: int = 0
+    duplicate_boxes: int | None = None  # object collections: boxes overlapping another of their image
+    clusters: str = ""  # scoring/clusters.py's summary line
 
     def summary(self) -> str:
         top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
+        boxes = "" if self.duplicate_boxes is None else f", {self.duplicate_boxes} duplicate boxes"
         return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
                 f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
-                f"duplicate groups" + (f"; most confused: {top}" if top else ""))
+                f"duplicate groups{boxes}" + (f"; most confused: {top}" if top else "")
+                + (f"\n{self.clusters}" if self.clusters else ""))
 
 
 def load_graph(collection: Collection) -> KnnGraph | None:
@@ -81,7 +95,8 @@ def current_graph(collection: Collection, k: int, seed: int = 0,
     return graph
 
 
-def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True) -> QualitySummary:
+def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True,
+                       clusters: ClusterConfig | None = ClusterConfig()) -> QualitySummary:
     summary = QualitySummary(k=k)
     if add_metrics:
         summary.metrics_added = add_missing_image_metrics(collection)
@@ -107,10 +122,14 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     pairs = confused_class_pairs(small, labels)
 
     payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
+    if is_object_collection(collection):
+        summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
     collection.set_payloads(list(graph.ids), payloads)
     collection.index_fields(SCORE_FIELDS)
     collection.flush()
     _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
+    if clusters is not None:  # after the flags are written: the cluster table counts them
+        summary.clusters = compute_clusters(collection, graph, clusters).summary()
     return summary
 
 
@@ -143,6 +162,28 @@ def _payload(i: int, mislabels: Any, outliers: Any, near: np.ndarray, exact: np.
     return payload
 
 
+def add_duplicate_boxes(collection: Collection, ids: np.ndarray, payloads: list[dict[str, Any]]) -> int:
+    """Object collections: duplicate_box_group and max_box_iou into each box's payload, the
+    duplicate_box flag where it overlaps another box of its image; returns how many are flagged."""
+    columns = collection.columns([IMAGE_ID, BBOX])
+    row_of = {pid: i for i, pid in enumerate(columns.ids)}
+    rows = [row_of[pid] for pid in ids]
+    image_keys = np.array([str(columns.values[IMAGE_ID][i] or f"?{i}") for i in rows], dtype=str)
+    boxes = np.array([_bbox(columns.values[BBOX][i]) for i in rows], dtype=np.float64).reshape(len(rows), 4)
+    result = duplicate_boxes(image_keys, boxes)
+    for payload, group, iou in zip(payloads, result.group, result.max_iou):
+        payload.update({DUPLICATE_BOX_GROUP: int(group), MAX_BOX_IOU: float(iou)})
+        if group >= 0:
+            payload[QUALITY_FLAGS] = [*payload[QUALITY_FLAGS], DUPLICATE_BOX_FLAG]
+    collection.index_fields(BOX_SCORE_FIELDS)
+    return int(result.flagged.sum())
+
+
+def _bbox(value: Any) -> list[float]:
+    """A stored bbox, or an empty box (overlapping nothing) when a point has none."""
+    return [float(v) for v in value] if isinstance(value, list) and len(value) == 4 else [0.0, 0.0, 0.0, 0.0]
+
+
 def _pair_record(pair: Any, ids: np.ndarray) -> dict[str, Any]:
     return {"class_a": pair.class_a, "class_b": pair.class_b, "a_to_b": int(pair.a_to_b), "b_to_a": int(pair.b_to_a),
             "count": int(pair.count), "share": float(pair.share), "ids": [str(ids[i]) for i in pair.indices]}
@@ -161,23 +202,30 @@ def confused_pairs(collection: Collection) -> list[dict[str, Any]]:
 
 
 def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
-    """Compute METRIC_FIELDS for points indexed without them; returns how many were added."""
+    """Compute METRIC_FIELDS for points indexed without them; returns how many were added.
+    Object points get the metrics of the pixels inside their box (their area and aspect ratio
+    are the box's, set at indexing)."""
     root = Path(collection.read_metadata().get("source_root", "."))
-    columns = collection.columns([PATH, METRIC_FIELDS[0]])
-    todo = [(pid, p) for pid, p, m in zip(columns.ids, columns.values[PATH], columns.values[METRIC_FIELDS[0]])
-            if m is None and p]
+    columns = collection.columns([PATH, BBOX, METRIC_FIELDS[0]])
+    todo = [(pid, p, b) for pid, p, b, m in zip(columns.ids, columns.values[PATH], columns.values[BBOX],
+                                                columns.values[METRIC_FIELDS[0]]) if m is None and p]
     if not todo:
         return 0
 
-    def metrics_of(item: tuple[str, str]) -> dict[str, float] | None:
+    def metrics_of(item: tuple[str, str, Any]) -> dict[str, float] | None:
         try:
-            return image_metrics(np.asarray(decode_image(root / item[1]).image))
+            pixels = np.asarray(decode_image(root / item[1]).image)
         except ImageSkipped:
             return None
+        if item[2] is None:
+            return image_metrics(pixels)
+        left, top, right, bottom = crop_region(tuple(_bbox(item[2])), pixels.shape[1], pixels.shape[0], margin=0.0)
+        metrics = image_metrics(pixels[top:bottom, left:right])
+        return {k: v for k, v in metrics.items() if k not in (AREA, ASPECT_RATIO)}
 
     with ThreadPoolExecutor(workers) as pool:
-        results = list(tqdm(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
-    done = [(pid, m) for (pid, _), m in zip(todo, results) if m is not None]
+        results = list(progress_bar(pool.map(metrics_of, todo), total=len(todo), desc="image metrics", unit="img"))
+    done = [(pid, m) for (pid, _, _), m in zip(todo, results) if m is not None]
     collection.set_payloads([pid for pid, _ in done], [m for _, m in done])
     collection.index_fields(METRIC_FIELDS)
     return len(done)

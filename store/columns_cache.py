@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from store.base import Columns
+from store.scheduler import Scheduler
 from store.schema import LABEL, PATH, TAGS, X, Y
 
 # A JSON header (a 0-d str array) then the arrays it names, each in .npy format, back to back:
@@ -51,6 +52,7 @@ FLOAT_FIELDS = frozenset(name for name, kind in CACHED_FIELDS.items() if kind is
 SCAN_FIELDS = (*CACHED_FIELDS, TAGS)
 # A burst of edits (a relabel is several writes) writes the file once, this long after the first.
 SAVE_DELAY_S = 2.0
+SAVE_JOB = "save columns cache"
 # JSON values a tags write may carry; anything else might be stored in a way we cannot predict.
 _JSON_TYPES = (list, tuple, dict, str, int, float, bool)
 _JSON_OR_NONE = (*_JSON_TYPES, type(None))
@@ -340,20 +342,21 @@ def _each(payloads: Payloads, n: int) -> Iterator[Mapping[str, Any]]:
 class ColumnCache:
     """The cache file of one collection and its copy in memory.
 
-    Every method except the timer's runs under the collection's lock (`lock`, re-entrant), which
-    also serialises engine calls, so the copy and the engine change in the same order.
+    Every method runs under the collection's engine lock (`lock`, re-entrant; the deferred save
+    takes it on the scheduler's thread), which also serialises engine calls, so the copy and
+    the engine change in the same order.
     """
 
-    def __init__(self, folder: Path, lock: threading.RLock, count_points: Callable[[], int],
+    def __init__(self, folder: Path, lock: threading.RLock, scheduler: Scheduler, count_points: Callable[[], int],
                  read_back: Callable[[Sequence[str], Sequence[str]], dict[str, Mapping[str, Any]]]) -> None:
         self.path = folder / FILE_NAME
         self._lock = lock
+        self._scheduler = scheduler
         self._count_points = count_points
         self._read_back = read_back  # (ids, fields) -> id -> those fields as the engine holds them
         self._snapshot: ColumnSnapshot | None = None
         self._saved = False  # the file holds _snapshot
         self._may_exist = True  # until we look, a file may be there from an earlier process
-        self._timer: threading.Timer | None = None
         # Bumped by every write: a scan becomes the copy only if no write ran while it scrolled.
         self.generation = 0
         # This process dropped a copy it had (a write it could not follow): rebuild before closing.
@@ -421,7 +424,7 @@ class ColumnCache:
 
     def save(self) -> None:
         """Write the copy to the file if the file does not hold it yet."""
-        self._cancel_timer()
+        self._scheduler.cancel(SAVE_JOB)
         if self._snapshot is None or self._saved:
             return
         try:
@@ -433,7 +436,7 @@ class ColumnCache:
 
     def drop(self) -> None:
         """Forget the copy (the file is already gone)."""
-        self._cancel_timer()
+        self._scheduler.cancel(SAVE_JOB)
         self.lost = self.lost or self._snapshot is not None
         self._snapshot, self._saved = None, False
 
@@ -454,17 +457,9 @@ class ColumnCache:
             self._may_exist = self._saved = False
 
     def _save_soon(self) -> None:
-        if self._timer is None:
-            self._timer = threading.Timer(SAVE_DELAY_S, self._save_later)
-            self._timer.daemon = True  # an exit without close() only costs a rebuild at next start
-            self._timer.start()
+        # A burst of writes saves once, SAVE_DELAY_S after its first write.
+        self._scheduler.schedule(SAVE_JOB, SAVE_DELAY_S, self._save_later, max_delay=SAVE_DELAY_S)
 
     def _save_later(self) -> None:
         with self._lock:
-            self._timer = None
             self.save()
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None

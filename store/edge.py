@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +25,9 @@ from store.base import (
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
 from store.columns_cache import SCAN_FIELDS, ColumnCache, ColumnSnapshot, cacheable
+from store.scheduler import Scheduler
 from store.schema import LABEL, TAGS
-from store.write_behind import EngineLock, PendingWrites
+from store.write_behind import APPLY_DELAY_S, PendingWrites
 
 SHARD_DIR = "shard"
 METADATA_FILE = "collection.json"
@@ -36,55 +36,82 @@ METADATA_FILE = "collection.json"
 # then the write-ahead log holds them (see `flush_soon`).
 FLUSH_IDLE_S = 5.0
 FLUSH_MAX_DELAY_S = 30.0
+FLUSH_JOB, APPLY_JOB = "flush", "apply journaled edits"
 log = logging.getLogger(__name__)
 
 
 class EdgeCollection(Collection):
     # The engine locks the shard's write-ahead log: no other process (nor a second load in
     # this one) can load the shard while it is open ("Can't init WAL: WouldBlock"), so every
-    # write goes through this object and its locks.
+    # write goes through this object.
     exclusive = True
 
     def __init__(self, name: str, folder: Path, shard: qe.EdgeShard) -> None:
         super().__init__(name, folder)
         self._shard = shard
-        # The engine is shared by every Gradio worker thread of the app; serialise calls. Its
-        # first holder applies the tag edits waiting in the journal (store/write_behind.py).
-        self._lock = EngineLock()
+        # Serialises engine calls: the engine is shared by every Gradio worker thread of the app.
+        self._lock = threading.RLock()
         self._metadata_path = folder / METADATA_FILE
-        # label/path/x/y of every point as columns, so opening the app does not scroll them all.
-        self._cache = ColumnCache(folder, self._lock, self.count, self._stored_fields)
-        self._flush_timer: threading.Timer | None = None
-        self._timer_lock = threading.Lock()  # guards the flush timer's fields, never held over engine calls
-        self._first_unflushed = self._last_edit = 0.0  # time.monotonic() of the edits
+        # Deferred work (journaled edits, the columns cache file, the flush) on one thread.
+        self._scheduler = Scheduler(name)
         self._closed = False
-        self._pending = PendingWrites(folder, self._lock, self._set_payload_in_chunks)
+        # label/path/x/y of every point as columns, so opening the app does not scroll them all.
+        self._cache = ColumnCache(folder, self._lock, self._scheduler, self._count_now, self._stored_fields)
+        self._pending = PendingWrites(folder, self._set_payload_in_chunks, self._apply_journal_soon)
 
+    # --- bringing the engine up to date ---------------------------------------------------
+    def _bring_engine_up_to_date(self) -> None:
+        """Apply the journaled (acknowledged) tag edits to the engine, oldest first. Every engine
+        call runs this first, under the engine lock, so no read through store/ ever misses an
+        acknowledged edit (store/write_behind.py)."""
+        self._pending.apply_all()
+
+    def _apply_journal_soon(self) -> None:
+        self._scheduler.schedule(APPLY_JOB, APPLY_DELAY_S, self._apply_journal, max_delay=APPLY_DELAY_S)
+
+    def _apply_journal(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._bring_engine_up_to_date()
+
+    # --- the Collection primitives -----------------------------------------------------------
     @property
     def dimension(self) -> int:
         return int(self.read_metadata()["dimension"])
 
     def count(self, flt: PointFilter | None = None) -> int:
         with self._lock:
-            return self._shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt)))
+            self._bring_engine_up_to_date()
+            return self._count_now(flt)
+
+    def _count_now(self, flt: PointFilter | None = None) -> int:
+        return self._shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt)))
 
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads)]
-        with self._lock, self._cache.writing(ids):
-            for chunk in chunked(points, WRITE_BATCH):
-                self._shard.update(qe.UpdateOperation.upsert_points(list(chunk)))
+        with self._lock:
+            self._bring_engine_up_to_date()
+            with self._cache.writing(ids):
+                for chunk in chunked(points, WRITE_BATCH):
+                    self._shard.update(qe.UpdateOperation.upsert_points(list(chunk)))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        with self._lock:
+            self._bring_engine_up_to_date()
+            self._set_payload_now(ids, payload)
+
+    def _set_payload_now(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Called with the engine lock held."""
         if ids:
             ids = list(ids)  # read by the column cache and the engine both
-            with self._lock, self._cache.writing(ids, payload):
+            with self._cache.writing(ids, payload):
                 self._shard.update(qe.UpdateOperation.set_payload(ids, payload))
 
     def _set_payload_in_chunks(self, ids: list[str], payload: dict[str, Any]) -> None:
-        """As set_payload; between chunks other threads get the GIL the engine holds."""
+        """Applies one journaled group (engine lock held); the GIL is let go between chunks."""
         for chunk in chunked(ids, WRITE_BATCH):
-            self.set_payload(chunk, payload)
+            self._set_payload_now(chunk, payload)
 
     def _write_lists(self, field_name: str, groups: dict[tuple[str, ...], list[str]]) -> None:
         """Journal the edit and return; the engine gets it just after (store/write_behind.py)."""
@@ -92,22 +119,28 @@ class EdgeCollection(Collection):
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
-        with self._lock, self._cache.writing(ids, payloads):
-            for point, payload in zip(ids, payloads):
-                self._shard.update(qe.UpdateOperation.set_payload([point], payload))
+        with self._lock:
+            self._bring_engine_up_to_date()
+            with self._cache.writing(ids, payloads):
+                for point, payload in zip(ids, payloads):
+                    self._shard.update(qe.UpdateOperation.set_payload([point], payload))
 
     def delete_payload_keys(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         if ids:
             ids = list(ids)
-            # A deleted key reads back as None, as a key set to None does.
-            with self._lock, self._cache.writing(ids, dict.fromkeys(keys)):
-                self._shard.update(qe.UpdateOperation.delete_payload(ids, list(keys)))
+            with self._lock:
+                self._bring_engine_up_to_date()
+                # A deleted key reads back as None, as a key set to None does.
+                with self._cache.writing(ids, dict.fromkeys(keys)):
+                    self._shard.update(qe.UpdateOperation.delete_payload(ids, list(keys)))
 
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(ids)
-        with self._lock, self._cache.writing(ids, delete=True):
-            for chunk in chunked(ids, WRITE_BATCH):
-                self._shard.update(qe.UpdateOperation.delete_points(list(chunk)))
+        with self._lock:
+            self._bring_engine_up_to_date()
+            with self._cache.writing(ids, delete=True):
+                for chunk in chunked(ids, WRITE_BATCH):
+                    self._shard.update(qe.UpdateOperation.delete_points(list(chunk)))
 
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
                with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
@@ -121,6 +154,7 @@ class EdgeCollection(Collection):
         offset = None
         while True:
             with self._lock:
+                self._bring_engine_up_to_date()
                 records, offset = self._shard.scroll(qe.ScrollRequest(
                     offset=offset, limit=batch, filter=edge_filter,
                     with_payload=_payload_selector(fields), with_vector=with_vectors))
@@ -135,6 +169,7 @@ class EdgeCollection(Collection):
         if (flt is not None and not flt.is_empty()) or not cacheable(fields):
             return self._scan_columns(fields, flt)
         with self._lock:
+            self._bring_engine_up_to_date()
             snapshot = self._cache.current()
             if snapshot is not None:
                 columns = snapshot.columns(fields, self._tagged() if TAGS in fields else [])
@@ -170,7 +205,8 @@ class EdgeCollection(Collection):
         return list(zip(ids, values[TAGS]))
 
     def _stored_fields(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, dict[str, Any]]:
-        return {record.id: record.payload for record in self.retrieve(ids, fields)}
+        """What the engine holds now (the cache reads back floats it wrote; engine lock held)."""
+        return {record.id: record.payload for record in self._retrieve_now(ids, fields)}
 
     def _rebuild_cache(self, fields: Sequence[str], generation: int) -> Columns:
         """Answer `columns(fields)` from a scan of every cached field, and keep that scan as the
@@ -198,11 +234,16 @@ class EdgeCollection(Collection):
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
                  with_vectors: bool = False) -> list[PointRecord]:
-        out: list[PointRecord] = []
         with self._lock:
-            for chunk in chunked(list(ids), SCROLL_BATCH):
-                records = self._shard.retrieve(list(chunk), _payload_selector(fields), with_vectors)
-                out.extend(to_point_record(r, with_vectors) for r in records)
+            self._bring_engine_up_to_date()
+            return self._retrieve_now(ids, fields, with_vectors)
+
+    def _retrieve_now(self, ids: Sequence[str], fields: Sequence[str] | None,
+                      with_vectors: bool = False) -> list[PointRecord]:
+        out: list[PointRecord] = []
+        for chunk in chunked(list(ids), SCROLL_BATCH):
+            records = self._shard.retrieve(list(chunk), _payload_selector(fields), with_vectors)
+            out.extend(to_point_record(r, with_vectors) for r in records)
         return out
 
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
@@ -211,11 +252,13 @@ class EdgeCollection(Collection):
             limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=to_edge_filter(flt), with_payload=_payload_selector(fields))
         with self._lock:
+            self._bring_engine_up_to_date()
             hits = self._shard.query(request)
         return [PointRecord(str(h.id), h.payload or {}, score=float(h.score)) for h in hits]
 
     def facet(self, field_name: str, flt: PointFilter | None = None, limit: int = 10_000) -> dict[str, int]:
         with self._lock:
+            self._bring_engine_up_to_date()
             response = self._shard.facet(qe.FacetRequest(key=field_name, limit=limit, filter=to_edge_filter(flt)))
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
@@ -223,11 +266,13 @@ class EdgeCollection(Collection):
         schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
                   "integer": qe.PayloadSchemaType.Integer, "bool": qe.PayloadSchemaType.Bool}[kind]
         with self._lock:
+            self._bring_engine_up_to_date()
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 
     def drop_index(self, field_name: str) -> None:
         if field_name in self.indexed_fields():
             with self._lock:
+                self._bring_engine_up_to_date()
                 self._shard.update(qe.UpdateOperation.delete_field_index(field_name))
 
     def indexed_fields(self) -> set[str]:
@@ -242,15 +287,18 @@ class EdgeCollection(Collection):
 
     def flush(self) -> None:
         with self._lock:
+            self._bring_engine_up_to_date()
             self._shard.flush()
             self._cache.save()
 
     def optimize(self) -> None:
         with self._lock:
+            self._bring_engine_up_to_date()
             self._shard.optimize()
 
     def flush_soon(self) -> None:
-        """Flush once edits pause (FLUSH_IDLE_S), on a timer thread; see FLUSH_MAX_DELAY_S.
+        """Flush once edits pause (FLUSH_IDLE_S), and at the latest FLUSH_MAX_DELAY_S after the
+        first unflushed edit, on the scheduler's thread.
 
         `update` writes each operation to the shard's write-ahead log before applying it, and
         a reload replays the log, so an edit survives a killed process without a flush (as in
@@ -259,44 +307,18 @@ class EdgeCollection(Collection):
         Python's GIL, so anything the server does meanwhile waits: flushing while the user is
         still tagging would stall their next edit, hence the wait for a pause.
         """
-        now = time.monotonic()
-        with self._timer_lock:
-            if self._closed:
-                return
-            self._last_edit = now
-            if self._flush_timer is None:
-                self._first_unflushed = now
-                self._schedule_flush(FLUSH_IDLE_S)
+        self._scheduler.schedule(FLUSH_JOB, FLUSH_IDLE_S, self._flush_when_due, max_delay=FLUSH_MAX_DELAY_S)
 
-    def _schedule_flush(self, delay: float) -> None:
-        """Called with `_timer_lock` held."""
-        self._flush_timer = threading.Timer(delay, self._deferred_flush)
-        self._flush_timer.daemon = True  # an exit without close() still has the log
-        self._flush_timer.start()
-
-    def _deferred_flush(self) -> None:
-        with self._timer_lock:
-            due = min(self._last_edit + FLUSH_IDLE_S, self._first_unflushed + FLUSH_MAX_DELAY_S)
-            wait = due - time.monotonic()
-            if wait > 0.01 and not self._closed:
-                self._schedule_flush(wait)  # edited since this timer was set: wait for the pause
-                return
-            self._flush_timer = None
-        try:
-            with self._lock:
-                if not self._closed:
-                    self._shard.flush()
-        except Exception:  # the engine raises plain Exception; the next flush or close retries
-            log.exception("deferred flush of collection '%s' failed", self.name)
+    def _flush_when_due(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._shard.flush()
 
     def close(self) -> None:
-        with self._timer_lock:
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
-        self._pending.cancel_timer()
+        self._scheduler.close()  # no deferred job starts after this; close does their work now
         try:
-            self._pending.apply_now()
+            with self._lock:
+                self._bring_engine_up_to_date()
         except StoreError:
             log.exception("closing collection '%s' with journaled edits not applied", self.name)
             self._pending.forget()  # they stay in the journal: the next open applies them
@@ -334,8 +356,13 @@ class EdgeStore(Store):
             try:
                 shard = _load_shard(folder)
             except Exception as error:  # the engine raises plain Exception
-                raise StoreError(f"cannot open the collection at {folder}: {error}. "
-                                 "Is another embedscape process using it? Stop it and retry.") from error
+                raise StoreError(
+                    f"cannot open the collection at {folder}: {error}. Is another embedscape process using "
+                    "it? Stop it and retry. An embedded collection can be open in one process at a time; "
+                    "to share a collection between the app, the command line and other tools at once, "
+                    "serve it from a Qdrant server: `docker compose up -d qdrant`, "
+                    f"`python app.py push --collection {name} --url http://localhost:6333`, then set "
+                    "QDRANT_URL=http://localhost:6333 (README: Sharing a collection).") from error
             try:
                 collection = EdgeCollection(name, folder, shard)
             except StoreError:

@@ -44,9 +44,14 @@ NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT = "neighbour_agreement", "probe_agreement"
 OUTLIER_SCORE, UNIQUENESS = "outlier_score", "uniqueness"
 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP = "duplicate_group", "exact_duplicate_group"
 QUALITY_FLAGS = "quality_flags"
+CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
 REVIEW = "review"
 PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "prediction_confidence", "prediction_correct"
+# Object (bounding-box) points: one per labelled box, in the collection NAME-objects.
+IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
+IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
+DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -59,7 +64,8 @@ _FIELDS = (
     PayloadField(Y, "float", description="position on the 2D map"),
     PayloadField(WIDTH, "integer", description="pixel width after EXIF rotation"),
     PayloadField(HEIGHT, "integer", description="pixel height after EXIF rotation"),
-    PayloadField(SHA1, "keyword", shown=False, description="content hash of the file"),
+    PayloadField(SHA1, "keyword", shown=False,
+                 description="content hash of the file (object points: of the file and the box)"),
     PayloadField(SUBSETS, "keyword", indexed=True, is_list=True, description="named subsets of the point"),
     PayloadField(BRIGHTNESS, "float", indexed=True, description="mean luma, 0..1"),
     PayloadField(CONTRAST, "float", indexed=True, description="standard deviation of luma, 0..0.5"),
@@ -78,19 +84,34 @@ _FIELDS = (
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
-                 description="mislabel, outlier, duplicate"),
+                 description="mislabel, outlier, duplicate, duplicate_box"),
+    PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
     PayloadField(ORIGINAL_LABEL, "keyword", description="the label before a relabel in the app"),
     PayloadField(REVIEW, "object", shown=False,
                  description="review decisions per issue: {issue: {decision, at, label, suggested, sha1, ...}}"),
     PayloadField(PREDICTION, "keyword", indexed=True, description="an imported model's predicted label"),
     PayloadField(PREDICTION_CONFIDENCE, "float", indexed=True, description="its confidence"),
     PayloadField(PREDICTION_CORRECT, "bool", indexed=True, description="prediction == label"),
+    # Object points only. image_id is indexed: "the boxes of this image" and "the images of these
+    # boxes" are filters on it. annotation_id is unique per point, so it gets no index (see
+    # indexer/pipeline.py on why an index on a per-point-unique field costs every open).
+    PayloadField(IMAGE_ID, "keyword", indexed=True, shown=False, description="the id of the box's image point"),
+    PayloadField(ANNOTATION_ID, "integer", shown=False,
+                 description="the box's id in its source (COCO id; YOLO / VOC: its row / object number)"),
+    PayloadField(BBOX, "float", is_list=True, shown=False,
+                 description="[x, y, width, height] in pixels of the upright image (COCO order)"),
+    PayloadField(IMAGE_WIDTH, "integer", shown=False, description="the box's image width in pixels"),
+    PayloadField(IMAGE_HEIGHT, "integer", shown=False, description="the box's image height in pixels"),
+    PayloadField(DUPLICATE_BOX_GROUP, "integer", indexed=True,
+                 description="boxes of one image overlapping at IoU >= 0.7, -1 for none"),
+    PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
 # The values of QUALITY_FLAGS, which are also the issues a review decision is about.
 MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG = "mislabel", "outlier", "duplicate"
 QUALITY_FLAG_VALUES = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
+DUPLICATE_BOX_FLAG = "duplicate_box"  # object points: overlaps another box of its image
 FLAG_COLUMN_SUFFIX = "_flag"  # exports give each flag a yes/no column: mislabel_flag, ...
 
 
@@ -109,10 +130,25 @@ METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, A
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
                 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
+OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
+BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
-NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP})
+NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
+                              IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
 NOT_SHOWN = frozenset(f.name for f in _FIELDS if not f.shown)
 LIST_FIELDS = tuple(f.name for f in _FIELDS if f.is_list)
+
+# --- collection metadata -------------------------------------------------------------------
+# An object collection's metadata says what it is and names its image collection; the image
+# collection's names its object collection, so the app and exports can go from one to the other.
+COLLECTION_KIND, OBJECTS_KIND, IMAGES_KIND = "kind", "objects", "images"
+IMAGE_COLLECTION, OBJECT_COLLECTION = "image_collection", "object_collection"
+CATEGORIES = "categories"  # object collections: [{"id", "name"}] of the source, in its order
+CROP_MARGIN = "crop_margin"  # object collections: the context margin its crops were cut with
+OBJECT_COLLECTION_SUFFIX = "-objects"
+# What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
+# and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.
+MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
 
 # --- tags ----------------------------------------------------------------------------------
 # Points with this tag are left out of the map's exports, counts and comparisons by default.

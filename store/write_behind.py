@@ -7,16 +7,16 @@ operation is in its write-ahead log and applies it in the background; this modul
 embedded engine the same contract:
 
   * `PendingWrites.submit` writes the edit (each group of points and the payload they get) to a
-    journal file in the collection folder and returns. What the edit sets is absolute (the
-    points' new tag lists), so applying it twice gives the same payloads.
-  * The edit reaches the engine at the next outermost acquisition of the collection's
-    `EngineLock`, which every engine call takes: any read or write through store/ first applies
-    the pending edits in order, so nothing in this process ever sees Qdrant without them. A
-    timer takes the lock APPLY_DELAY_S after the first pending edit, so the reply that the
-    edit is done is sent before the engine call holds the GIL.
-  * A journal file is deleted, under the lock, right after its edit is applied. A process
-    killed in between leaves the file: the next open queues it again (before any other write
-    can reach the engine), so an acknowledged edit is never lost.
+    journal file in the collection folder, queues it and returns. What the edit sets is absolute
+    (the points' new lists), so applying it twice gives the same payloads.
+  * `apply_all` writes the queued edits to the engine, oldest first. The collection calls it,
+    under its engine lock, as the first step of every engine call (`EdgeCollection.
+    _bring_engine_up_to_date`), so nothing in this process ever sees Qdrant without an
+    acknowledged edit; and its scheduler calls it APPLY_DELAY_S after an edit, so the reply
+    that the edit is done is sent before the engine call holds the GIL.
+  * A journal file is deleted right after its edit is applied. A process killed in between
+    leaves the file: the next open queues it again (before any other write can reach the
+    engine), so an acknowledged edit is never lost.
 
 Only for embedded collections: a server can be written by other tools at any time, so edits
 there read the current tags back and wait for the write.
@@ -43,55 +43,28 @@ ApplyGroup = Callable[[list[str], dict[str, Any]], None]
 log = logging.getLogger(__name__)
 
 
-class EngineLock:
-    """The re-entrant lock around one collection's engine calls. Its outermost acquisition
-    first runs `before_use` (applying pending writes), so every engine call sees them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.RLock()
-        self._depth = 0  # only changed by the thread holding _lock
-        self.before_use: Callable[[], None] | None = None
-
-    def __enter__(self) -> EngineLock:
-        self._lock.acquire()
-        self._depth += 1
-        if self._depth == 1 and self.before_use is not None:
-            try:
-                self.before_use()
-            except BaseException:
-                self._release()
-                raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        self._depth -= 1
-        self._lock.release()
-
-
 class PendingWrites:
     """The journal of acknowledged, not yet applied payload writes of one collection."""
 
-    def __init__(self, folder: Path, lock: EngineLock, apply_group: ApplyGroup) -> None:
+    def __init__(self, folder: Path, apply_group: ApplyGroup, on_submit: Callable[[], None]) -> None:
+        """`apply_group(ids, payload)` writes one group to the engine; `on_submit()` runs after each
+        acknowledged edit (the collection schedules `apply_all` from it)."""
         self.folder = folder / JOURNAL_DIR
-        self._lock = lock
         self._apply_group = apply_group
+        self._on_submit = on_submit
         self._queue: list[tuple[Path, list[Group], float]] = []  # in submission order
-        self._queue_lock = threading.Lock()  # guards _queue, _next and _timer; never held over I/O
-        self._submit_lock = threading.Lock()  # journal order = queue order
-        self._timer: threading.Timer | None = None
+        # Guards the journal's file numbering and the queue, so the journal's order is the
+        # queue's; held over a journal file write (small), never over an engine call.
+        self._lock = threading.Lock()
         self._next = 0
         self._requeue_journal()
-        lock.before_use = self.apply_all
 
     def submit(self, groups: Sequence[Group]) -> None:
         """Journal `groups` (set payload on ids) and queue them; returns before the engine has them."""
         groups = [(dict(payload), list(ids)) for payload, ids in groups if ids]
         if not groups:
             return
-        with self._submit_lock:
+        with self._lock:
             path = self.folder / f"{self._next:010d}.json"
             self.folder.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
@@ -99,18 +72,14 @@ class PendingWrites:
             # The rename makes the file appear whole or not at all: a file under its final name
             # is an edit that was acknowledged.
             tmp.replace(path)
-            with self._queue_lock:
-                self._next += 1
-                self._queue.append((path, groups, time.monotonic()))
-                if self._timer is None:
-                    self._timer = threading.Timer(APPLY_DELAY_S, self._apply_soon)
-                    self._timer.daemon = True  # an exit without close() leaves the journal
-                    self._timer.start()
+            self._next += 1
+            self._queue.append((path, groups, time.monotonic()))
+        self._on_submit()
 
     def apply_all(self) -> None:
-        """Apply every queued write in order; called with the engine lock held."""
+        """Apply every queued write in order; the caller holds the collection's engine lock."""
         while True:
-            with self._queue_lock:
+            with self._lock:
                 if not self._queue:
                     return
                 path, groups, acknowledged = self._queue[0]
@@ -122,35 +91,16 @@ class PendingWrites:
                 raise StoreError(f"a tag edit could not be written to Qdrant ({error}); it is kept in "
                                  f"{path} and retried at the next access or start") from error
             path.unlink(missing_ok=True)
-            with self._queue_lock:
+            with self._lock:
                 self._queue.pop(0)
             log.info("applied journaled write %s (%d points) in %.0f ms, %.0f ms after it was acknowledged",
                      path.name, sum(len(ids) for _, ids in groups), (time.monotonic() - started) * 1000,
                      (time.monotonic() - acknowledged) * 1000)
 
-    def apply_now(self) -> None:
-        """Apply every queued write (taking the engine lock, whose first holder applies them)."""
-        with self._lock:
-            pass
-
-    def cancel_timer(self) -> None:
-        with self._queue_lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
-
     def forget(self) -> None:
         """Drop the queue in memory (the journal keeps it for the next open)."""
-        with self._queue_lock:
+        with self._lock:
             self._queue.clear()
-
-    def _apply_soon(self) -> None:
-        with self._queue_lock:
-            self._timer = None
-        try:
-            self.apply_now()
-        except Exception:  # kept in the queue and the journal; the next access retries
-            log.exception("applying journaled writes in %s failed", self.folder)
 
     def _requeue_journal(self) -> None:
         """Queue the edits a previous process acknowledged but did not apply, oldest first."""

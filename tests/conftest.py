@@ -36,10 +36,12 @@ UI_COLOURS = {"cat": (215, 60, 60), "dog": (60, 160, 60), "bird": (60, 70, 215)}
 UI_DIM = 16
 
 
-def build_ui_collection(base: Path, per_label: int = 40, name: str = "ui") -> tuple[Store, object, Path]:
+def build_ui_collection(base: Path, per_label: int = 40, name: str = "ui",
+                        server: bool = False) -> tuple[Store, object, Path]:
     """A small image collection with a known map: three labels, each an 8-wide grid of points
     0.25 apart around UI_CENTRES (so drawn shapes can stay clear of every point), PNGs on disk,
-    vectors pointing along their label's axis (so "nearest" is "same label")."""
+    vectors pointing along their label's axis (so "nearest" is "same label"). In the embedded
+    store, or with `server` in qdrant-client's local mode (the server backend's stand-in)."""
     import numpy as np
     from PIL import Image, ImageDraw
 
@@ -47,7 +49,7 @@ def build_ui_collection(base: Path, per_label: int = 40, name: str = "ui") -> tu
 
     rng = np.random.default_rng(0)
     root = base / "images"
-    store = open_store(path=str(base / "qdrant"))
+    store = open_store(local_client_path=str(base / "qdrant-local")) if server else open_store(path=str(base / "qdrant"))
     collection = store.create(name, UI_DIM, {"source_root": str(root), "model": "test"})
     for field in ("label", "tags"):
         collection.create_index(field, "keyword")
@@ -115,7 +117,7 @@ def png_bytes(width: int, height: int, bit_depth: int = 1, colour_type: int = 0,
 
 def build_tiny_clip(folder: Path) -> Path:
     """A random-weight CLIP of a few hundred KB that sentence-transformers loads like a real one
-    (docs: /work/shared/notes/offline-assets.md)."""
+    (docs/notes/offline-assets.md)."""
     import json
 
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer

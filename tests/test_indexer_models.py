@@ -1,5 +1,5 @@
-"""The embedders with real weights: ImageNet MobileNetV2 (OpenVINO, onnxruntime, torch), a tiny CLIP
-through sentence-transformers, and a clear error for a model that cannot be loaded offline."""
+"""The embedders with real weights: ImageNet MobileNetV2 (OpenVINO, onnxruntime, torch) in fp32, a tiny
+CLIP through sentence-transformers, and a clear error for a model that cannot be loaded offline."""
 from __future__ import annotations
 
 import time
@@ -71,8 +71,9 @@ def test_preprocess_keeps_small_images_and_shrinks_large_ones(mobilenet) -> None
 
 @pytest.mark.parametrize("runtime", ["openvino", "onnxruntime", "torch"])
 def test_every_cpu_runtime_gives_the_reference_embedding(runtime: str, net) -> None:
-    embedder = MobileNetEmbedder("cpu", runtime)
-    assert embedder.runtime == runtime
+    """In fp32, on every CPU. (bf16 is held to fp32 by tests/test_indexer_precision.py.)"""
+    embedder = MobileNetEmbedder("cpu", runtime, precision="fp32")
+    assert (embedder.runtime, embedder.precision) == (runtime, "fp32")
     images = sample_images()  # four 40x30 images and two photos shrunk to 224x224: two shapes
     items = [embedder.preprocess(im) for im in images]
     reference = reference_embedding(net, items)

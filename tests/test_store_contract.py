@@ -24,9 +24,21 @@ def _make(store: Store, n: int = 50, dim: int = 8):
 
 
 def test_point_ids_are_stable_uuid5() -> None:
+    # Pinned: a changed namespace or scheme would give every existing collection new ids
+    # (re-indexing would then duplicate every point and orphan its tags).
+    assert point_id("a/b.png") == "e67c77c5-5816-5134-ad12-87e3af959ba5"
     assert point_id("a/b.png") == point_id("a/b.png")
     assert point_id("a/b.png") != point_id("a/c.png")
     assert len(point_id("x")) == 36
+    # The documented id (README): UUID5 of the relative path in the fixed namespace, so ids
+    # made by earlier versions and by other tools that follow the README still match.
+    import uuid
+
+    from store.base import POINT_ID_NAMESPACE
+
+    for path in ("a/b.png", "", "ünï 猫.webp", "x" * 500, "dir with space/IMG_0001.JPG"):
+        assert point_id(path) == str(uuid.uuid5(POINT_ID_NAMESPACE, path))
+    assert point_id("cat/1.png") == "a7aae30c-ebce-5014-8b06-4ad71440add7"  # pinned: ids must never change
 
 
 def test_create_count_filter_and_facets(store: Store) -> None:

@@ -55,6 +55,8 @@ def test_a_second_process_cannot_open_an_open_collection(tmp_path: Path) -> None
     opener = f"from store import open_store; open_store(path={str(tmp_path / 'qdrant')!r}).open('things')"
     refused = _python(opener)
     assert refused.returncode != 0 and "Is another embedscape process using it?" in refused.stderr
+    # ... and how several processes share one collection: a Qdrant server.
+    assert "Qdrant server" in refused.stderr and "QDRANT_URL" in refused.stderr and "push" in refused.stderr
     store.close()
     assert _python(opener).returncode == 0, "a closed collection opens again"
 

@@ -95,5 +95,15 @@ def test_gradio_file_route_serves_none_of_our_files_and_plotly_js_has_its_own_ro
 
 
 def test_thumbnail_row_route_follows_the_map_rows(client) -> None:
+    """Row r of the map (rows are the table's ids in sorted order) gets the thumbnail of the
+    point in row r, byte for byte the same as asking for that point by id."""
     http = client[0]
-    assert http.get("/thumb/row/0").status_code == 200
+    app = http.app
+    table = app.state.embedscape.embedscape_context.table
+    assert len(table) > 3
+    for row in (0, 1, len(table) // 2):
+        by_row, by_id = http.get(f"/thumb/row/{row}"), http.get(f"/thumb/{table.ids[row]}")
+        assert by_row.status_code == by_id.status_code
+        assert by_row.content == by_id.content
+    served = [http.get(f"/thumb/row/{row}") for row in range(len(table))]
+    assert len({r.content for r in served if r.status_code == 200}) > 1, "rows give their own pictures"

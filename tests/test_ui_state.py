@@ -23,6 +23,8 @@ def _fake_table(labels: list[str]) -> PointTable:
     table.tags = [() for _ in labels]
     table.paths = [f"{v}/{i}.png" for i, v in enumerate(labels)]
     table.x = table.y = np.zeros(len(labels), np.float32)
+    table.alive = np.ones(len(labels), dtype=bool)
+    table.version = 0
     table._lock = threading.RLock()
     return table
 

@@ -2,21 +2,29 @@
 
 Modules
     app.py            build_app(collection, text_encoder=None, pages=()) -> gr.Blocks
-                      serve(collection, host="127.0.0.1", port=7860, text_encoder=None, auth=None)
-                      start_server(collection, port=0, ...) -> RunningServer (.url, .stop())
-                      create_server_app(...) -> FastAPI (image routes + Gradio mounted at "/")
+                      serve(collection, host="127.0.0.1", port=7860, text_encoder=None, auth=None, objects=None)
+                      start_server(collection, port=0, ..., objects=None) -> RunningServer (.url, .stop())
+                      create_server_app(...) -> FastAPI (image routes + Gradio mounted at "/";
+                      with `objects`, a detection dataset's boxes as a second explorer at "/objects/")
     context.py        AppContext: what a page (tab) gets to read and drive the map
     state.py          MapState / SelectionState: one per browser session, in a gr.State
     table.py          PointTable: every point's columns in numpy, shared by all sessions
+    live_table.py     LiveTable: the current PointTable, read again when other writers change it
     figure.py         Plotly layout/trace style, colours, the messages sent to the map
     map_component.py  the gr.HTML component that owns the Plotly chart, and its JS bridge
-    images.py         /thumb/{id}, /thumb/row/{row}, /image/{id}: dataset files only, cached thumbnails
+    images.py         /thumb/{id} (a box: its crop), /thumb/row/{row}, /image/{id}, /boxes/{id} (an image
+                      with its boxes drawn): dataset files only, cached thumbnails
+    handoff.py        the Images | Objects switch and "Show their images / objects" between the two
+                      explorers of a detection dataset (selections handed over under short tokens)
+    url_params.py     what the page URL's query parameters do on load (?selection=<token>)
+    box_quality_page.py   the Duplicate boxes tab of an object explorer
     views.py          HTML of the count line, grid, distribution and detail card
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 
 Data flow
-    The server loads the columns (path, label, tags, x, y) once into a `PointTable`; rows
-    are fixed for the process. The browser receives x/y once as base64 typed arrays and
+    The server loads the columns (path, label, tags, x, y) into a `PointTable`, and reads a
+    newer one when other writers change the collection (live_table.py); a row keeps its point
+    in every version, so the browser's map and the sessions' selections stay valid. The browser receives x/y once as base64 typed arrays and
     builds one scattergl trace per colour itself; recolours send 2 bytes a point. A box or
     lasso selection sends row numbers to Python (`select` event); the map is never sent
     again for it. Unselected points are dimmed by Plotly's own `unselected` style.
@@ -32,7 +40,9 @@ Selection state, for later tabs
         state.colour_by, filter_labels, filter_tags, visible (bool mask or None)
     A page is `(title, build)` passed to `build_app(..., pages=[...])`; `build(ctx)` runs in
     its own tab and uses
-        ctx.table, ctx.collection, ctx.text_encoder
+        ctx.table (the current table: read it in handlers), ctx.collection, ctx.text_encoder
+        ctx.event(trigger, fn, inputs, outputs)        fn(state, *inputs) -> outputs, for handlers
+                                                       that read the session's state
         ctx.on_selection_change(fn, inputs, outputs)   fn(state, *inputs) -> outputs, after
                                                        every selection / filter / recolour
                                                        while the page's tab is open, and

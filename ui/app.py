@@ -1,17 +1,25 @@
 """Assemble the explorer app and serve it.
 
     build_app(collection, text_encoder=None, pages=()) -> gr.Blocks
-    create_server_app(collection, ...) -> FastAPI      # Gradio mounted at "/", plus image routes
-    serve(collection, host, port, text_encoder=None, auth=None)        # blocking
+    create_server_app(collection, ..., objects=None) -> FastAPI   # Gradio at "/" (and "/objects/"), image routes
+    serve(collection, host, port, text_encoder=None, auth=None, objects=None)   # blocking
     start_server(collection, host, port, ...) -> RunningServer         # in a thread (tests, bench)
 
 Layout: the map (with its colour / filter / search controls) on the left, tabs on the
 right. The Explorer tab is ui/explorer.py; later pages are `(title, build)` pairs in
 `pages`, each `build(ctx: AppContext)` (see ui/context.py) runs inside its own tab.
+
+A detection dataset (`objects`: the object collection NAME-objects beside the images) is
+served as two full explorers built the same way, the images at "/" and the boxes at
+"/objects/", so every tab works on boxes as on images. A header switch links them and
+"Show their images / objects" hands a selection over (ui/handoff.py). Each explorer has its
+own map rows (its own points route and row thumbnails under its prefix); the id routes
+(/thumb, /image, /boxes) serve the points of both.
 """
 from __future__ import annotations
 
 import gc
+import os
 import socket
 import threading
 import time
@@ -22,80 +30,171 @@ from typing import Any
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
 from starlette.routing import Mount
 
+from detection.boxes import box_of, boxes_of_image, images_of_objects, is_object_collection, objects_of_images
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import performance_page, quality_page
+from ui import box_quality_page, clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
-from ui.images import ImageServer, add_image_routes
+from ui.explorer import PointKind
+from ui.handoff import CSS as HANDOFF_CSS
+from ui.handoff import ExplorerLink, HandoffStore, build_handover, switch_html
+from ui.live_table import LiveTable
+from ui.images import ImageServer, add_image_routes, add_row_route
 from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
 from ui.state import MapState
 from ui.table import PointTable
+from ui.url_params import UrlParams
 from ui.views import CSS as VIEWS_CSS
 
 Page = tuple[str, Callable[[AppContext], None]]
-APP_CSS = VIEWS_CSS + """
+APP_CSS = VIEWS_CSS + HANDOFF_CSS + """
 #es-map-col { min-width: 520px; }
 #es-pager { text-align: center; }
 """
+OBJECTS_PREFIX = "/objects"  # where a detection dataset's boxes are explored
+# Tabs an object explorer gets after the default ones.
+OBJECT_PAGES: list[Page] = [("Duplicate boxes", box_quality_page.build)]
 # Tabs every app gets after the Explorer (then the `pages` passed in); append to add one.
 DEFAULT_PAGES: list[Page] = [
     ("Metrics", metrics_page.build),
     ("Filter & Export", export_page.build),
     ("Label quality", quality_page.build),
+    ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
 ]
+# Other writers' edits show within this many seconds (the map's own timer ticks as often).
+DEFAULT_REFRESH_S = 10.0
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
 
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
-              table: PointTable | None = None) -> gr.Blocks:
-    """The explorer as a Blocks app for `collection` (columns are loaded here, once)."""
-    table = table or PointTable(collection)
+              live: LiveTable | None = None, prefix: str = "", link: ExplorerLink | None = None,
+              kind: PointKind | None = None, url_params: UrlParams | None = None) -> gr.Blocks:
+    """The explorer as a Blocks app for `collection` (its table is read here, or given), served
+    under the URL `prefix`; `link` places it beside the other explorer of a detection dataset."""
+    live = live or LiveTable(collection)
+    table = live.table
+    kind = kind or point_kind(collection)
+    own_pages = OBJECT_PAGES if is_object_collection(collection) else []
     figure.layout(), figure.trace_template(len(table))  # plotly's validators load here, not on page load
     metadata = collection.read_metadata()
     with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
-        state = gr.State(MapState(colour_by=explorer.default_colour(table)))
-        gr.Markdown(f"### embedscape · `{collection.name}` · {len(table):,} images · model `{metadata.get('model', '?')}`")
+        state = gr.State(MapState(colour_by=explorer.default_colour(table), table_version=table.version))
+        with gr.Row(equal_height=True):
+            gr.Markdown(f"### embedscape · `{collection.name}` · {table.size:,} {kind.noun or 'images'} · "
+                        f"model `{metadata.get('model', '?')}`")
+            if link is not None:
+                gr.HTML(switch_html(link), elem_id="es-switch-box")
         with gr.Row():
             with gr.Column(scale=3, elem_id="es-map-col"):
                 controls = explorer.build_map_controls(table)
-                chart = map_component()
+                chart = map_component(prefix)
+                live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
             with gr.Column(scale=2):
-                ctx = AppContext(collection, table, text_encoder, chart, state)
+                ctx = AppContext(collection, live, text_encoder, chart, state)
                 with gr.Tabs():
                     with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
-                        explorer.build_explorer(ctx, controls, search)
-                    for title, build in [*DEFAULT_PAGES, *pages]:
+                        if link is not None:
+                            build_handover(ctx, link)
+                        tagging = explorer.build_explorer(ctx, controls, search, kind)
+                    for title, build in [*DEFAULT_PAGES, *own_pages, *pages]:
                         with gr.Tab(title) as tab, ctx.page(title, tab):
                             build(ctx)
-        # The first message to the map (coordinates, colours) goes per session on load.
-        ctx.map_event(demo.load, lambda s: s)
+        # The first message to the map (coordinates, colours) goes per session on load, from a
+        # table checked against the collection (other writers' edits since the last check).
+        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params)
         ctx.wire_followers()
     demo.embedscape_context = ctx  # type: ignore[attr-defined]  # for tests and tools
     return demo
 
 
+def point_kind(collection: Collection, objects: Collection | None = None) -> PointKind:
+    """Boxes are "objects", and their detail view is their whole image with every box of it;
+    images that have boxes (`objects`: their object collection) show them too."""
+    if is_object_collection(collection):
+        def boxes_of_box(point: str) -> list[tuple[str, str]]:
+            box = box_of(collection, point)
+            return [] if box is None else [(b.point_id, b.label) for b in boxes_of_image(collection, box.image_id)]
+
+        return PointKind("objects", boxes_of_box)
+    if objects is not None:
+        return PointKind("", lambda point: [(b.point_id, b.label) for b in boxes_of_image(objects, point)])
+    return PointKind()
+
+
+@dataclass(frozen=True)
+class Explorer:
+    """One explorer of the server: a collection under a URL prefix."""
+
+    collection: Collection
+    prefix: str
+    link: ExplorerLink | None
+    kind: PointKind
+
+
+def explorers(collection: Collection, objects: Collection | None, handoff: HandoffStore) -> list[Explorer]:
+    """The image explorer at "/" and, for a detection dataset, the object explorer at OBJECTS_PREFIX,
+    linked both ways. A lone object collection is one explorer at "/"."""
+    if objects is None:
+        return [Explorer(collection, "", None, point_kind(collection))]
+    to_images = ExplorerLink("Objects", OBJECTS_PREFIX + "/", "objects", "Images", "/", "images",
+                             lambda ids: images_of_objects(objects, ids), handoff, images_first=False)
+    to_objects = ExplorerLink("Images", "/", "images", "Objects", OBJECTS_PREFIX + "/", "objects",
+                              lambda ids: objects_of_images(objects, ids), handoff, images_first=True)
+    return [Explorer(collection, "", to_objects, point_kind(collection, objects)),
+            Explorer(objects, OBJECTS_PREFIX, to_images, point_kind(objects))]
+
+
 def create_server_app(collection: Collection, text_encoder: TextEncoder | None = None, auth: Auth = None,
-                      pages: Sequence[Page] = ()) -> FastAPI:
-    """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only)."""
-    table = PointTable(collection)
-    demo = build_app(collection, text_encoder, pages, table=table)
-    demo.queue(default_concurrency_limit=4)
+                      pages: Sequence[Page] = (), objects: Collection | None = None) -> FastAPI:
+    """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only);
+    with `objects` (the image collection's object collection) the boxes' explorer at "/objects/"."""
+    handoff = HandoffStore()
+    sites = explorers(collection, objects, handoff)
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    authorize = (lambda request: _logged_in(app, request)) if auth else None
+    images = ImageServer([site.collection for site in sites])
+    demos: dict[str, gr.Blocks] = {}
+    for site in sites:
+        live = LiveTable(site.collection)
+        demo = build_app(site.collection, text_encoder, pages, live=live, prefix=site.prefix, link=site.link,
+                         kind=site.kind, url_params=UrlParams(handoff))
+        demo.queue(default_concurrency_limit=4)
+        add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
+        add_points_route(app, lambda live=live: live.table, authorize, site.prefix)
+        demos[site.prefix] = demo
     _warm_up_event_processing()
     _freeze_startup_objects()
-    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    images = ImageServer(collection, row_to_id=lambda row: str(table.ids[row]) if 0 <= row < len(table) else None)
-    authorize = (lambda request: _logged_in(app, request)) if auth else None
     add_image_routes(app, images, authorize)
     add_plotly_route(app)
-    add_points_route(app, table, authorize)
-    # No allowed_paths and no static paths: Gradio's file= route serves none of our files.
-    gr.mount_gradio_app(app, demo, path="/", auth=auth, allowed_paths=[], css=APP_CSS, head=page_head_html())
-    app.state.embedscape = demo
+    # Longest prefix first: the app at "/" would take every path. No allowed_paths and no
+    # static paths: Gradio's file= route serves none of our files.
+    for prefix in sorted(demos, key=len, reverse=True):
+        if prefix:
+            app.add_api_route(prefix, _slash_redirect(prefix), methods=["GET"])
+        gr.mount_gradio_app(app, demos[prefix], path=prefix or "/", auth=auth, allowed_paths=[], css=APP_CSS,
+                            head=page_head_html())
+    _share_login(app)
+    app.state.embedscape = demos[""]
+    app.state.explorers = demos
+    app.state.links = {site.prefix: site.link for site in sites}
+    for demo in demos.values():
+        demo.embedscape_context.live.start(refresh_interval())
     return app
+
+
+def refresh_interval() -> float:
+    """Seconds between checks for other writers' edits (EMBEDSCAPE_REFRESH_S; 0 turns it off).
+    Only collections other processes can write are checked (a Qdrant server)."""
+    return float(os.environ.get("EMBEDSCAPE_REFRESH_S", str(DEFAULT_REFRESH_S)))
+
+
+def _row_id(table: PointTable, row: int) -> str | None:
+    return str(table.ids[row]) if 0 <= row < len(table) and table.alive[row] else None
 
 
 def _warm_up_event_processing() -> None:
@@ -121,10 +220,13 @@ def _freeze_startup_objects() -> None:
 
 
 def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
-          text_encoder: TextEncoder | None = None, auth: Auth = None) -> None:
-    """Serve the explorer until interrupted."""
-    app = create_server_app(collection, text_encoder, auth)
+          text_encoder: TextEncoder | None = None, auth: Auth = None, objects: Collection | None = None) -> None:
+    """Serve the explorer (and the object explorer of `objects`) until interrupted."""
+    app = create_server_app(collection, text_encoder, auth, objects=objects)
     print(f"embedscape explorer on http://{host}:{port}  (collection '{collection.name}')", flush=True)
+    if objects is not None:
+        print(f"boxes of its images on http://{host}:{port}{OBJECTS_PREFIX}/  (collection '{objects.name}')",
+              flush=True)
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
@@ -140,14 +242,16 @@ class RunningServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
+        for demo in self.app.state.explorers.values():
+            demo.embedscape_context.live.stop()
 
 
 def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
                  text_encoder: TextEncoder | None = None, auth: Auth = None,
-                 pages: Sequence[Page] = ()) -> RunningServer:
+                 pages: Sequence[Page] = (), objects: Collection | None = None) -> RunningServer:
     """Serve in a background thread (port 0: a free port); returns once it accepts requests."""
     port = port or free_port(host)
-    app = create_server_app(collection, text_encoder, auth, pages)
+    app = create_server_app(collection, text_encoder, auth, pages, objects=objects)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
     thread.start()
@@ -165,12 +269,34 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _slash_redirect(prefix: str) -> Callable[[Request], RedirectResponse]:
+    """`/objects` -> `/objects/` with its query: the app at "/" would answer it with a 404."""
+
+    def redirect(request: Request) -> RedirectResponse:
+        query = request.url.query
+        return RedirectResponse(prefix + "/" + (f"?{query}" if query else ""), status_code=307)
+
+    return redirect
+
+
+def _gradio_apps(app: FastAPI) -> list[Any]:
+    return [route.app for route in app.routes if isinstance(route, Mount) and hasattr(route.app, "tokens")]
+
+
+def _share_login(app: FastAPI) -> None:
+    """One login for every explorer of the server: Gradio keeps a login per mounted app (its
+    tokens, and a cookie named after its cookie_id, set for the whole site), so the mounted apps
+    are given the first one's."""
+    first, *others = _gradio_apps(app)
+    for other in others:
+        other.tokens = first.tokens
+        other.cookie_id = first.cookie_id
+
+
 def _logged_in(app: FastAPI, request: Request) -> bool:
     """The image routes follow Gradio's login: a valid Gradio session cookie is required."""
-    for route in app.routes:
-        if isinstance(route, Mount) and hasattr(route.app, "tokens"):
-            gradio_app: Any = route.app
-            token = (request.cookies.get(f"access-token-{gradio_app.cookie_id}")
-                     or request.cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
-            return gradio_app.tokens.get(token) is not None
+    for gradio_app in _gradio_apps(app)[:1]:  # every explorer shares its login (_share_login)
+        token = (request.cookies.get(f"access-token-{gradio_app.cookie_id}")
+                 or request.cookies.get(f"access-token-unsecure-{gradio_app.cookie_id}"))
+        return gradio_app.tokens.get(token) is not None
     return False

@@ -10,10 +10,19 @@ It may
   * set the selection: `ctx.map_event(button.click, fn, inputs, outputs)` wires a handler
     `fn(state, *inputs) -> state | (state, *outputs)` that calls `state.select(rows, source)`;
     the map is updated with only what changed, and the selection followers run in the same
-    event (one reply).
+    event (one reply); a parameter of `fn` annotated `gr.Request` gets the page's request
+    (e.g. its URL's query parameters on load);
+  * wire any other handler that takes the session's state with `ctx.event(trigger, fn,
+    inputs, outputs)`: `fn(state, *inputs)`, after the session has caught up with the table.
+
+`ctx.table` is the current table: other writers' edits can replace it while the app runs
+(ui/live_table.py), so read `ctx.table` inside handlers rather than keeping the one seen at
+build time. Every handler wired through the context gets a state that has caught up with it
+(`MapState.catch_up`).
 """
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -27,6 +36,7 @@ import numpy as np
 from store import Collection
 from ui.figure import map_message
 from ui.state import MapState
+from ui.live_table import LiveTable
 from ui.table import PointTable
 
 TextEncoder = Callable[[str], np.ndarray]
@@ -48,6 +58,7 @@ class _MapEvent:
     inputs: list[Any]
     outputs: list[Any]
     name: str
+    only_on_change: bool  # skip the event (and the followers) unless the table changed
 
 
 @dataclass
@@ -59,7 +70,7 @@ class _Page:
 @dataclass
 class AppContext:
     collection: Collection
-    table: PointTable
+    live: LiveTable
     text_encoder: TextEncoder | None
     map: gr.HTML
     state: gr.State
@@ -69,6 +80,29 @@ class AppContext:
     _map_select_fn: Callable[[MapState, dict[str, Any]], MapState] | None = None
     _pages: dict[str, _Page] = field(default_factory=dict)
     _building: str | None = None  # the page whose builder is running
+
+    @property
+    def table(self) -> PointTable:
+        """The current table (a newer one replaces it when other writers change the collection)."""
+        return self.live.table
+
+    def event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
+              outputs: Sequence[Any] = (), **options: Any) -> None:
+        """Wire `trigger` to `fn(state, *inputs)`: the session's state is caught up with the
+        current table first. For handlers that change only their own outputs (and the state)."""
+
+        def handler(state: MapState, *args: Any) -> Any:
+            state.catch_up(self.table)
+            return fn(state, *args)
+
+        def handler_with_event(state: MapState, evt: gr.EventData, *args: Any) -> Any:
+            state.catch_up(self.table)
+            return fn(state, evt, *args)
+
+        options.setdefault("show_progress", "hidden")
+        if _takes_event_data(fn):  # Gradio passes the event's data to a parameter annotated so
+            handler = handler_with_event
+        trigger(handler, inputs=[self.state, *inputs], outputs=list(outputs), **options)
 
     @contextmanager
     def page(self, title: str, tab: Any, lazy: bool = True) -> Iterator[None]:
@@ -88,15 +122,18 @@ class AppContext:
         self._listeners.append(_Listener(fn, list(inputs), list(outputs), self._building))
 
     def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
-                  outputs: Sequence[Any] = (), name: str | None = None) -> None:
+                  outputs: Sequence[Any] = (), name: str | None = None, only_on_change: bool = False) -> None:
         """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState.
 
         Registered by `wire_followers` as one event with the selection followers, so the map,
         the handler's outputs and every view that follows the selection come in one reply.
+        With `only_on_change` (a timer's tick), nothing runs unless `fn`, or another writer,
+        gave the session a newer table to catch up with.
         """
         if self._wired:
             raise RuntimeError("map_event after wire_followers: call it while building the pages")
-        self._map_events.append(_MapEvent(trigger, fn, list(inputs), list(outputs), name or fn.__name__))
+        self._map_events.append(_MapEvent(trigger, fn, list(inputs), list(outputs), name or fn.__name__,
+                                          only_on_change))
 
     def map_select_event(self, fn: Callable[[MapState, dict[str, Any]], MapState]) -> None:
         """The map's own box/lasso/deselect event; `fn(state, payload)` gets the JS payload.
@@ -119,6 +156,7 @@ class AppContext:
 
         @timed_function("follow")
         def follow(state: MapState, *args: Any) -> list[Any]:
+            state.catch_up(self.table)
             return _run_listeners(self._listeners, state, args, lambda page: page in (None, state.open_page))
 
         for event in self._map_events:
@@ -140,24 +178,37 @@ class AppContext:
                 outputs.append(component)
         targets = [slot[id(component)] for component in follower_outputs]
         own_inputs = len(event.inputs)
+        request_name = _request_parameter(event.fn)
 
-        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+        def run(state: MapState, args: tuple[Any, ...], request: Any) -> tuple[Any, ...]:
+            seen = state.table_version
+            state.catch_up(self.table)
             with timed(event.name):
-                values = [*self._finish(event.fn(state, *args[:own_inputs]))]
+                result = event.fn(state, *args[:own_inputs], **({request_name: request} if request_name else {}))
+            if event.only_on_change and not state.catch_up(self.table) and state.table_version == seen:
+                return tuple(gr.skip() for _ in outputs)
+            values = [*self._finish(result)]
             values += [gr.skip()] * (len(outputs) - len(values))
             for target, value in zip(targets, follow(values[0], *args[own_inputs:])):
                 if not _is_skip(value):
                     values[target] = value
             return tuple(values)
 
-        event.trigger(handler, inputs=[self.state, *event.inputs, *follower_inputs], outputs=outputs,
-                      show_progress="hidden")
+        def handler(state: MapState, *args: Any) -> tuple[Any, ...]:
+            return run(state, args, None)
+
+        def handler_with_request(state: MapState, request: gr.Request, *args: Any) -> tuple[Any, ...]:
+            return run(state, args, request)
+
+        event.trigger(handler_with_request if request_name else handler,
+                      inputs=[self.state, *event.inputs, *follower_inputs], outputs=outputs, show_progress="hidden")
 
     def _wire_page_open(self, title: str, page: _Page) -> None:
         """Opening a tab records it in the session's state and brings its followers up to date."""
         own = [listener for listener in self._listeners if listener.page == title] if page.lazy else []
 
         def opened(state: MapState, *args: Any) -> Any:
+            state.catch_up(self.table)
             state.open_page = title if page.lazy else None
             with timed("page_open"):
                 return _single([state, *_run_listeners(own, state, args, lambda _: True)])
@@ -169,6 +220,7 @@ class AppContext:
     def _wire_map_select(self, select: Callable[[MapState, dict[str, Any]], MapState],
                          follow: Callable[..., list[Any]], inputs: list[Any], outputs: list[Any]) -> None:
         def handler(state: MapState, evt: gr.EventData, *args: Any) -> tuple[Any, ...]:
+            state.catch_up(self.table)  # rows keep their meaning across tables (ui/table.py)
             with timed("map_select"):
                 state, message = self._finish(select(state, evt._data.get("value") or {}))
             return (state, message, *follow(state, *args))
@@ -194,6 +246,20 @@ def _run_listeners(listeners: Sequence[_Listener], state: MapState, args: Sequen
             result = (result,)
         out.extend(result or ())
     return out
+
+
+def _takes_event_data(fn: Callable[..., Any]) -> bool:
+    return any(p.annotation in (gr.EventData, "gr.EventData", "EventData")
+               for p in inspect.signature(fn).parameters.values())
+
+
+def _request_parameter(fn: Callable[..., Any]) -> str | None:
+    """The name of `fn`'s parameter annotated `gr.Request` (the page's request: its URL's query
+    parameters, headers), if it has one."""
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.annotation in (gr.Request, "gr.Request", "Request"):
+            return name
+    return None
 
 
 def _is_skip(value: Any) -> bool:

@@ -6,6 +6,8 @@ reached only through the `Collection` for search, neighbours and tag writes.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,15 +16,19 @@ import numpy as np
 
 from store import PointFilter
 from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
+from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.url_params import UrlParams
 from ui.views import (
     detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
 )
 
 NEIGHBOURS = 12
+# How often an open page asks whether the app has a newer table (cheap: a version compare).
+TICK_S = 5.0
 CLICK_JS = """
 element.addEventListener('click', (e) => {
   const card = e.target.closest('[data-id]');
@@ -31,12 +37,36 @@ element.addEventListener('click', (e) => {
 """
 
 
+@dataclass(frozen=True)
+class PointKind:
+    """What the explorer's points are. `noun`: how the count line and pager name them ("objects":
+    "N of M objects selected"; "" keeps "N of M selected"). `boxes_of`, in a detection dataset:
+    (point id, class) of every box of a point's image, for the detail view's picture with boxes."""
+
+    noun: str = ""
+    boxes_of: Callable[[str], list[tuple[str, str]]] | None = None
+
+
 @dataclass
 class MapControls:
     colour: gr.Radio
     labels: gr.Dropdown
     tags: gr.Dropdown
     field: gr.Dropdown  # colour by a numeric payload field (metric, score, prediction_correct)
+
+
+@dataclass
+class LiveControls:
+    """Reload from Qdrant, and the line that says when other writers' edits arrived."""
+
+    reload: gr.Button
+    status: gr.Markdown
+
+
+@dataclass
+class TaggingControls:
+    tag: gr.Dropdown
+    tag_list: gr.Radio
 
 
 @dataclass
@@ -53,8 +83,10 @@ def default_colour(table: PointTable) -> str:
 
 def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
-        colour = gr.Radio([("Data", "data"), ("Label", "label"), ("Tag", "tag")], value=default_colour(table),
-                          label="Colour by", elem_id="es-colour", scale=3, min_width=250)
+        modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
+        modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
+        colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
+                          min_width=250)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
                              elem_id="es-filter-labels", scale=2, min_width=160)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
@@ -94,113 +126,169 @@ def build_search_controls(has_text_encoder: bool) -> SearchControls:
     return SearchControls(text, button, k)
 
 
-def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls) -> None:
+def build_live_controls(shared: bool) -> LiveControls:
+    """Below the map; shown where other processes can write the collection (a Qdrant server)."""
+    with gr.Row(equal_height=True, visible=shared):
+        status = gr.Markdown(elem_id="es-live-status")
+        reload = gr.Button("↻ Reload from Qdrant", size="sm", scale=0, min_width=170, elem_id="es-reload")
+    return LiveControls(reload, status)
+
+
+def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControls,
+                   kind: PointKind = PointKind()) -> TaggingControls:
     """The Explorer tab's components and every explorer callback (call inside a gr.Tab)."""
-    table = ctx.table
     count = gr.HTML(elem_id="es-count")
-    with gr.Column(visible=False) as detail_box:
-        detail = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
+    detail = _detail_panel(ctx, search, kind)
+    grid = _grid_panel(ctx, detail, kind)
+    gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
+    distribution = gr.HTML(elem_id="es-dist")
+    tagging = _tagging_panel(ctx, controls)
+
+    def follow(state: MapState) -> tuple[str, str, str, str]:
+        rows = state.shown_rows(ctx.table)
+        return (count_line(ctx.table, state, kind.noun), *_grid_page(ctx.table, state, kind),
+                distribution_html(ctx.table, rows, state.visible))
+
+    ctx.on_selection_change(follow, outputs=[count, grid.pager, grid.html, distribution])
+    _wire_map_controls(ctx, controls)
+    _wire_text_search(ctx, search)
+    return tagging
+
+
+def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls, tagging: TaggingControls,
+                      load: Any, url_params: UrlParams | None = None) -> None:
+    """Other writers' edits (ui/live_table.py) reach the page on load, on "Reload", and at the
+    page's timer tick after the app's own check found them; the selection, the grid's page and
+    the view stay as they were, and the lists of labels, tags and fields follow. On load, the
+    page URL's query parameters set the view (`url_params`)."""
+    outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list]
+    shared = not ctx.collection.exclusive
+
+    def choices(state: MapState) -> tuple[Any, ...]:
+        table, change = ctx.table, ctx.live.last_change
+        tags = table.tag_counts()
+        return (state, change.describe() if change else "", gr.Dropdown(choices=table.label_names),
+                gr.Dropdown(choices=list(tags)), gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)]),
+                gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)))
+
+    def on_load(state: MapState, request: gr.Request) -> Any:
+        if shared:
+            ctx.live.check_since(time.monotonic())
+        if url_params is not None and request is not None:
+            state = url_params.apply(ctx.table, state, request.query_params)
+        # The page was rendered with the lists of the first table; a newer one brings its own.
+        return choices(state) if ctx.table.version else state
+
+    def on_reload(state: MapState) -> tuple[Any, ...]:
+        ctx.live.check(force=True)
+        return choices(state)
+
+    ctx.map_event(load, on_load, [], outputs, name="page_load")
+    ctx.map_event(live.reload.click, on_reload, [], outputs, name="reload")
+    if shared:
+        timer = gr.Timer(TICK_S)
+        ctx.map_event(timer.tick, choices, [], outputs, name="live_tick", only_on_change=True)
+
+
+@dataclass
+class DetailView:
+    box: gr.Column
+    html: gr.HTML
+
+
+@dataclass
+class GridView:
+    pager: gr.Markdown
+    html: gr.HTML
+
+
+def _grid_page(table: PointTable, state: MapState, kind: PointKind) -> tuple[str, str]:
+    """The pager line and the grid's current page of the points the views show."""
+    rows = state.shown_rows(table)
+    scores = state.selection.scores if state.selection.active else None
+    grid_rows, grid_scores = ordered(table, state, rows, scores)
+    return pager_text(state, len(rows), kind.noun or "images"), grid_html(table, grid_rows, state.page, grid_scores)
+
+
+def _detail_panel(ctx: AppContext, search: SearchControls, kind: PointKind) -> DetailView:
+    """The clicked point: full image, path, tags, nearest neighbours; "More like this"."""
+    with gr.Column(visible=False) as box:
+        html = gr.HTML(elem_id="es-detail", js_on_load=CLICK_JS)
         with gr.Row():
             more = gr.Button("More like this", size="sm", elem_id="es-more")
             close = gr.Button("Close", size="sm", elem_id="es-close")
-    with gr.Row(equal_height=True):
-        prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
-        pager = gr.Markdown(elem_id="es-pager")
-        nxt = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="es-next")
-    with gr.Row(equal_height=True):
-        sort_field = gr.Dropdown([("selection order", ""), *colour_fields(table)], value="", label="Sort grid by",
-                                 elem_id="es-sort", scale=3)
-        descending = gr.Checkbox(label="Descending", value=False, elem_id="es-sort-desc", scale=1)
-    grid = gr.HTML(elem_id="es-grid", js_on_load=CLICK_JS)
-    gr.Markdown("**Class distribution**: selection (blue) beside the whole dataset (grey)")
-    distribution = gr.HTML(elem_id="es-dist")
-    with gr.Row(equal_height=True):
-        tag = gr.Dropdown(list(table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
-                          elem_id="es-tag", scale=2)
-        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
-        remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
-    status = gr.Markdown(elem_id="es-tag-status")
-    tag_list = gr.Radio(_tag_choices(table.tag_counts()), value=None, label="Tags (pick one to select its points)",
-                        elem_id="es-tag-list")
+    ctx.event(html.click, _detail_opener(ctx, kind), [], [ctx.state, html, box])
+    ctx.event(close.click, lambda s: (s, gr.Column(visible=False)), [], [ctx.state, box])
 
-    # --- following the selection ------------------------------------------------------
-    def refresh(state: MapState) -> tuple[str, str, str, str]:
-        rows = state.shown_rows(table)
-        scores = state.selection.scores if state.selection.active else None
-        grid_rows, grid_scores = ordered(table, state, rows, scores)
-        return (count_line(table, state), pager_text(state, len(rows)),
-                grid_html(table, grid_rows, state.page, grid_scores), distribution_html(table, rows, state.visible))
-
-    ctx.on_selection_change(refresh, outputs=[count, pager, grid, distribution])
-
-    # --- map: box / lasso / double-click, colour, filters -------------------------------
-    def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
-        rows = payload.get("rows")
-        if rows is None:
-            return state.clear(from_map=True)
-        rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
-        rows = rows[(rows >= 0) & (rows < len(table))]
-        return state.select(rows, str(payload.get("kind") or "map"), from_map=True)
-
-    ctx.map_select_event(on_map_select)
-    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(table, colour_by=c), [controls.colour])
-    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(table, labels=v or []), [controls.labels])
-    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(table, tags=v or []), [controls.tags])
-    ctx.map_event(controls.field.input, lambda s, f: s.set_view(table, colour_by=f"field:{f}" if f else "label"),
-                  [controls.field])
-
-    # --- paging and the detail view -------------------------------------------------------
-    def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
-        rows = state.shown_rows(table)
-        state.page = int(np.clip(state.page + step, 0, page_count(len(rows)) - 1))
-        scores = state.selection.scores if state.selection.active else None
-        grid_rows, grid_scores = ordered(table, state, rows, scores)
-        return state, pager_text(state, len(rows)), grid_html(table, grid_rows, state.page, grid_scores)
-
-    prev.click(lambda s: turn(s, -1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
-    nxt.click(lambda s: turn(s, 1), [ctx.state], [ctx.state, pager, grid], show_progress="hidden")
-
-    def sort_grid(state: MapState, field: str | None, desc: bool) -> tuple[MapState, str, str]:
-        state.sort_field, state.sort_descending, state.page = field or None, bool(desc), 0
-        return turn(state, 0)
-
-    for control in (sort_field, descending):
-        control.input(sort_grid, [ctx.state, sort_field, descending], [ctx.state, pager, grid],
-                      show_progress="hidden")
-
-    def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, str, Any]:
-        point = str(evt._data.get("id", ""))
-        if point not in table.row_of:
-            return state, gr.skip(), gr.skip()
-        state.detail_id = point
-        return state, detail_html(table, point, _neighbours(ctx, point, NEIGHBOURS)), gr.Column(visible=True)
-
-    grid.click(open_detail, [ctx.state], [ctx.state, detail, detail_box], show_progress="hidden")
-    detail.click(open_detail, [ctx.state], [ctx.state, detail, detail_box], show_progress="hidden")
-    close.click(lambda s: (s, gr.Column(visible=False)), [ctx.state], [ctx.state, detail_box],
-                show_progress="hidden")
-
-    # --- search: "more like this" and text ----------------------------------------------
     def more_like_this(state: MapState, k: float) -> MapState:
         if state.detail_id is None:
             return state
         records = ctx.collection.retrieve([state.detail_id], [], with_vectors=True)
         if not records or records[0].vector is None:
             return state
-        return _select_hits(ctx, state, records[0].vector, int(k), f"like {table.paths[table.row_of[state.detail_id]]}")
+        source = f"like {ctx.table.paths[ctx.table.row_of[state.detail_id]]}"
+        return _select_hits(ctx, state, records[0].vector, int(k), source)
 
     ctx.map_event(more.click, more_like_this, [search.k])
+    return DetailView(box, html)
 
-    def text_search(state: MapState, text: str, k: float) -> MapState:
-        if ctx.text_encoder is None or not (text or "").strip():
-            return state
-        vector = np.asarray(ctx.text_encoder(text.strip()), dtype=np.float32)
-        return _select_hits(ctx, state, vector, int(k), f"text: {text.strip()}")
 
-    ctx.map_event(search.button.click, text_search, [search.text, search.k])
-    ctx.map_event(search.text.submit, text_search, [search.text, search.k])
+def _detail_opener(ctx: AppContext, kind: PointKind) -> Any:
+    """The click handler of a card (grid or neighbour): show that point in the detail view."""
 
-    # --- tagging ------------------------------------------------------------------------
+    def open_detail(state: MapState, evt: gr.EventData) -> tuple[MapState, Any, Any]:
+        point = str(evt._data.get("id", ""))
+        if point not in ctx.table.row_of:
+            return state, gr.skip(), gr.skip()
+        state.detail_id = point
+        boxes = kind.boxes_of(point) if kind.boxes_of is not None else None
+        html = detail_html(ctx.table, point, _neighbours(ctx, point, NEIGHBOURS), boxes)
+        return state, html, gr.Column(visible=True)
+
+    return open_detail
+
+
+def _grid_panel(ctx: AppContext, detail: DetailView, kind: PointKind) -> GridView:
+    """The paged thumbnail grid with its sort order; a click on a card opens the detail view."""
+    with gr.Row(equal_height=True):
+        prev = gr.Button("◀ Prev", size="sm", scale=0, min_width=80, elem_id="es-prev")
+        pager = gr.Markdown(elem_id="es-pager")
+        nxt = gr.Button("Next ▶", size="sm", scale=0, min_width=80, elem_id="es-next")
+    with gr.Row(equal_height=True):
+        sort_field = gr.Dropdown([("selection order", ""), *colour_fields(ctx.table)], value="",
+                                 label="Sort grid by", elem_id="es-sort", scale=3)
+        descending = gr.Checkbox(label="Descending", value=False, elem_id="es-sort-desc", scale=1)
+    grid = gr.HTML(elem_id="es-grid", js_on_load=CLICK_JS)
+
+    def turn(state: MapState, step: int) -> tuple[MapState, str, str]:
+        state.page = int(np.clip(state.page + step, 0, page_count(len(state.shown_rows(ctx.table))) - 1))
+        return (state, *_grid_page(ctx.table, state, kind))
+
+    ctx.event(prev.click, lambda s: turn(s, -1), [], [ctx.state, pager, grid])
+    ctx.event(nxt.click, lambda s: turn(s, 1), [], [ctx.state, pager, grid])
+
+    def sort_grid(state: MapState, field: str | None, desc: bool) -> tuple[MapState, str, str]:
+        state.sort_field, state.sort_descending, state.page = field or None, bool(desc), 0
+        return turn(state, 0)
+
+    for control in (sort_field, descending):
+        ctx.event(control.input, sort_grid, [sort_field, descending], [ctx.state, pager, grid])
+    ctx.event(grid.click, _detail_opener(ctx, kind), [], [ctx.state, detail.html, detail.box])
+    return GridView(pager, grid)
+
+
+def _tagging_panel(ctx: AppContext, controls: MapControls) -> TaggingControls:
+    """Add / remove a tag on the selection (written to Qdrant), and the tag list that selects
+    a tag's points."""
+    with gr.Row(equal_height=True):
+        tag = gr.Dropdown(list(ctx.table.tag_counts()), value=None, allow_custom_value=True, label="Tag",
+                          elem_id="es-tag", scale=2)
+        add = gr.Button("Add to selection", elem_id="es-tag-add", scale=1, variant="primary")
+        remove = gr.Button("Remove from selection", elem_id="es-tag-remove", scale=1)
+    status = gr.Markdown(elem_id="es-tag-status")
+    tag_list = gr.Radio(_tag_choices(ctx.table.tag_counts()), value=None, label="Tags (pick one to select its points)",
+                        elem_id="es-tag-list")
+
     def edit(state: MapState, name: str | None, add: bool) -> tuple[Any, ...]:
         rows = state.selected_rows()
         if not (name or "").strip():
@@ -211,6 +299,7 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
             return state, str(error), gr.skip(), gr.skip(), gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip(), gr.skip(), gr.skip()
+        table = ctx.table
         changed = table.edit_tags(rows, name, add)
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
@@ -225,11 +314,42 @@ def build_explorer(ctx: AppContext, controls: MapControls, search: SearchControl
     ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove")
 
     def pick_tag(state: MapState, name: str | None) -> MapState:
-        if not name:
-            return state
-        return state.select(table.rows_with_tags([name]), f"tag: {name}")
+        return state.select(ctx.table.rows_with_tags([name]), f"tag: {name}") if name else state
 
     ctx.map_event(tag_list.input, pick_tag, [tag_list])
+    return TaggingControls(tag, tag_list)
+
+
+def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
+    """Box / lasso / double-click on the map, colour and filter controls."""
+
+    def on_map_select(state: MapState, payload: dict[str, Any]) -> MapState:
+        rows = payload.get("rows")
+        if rows is None:
+            return state.clear(from_map=True)
+        rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
+        rows = rows[(rows >= 0) & (rows < len(ctx.table))]
+        return state.select(rows, str(payload.get("kind") or "map"), from_map=True)
+
+    ctx.map_select_event(on_map_select)
+    ctx.map_event(controls.colour.input, lambda s, c: s.set_view(ctx.table, colour_by=c), [controls.colour])
+    ctx.map_event(controls.labels.input, lambda s, v: s.set_view(ctx.table, labels=v or []), [controls.labels])
+    ctx.map_event(controls.tags.input, lambda s, v: s.set_view(ctx.table, tags=v or []), [controls.tags])
+    ctx.map_event(controls.field.input,
+                  lambda s, f: s.set_view(ctx.table, colour_by=f"field:{f}" if f else "label"), [controls.field])
+
+
+def _wire_text_search(ctx: AppContext, search: SearchControls) -> None:
+    """Text search (CLIP models): selects the nearest images to the text."""
+
+    def text_search(state: MapState, text: str, k: float) -> MapState:
+        if ctx.text_encoder is None or not (text or "").strip():
+            return state
+        vector = np.asarray(ctx.text_encoder(text.strip()), dtype=np.float32)
+        return _select_hits(ctx, state, vector, int(k), f"text: {text.strip()}")
+
+    ctx.map_event(search.button.click, text_search, [search.text, search.k])
+    ctx.map_event(search.text.submit, text_search, [search.text, search.k])
 
 
 def _tag_choices(counts: dict[str, int]) -> list[tuple[str, str]]:

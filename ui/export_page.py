@@ -7,11 +7,11 @@ as a subset (`subsets.saved`) and excluded from / restored to the exports.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from html import escape
 from typing import Any
 
 import gradio as gr
-
-from html import escape
 
 from export import FORMATS, ExportError, export_to_tempfile
 from filters import FilterSpec, SelectionError, count_matching
@@ -79,41 +79,123 @@ def subset_choices(collection: Any) -> list[str]:
     return [NO_SUBSET, *list_subsets(collection)]
 
 
+@dataclass
+class FilterControls:
+    tags_any: gr.Dropdown
+    tags_all: gr.Dropdown
+    tags_none: gr.Dropdown
+    labels: gr.Dropdown
+    subset: gr.Dropdown
+    selection_only: gr.Checkbox
+    include_excluded: gr.Checkbox
+    refresh: gr.Button
+
+    def inputs(self) -> list[Any]:
+        """In the order `filter_spec` takes them."""
+        return [self.tags_any, self.tags_all, self.tags_none, self.labels, self.selection_only, self.subset,
+                self.include_excluded]
+
+
+@dataclass
+class SubsetControls:
+    listing: gr.Markdown
+    compare_a: gr.Dropdown
+    compare_b: gr.Dropdown
+
+
 def build(ctx: AppContext) -> None:
-    table, collection = ctx.table, ctx.collection
-    tags = list(table.tag_counts())
-    labels = list(table.label_names)
+    """The tab: filters with a live count, the download, saving / excluding the selection, and
+    comparing two subsets."""
+    filters = _filter_panel(ctx)
+    _download_panel(ctx, filters)
+    gr.Markdown("**Selection**: save it as a subset, or exclude it from exports and analyses")
+    subset_name, save, action_status = _selection_panel(ctx)
+    listing = gr.Markdown(subsets_markdown(ctx.collection), elem_id="es-x-subsets")
+    gr.Markdown("**Compare two subsets**: side by side, and in two colours on the map")
+    subsets = SubsetControls(listing, *_compare_panel(ctx))
+    _wire_refresh(ctx, filters, subsets)
+    _wire_save(ctx, subset_name, save, action_status, filters, subsets)
+
+
+def _filter_panel(ctx: AppContext) -> FilterControls:
+    """The filter controls and the live count of the points they keep."""
+    tags, labels, subsets = list(ctx.table.tag_counts()), list(ctx.table.label_names), subset_choices(ctx.collection)
     with gr.Row():
         tags_any = gr.Dropdown(tags, multiselect=True, value=[], label="Has any of tags", elem_id="es-x-tags-any")
         tags_all = gr.Dropdown(tags, multiselect=True, value=[], label="Has all of tags", elem_id="es-x-tags-all")
         tags_none = gr.Dropdown(tags, multiselect=True, value=[], label="Has none of tags", elem_id="es-x-tags-none")
     with gr.Row():
         label_filter = gr.Dropdown(labels, multiselect=True, value=[], label="Labels", elem_id="es-x-labels")
-        subset = gr.Dropdown(subset_choices(collection), value=NO_SUBSET, label="Subset", elem_id="es-x-subset")
+        subset = gr.Dropdown(subsets, value=NO_SUBSET, label="Subset", elem_id="es-x-subset")
     with gr.Row():
         selection_only = gr.Checkbox(False, label="Current selection only", elem_id="es-x-selection")
         include_excluded = gr.Checkbox(False, label=f"Include points tagged '{EXCLUDED_TAG}'", elem_id="es-x-excluded")
         refresh = gr.Button("↻ Refresh choices", size="sm", elem_id="es-x-refresh")
+    controls = FilterControls(tags_any, tags_all, tags_none, label_filter, subset, selection_only, include_excluded,
+                              refresh)
     count = gr.HTML(elem_id="es-x-count")
+
+    def live_count(state: MapState, *values: Any) -> str:
+        return count_text(ctx.collection, filter_spec(state, ctx.table, *values))
+
+    for control in controls.inputs():
+        ctx.event(control.change, live_count, controls.inputs(), [count])
+    ctx.on_selection_change(live_count, controls.inputs(), [count])
+    return controls
+
+
+def _download_panel(ctx: AppContext, filters: FilterControls) -> None:
+    """Export the filtered points in a chosen format as a download."""
     with gr.Row(equal_height=True):
         fmt = gr.Dropdown(list(FORMATS), value="csv", label="Format", elem_id="es-x-format", scale=1)
         export = gr.Button("Export", variant="primary", elem_id="es-x-export", scale=1)
     download = gr.File(label="Download", elem_id="es-x-download", interactive=False)
-    export_status = gr.Markdown(elem_id="es-x-status")
+    status = gr.Markdown(elem_id="es-x-status")
 
-    gr.Markdown("**Selection**: save it as a subset, or exclude it from exports and analyses")
+    def do_export(state: MapState, name: str, *values: Any) -> tuple[Any, str]:
+        spec = filter_spec(state, ctx.table, *values)
+        if spec.ids == []:
+            return None, "Nothing is selected on the map."
+        try:
+            path = export_to_tempfile(ctx.collection, name, spec.resolve(ctx.collection), name=spec.subset)
+        except (ExportError, SelectionError, StoreError) as error:
+            return None, f"Export failed: {error}"
+        return str(path), f"Exported as {name}: `{path.name}`."
+
+    ctx.event(export.click, do_export, [fmt, *filters.inputs()], [download, status], show_progress="full")
+
+
+def _selection_panel(ctx: AppContext) -> tuple[gr.Textbox, gr.Button, gr.Markdown]:
+    """Save the selection as a subset (wired in `_wire_save`), exclude it or restore it."""
     with gr.Row(equal_height=True):
         subset_name = gr.Textbox(label="Subset name", elem_id="es-x-subset-name", scale=2, max_lines=1)
         save = gr.Button("Save selection as subset", elem_id="es-x-save", scale=1)
     with gr.Row():
         exclude = gr.Button("Exclude selection", elem_id="es-x-exclude")
         restore = gr.Button("Restore selection", elem_id="es-x-restore")
-    action_status = gr.Markdown(elem_id="es-x-action-status")
-    subset_list = gr.Markdown(subsets_markdown(collection), elem_id="es-x-subsets")
-    gr.Markdown("**Compare two subsets**: side by side, and in two colours on the map")
+    status = gr.Markdown(elem_id="es-x-action-status")
+
+    def edit_excluded(state: MapState, add: bool) -> tuple[MapState, str]:
+        rows = state.selected_rows()
+        if rows is None or len(rows) == 0:
+            return state, "Select points on the map first."
+        changed = ctx.table.edit_tags(rows, EXCLUDED_TAG, add)
+        if state.colour_by == "tag" or state.filter_tags:
+            state.set_view(ctx.table)
+        verb = "Excluded" if add else "Restored"
+        return state, f"{verb} {changed:,} of {len(rows):,} selected points."
+
+    ctx.map_event(exclude.click, lambda s: edit_excluded(s, True), [], [status], name="exclude")
+    ctx.map_event(restore.click, lambda s: edit_excluded(s, False), [], [status], name="restore")
+    return subset_name, save, status
+
+
+def _compare_panel(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """Pick two saved subsets: their comparison, and the map coloured by membership."""
+    names = subset_choices(ctx.collection)[1:]
     with gr.Row(equal_height=True):
-        subset_a = gr.Dropdown(subset_choices(collection)[1:], label="Subset A", elem_id="es-x-compare-a", scale=2)
-        subset_b = gr.Dropdown(subset_choices(collection)[1:], label="Subset B", elem_id="es-x-compare-b", scale=2)
+        subset_a = gr.Dropdown(names, label="Subset A", elem_id="es-x-compare-a", scale=2)
+        subset_b = gr.Dropdown(names, label="Subset B", elem_id="es-x-compare-b", scale=2)
         compare = gr.Button("Compare", elem_id="es-x-compare", scale=1)
     comparison = gr.HTML(elem_id="es-x-comparison")
 
@@ -121,68 +203,43 @@ def build(ctx: AppContext) -> None:
         if not a or not b:
             return state, "<p>Pick two saved subsets.</p>"
         try:
-            result = compare_saved_subsets(collection, a, b)
+            result = compare_saved_subsets(ctx.collection, a, b)
         except (StoreError, ValueError) as error:
             return state, f"<p>{escape(str(error))}</p>"
-        return highlight_subsets(state, table, collection, a, b), comparison_html(result, a, b)
+        return highlight_subsets(state, ctx.table, ctx.collection, a, b), comparison_html(result, a, b)
 
     ctx.map_event(compare.click, do_compare, [subset_a, subset_b], [comparison], name="compare")
+    return subset_a, subset_b
 
-    filters = [tags_any, tags_all, tags_none, label_filter, selection_only, subset, include_excluded]
 
-    def spec_of(state: MapState, *values: Any) -> FilterSpec:
-        return filter_spec(state, table, *values)
-
-    def live_count(state: MapState, *values: Any) -> str:
-        return count_text(collection, spec_of(state, *values))
-
-    for control in filters:
-        control.change(live_count, [ctx.state, *filters], [count], show_progress="hidden")
-    ctx.on_selection_change(live_count, filters, [count])
-
-    def do_export(state: MapState, name: str, *values: Any) -> tuple[Any, str]:
-        spec = spec_of(state, *values)
-        if spec.ids == []:
-            return None, "Nothing is selected on the map."
-        try:
-            path = export_to_tempfile(collection, name, spec.resolve(collection), name=spec.subset)
-        except (ExportError, SelectionError, StoreError) as error:
-            return None, f"Export failed: {error}"
-        return str(path), f"Exported as {name}: `{path.name}`."
-
-    export.click(do_export, [ctx.state, fmt, *filters], [download, export_status])
+def _wire_refresh(ctx: AppContext, filters: FilterControls, subsets: SubsetControls) -> None:
+    """"Refresh choices": the tags, labels and subsets as they are now."""
 
     def refresh_choices() -> tuple[Any, ...]:
-        tags_now, choices = list(table.tag_counts()), subset_choices(collection)
+        tags_now, choices = list(ctx.table.tag_counts()), subset_choices(ctx.collection)
         return (gr.Dropdown(choices=tags_now), gr.Dropdown(choices=tags_now), gr.Dropdown(choices=tags_now),
-                gr.Dropdown(choices=list(table.label_names)), gr.Dropdown(choices=choices),
-                subsets_markdown(collection))
+                gr.Dropdown(choices=list(ctx.table.label_names)), gr.Dropdown(choices=choices),
+                subsets_markdown(ctx.collection))
 
-    refresh.click(refresh_choices, [], [tags_any, tags_all, tags_none, label_filter, subset, subset_list])
+    filters.refresh.click(refresh_choices, [], [filters.tags_any, filters.tags_all, filters.tags_none, filters.labels,
+                                                filters.subset, subsets.listing])
+
+
+def _wire_save(ctx: AppContext, name_box: gr.Textbox, save: gr.Button, status: gr.Markdown,
+               filters: FilterControls, subsets: SubsetControls) -> None:
+    """Save the selection as a subset; every list of subsets on the tab follows."""
 
     def save_selection(state: MapState, name: str) -> tuple[Any, ...]:
-        ids = state.selected_ids(table)
+        ids = state.selected_ids(ctx.table)
         if not ids:
             return "Select points on the map first.", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         try:
-            size = save_subset(collection, (name or "").strip(), ids, description="saved from the explorer")
+            size = save_subset(ctx.collection, (name or "").strip(), ids, description="saved from the explorer")
         except StoreError as error:
             return f"Not saved: {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        names = subset_choices(collection)
+        names = subset_choices(ctx.collection)
         return (f"Saved subset '{name.strip()}' ({size:,} points).", gr.Dropdown(choices=names),
-                subsets_markdown(collection), gr.Dropdown(choices=names[1:]), gr.Dropdown(choices=names[1:]))
+                subsets_markdown(ctx.collection), gr.Dropdown(choices=names[1:]), gr.Dropdown(choices=names[1:]))
 
-    save.click(save_selection, [ctx.state, subset_name], [action_status, subset, subset_list, subset_a, subset_b])
-
-    def edit_excluded(state: MapState, add: bool) -> tuple[MapState, str]:
-        rows = state.selected_rows()
-        if rows is None or len(rows) == 0:
-            return state, "Select points on the map first."
-        changed = table.edit_tags(rows, EXCLUDED_TAG, add)
-        if state.colour_by == "tag" or state.filter_tags:
-            state.set_view(table)
-        verb = "Excluded" if add else "Restored"
-        return state, f"{verb} {changed:,} of {len(rows):,} selected points."
-
-    ctx.map_event(exclude.click, lambda s: edit_excluded(s, True), [], [action_status], name="exclude")
-    ctx.map_event(restore.click, lambda s: edit_excluded(s, False), [], [action_status], name="restore")
+    ctx.event(save.click, save_selection, [name_box],
+              [status, filters.subset, subsets.listing, subsets.compare_a, subsets.compare_b], show_progress="full")

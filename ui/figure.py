@@ -33,6 +33,7 @@ UNTAGGED_COLOUR = "#d9d9d9"
 DATA_COLOUR = "#3b6ea8"
 HIDDEN = 65535  # category code of points the filters hide
 FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "field:brightness"
+CLUSTER_COLOURING = "cluster"  # colour_by value: the clusters `analyze` found
 # Viridis in 8 steps: ordered, colour-blind safe, readable on white.
 SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
 YES_NO = ["#d62728", "#2ca02c"]
@@ -74,6 +75,8 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
     if state.colour_by.startswith(FIELD_PREFIX):
         name = state.colour_by[len(FIELD_PREFIX):]
         return _binned(table.numeric(name), name, state)
+    if state.colour_by == CLUSTER_COLOURING:
+        return _clustered(table, state)
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
@@ -105,10 +108,47 @@ def _categorical(codes: np.ndarray, names: list[str], state: MapState, untagged:
         categories.append(Category(f"other ({len(rest)} classes, {total:,})", OTHER_COLOUR, total))
     if untagged is not None and counts[untagged]:
         remap[untagged] = len(categories)
-        categories.append(Category(f"untagged ({counts[untagged]:,})", UNTAGGED_COLOUR, int(counts[untagged])))
+        categories.append(Category(f"{names[untagged]} ({counts[untagged]:,})", UNTAGGED_COLOUR,
+                                   int(counts[untagged])))
     values = _hide(codes, state)
     return Colouring(_hide(remap[codes], state), categories, legend=True, hover_names=list(names),
                      hover_codes=codes.astype(np.uint16), values=values, remap=[int(r) for r in remap])
+
+
+def _clustered(table: PointTable, state: MapState) -> Colouring:
+    """Colour by cluster. Up to len(PALETTE) clusters each get a colour and a legend entry;
+    beyond that (100+ clusters) the palette is reused, each cluster taking the colour whose
+    nearest cluster of that colour is farthest away on the map, so neighbours differ; the
+    hover card names the cluster and the legend is off. Points in no cluster are light grey."""
+    from ui.clusters import NO_CLUSTER_NAME, load_clusters
+
+    view = load_clusters(table)
+    if view is None:
+        return _categorical(table.label_codes, table.label_names, state)
+    k = len(view)
+    names = [*view.names, NO_CLUSTER_NAME]
+    codes = np.where(view.codes >= 0, view.codes, k)
+    if k <= len(PALETTE):
+        return _categorical(codes, names, state, untagged=k)
+    remap = np.append(spread_colours(view.centres, len(PALETTE)), len(PALETTE)).astype(np.uint16)
+    visible = np.ones(len(codes), bool) if state.visible is None else state.visible
+    counts = np.bincount(remap[codes[visible]], minlength=len(PALETTE) + 1)
+    categories = [Category(f"colour {i + 1} ({int(c):,})", colour, int(c)) for i, (colour, c) in
+                  enumerate(zip([*PALETTE, UNTAGGED_COLOUR], counts))]
+    return Colouring(_hide(remap[codes], state), categories, legend=False, hover_names=names,
+                     hover_codes=codes.astype(np.uint16), values=_hide(codes, state), remap=[int(r) for r in remap])
+
+
+def spread_colours(centres: np.ndarray, colours: int) -> np.ndarray:
+    """A colour index per cluster (given largest first): each takes the colour whose nearest
+    earlier cluster of that colour is farthest from its centre (free colours first)."""
+    centres = np.asarray(centres, dtype=np.float64).reshape(-1, 2)
+    assigned = np.zeros(len(centres), dtype=np.int64)
+    for i in range(len(centres)):
+        nearest = np.full(colours, np.inf)
+        np.minimum.at(nearest, assigned[:i], np.hypot(*(centres[:i] - centres[i]).T))
+        assigned[i] = int(np.argmax(nearest))  # first of the equally far (or unused) colours
+    return assigned
 
 
 def _binned(values: np.ndarray, name: str, state: MapState) -> Colouring:

@@ -1,100 +1,180 @@
 """Image routes: the dataset's images, and only those, as cached thumbnails and full size.
 
-    GET /thumb/{point_id}   thumbnail (at most THUMB_SIZE px a side), cached on disk
-    GET /thumb/row/{row}    the same for a map row (the hover card only knows rows)
-    GET /image/{point_id}   the original file
+    GET /thumb/{point_id}           thumbnail (at most THUMB_SIZE px a side), cached on disk;
+                                    of a box (object collection): its crop, what it was embedded from
+    GET /image/{point_id}           the original file (of a box: its image's file)
+    GET /boxes/{point_id}           the image with every box of it drawn and named; of a box,
+                                    that box highlighted (detection datasets)
+    GET {prefix}/thumb/row/{row}    the thumbnail of a map row of one explorer (the hover card
+                                    only knows rows; each explorer has its own rows)
+
+One server may show several collections (an image collection and its object collection):
+point ids are UUIDs unique across them, so the id routes look a point up in each in turn.
 
 A request names a point, never a path: the path comes from the point's payload in the
-store and must resolve (symlinks included) to a file inside the collection's source_root.
+store and must resolve (symlinks included) to a file inside its collection's source_root.
 Anything else is a 404, so no request can read a file outside the dataset.
 Thumbnails are written once under `collection.artifact_dir / "thumbnails"`, named by point
-id and content hash, so a re-indexed, changed image gets a new thumbnail.
+id and content hash (a box's hash covers its image and its coordinates), so a re-indexed,
+changed image or a moved box gets a new thumbnail. Pictures with boxes are drawn per request
+(classes change with every relabel) and not cached.
 """
 from __future__ import annotations
 
+import io
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, Response
 from PIL import Image, ImageOps
 
+from detection.boxes import boxes_of_image, crop_margin, is_object_collection
+from detection.crops import crop_thumbnail, draw_boxes
+from indexer.images import ImageSkipped
 from store import Collection
-from store.schema import PATH, SHA1
+from store.schema import BBOX, IMAGE_ID, PATH, SHA1
 
 THUMB_SIZE = 160
+# Pictures with boxes: shrunk to BOXES_SIDE pixels a side, small ones enlarged to about
+# BOXES_MIN_SIDE (whole multiples) so class names stay legible; lossless PNG up to SMALL_SIDE.
+BOXES_SIDE = 1024
+BOXES_MIN_SIDE = 480
+SMALL_SIDE = 320
 THUMB_DIR = "thumbnails"
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
 CACHE_HEADERS = {"Cache-Control": "private, max-age=86400"}
+NOT_CACHED = {"Cache-Control": "no-store"}
+_UNUSABLE = (OSError, ValueError, Image.DecompressionBombError, ImageSkipped)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """One collection the server shows: where its files are, whether its points are boxes."""
+
+    collection: Collection
+    root: Path | None
+    cache: Path
+    objects: bool
+    margin: float
+
+    @classmethod
+    def of(cls, collection: Collection) -> _Source:
+        root = collection.read_metadata().get("source_root")
+        objects = is_object_collection(collection)
+        return cls(collection, Path(root).resolve() if root else None, Path(collection.artifact_dir) / THUMB_DIR,
+                   objects, crop_margin(collection) if objects else 0.0)
+
+
+@dataclass(frozen=True)
+class Located:
+    """A point found in one of the sources, with its file checked to lie inside the dataset."""
+
+    point_id: str
+    source: _Source
+    path: Path
+    sha1: str
+    payload: dict[str, Any]
 
 
 class ImageServer:
-    """Resolves point ids to files inside source_root and makes their thumbnails."""
+    """Resolves point ids to files inside their collection's source_root and makes their
+    thumbnails (a box's: its crop) and pictures with boxes."""
 
-    def __init__(self, collection: Collection, row_to_id: Callable[[int], str | None] | None = None) -> None:
-        self.collection = collection
-        self.row_to_id = row_to_id
-        root = collection.read_metadata().get("source_root")
-        self.root = Path(root).resolve() if root else None
-        self.cache = Path(collection.artifact_dir) / THUMB_DIR
+    def __init__(self, collections: Collection | Sequence[Collection]) -> None:
+        collections = [collections] if isinstance(collections, Collection) else list(collections)
+        self.sources = [_Source.of(c) for c in collections]
+        self.objects = next((s.collection for s in self.sources if s.objects), None)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
-    def source_file(self, point_id: str) -> tuple[Path, str]:
-        """(resolved file, content hash) of a point; 404 unless it lies inside source_root."""
-        if self.root is None or not _is_uuid(point_id):
+    def locate(self, point_id: str) -> Located:
+        """The point and its resolved file; 404 unless the file lies inside its source_root."""
+        if not _is_uuid(point_id):
             raise HTTPException(404, "not found")
-        records = self.collection.retrieve([point_id], [PATH, SHA1])
-        if not records or not isinstance(records[0].payload.get(PATH), str):
+        for source in self.sources:
+            if source.root is None:
+                continue
+            records = source.collection.retrieve([point_id], [PATH, SHA1, BBOX, IMAGE_ID])
+            if records:
+                return self._checked(source, point_id, records[0].payload)
+        raise HTTPException(404, "not found")
+
+    def _checked(self, source: _Source, point_id: str, payload: dict[str, Any]) -> Located:
+        relative = payload.get(PATH)
+        if not isinstance(relative, str) or source.root is None:
             raise HTTPException(404, "not found")
-        relative = records[0].payload[PATH]
         try:
-            path = (self.root / relative).resolve(strict=True)
+            path = (source.root / relative).resolve(strict=True)
         except (OSError, RuntimeError):
             raise HTTPException(404, "not found") from None
         # resolve() followed every symlink; the real file must still be inside the dataset.
-        if not path.is_relative_to(self.root) or not path.is_file():
+        if not path.is_relative_to(source.root) or not path.is_file():
             raise HTTPException(404, "not found")
-        return path, str(records[0].payload.get("sha1") or "")
+        return Located(point_id, source, path, str(payload.get(SHA1) or ""), payload)
+
+    def source_file(self, point_id: str) -> tuple[Path, str]:
+        """(resolved file, content hash) of a point (a box: of its image's file)."""
+        found = self.locate(point_id)
+        return found.path, found.sha1
 
     def thumbnail(self, point_id: str) -> Path:
-        source, sha1 = self.source_file(point_id)
-        key = sha1[:16] or str(int(source.stat().st_mtime))
+        found = self.locate(point_id)
+        if found.source.objects and _bbox(found.payload) is None:
+            raise HTTPException(404, "not found")
+        key = found.sha1[:16] or str(int(found.path.stat().st_mtime))
+        cache = found.source.cache
         for suffix in (".png", ".jpg"):
-            cached = self.cache / f"{point_id}-{key}{suffix}"
+            cached = cache / f"{point_id}-{key}{suffix}"
             if cached.exists():
                 return cached
         with self._lock_for(point_id):  # two requests for one new thumbnail make it once
             for suffix in (".png", ".jpg"):
-                cached = self.cache / f"{point_id}-{key}{suffix}"
+                cached = cache / f"{point_id}-{key}{suffix}"
                 if cached.exists():
                     return cached
-            return self._make_thumbnail(source, self.cache / f"{point_id}-{key}")
+            return self._make_thumbnail(found, cache / f"{point_id}-{key}")
 
-    def _make_thumbnail(self, source: Path, stem: Path) -> Path:
+    def _make_thumbnail(self, found: Located, stem: Path) -> Path:
         try:
-            with Image.open(source) as image:
-                image = ImageOps.exif_transpose(image)
-                small = image.width <= THUMB_SIZE and image.height <= THUMB_SIZE
-                image.thumbnail((THUMB_SIZE, THUMB_SIZE))
-                # Small images stay lossless PNG (JPEG smears 28-px digits); photos become JPEG.
-                if small:
-                    target, fmt = stem.with_suffix(".png"), "PNG"
-                    image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
-                else:
-                    target, fmt = stem.with_suffix(".jpg"), "JPEG"
-                    image = image.convert("RGB")
-                self.cache.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-                image.save(tmp, fmt, quality=85)
-                tmp.replace(target)
-                return target
-        except (OSError, ValueError, Image.DecompressionBombError):
+            bbox = _bbox(found.payload)
+            if found.source.objects and bbox is not None:
+                # The crop with the margin it was embedded with; small crops are enlarged
+                # (nearest neighbour) so that a 12-pixel box still fills its card.
+                image = crop_thumbnail(found.path, bbox, THUMB_SIZE, found.source.margin)
+                small = max(bbox[2], bbox[3]) * (1 + 2 * found.source.margin) <= THUMB_SIZE
+            else:
+                with Image.open(found.path) as opened:
+                    image = ImageOps.exif_transpose(opened)
+                    small = image.width <= THUMB_SIZE and image.height <= THUMB_SIZE
+                    image.thumbnail((THUMB_SIZE, THUMB_SIZE))
+                    image.load()
+            return _save(image, stem, small)
+        except _UNUSABLE:
             raise HTTPException(404, "not found") from None
+
+    def boxes_picture(self, point_id: str) -> tuple[bytes, str]:
+        """(encoded picture, media type): the image of a box, or an image, with every box of it
+        drawn and named; a box's own box highlighted. 404 where no object collection is shown."""
+        found = self.locate(point_id)
+        if self.objects is None:
+            raise HTTPException(404, "not found")
+        if found.source.objects:
+            image_id, highlight = str(found.payload.get(IMAGE_ID) or ""), point_id
+        else:
+            image_id, highlight = point_id, None
+        boxes = boxes_of_image(self.objects, image_id) if image_id else []
+        try:
+            picture = draw_boxes(found.path, boxes, highlight, max_side=BOXES_SIDE, min_side=BOXES_MIN_SIDE)
+        except _UNUSABLE:
+            raise HTTPException(404, "not found") from None
+        return _encode(picture, max(picture.size) <= SMALL_SIDE)
 
     def _lock_for(self, key: str) -> threading.Lock:
         with self._locks_guard:
@@ -103,21 +183,49 @@ class ImageServer:
             return self._locks.setdefault(key, threading.Lock())
 
 
+def _bbox(payload: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    bbox = payload.get(BBOX)
+    if not isinstance(bbox, list) or len(bbox) != 4:
+        return None
+    try:
+        x, y, w, h = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        return None
+    return (x, y, w, h) if w > 0 and h > 0 else None
+
+
+def _save(image: Image.Image, stem: Path, small: bool) -> Path:
+    """Small pictures stay lossless PNG (JPEG smears 28-px digits); photos become JPEG."""
+    if small:
+        target, fmt = stem.with_suffix(".png"), "PNG"
+        image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
+    else:
+        target, fmt = stem.with_suffix(".jpg"), "JPEG"
+        image = image.convert("RGB")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    image.save(tmp, fmt, quality=85)
+    tmp.replace(target)
+    return target
+
+
+def _encode(image: Image.Image, lossless: bool) -> tuple[bytes, str]:
+    buffer = io.BytesIO()
+    if lossless:
+        image.convert("RGB").save(buffer, "PNG", compress_level=1)  # half the time of the default 6, 10 % larger
+        return buffer.getvalue(), "image/png"
+    image.convert("RGB").save(buffer, "JPEG", quality=90)
+    return buffer.getvalue(), "image/jpeg"
+
+
 def add_image_routes(app: FastAPI, images: ImageServer,
                      authorize: Callable[[Request], bool] | None = None) -> None:
-    """Register the image routes on `app`. `authorize` guards them when the app has a login."""
+    """Register the id routes on `app` (each explorer's row route: `add_row_route`).
+    `authorize` guards them when the app has a login."""
 
     def check(request: Request) -> None:
         if authorize is not None and not authorize(request):
             raise HTTPException(401, "not authenticated")
-
-    @app.get("/thumb/row/{row}")
-    def thumb_by_row(row: int, request: Request) -> Response:
-        check(request)
-        point = images.row_to_id(row) if images.row_to_id else None
-        if point is None:
-            raise HTTPException(404, "not found")
-        return _file(images.thumbnail(point))
 
     @app.get("/thumb/{point_id}")
     def thumb(point_id: str, request: Request) -> Response:
@@ -127,8 +235,27 @@ def add_image_routes(app: FastAPI, images: ImageServer,
     @app.get("/image/{point_id}")
     def image(point_id: str, request: Request) -> Response:
         check(request)
-        path, _ = images.source_file(point_id)
-        return _file(path)
+        return _file(images.locate(point_id).path)
+
+    @app.get("/boxes/{point_id}")
+    def boxes(point_id: str, request: Request) -> Response:
+        check(request)
+        content, media = images.boxes_picture(point_id)
+        return Response(content, media_type=media, headers=NOT_CACHED)
+
+
+def add_row_route(app: FastAPI, prefix: str, images: ImageServer, row_to_id: Callable[[int], str | None],
+                  authorize: Callable[[Request], bool] | None = None) -> None:
+    """GET {prefix}/thumb/row/{row}: the thumbnail of row `row` of one explorer's map."""
+
+    @app.get(f"{prefix}/thumb/row/{{row}}")
+    def thumb_by_row(row: int, request: Request) -> Response:
+        if authorize is not None and not authorize(request):
+            raise HTTPException(401, "not authenticated")
+        point = row_to_id(row)
+        if point is None:
+            raise HTTPException(404, "not found")
+        return _file(images.thumbnail(point))
 
 
 def _file(path: Path) -> FileResponse:

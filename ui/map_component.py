@@ -1,7 +1,7 @@
 """The map as a `gr.HTML` component that owns a Plotly scattergl chart, and its JS bridge.
 
 Why not `gr.Plot`: it has no selection event and re-creates its chart on every update,
-losing zoom and selection (see docs in /work/shared/notes). Here one div lives for the
+losing zoom and selection (see docs/notes/plotly-selection-in-gradio.md). Here one div lives for the
 whole page; the component's `value` is a JSON *message* (ui/figure.py `map_message`)
 that the JS applies with `Plotly.react` on that same div:
 
@@ -58,6 +58,7 @@ CSS = """
 """
 
 JS = r"""
+const BASE = '__BASE__';  // the explorer's URL prefix: its rows' routes are its own
 const root = element.querySelector('.es-map');
 const gd = element.querySelector('.gd');
 const card = element.querySelector('.es-hover');
@@ -122,7 +123,7 @@ async function apply(msg) {
     // The coordinates come as raw float32 from their own route, fetched as soon as the
     // component loads, in parallel with Gradio's first message.
     const early = S.points || Promise.reject(new Error('no early fetch'));
-    const buf = await early.catch(() => fetchPoints(msg.base.points_url));
+    const buf = await early.catch(() => fetchPoints(BASE + msg.base.points_url));
     S.points = null;
     S.x = new Float32Array(buf, 0, msg.base.n); S.y = new Float32Array(buf, 4 * msg.base.n, msg.base.n);
     S.n = msg.base.n;
@@ -159,7 +160,7 @@ function showCard(ev) {
   const p = ev.points && ev.points[0];
   if (!p || p.customdata === undefined) return;
   const row = p.customdata;
-  cardImg.src = '/thumb/row/' + row;
+  cardImg.src = BASE + '/thumb/row/' + row;
   cardLabel.textContent = S.hoverNames && S.hoverCodes ? S.hoverNames[S.hoverCodes[row]] : '';
   cardLabel.hidden = !cardLabel.textContent;
   const box = root.getBoundingClientRect(), e = ev.event || {};
@@ -210,7 +211,7 @@ function onValue() {
 }
 
 performance.mark('es-js-start');
-S.points = fetchPoints('__POINTS_ROUTE__');
+S.points = fetchPoints(BASE + '__POINTS_ROUTE__');
 S.points.catch(() => {});  // a failed early fetch is retried when the first message comes
 (function start() {
   if (typeof Plotly === 'undefined') { setTimeout(start, 30); return; }
@@ -230,13 +231,17 @@ def page_head_html() -> str:
     return f'<link rel="preload" href="{PLOTLY_ROUTE}" as="script">'
 
 
-def add_points_route(app: FastAPI, table: PointTable, authorize: Callable[[Request], bool] | None = None) -> None:
-    """The map's coordinates as raw float32 (x then y), one fetch per page load."""
+def add_points_route(app: FastAPI, current_table: Callable[[], PointTable],
+                     authorize: Callable[[Request], bool] | None = None, prefix: str = "") -> None:
+    """The map's coordinates as raw float32 (x then y), one fetch per page load (and again when
+    the table is replaced by a newer one: ui/live_table.py). `prefix`: the explorer's URL prefix
+    (one server may hold several explorers, each with its own rows)."""
 
-    @app.get(POINTS_ROUTE)
+    @app.get(prefix + POINTS_ROUTE)
     def points(request: Request) -> Response:
         if authorize is not None and not authorize(request):
             return Response(status_code=401)
+        table = current_table()
         return Response(points_bytes(table), media_type="application/octet-stream",
                         headers={"Cache-Control": "no-store", "X-Points": str(len(table))})
 
@@ -262,6 +267,7 @@ def add_plotly_route(app: FastAPI) -> None:
                         headers={**headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
 
 
-def map_component() -> gr.HTML:
-    return gr.HTML(value="", html_template=TEMPLATE, css_template=CSS, js_on_load=JS,
+def map_component(prefix: str = "") -> gr.HTML:
+    """The map of the explorer served under the URL `prefix` ("" or e.g. "/objects")."""
+    return gr.HTML(value="", html_template=TEMPLATE, css_template=CSS, js_on_load=JS.replace("__BASE__", prefix),
                    head=head_html(), elem_id="embedscape-map", padding=False, container=False)

@@ -18,7 +18,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from store.schema import METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS
+from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -40,7 +40,7 @@ watch('value', draw);
 draw();
 """
 SCORE_FIELDS = [UNIQUENESS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE]
-NOT_METRICS = {"x", "y"}
+NOT_METRICS = {X, Y, CLUSTER}  # positions and identifiers, not measurements
 BINS = 30
 SAMPLE = 500
 MAX_LABEL_LENGTH = 100
@@ -150,12 +150,19 @@ def label_choices(table: PointTable) -> list[str]:
 
 # --- the tab --------------------------------------------------------------------------
 def build(ctx: AppContext) -> None:
-    table = ctx.table
-    fields = numeric_fields(table)
+    """The tab: a histogram of one numeric field with range selection, then weak labelling."""
+    fields = numeric_fields(ctx.table)
     if not fields:
         gr.Markdown("No numeric fields (image metrics or scores) in this collection's payloads.")
+    _histogram_panel(ctx, fields)
+    gr.Markdown("**Weak labelling**: set a label on the selected points (the original is kept and can be restored)")
+    _weak_label_panel(ctx)
+
+
+def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
+    """One field's histogram (selection over dataset) with statistics; "Select range"."""
     first = fields[0] if fields else None
-    ends = stats(table.numeric(first), None) if first else {"min": None, "max": None}
+    ends = stats(ctx.table.numeric(first), None) if first else {"min": None, "max": None}
     with gr.Row(equal_height=True):
         metric = gr.Dropdown(fields, value=first, label="Metric", elem_id="es-metric", scale=2)
         low = gr.Number(_finite(ends["min"]), label="min", elem_id="es-metric-min", scale=1)
@@ -166,24 +173,15 @@ def build(ctx: AppContext) -> None:
     summary = gr.HTML(elem_id="es-metric-stats")
     range_status = gr.Markdown(elem_id="es-metric-status")
 
-    gr.Markdown("**Weak labelling**: set a label on the selected points (the original is kept and can be restored)")
-    with gr.Row(equal_height=True):
-        label = gr.Dropdown(label_choices(table), value=None, allow_custom_value=True, label="Label",
-                            elem_id="es-relabel-label", scale=2)
-        relabel = gr.Button("Set label on selection", elem_id="es-relabel", scale=1, variant="primary")
-        restore = gr.Button("Restore original labels", elem_id="es-relabel-restore", scale=1)
-    label_status = gr.Markdown(elem_id="es-relabel-status")
-
     def values_of(name: str | None) -> np.ndarray | None:
-        return table.numeric(name) if name in fields else None
+        return ctx.table.numeric(name) if name in fields else None
 
     def views(state: MapState, name: str | None) -> tuple[Any, str]:
         values = values_of(name)
         if values is None:
             return "", ""
         rows = state.selected_rows()
-        return (histogram_figure(name, histogram_data(values, rows)).to_json(),
-                stats_html(name, values, rows))
+        return histogram_figure(name, histogram_data(values, rows)).to_json(), stats_html(name, values, rows)
 
     ctx.on_selection_change(views, [metric], [plot, summary])
 
@@ -194,7 +192,7 @@ def build(ctx: AppContext) -> None:
         s = stats(values, None)
         return (*views(state, name), _finite(s["min"]), _finite(s["max"]))
 
-    metric.change(change_metric, [ctx.state, metric], [plot, summary, low, high], show_progress="hidden")
+    ctx.event(metric.change, change_metric, [metric], [plot, summary, low, high])
 
     def select_range(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[MapState, str]:
         values = values_of(name)
@@ -203,14 +201,22 @@ def build(ctx: AppContext) -> None:
         if a is not None and b is not None and a > b:
             return state, f"Empty range: min {a} > max {b}."
         rows = range_rows(values, a, b, state.visible)
-        lo = "-∞" if a is None else f"{a:g}"
-        hi = "∞" if b is None else f"{b:g}"
+        lo, hi = "-∞" if a is None else f"{a:g}", "∞" if b is None else f"{b:g}"
         state.select(rows, f"{name} in [{lo}, {hi}]")
         return state, f"Selected {len(rows):,} points with {name} in [{lo}, {hi}]."
 
     ctx.map_event(pick.click, select_range, [metric, low, high], [range_status], name="metric_range")
 
-    # --- weak labelling -------------------------------------------------------------------
+
+def _weak_label_panel(ctx: AppContext) -> None:
+    """Set a label on the selection (originals kept in `original_label`), or restore them."""
+    with gr.Row(equal_height=True):
+        label = gr.Dropdown(label_choices(ctx.table), value=None, allow_custom_value=True, label="Label",
+                            elem_id="es-relabel-label", scale=2)
+        relabel = gr.Button("Set label on selection", elem_id="es-relabel", scale=1, variant="primary")
+        restore = gr.Button("Restore original labels", elem_id="es-relabel-restore", scale=1)
+    status = gr.Markdown(elem_id="es-relabel-status")
+
     def set_label(state: MapState, name: str | None) -> tuple[Any, ...]:
         name = clean_label(name)
         rows = state.selected_rows()
@@ -218,6 +224,7 @@ def build(ctx: AppContext) -> None:
             return state, "Type a label or pick one first.", gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         changed = table.relabel(rows, name)
         state.dirty.add("colour")
         return (state, f"Set label '{name}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
@@ -227,13 +234,14 @@ def build(ctx: AppContext) -> None:
         rows = state.selected_rows()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
+        table = ctx.table
         restored = table.restore_labels(rows)
         state.dirty.add("colour")
         return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",
                 gr.Dropdown(choices=label_choices(table)))
 
-    ctx.map_event(relabel.click, set_label, [label], [label_status, label], name="relabel")
-    ctx.map_event(restore.click, restore_labels, [], [label_status, label], name="restore_labels")
+    ctx.map_event(relabel.click, set_label, [label], [status, label], name="relabel")
+    ctx.map_event(restore.click, restore_labels, [], [status, label], name="restore_labels")
 
 
 def _finite(value: float | None) -> float | None:

@@ -89,8 +89,7 @@ def confusion_figure(report: PerformanceReport | None, title: str) -> go.Figure 
 
 
 def build(ctx: AppContext) -> None:
-    table = ctx.table
-    predictions = load_predictions(table)
+    predictions = load_predictions(ctx.table)
     if predictions is None:
         gr.Markdown(f"No model predictions in this collection. Import them with "
                     f"`python app.py predictions --collection {ctx.collection.name} FILE` "
@@ -100,11 +99,20 @@ def build(ctx: AppContext) -> None:
     summary = gr.HTML(elem_id="es-perf-summary")
     plot = gr.Plot(elem_id="es-perf-plot", show_label=False)
 
+    by_version = {ctx.table.version: predictions}  # a newer table (other writers) is read again
+
     def views(state: MapState) -> tuple[str, Any]:
+        table = ctx.table
+        if table.version not in by_version:
+            by_version.clear()
+            by_version[table.version] = load_predictions(table)
+        current = by_version[table.version]
+        if current is None:
+            return "", None
         rows = state.selected_rows()
-        dataset = report_for(table, predictions, None)
+        dataset = report_for(table, current, None)
         selected = rows is not None
-        selection = report_for(table, predictions, rows) if selected else None
+        selection = report_for(table, current, rows) if selected else None
         current = selection if selected else dataset
         title = "Confusion matrix: " + ("selection" if selected else "all points")
         return report_html(selection, dataset, selected), confusion_figure(current, title)

@@ -26,6 +26,7 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from detection.boxes import is_object_collection
 from review import ACCEPTED, EXCLUDED, KEPT, PENDING, REVIEWED, TAGGED, QueueFilter, QueueItem, ReviewBook
 from review.queue import WIDEST_MIN_SCORE, pair_counts
 from store.schema import (
@@ -132,6 +133,7 @@ class NeighbourIndex:
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
+        self.objects = is_object_collection(ctx.collection)  # neighbours are boxes; cards show their image
         self._graph: Any = None
         self._row: dict[str, int] | None = None
 
@@ -174,7 +176,8 @@ def current_item(items: Sequence[QueueItem], session: ReviewSession) -> QueueIte
 
 
 def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, session: ReviewSession,
-           filters: Filters) -> QueueView:
+           filters: Filters, objects: bool = False) -> QueueView:
+    """The queue panel for a session; `objects`: the points are boxes (cards show their image too)."""
     flt = filters.queue_filter()
     items = book.queue(filters.issue, flt, session.skipped.get(filters.issue, ()))
     item = current_item(items, session)
@@ -188,7 +191,7 @@ def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, sess
         payload = book.payload(item.ids[0])
         card = card_html(table, item, payload, book.entry(item.issue, item.ids[0]),
                          neighbours(item.ids[0]) if item.issue != DUPLICATE_FLAG else [],
-                         session.keep_choice.get(item.key))
+                         session.keep_choice.get(item.key), objects)
     if item is not None and session.page * STRIP_PAGE > items.index(item):
         session.page = items.index(item) // STRIP_PAGE
     return QueueView(card, progress_html(reviewed, total, counts), strip_html(items, session.current, session.page),
@@ -412,13 +415,15 @@ def build(ctx: AppContext) -> None:
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")
         return
-    books: list[ReviewBook] = []  # read on first use, shared by every session of this app
+    books: list[tuple[PointTable, ReviewBook]] = []  # read on first use, shared by every session of this app
     neighbours = NeighbourIndex(ctx)
 
     def book() -> ReviewBook:
-        if not books:
-            books.append(ReviewBook(ctx.collection))
-        return books[0]
+        # A table read again (other writers' edits, ui/live_table.py) means the payloads may
+        # have changed under the book: read it again too. Own edits keep the table object.
+        if not books or books[0][0] is not ctx.table:
+            books[:] = [(ctx.table, ReviewBook(ctx.collection))]
+        return books[0][1]
 
     session = gr.State(ReviewSession())
     filters = _filter_panel(table)
@@ -429,11 +434,10 @@ def build(ctx: AppContext) -> None:
 def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
           queue: QueueControls) -> None:
     """The tab's events: showing the queue when opened, filter changes, commands, selection."""
-    table = ctx.table
 
     def view(sess: ReviewSession, *values: Any) -> list[Any]:
         current = filters_of(*values)
-        shown = render(table, book(), neighbours, sess, current)
+        shown = render(ctx.table, book(), neighbours, sess, current, neighbours.objects)
         pairs = gr.Dropdown(choices=pair_choices(book(), current), value=current.pair)
         return [sess, shown.card, shown.progress, shown.strip, shown.keys, pairs]
 
@@ -458,12 +462,12 @@ def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.St
 def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
                queue: QueueControls) -> None:
     """Choosing a class pair filters the queue and selects the pair's points on the map."""
-    table = ctx.table
 
     def pick(state: MapState, sess: ReviewSession, *values: Any) -> tuple[Any, ...]:
+        table = ctx.table
         current = filters_of(*values)
         sess.page, sess.current = 0, None
-        shown = render(table, book(), neighbours, sess, current)
+        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
         if current.pair:
             items = book().queue(current.issue, replace(current.queue_filter(), statuses=None))
             rows = table.rows_for_ids(i for item in items for i in item.ids)
@@ -477,9 +481,9 @@ def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: 
 def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State,
                    filters: FilterControls, queue: QueueControls) -> None:
     """Card buttons and keys (one command component), and "select this queue on the map"."""
-    table = ctx.table
 
     def command(state: MapState, text: str, sess: ReviewSession, tag: str, *values: Any) -> tuple[Any, ...]:
+        table = ctx.table
         current = filters_of(*values)
         try:
             parsed = json.loads(text or "{}")
@@ -491,7 +495,7 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, sessi
             state.dirty.add("colour")  # a relabel: the map's label colours change
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
-        shown = render(table, book(), neighbours, sess, current)
+        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
         return (state, sess, shown.card, shown.progress, shown.strip, shown.keys, message,
                 gr.Dropdown(choices=pair_choices(book(), current), value=current.pair))
 
@@ -499,6 +503,7 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, sessi
                   [session, *queue.views(), queue.status, filters.pair], name="review_command")
 
     def select(state: MapState, *values: Any) -> MapState:
+        table = ctx.table
         current = filters_of(*values)
         items = book().queue(current.issue, current.queue_filter())
         return state.select(table.rows_for_ids(i for item in items for i in item.ids), "review queue")

@@ -33,6 +33,8 @@ CSS = """
 .es-rq-main { display: flex; gap: 14px; align-items: flex-start; }
 .es-rq-image { width: 176px; height: 176px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
                image-rendering: pixelated; flex: none; }
+.es-rq-context { height: 176px; max-width: 300px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
+                 flex: none; display: block; }
 .es-rq-facts { flex: 1; min-width: 0; font-size: 14px; line-height: 1.5; }
 .es-rq-path { color: #666; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .es-rq-labels { font-size: 18px; margin: 2px 0; }
@@ -121,18 +123,22 @@ def empty_card(message: str) -> str:
 
 
 def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry: dict[str, Any] | None,
-              neighbours: Sequence[Neighbour], keep_choice: str | None = None) -> str:
-    """The card for `item`: image(s), labels and score, why it was suggested, the actions."""
+              neighbours: Sequence[Neighbour], keep_choice: str | None = None, objects: bool = False) -> str:
+    """The card for `item`: image(s), labels and score, why it was suggested, the actions.
+    `objects` (the points are boxes): the box's crop, and beside it its whole image with every
+    box drawn, this one in red (/boxes/{id}), as the explorer's detail view shows it."""
     if item.issue == DUPLICATE_FLAG:
-        return _duplicate_card(table, item, entry, keep_choice)
+        return _duplicate_card(table, item, entry, keep_choice, objects)
     point = item.ids[0]
     row = table.row_of.get(point)
     path = table.paths[row] if row is not None else point
     facts = (_mislabel_facts(table, item, payload, neighbours) if item.issue == MISLABEL_FLAG
              else _outlier_facts(table, item, row, neighbours))
+    context = (f'<a href="/boxes/{escape(point)}" target="_blank" title="the whole image, every box drawn">'
+               f'<img class="es-rq-context" src="/boxes/{escape(point)}" alt=""></a>') if objects else ""
     return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
             f'data-status="{escape(item.status)}"><div class="es-rq-main">{_thumb(point, "es-rq-image", path)}'
-            f'<div class="es-rq-facts"><div class="es-rq-path">{escape(path)}</div>{facts}'
+            f'{context}<div class="es-rq-facts"><div class="es-rq-path">{escape(path)}</div>{facts}'
             f'{_status_line(item, entry)}{_buttons(item)}</div></div>'
             f'{_evidence(table, item, neighbours)}</div>')
 
@@ -187,7 +193,8 @@ def _evidence(table: PointTable, item: QueueItem, neighbours: Sequence[Neighbour
     return f'<div class="es-rq-evidence" title="nearest neighbours: label, cosine similarity">{"".join(figures)}</div>'
 
 
-def _duplicate_card(table: PointTable, item: QueueItem, entry: dict[str, Any] | None, keep_choice: str | None) -> str:
+def _duplicate_card(table: PointTable, item: QueueItem, entry: dict[str, Any] | None, keep_choice: str | None,
+                    objects: bool = False) -> str:
     keep = keep_choice if keep_choice in item.ids else item.ids[0]
     figures = []
     for point in item.ids[:24]:
@@ -199,7 +206,7 @@ def _duplicate_card(table: PointTable, item: QueueItem, entry: dict[str, Any] | 
                        f'<figcaption>{"keep" if point == keep else ""}</figcaption></figure>')
     return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
             f'data-status="{escape(item.status)}" data-keep="{escape(keep)}">'
-            f'<div class="es-rq-labels">{len(item.ids)} near-identical images</div>'
+            f'<div class="es-rq-labels">{len(item.ids)} near-identical {"objects" if objects else "images"}</div>'
             f'<div class="es-rq-why">Click the one to keep (outlined); the others get the tag.</div>'
             f'<div class="es-rq-evidence">{"".join(figures)}</div>{_status_line(item, entry)}{_buttons(item)}</div>')
 

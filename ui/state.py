@@ -11,7 +11,7 @@ import numpy as np
 
 from ui.table import PointTable
 
-COLOUR_MODES = ("data", "label", "tag")
+COLOUR_MODES = ("data", "label", "tag", "cluster")
 
 
 @dataclass
@@ -40,13 +40,17 @@ class MapState:
 
     Read `selection` / `selected_rows()` / `shown_rows()`; change it with `select()` and
     `clear()`. `dirty` names the parts of the browser's map that are out of date
-    ("colour", "selection"); the app's wiring sends them and empties it.
+    ("base", "colour", "selection"); the app's wiring sends them and empties it.
+
+    `table_version` is the version of the shared table (ui/table.py) the derived parts (the
+    visible mask, the browser's map) were made for; `catch_up` brings them to a newer table.
+    Rows keep their meaning across versions, so the selection and the grid's page carry over.
     """
 
     colour_by: str = "label"
     filter_labels: list[str] = field(default_factory=list)
     filter_tags: list[str] = field(default_factory=list)
-    visible: np.ndarray | None = None  # bool mask of rows the filters keep (None: all)
+    visible: np.ndarray | None = None  # bool mask of rows shown (filters, live points; None: all)
     selection: SelectionState = field(default_factory=SelectionState)
     page: int = 0
     sort_field: str | None = None  # grid order: a numeric payload field, or None (selection order)
@@ -56,9 +60,11 @@ class MapState:
     open_page: str | None = None  # the open tab, if its followers wait for it (AppContext.page)
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
+    table_version: int = 0
 
     # --- reading --------------------------------------------------------------------
     def visible_rows(self, table: PointTable) -> np.ndarray:
+        self.catch_up(table)
         return np.arange(len(table)) if self.visible is None else np.flatnonzero(self.visible)
 
     def selected_rows(self) -> np.ndarray | None:
@@ -99,6 +105,7 @@ class MapState:
     def set_view(self, table: PointTable, colour_by: str | None = None, labels: list[str] | None = None,
                  tags: list[str] | None = None) -> MapState:
         """Change colouring and filters; the selection keeps only points still visible."""
+        self.catch_up(table)
         if colour_by is not None:
             known = colour_by in COLOUR_MODES or colour_by.startswith("field:") or colour_by == "compare"
             self.colour_by = colour_by if known else "label"
@@ -106,11 +113,31 @@ class MapState:
             self.filter_labels = list(labels)
         if tags is not None:
             self.filter_tags = list(tags)
-        filtered = bool(self.filter_labels or self.filter_tags)
-        self.visible = table.mask(self.filter_labels, self.filter_tags) if filtered else None
+        self._compute_visible(table)
         self.dirty.add("colour")
         rows = self.selection.rows
         if rows is not None and self.visible is not None and not self.visible[rows].all():
             # Hidden points leave the selection; the browser needs the trimmed selection.
             self.select(rows, self.selection.source, scores=self.selection.scores)
         return self
+
+    def catch_up(self, table: PointTable) -> bool:
+        """Bring the session to `table` if it is newer than the one its view was made for:
+        the filters are applied to it again (dead rows hidden, their points leave the
+        selection) and the browser's map is sent whole. Returns whether anything changed."""
+        if table.version == self.table_version:
+            return False
+        self.table_version = table.version
+        self._compute_visible(table)
+        rows = self.selection.rows
+        if rows is not None and self.visible is not None and not self.visible[rows].all():
+            keep = self.visible[rows]
+            scores = None if self.selection.scores is None else self.selection.scores[keep]
+            self.selection = SelectionState(rows[keep], self.selection.source, scores)
+        self.dirty.update({"base", "colour", "selection"})
+        return True
+
+    def _compute_visible(self, table: PointTable) -> None:
+        filtered = bool(self.filter_labels or self.filter_tags)
+        self.visible = table.mask(self.filter_labels, self.filter_tags) if filtered or not table.all_alive else None
+        self.table_version = table.version

@@ -1,16 +1,21 @@
 """The points of one collection as in-memory columns, shared by every browser session.
 
 The map, the grid and the distribution all work on row numbers into this table, so a
-selection of 70,000 points is one numpy array, not 70,000 payload reads. The table is
-loaded from the store once; tag edits go through `edit_tags`, which writes to the store
-and updates the in-memory tags under one lock, so what sessions see stays what Qdrant holds.
-Row order is fixed for the life of the process (the browser's map refers to rows).
+selection of 70,000 points is one numpy array, not 70,000 payload reads. Tag edits go through
+`edit_tags`, which writes to the store and updates the in-memory tags under one lock, so what
+sessions see stays what Qdrant holds.
+
+A table is read from the store at start-up and read again when other writers change the
+collection (ui/live_table.py). A re-read table keeps every row of the one before it: a point
+that is still there keeps its row, a deleted point keeps its row as a dead one (`alive` False:
+hidden, counted nowhere), and new points get rows at the end. So a row number held by a
+browser's map or a session's selection means the same point in every version of the table.
 """
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,24 +28,26 @@ NO_LABEL = "(no label)"
 
 
 class PointTable:
-    """Row-indexed columns: ids, path, label (as codes), tags, x, y."""
+    """Row-indexed columns: ids, path, label (as codes), tags, x, y, and which rows are alive."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, previous: PointTable | None = None) -> None:
+        """Read the columns from `collection`; with `previous`, keep its rows (see the module)."""
         self.collection = collection
         self._lock = threading.RLock()
         columns = collection.columns(FIELDS)
-        # Sorting by id makes the row order independent of the scroll order of the backend.
-        order = np.argsort(columns.ids, kind="stable")
-        self.ids: np.ndarray = columns.ids[order].astype(object)
-        self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
-        self.paths: list[str] = [columns.values[PATH][i] or "" for i in order]
-        self.x: np.ndarray = np.nan_to_num(columns.array(X)[order]).astype(np.float32)
-        self.y: np.ndarray = np.nan_to_num(columns.array(Y)[order]).astype(np.float32)
-        labels = [columns.values[LABEL][i] or NO_LABEL for i in order]
-        self.label_names, self.label_codes = _encode(labels)
+        source, self.ids = _row_sources(columns.ids, previous)
+        self.alive: np.ndarray = source >= 0
+        self.version = previous.version + 1 if previous is not None else 0
+        self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids) if self.alive[row]}
+        column = _ColumnReader(columns, source, previous)
+        self.paths: list[str] = column.text(PATH, lambda row: previous.paths[row] if previous else "")
+        self.x: np.ndarray = column.number(X, previous.x if previous else None)
+        self.y: np.ndarray = column.number(Y, previous.y if previous else None)
+        labels = column.text(LABEL, lambda row: previous.label_of(row) if previous else NO_LABEL)
+        self.label_names, self.label_codes = _encode([label or NO_LABEL for label in labels])
         # Tuples, not lists: the garbage collector stops tracking tuples of strings, so 70,000
-        # of them add nothing to its passes.
-        self.tags: list[tuple[str, ...]] = [tuple(columns.values[TAGS][i] or ()) for i in order]
+        # of them add nothing to its passes. Dead rows have none.
+        self.tags: list[tuple[str, ...]] = [tuple(tags or ()) for tags in column.values(TAGS)]
         # Tag -> occurrences, kept current by the edits: the tag lists are redrawn after every
         # edit, and recounting all rows for each list cost ~15 ms at 70,000 points.
         self._tag_counts: Counter[str] = Counter(tag for tags in self.tags for tag in tags)
@@ -48,6 +55,15 @@ class PointTable:
         self.tags_version = 0
         self._numeric: dict[str, np.ndarray] = {}  # numeric payload columns, converted on first use
         self._extra: dict[str, list[Any]] | None = None  # see payload_columns
+
+    @property
+    def size(self) -> int:
+        """How many points the collection holds (rows that are alive)."""
+        return int(self.alive.sum())
+
+    @property
+    def all_alive(self) -> bool:
+        return bool(self.alive.all())
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -65,8 +81,8 @@ class PointTable:
         return self.label_names[int(self.label_codes[row])]
 
     def label_counts(self, rows: np.ndarray | None = None) -> dict[str, int]:
-        """Label -> count over `rows` (all rows when None), largest first."""
-        codes = self.label_codes if rows is None else self.label_codes[rows]
+        """Label -> count over `rows` (every live point when None), largest first."""
+        codes = self.label_codes[self.alive] if rows is None else self.label_codes[rows]
         counts = np.bincount(codes, minlength=len(self.label_names))
         order = np.argsort(-counts, kind="stable")
         return {self.label_names[i]: int(counts[i]) for i in order if counts[i]}
@@ -84,8 +100,8 @@ class PointTable:
             return np.fromiter((r for r, t in enumerate(self.tags) if wanted.intersection(t)), dtype=np.int64)
 
     def mask(self, labels: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> np.ndarray:
-        """Boolean row mask of points with one of `labels` and one of `tags` (None/empty: any)."""
-        keep = np.ones(len(self), dtype=bool)
+        """Boolean row mask of live points with one of `labels` and one of `tags` (None/empty: any)."""
+        keep = self.alive.copy()
         if labels:
             codes = [i for i, name in enumerate(self.label_names) if name in set(labels)]
             keep &= np.isin(self.label_codes, codes)
@@ -228,3 +244,43 @@ def _encode(values: list[str]) -> tuple[list[str], np.ndarray]:
     names = sorted(counts, key=lambda v: (-counts[v], v))
     index = {name: i for i, name in enumerate(names)}
     return names, np.fromiter((index[v] for v in values), dtype=np.int32, count=len(values))
+
+
+def _row_sources(ids: np.ndarray, previous: PointTable | None) -> tuple[np.ndarray, np.ndarray]:
+    """(source, row ids): for each row, the index of its point in `ids` (-1: a dead row, its
+    point deleted since `previous`), and the row's id. Without `previous`, rows are sorted by
+    id (independent of the backend's scroll order); with it, `previous`'s rows come first in
+    their order, then the new points sorted by id."""
+    if previous is None:
+        source = np.argsort(ids, kind="stable")
+        return source, ids[source].astype(object)
+    position = {pid: i for i, pid in enumerate(ids.tolist())}
+    kept = np.fromiter((position.get(pid, -1) for pid in previous.ids), dtype=np.int64, count=len(previous.ids))
+    known = set(previous.ids.tolist())
+    new = np.array([i for pid, i in position.items() if pid not in known], dtype=np.int64)
+    new = new[np.argsort(ids[new], kind="stable")] if len(new) else new
+    return np.concatenate([kept, new]), np.concatenate([previous.ids, ids[new].astype(object)])
+
+
+class _ColumnReader:
+    """Values of the read columns in row order; a dead row takes its value from the table
+    before (its point is gone from the store)."""
+
+    def __init__(self, columns: Any, source: np.ndarray, previous: PointTable | None) -> None:
+        self.columns, self.source, self.previous = columns, source, previous
+
+    def values(self, name: str) -> list[Any]:
+        column = self.columns.values[name]
+        return [column[i] if i >= 0 else None for i in self.source.tolist()]
+
+    def text(self, name: str, dead: Callable[[int], str]) -> list[str]:
+        column = self.columns.values[name]
+        return [(column[i] or "") if i >= 0 else dead(row) for row, i in enumerate(self.source.tolist())]
+
+    def number(self, name: str, dead: np.ndarray | None) -> np.ndarray:
+        read = np.nan_to_num(self.columns.array(name)).astype(np.float32)
+        out = read[np.maximum(self.source, 0)] if len(read) else np.zeros(len(self.source), np.float32)
+        if dead is not None:
+            gone = np.flatnonzero(self.source < 0)
+            out[gone] = dead[gone]
+        return out

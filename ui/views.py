@@ -23,20 +23,25 @@ def page_count(total: int) -> int:
     return max(1, -(-total // PAGE_SIZE))
 
 
-def count_line(table: PointTable, state: MapState) -> str:
-    visible = len(table) if state.visible is None else int(state.visible.sum())
-    scope = f"{len(table):,} points" if state.visible is None else f"{visible:,} points passing the filter"
+def count_line(table: PointTable, state: MapState, noun: str = "") -> str:
+    """"N of M selected" (with `noun`: "N of M objects selected"), or what is shown without one."""
+    visible = table.size if state.visible is None else int(state.visible.sum())
+    filtered = bool(state.filter_labels or state.filter_tags)
+    things = noun or "points"
+    scope = f"{visible:,} {things} passing the filter" if filtered else f"{visible:,} {things}"
     if not state.selection.active:
         return f'<p class="es-count" data-selected="" data-total="{visible}">No selection: showing all {scope}.</p>'
     n = len(state.selection)
     source = f" ({escape(state.selection.source)})" if state.selection.source else ""
+    selected = f"{escape(noun)} selected" if noun else "selected"
     return (f'<p class="es-count" data-selected="{n}" data-total="{visible}"><b>{n:,} of {visible:,}</b> '
-            f'selected{source}.</p>')
+            f'{selected}{source}.</p>')
 
 
-def pager_text(state: MapState, total: int) -> str:
+def pager_text(state: MapState, total: int, noun: str = "images") -> str:
     first = state.page * PAGE_SIZE
-    return f"Page {state.page + 1} of {page_count(total)} · images {min(first + 1, total):,}-{min(first + PAGE_SIZE, total):,} of {total:,}"
+    return (f"Page {state.page + 1} of {page_count(total)} · {noun} {min(first + 1, total):,}-"
+            f"{min(first + PAGE_SIZE, total):,} of {total:,}")
 
 
 def grid_html(table: PointTable, rows: np.ndarray, page: int, scores: np.ndarray | None = None) -> str:
@@ -87,17 +92,28 @@ def _bar_row(name: str, selected: int, total: int, n_sel: int, n_all: int, group
             f'<span class="es-dist-num">{selected:,} · {total:,}</span></div>')
 
 
-def detail_html(table: PointTable, point: str | None, neighbours: Sequence[PointRecord]) -> str:
+def detail_html(table: PointTable, point: str | None, neighbours: Sequence[PointRecord],
+                boxes: Sequence[tuple[str, str]] | None = None) -> str:
+    """The clicked point: its picture, path, label, tags and nearest neighbours. With `boxes`
+    (detection datasets: (point id, class) of every box of its image) the picture is the whole
+    image with those boxes drawn and named (/boxes/{id}; a box's own one highlighted), and the
+    classes are listed."""
     if point is None or point not in table.row_of:
         return ""
     row = table.row_of[point]
     tags = ", ".join(escape(t) for t in table.tags_of([row])[0]) or "none"
     near = "".join(_card(table, table.row_of[n.id], n.score) for n in neighbours if n.id in table.row_of)
-    return (f'<div class="es-detail" data-id="{point}"><div class="es-detail-top">'
-            f'<a href="/image/{point}" target="_blank"><img class="es-full" src="/image/{point}" alt=""></a>'
+    route, top, extra = "image", "es-detail-top", ""
+    if boxes is not None:
+        route, top = "boxes", "es-detail-top es-detail-boxes"
+        extra = (f'<dt>boxes</dt><dd class="es-detail-boxlist" data-count="{len(boxes)}">'
+                 + (", ".join(f'<span class="es-box{" es-box-this" if pid == point else ""}" data-id="{pid}">'
+                              f'{escape(name)}</span>' for pid, name in boxes) or "none") + "</dd>")
+    return (f'<div class="es-detail" data-id="{point}"><div class="{top}">'
+            f'<a href="/{route}/{point}" target="_blank"><img class="es-full" src="/{route}/{point}" alt=""></a>'
             f'<dl><dt>path</dt><dd class="es-path">{escape(table.paths[row])}</dd>'
             f'<dt>label</dt><dd class="es-detail-label">{escape(table.label_of(row))}</dd>'
-            f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd></dl></div>'
+            f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd>{extra}</dl></div>'
             f'<div class="es-near-title">Nearest neighbours in Qdrant (cosine similarity)</div>'
             f'<div class="es-grid es-near">{near}</div></div>')
 
@@ -123,6 +139,10 @@ CSS = """
 .es-detail { border: 1px solid #ddd; border-radius: 8px; padding: 8px; }
 .es-detail-top { display: flex; gap: 12px; align-items: flex-start; }
 .es-full { width: 180px; height: 180px; object-fit: contain; background: #f4f4f4; display: block; }
+.es-detail-boxes { flex-direction: column; }
+.es-detail-boxes > a { display: block; width: 100%; }
+.es-detail-boxes .es-full { width: 100%; height: auto; max-height: 480px; }
+.es-box-this { font-weight: 700; color: #c01e1e; }
 .es-detail dl { display: grid; grid-template-columns: 4em 1fr; font-size: 13px; margin: 0; flex: 1; }
 .es-near { grid-template-columns: repeat(auto-fill, minmax(64px, 72px)); }
 .es-near .es-tags { display: none; }
