@@ -282,3 +282,56 @@ def quality_filter_show(page, choice: str) -> None:
     """Pick `choice` in the queue's Show dropdown."""
     page.click("#es-rq-show input")
     page.get_by_role("option", name=choice, exact=True).click()
+
+
+def test_browser_review_queue_of_boxes_shows_crop_image_and_box_neighbours(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a detection dataset's Objects explorer the queue's card is a box: its crop, its whole
+    image with every box drawn (as the detail view shows it), and boxes as the evidence."""
+    browser_tests = pytest.importorskip("test_ui_browser")
+    if not Path(browser_tests.CHROMIUM).exists():
+        pytest.skip(f"needs {browser_tests.CHROMIUM}")
+    import httpx
+
+    from detection_fixtures import build_detection_ui
+    from indexer.objects import object_point_id
+    from ui.app import start_server
+
+    monkeypatch.setenv("EMBEDSCAPE_ARTIFACTS", str(tmp_path / "artifacts"))
+    store, images, objects, _ = build_detection_ui(tmp_path / "det")
+    flipped = object_point_id("scenes/05.png", 1)
+    true_label = objects.retrieve([flipped], ["label"])[0].payload["label"]
+    wrong = next(c for c in ("cat", "dog", "bird") if c != true_label)
+    objects.set_payload([flipped], {"label": wrong})
+    analyze_collection(objects, add_metrics=False)
+    box_ids = set(objects.ids())
+    running = start_server(images, objects=objects)
+    try:
+        with browser_tests.playwright_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True,
+                                         args=browser_tests.ARGS)
+            try:
+                page = _open_queue(browser_tests, chromium, running.url + "/objects/")
+                assert _card_key(page) == flipped and _progress(page) == (0, 1)
+                card = page.locator(".es-rq-card")
+                assert card.locator(f"img.es-rq-image[src='/thumb/{flipped}']").count() == 1  # the crop
+                assert card.locator(f"img.es-rq-context[src='/boxes/{flipped}']").count() == 1  # its image
+                assert page.text_content(".es-rq-given") == wrong
+                assert page.text_content(".es-rq-suggested") == true_label
+                neighbours = page.eval_on_selector_all(".es-rq-evidence img", "imgs => imgs.map(i => i.dataset.id)")
+                assert len(neighbours) == quality_page.NEIGHBOURS and set(neighbours) <= box_ids - {flipped}
+                page.wait_for_function("() => [...document.querySelectorAll('.es-rq-card img')]"
+                                       ".every(i => i.complete && i.naturalWidth > 0)")
+                picture = httpx.get(f"{running.url}/boxes/{flipped}", timeout=20)
+                assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/")
+
+                page.keyboard.press("a")
+                _wait_progress(page, 1)
+                stored = objects.retrieve([flipped], ["label", "original_label", "review"])[0].payload
+                assert (stored["label"], stored["original_label"]) == (true_label, wrong)
+                assert stored["review"]["mislabel"]["decision"] == ACCEPTED
+            finally:
+                chromium.close()
+    finally:
+        running.stop()
+        store.close()
