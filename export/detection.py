@@ -12,13 +12,12 @@ classes that exist only through a relabel come after them.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 from export.errors import ExportError
+from export.files import place_file
 from export.records import ExportRecords
 from indexer.annotations import yolo_label_path
 from store.schema import ANNOTATION_ID, BBOX, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, PATH
@@ -106,7 +105,7 @@ def write_yolo(data: ExportRecords, out: Path, link: str = "copy") -> tuple[int,
             missing.append(str(source))
             continue
         target = out / "images" / path
-        _place(source, target, link)
+        place_file(source, target, link)
         label_file = yolo_label_path(target)
         label_file.parent.mkdir(parents=True, exist_ok=True)
         label_file.write_text("".join(_yolo_row(r, class_index) for r in records))
@@ -125,16 +124,6 @@ def _yolo_row(record: dict[str, Any], class_index: dict[str, int]) -> str:
         raise ExportError(f"box {record['id']} of {record[PATH]} has no image size; re-index the collection")
     values = ((x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
     return f"{class_index[record[LABEL]]} " + " ".join(f"{v:.6f}" for v in values) + "\n"
-
-
-def _place(source: Path, target: Path, link: str) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_symlink() or target.exists():
-        target.unlink()
-    if link == "symlink":
-        os.symlink(source.resolve(), target)
-    else:
-        shutil.copy2(source, target)
 
 
 def _write_yaml(path: Path, names: list[str]) -> None:

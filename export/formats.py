@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -25,6 +23,7 @@ from typing import Any, TextIO
 
 from export.detection import write_coco_objects
 from export.errors import ExportError
+from export.files import place_file
 from export.records import LIST_FIELDS, ExportRecords
 from store.schema import BBOX
 
@@ -131,14 +130,7 @@ def write_imagefolder(data: ExportRecords, out: Path, link: str = "copy") -> Wri
         if f"{folder}/{name}" in used:  # same file name from two source folders
             name = f"{source.stem}-{record['id'][:8]}{source.suffix}"
         used.add(f"{folder}/{name}")
-        target = out / folder / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        if link == "symlink":
-            os.symlink(source.resolve(), target)
-        else:
-            shutil.copy2(source, target)
+        place_file(source, out / folder / name, link)
         result.count += 1
     if data.records and not result.count:
         raise ExportError(f"none of the {len(data)} images were found under {data.source_root}; "

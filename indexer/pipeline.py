@@ -50,15 +50,17 @@ from indexer.progress import progress_bar
 from indexer.projection import ProjectionConfig, project, projection_method
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
-from store.schema import DEVICE, MODEL, PRECISION, RUNTIME, SHA1
+from store.schema import (
+    DEVICE, HEIGHT, LABEL, LABELS, MODEL, ORIGINAL_LABEL, PATH, PRECISION, RUNTIME, SHA1, SPLIT, TAGS, WIDTH, X, Y,
+)
 
 REPORT_FILE = "index-report.json"
 # Only fields something filters or facets on. `path` and `sha1` are read, never filtered on, and
 # an index on a field unique per point is a map the embedded engine rebuilds in RAM on every
 # open (~0.1 s each at 70,000 points: a third of the time to open the collection).
-KEYWORD_INDEXES = ("label", "tags", "split")
-UNUSED_INDEXES = ("path", "sha1")  # collections indexed before this change have them: dropped
-PROJECTION_FIELDS = ("x", "y")
+KEYWORD_INDEXES = (LABEL, TAGS, SPLIT)
+UNUSED_INDEXES = (PATH, SHA1)  # collections indexed before this change have them: dropped
+PROJECTION_FIELDS = (X, Y)
 
 
 class VectorSpace(Protocol):
@@ -175,7 +177,7 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
     sources = _with_usable_names(sources, report)
     objects = _open_objects(store, options, embedder, dataset, collection, sources, report)
     report.objects = objects.report if objects else None
-    known = collection.columns(["sha1", "label", "split", "original_label", "width", "height"])
+    known = collection.columns([SHA1, LABEL, SPLIT, ORIGINAL_LABEL, WIDTH, HEIGHT])
     known_rows = {pid: i for i, pid in enumerate(known.ids)}
     relabelled: list[ImageSource] = []
     triage = partial(_triage, known=known, known_rows=known_rows, report=report, relabelled=relabelled)
@@ -450,7 +452,7 @@ def prepare_image(source: ImageSource, embedder: Embedder, stored: StoredImage |
 
 def _stored_sha1(known: Any, known_rows: dict[str, int], source: ImageSource) -> str | None:
     row = known_rows.get(point_id(source.relative_path))
-    return None if row is None else known.values["sha1"][row]
+    return None if row is None else known.values[SHA1][row]
 
 
 def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, known_rows: dict[str, int],
@@ -461,8 +463,8 @@ def _decoded(sources: Sequence[ImageSource], embedder: Embedder, known: Any, kno
     the crops of its boxes."""
     def work(source: ImageSource) -> PreparedImage:
         row = known_rows.get(point_id(source.relative_path))
-        stored = None if row is None else StoredImage(known.values["sha1"][row], known.values["width"][row],
-                                                       known.values["height"][row])
+        stored = None if row is None else StoredImage(known.values[SHA1][row], known.values[WIDTH][row],
+                                                       known.values[HEIGHT][row])
         return prepare_image(source, embedder, stored, options.image_metrics, objects, options.crop_margin)
 
     bar = progress_bar(total=len(sources), unit="img", desc=f"indexing {options.collection}",
@@ -497,17 +499,17 @@ def _triage(result: PreparedImage, known: Any, known_rows: dict[str, int], repor
         report.unchanged += 1
         row = known_rows[point_id(result.source.relative_path)]
         # A label a user set in the app (original_label kept) wins over the source's.
-        source_label = known.values["original_label"][row] or known.values["label"][row]
-        if (source_label, known.values["split"][row]) != (result.source.label, result.source.split):
+        source_label = known.values[ORIGINAL_LABEL][row] or known.values[LABEL][row]
+        if (source_label, known.values[SPLIT][row]) != (result.source.label, result.source.split):
             relabelled.append(result.source)
     return not result.unchanged or result.crops is not None
 
 
 def _write_labels(collection: Collection, sources: list[ImageSource]) -> None:
     ids = [point_id(s.relative_path) for s in sources]
-    previous = {r.id: r.payload for r in collection.retrieve(ids, ["label", "original_label", "tags"])}
-    collection.set_payloads(ids, [merge_payload(previous.get(pid, {}), {"label": s.label, "labels": list(s.labels),
-                                                                        "split": s.split})
+    previous = {r.id: r.payload for r in collection.retrieve(ids, [LABEL, ORIGINAL_LABEL, TAGS])}
+    collection.set_payloads(ids, [merge_payload(previous.get(pid, {}), {LABEL: s.label, LABELS: list(s.labels),
+                                                                        SPLIT: s.split})
                                   for pid, s in zip(ids, sources)])
 
 
@@ -517,10 +519,10 @@ def merge_payload(previous: dict[str, Any], fresh: dict[str, Any]) -> dict[str, 
     When a user relabelled the point (`original_label` is set), the source's label becomes
     the new `original_label` and the user's label stays.
     """
-    merged = {"tags": [], **previous, **fresh}
-    if previous.get("original_label"):
-        merged["label"] = previous.get("label", fresh.get("label", ""))
-        merged["original_label"] = fresh.get("label", previous["original_label"])
+    merged = {TAGS: [], **previous, **fresh}
+    if previous.get(ORIGINAL_LABEL):
+        merged[LABEL] = previous.get(LABEL, fresh.get(LABEL, ""))
+        merged[ORIGINAL_LABEL] = fresh.get(LABEL, previous[ORIGINAL_LABEL])
     return merged
 
 
@@ -536,14 +538,14 @@ def _write_batch(collection: Collection, vectors: np.ndarray, batch: list[Prepar
 
 def _payload(work: PreparedImage) -> dict[str, Any]:
     source = work.source
-    return {"path": source.relative_path, "label": source.label, "labels": list(source.labels),
-            "split": source.split, "width": work.width, "height": work.height, "sha1": work.sha1, **work.metrics}
+    return {PATH: source.relative_path, LABEL: source.label, LABELS: list(source.labels),
+            SPLIT: source.split, WIDTH: work.width, HEIGHT: work.height, SHA1: work.sha1, **work.metrics}
 
 
 def _drop_removed(collection: Collection, dataset: Dataset) -> list[str]:
     """Points whose file is gone from disk are deleted (and listed in the report)."""
-    paths = collection.columns(["path"])
-    gone = [(pid, p) for pid, p in zip(paths.ids, paths.values["path"]) if not (dataset.root / str(p)).exists()]
+    paths = collection.columns([PATH])
+    gone = [(pid, p) for pid, p in zip(paths.ids, paths.values[PATH]) if not (dataset.root / str(p)).exists()]
     collection.delete([pid for pid, _ in gone])
     return sorted(str(p) for _, p in gone)
 
@@ -568,12 +570,12 @@ def _build_map(collection: Collection, options: IndexOptions) -> float:
     ids, vectors = collection.vectors()
     if len(ids) < 2:
         # No neighbours to map by: a lone point sits at the centre (the UI needs x, y on every point).
-        collection.set_payloads(list(ids), [{"x": 0.0, "y": 0.0} for _ in ids])
+        collection.set_payloads(list(ids), [{X: 0.0, Y: 0.0} for _ in ids])
         return 0.0
     graph = build_knn_graph(ids, vectors, k=options.neighbours, seed=options.projection.seed)
     graph.save(collection.artifact_dir / GRAPH_FILE)
     coords = project(vectors, graph, options.projection)
-    collection.set_payloads(list(ids), [{"x": float(x), "y": float(y)} for x, y in coords])
+    collection.set_payloads(list(ids), [{X: float(x), Y: float(y)} for x, y in coords])
     collection.flush()
     seconds = time.perf_counter() - started
     collection.update_metadata(projection={**options.projection.as_dict(),
