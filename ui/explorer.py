@@ -86,13 +86,13 @@ def build_map_controls(table: PointTable) -> MapControls:
         modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
         modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
         colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
-                          min_width=250)
+                          min_width=290)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
-                             elem_id="es-filter-labels", scale=2, min_width=160)
+                             elem_id="es-filter-labels", scale=2, min_width=130)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
-                           elem_id="es-filter-tags", scale=2, min_width=160)
+                           elem_id="es-filter-tags", scale=2, min_width=130)
         field = gr.Dropdown([("(none)", ""), *colour_fields(table)], value="", label="Colour by field",
-                            elem_id="es-colour-field", scale=2, min_width=160)
+                            elem_id="es-colour-field", scale=2, min_width=130)
     return MapControls(colour, labels, tags, field)
 
 
