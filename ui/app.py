@@ -47,7 +47,7 @@ from ui.images import ImageServer, add_image_routes, add_row_route
 from ui.map_component import add_plotly_route, add_points_route, map_component, page_head_html
 from ui.state import MapState
 from ui.table import PointTable
-from ui.url_params import UrlParams
+from ui.url_params import UrlParams, share_link_control, wire_share_link
 from ui.page_layout import CSS as LAYOUT_CSS
 from ui.page_layout import MAP_COLUMN, PANELS_COLUMN, split_handle
 from ui.views import CSS as VIEWS_CSS
@@ -94,6 +94,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
             with gr.Column(elem_id=MAP_COLUMN, min_width=0):
                 controls = explorer.build_map_controls(table)
                 chart = map_component(prefix)
+                share = share_link_control()
                 live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
             split_handle()
@@ -109,7 +110,8 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                             build(ctx)
         # The first message to the map (coordinates, colours) goes per session on load, from a
         # table checked against the collection (other writers' edits since the last check).
-        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params)
+        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params or UrlParams())
+        wire_share_link(ctx, share)
         ctx.wire_followers()
     demo.embedscape_context = ctx  # type: ignore[attr-defined]  # for tests and tools
     return demo
