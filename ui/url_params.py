@@ -163,7 +163,7 @@ def _selection_subset(collection: Collection, table: PointTable, state: MapState
 
 # --- the control ----------------------------------------------------------------------
 TEMPLATE = """
-<div class="es-share" data-link="" data-view-restored="">
+<div class="es-share" data-link="" data-links="0" data-view-restored="">
   <button type="button" class="es-share-button" title="A link to this view: colouring, filters, zoom and selection">
     &#128279; Copy link</button>
   <input class="es-share-url" type="text" readonly aria-label="Link to this view"
@@ -211,7 +211,8 @@ watch('value', () => {
   const said = msg.note ? msg.note + ' ' : '';
   const copy = navigator.clipboard ? navigator.clipboard.writeText(msg.url) : Promise.reject(new Error('no clipboard'));
   copy.then(() => { note.textContent = said + 'Copied to the clipboard.'; root.dataset.copied = msg.url; })
-      .catch(() => { note.textContent = said + 'Copy it from the box (Ctrl+C).'; });
+      .catch(() => { note.textContent = said + 'Copy it from the box (Ctrl+C).'; root.dataset.copied = ''; })
+      .finally(() => { root.dataset.links = String(Number(root.dataset.links) + 1); });
 });
 
 // A link's zoom: applied as a user's zoom (kept by Plotly's uirevision) once the map has drawn.
