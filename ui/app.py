@@ -90,11 +90,11 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                         f"model `{metadata.get('model', '?')}`")
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
+            share = share_link_control()
         with gr.Row():
             with gr.Column(elem_id=MAP_COLUMN, min_width=0):
                 controls = explorer.build_map_controls(table)
                 chart = map_component(prefix)
-                share = share_link_control()
                 live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
             split_handle()

@@ -36,6 +36,7 @@ CSS = f"""
 #{SPLIT_HANDLE}:hover, #{SPLIT_HANDLE}:focus-visible, #{SPLIT_HANDLE}.es-dragging {{
   background: var(--color-accent-soft, #fde7d4); outline: none; }}
 #embedscape-map .gd {{ height: var(--es-map-height, 640px) !important; min-height: {MAP_MIN_HEIGHT_PX}px !important; }}
+#es-share .html-container {{ padding: 2px 0 !important; }}  /* the header row keeps the title's height */
 @media (max-width: {STACK_BELOW_PX}px) {{
   #{MAP_COLUMN}, #{PANELS_COLUMN} {{ flex: 1 1 100% !important; min-width: 0 !important; }}
   #{SPLIT_HANDLE} {{ display: none !important; }}

@@ -9,7 +9,7 @@ something the collection does not have (a deleted subset, an unknown label) give
 saying so, and the rest still applies. The zoom (`view`) is applied in the browser, by the
 Copy-link control's script, once the map has drawn; the server only checks it.
 
-`share_link_control()` / `wire_share_link(ctx, control)` is the "Copy link" control under the map: the browser sends the map's
+`share_link_control()` / `wire_share_link(ctx, control)` is the "Copy link" control in the header: the browser sends the map's
 current axis ranges, the server adds the session's colouring, filters and selection and sends
 back the link, which the browser shows and copies to the clipboard. A selection whose ids do
 not fit in MAX_QUERY_CHARS is saved as a subset named SHARED_PREFIX + time (subsets/saved.py)
@@ -165,9 +165,9 @@ def _selection_subset(collection: Collection, table: PointTable, state: MapState
 TEMPLATE = """
 <div class="es-share" data-link="" data-links="0" data-view-restored="">
   <button type="button" class="es-share-button" title="A link to this view: colouring, filters, zoom and selection">
-    &#128279; Copy link</button>
+    Copy link</button>
   <input class="es-share-url" type="text" readonly aria-label="Link to this view"
-         placeholder="Copy link: colouring, filters, zoom and selection, for a colleague">
+         placeholder="A link to this view, for a colleague">
   <span class="es-share-note" role="status"></span>
 </div>
 """
@@ -237,7 +237,7 @@ watch('value', () => {
 
 
 def share_link_control() -> gr.HTML:
-    """The "Copy link" control (call where it should appear, e.g. under the map); wire it with
+    """The "Copy link" control (call where it should appear: the page's header row); wire it with
     `wire_share_link` once the page's context exists."""
     return gr.HTML("", html_template=TEMPLATE, css_template=CSS, js_on_load=JS, elem_id="es-share",
                    container=False, padding=False)
