@@ -34,7 +34,7 @@ from ui.context import AppContext
 from ui.handoff import HandoffStore
 from ui.state import MapState
 from ui.table import PointTable
-from ui.view_link import COLOUR_MODES, MAX_QUERY_CHARS, ViewSpec, decode_query, encode_ids, encode_query
+from ui.view_link import COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, ViewSpec, decode_query, encode_ids, encode_query
 
 SELECTION = "selection"  # the hand-over's parameter (ui/handoff.py builds it)
 FIELD_PREFIX = "field:"  # MapState.colour_by of a numeric field (ui/figure.py FIELD_PREFIX)
@@ -132,7 +132,9 @@ def share_view(collection: Collection, table: PointTable, state: MapState, page:
     rows = state.selected_rows()
     if rows is not None and len(rows):
         ids = table.ids_for_rows(rows)
-        spec.ids = ids if encode_ids(ids) is not None else None
+        # Far more ids than a link holds are not encoded just to find that out (a million of them).
+        fits = len(ids) * ID_CHARS <= MAX_QUERY_CHARS and encode_ids(ids) is not None
+        spec.ids = ids if fits else None
         if spec.ids is None or len(encode_query(spec)) > MAX_QUERY_CHARS:
             spec.ids, spec.subset = None, _selection_subset(collection, table, state, ids)
             notes.append(f"the {len(ids):,} selected points are saved as subset '{spec.subset}' "

@@ -31,6 +31,7 @@ COLOUR, FIELD, LABEL, TAG, VIEW, IDS, SUBSET, SELECTION = (
 COLOUR_MODES = ("data", "label", "tag", "cluster")
 MAX_QUERY_CHARS = 2000  # a link's query longer than this takes its selection as a subset
 ID_BYTES = 16
+ID_CHARS = 21  # at least this many base64url characters per id (16 bytes: 21.3)
 MAX_NAME_CHARS = 200  # a label, tag, field or subset name longer than this is not one
 
 
