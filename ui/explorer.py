@@ -169,11 +169,14 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
         table, change = ctx.table, ctx.live.last_change
         tags = table.tag_counts()
         field = state.colour_by[len("field:"):] if state.colour_by.startswith("field:") else ""
-        view = (lambda value: {"value": value}) if show_view else (lambda value: {})
+
+        def shown(value: Any) -> dict[str, Any]:  # `show_view`: the controls are set to the session's view
+            return {"value": value} if show_view else {}
+
         return (state, change.describe() if change else "",
-                gr.Dropdown(choices=table.label_names, **view(state.filter_labels)),
-                gr.Dropdown(choices=list(tags), **view(state.filter_tags)),
-                gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)], **view(field)),
+                gr.Dropdown(choices=table.label_names, **shown(state.filter_labels)),
+                gr.Dropdown(choices=list(tags), **shown(state.filter_tags)),
+                gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)], **shown(field)),
                 gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)),
                 gr.Radio(value=state.colour_by) if show_view and not field else gr.skip())
 
