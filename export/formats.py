@@ -1,6 +1,7 @@
 """The export formats. Each writer takes the matching points as `ExportRecords` and a target.
 
-    csv          one row per point; list fields joined with '|'
+    csv          one row per point; list fields joined with '|', object fields (review) as JSON,
+                 booleans as True / False
     jsonl        one JSON object per line
     coco         COCO JSON: images (with every record field) and image-level categories;
                  of an object collection, its boxes (export/detection.py)
@@ -36,7 +37,7 @@ class WriteResult:
 
 
 def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
-    columns = [*data.base_fields, *data.numeric_fields]
+    columns = [*data.base_fields, *data.fields]
     writer = csv.writer(handle)
     writer.writerow(columns)
     for record in data.records:
@@ -47,9 +48,11 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
 def _cell(value: Any, column: str) -> Any:
     if column == BBOX:  # "[x, y, width, height]": one cell, read back with any JSON parser
         return "" if value is None else json.dumps(value)
-    if column in LIST_FIELDS:
+    if column in LIST_FIELDS or isinstance(value, list):
         # '|' keeps one row per point and survives a spreadsheet round trip.
         return "|".join(str(v) for v in value or [])
+    if isinstance(value, dict):  # e.g. review: one JSON cell, lossless
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return "" if value is None else value
 
 

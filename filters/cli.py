@@ -1,6 +1,6 @@
 """The command line's filter flags, shared by export, tag, delete and subset save.
 
-    add_filter_arguments(parser)      # --tag, --tag-all, --tag-none, --label, --subset, --range, ...
+    add_filter_arguments(parser)      # --tag, --tag-all, --tag-none, --label, --subset, --range, --review, ...
     spec = spec_from_args(args)       # -> FilterSpec
 """
 from __future__ import annotations
@@ -28,6 +28,9 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--range", action="append", default=[], metavar="FIELD:LOW:HIGH", dest="ranges",
                        help="numeric field within [LOW, HIGH]; leave an end empty, e.g. mislabel_score:0.5:")
     group.add_argument("--ids-file", type=Path, metavar="FILE", help="only these point ids (one a line)")
+    group.add_argument("--review", metavar="[ISSUE:]STATUS",
+                       help="review status: pending, reviewed, accepted, kept, tagged (mislabels by default), "
+                            "or outlier:... (kept, excluded, tagged) and duplicate:... (kept, tagged)")
     group.add_argument("--include-excluded", action="store_true",
                        help=f"also points tagged '{EXCLUDED_TAG}' (left out by default)")
 
@@ -35,7 +38,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 def spec_from_args(args: argparse.Namespace) -> FilterSpec:
     return FilterSpec(tags_any=list(args.tags_any), tags_all=list(args.tags_all), tags_none=list(args.tags_none),
                       labels=list(args.labels), subset=args.subset, ids=_read_ids(args.ids_file),
-                      ranges=dict(parse_range(r) for r in args.ranges), include_excluded=args.include_excluded)
+                      ranges=dict(parse_range(r) for r in args.ranges), review=args.review,
+                      include_excluded=args.include_excluded)
 
 
 def parse_range(text: str) -> tuple[str, tuple[float | None, float | None]]:

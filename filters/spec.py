@@ -11,7 +11,7 @@ Exclusion: points tagged `excluded` are left out of exports, counts and analyses
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from store import Collection, PointFilter
 from store.schema import EXCLUDED_TAG, SUBSETS
@@ -39,6 +39,8 @@ class FilterSpec:
     subset:    the point is in this saved subset (store.subsets)
     ids:       the current map selection (None: no constraint; []: nothing)
     ranges:    numeric field -> (low, high), inclusive, either end None
+    review:    "[ISSUE:]STATUS", e.g. "accepted", "pending", "outlier:kept": the points whose
+               review status for the issue (default mislabel) is that (review/decisions.py)
     include_excluded: also points tagged `excluded` (left out by default)
     """
 
@@ -49,15 +51,20 @@ class FilterSpec:
     subset: str | None = None
     ids: list[str] | None = None
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
+    review: str | None = None
     include_excluded: bool = False
 
     def is_empty(self) -> bool:
         """True when nothing narrows the points down (the exclusion default aside)."""
         return not (self.tags_any or self.tags_all or self.tags_none or self.labels or self.subset
-                    or self.ids is not None or self.ranges)
+                    or self.ids is not None or self.ranges or self.review)
 
     def to_filter(self) -> PointFilter:
-        """The store filter, without checking names against a collection."""
+        """The store filter, without checking names against a collection. A `review` part
+        needs the collection (a decision applies only while the point is unchanged): use
+        `resolve`."""
+        if self.review:
+            raise SelectionError("a review filter is resolved against a collection: use FilterSpec.resolve")
         tags_none = list(self.tags_none)
         # Asking for excluded points by tag means wanting them: no default exclusion then.
         wants_excluded = EXCLUDED_TAG in self.tags_any or EXCLUDED_TAG in self.tags_all
@@ -74,7 +81,14 @@ class FilterSpec:
     def resolve(self, collection: Collection) -> PointFilter:
         """The store filter, after checking that every tag, label and subset asked for exists."""
         self.check(collection)
-        return self.to_filter()
+        if not self.review:
+            return self.to_filter()
+        from review import matching_ids, parse_status_filter
+
+        flt = replace(self, review=None).to_filter()
+        reviewed = matching_ids(collection, *parse_status_filter(self.review))
+        flt.ids = reviewed if flt.ids is None else [i for i in flt.ids if i in set(reviewed)]
+        return flt
 
     def check(self, collection: Collection) -> None:
         wanted_tags = [t for t in [*self.tags_any, *self.tags_all] if t]
@@ -99,6 +113,13 @@ class FilterSpec:
         for name, (low, high) in self.ranges.items():
             if low is not None and high is not None and low > high:
                 raise SelectionError(f"range for {name!r} is empty: {low} > {high}")
+        if self.review:
+            from review import ReviewError, parse_status_filter
+
+            try:
+                parse_status_filter(self.review)
+            except ReviewError as error:
+                raise SelectionError(str(error)) from None
 
     def describe(self) -> str:
         """One line for people: what this filter keeps."""
@@ -113,6 +134,8 @@ class FilterSpec:
             parts.append(f"{len(self.ids)} selected points")
         for name, (low, high) in self.ranges.items():
             parts.append(f"{'' if low is None else f'{low} <= '}{name}{'' if high is None else f' <= {high}'}")
+        if self.review:
+            parts.append(f"review {self.review}")
         parts.append("excluded points included" if self.include_excluded else f"without '{EXCLUDED_TAG}'")
         return "; ".join(parts)
 

@@ -1,10 +1,11 @@
 """Score a collection's data quality and write the scores into its payloads.
 
-Reads the kNN graph saved at indexing time (rebuilt only when the points changed since),
-runs the pure functions of `analysis/` over it and stores per point:
+Reads the kNN graph saved at indexing time (rebuilt only when the points changed since) and
+the vectors, runs the pure functions of `analysis/` over them and stores per point:
 
-    mislabel_score (float), suggested_label (keyword), outlier_score (float),
-    uniqueness (float), duplicate_group (int, -1 = none), exact_duplicate_group (int),
+    mislabel_score (float, P(label wrong)), suggested_label (keyword), neighbour_agreement,
+    probe_agreement (floats), outlier_score (float, robust z), uniqueness (float),
+    duplicate_group (int, -1 = none), exact_duplicate_group (int),
     quality_flags (keywords: "mislabel", "outlier", "duplicate")
 
 all indexed so that other tools can filter on them. On an object collection (one point per
@@ -32,8 +33,11 @@ from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
 from analysis.label_quality import (
-    DEFAULT_K, confused_class_pairs, exact_duplicate_groups, mislabel_scores, near_duplicate_groups, outlier_scores,
+    DEFAULT_K, confused_class_pairs, encode_labels, exact_duplicate_groups, near_duplicate_groups,
 )
+from analysis.linear_probe import CrossValidatedProbe
+from analysis.mislabels import mislabel_scores
+from analysis.outliers import outlier_scores
 from detection.boxes import is_object_collection
 from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
@@ -43,8 +47,8 @@ from store import Collection
 from store.schema import (
     AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
     DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, IMAGE_ID, LABEL, MAX_BOX_IOU, METRIC_FIELDS, MISLABEL_FLAG,
-    MISLABEL_SCORE, OUTLIER_FLAG, OUTLIER_SCORE, PATH, QUALITY_FLAGS, SCORE_FIELDS, SHA1, SUGGESTED_LABEL,
-    UNIQUENESS,
+    MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS,
+    SCORE_FIELDS, SHA1, SUGGESTED_LABEL, UNIQUENESS,
 )
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
@@ -77,14 +81,16 @@ def load_graph(collection: Collection) -> KnnGraph | None:
     return KnnGraph.load(path) if path.exists() else None
 
 
-def current_graph(collection: Collection, k: int, seed: int = 0) -> KnnGraph:
-    """The saved graph when it still covers exactly the collection's points, else a new one."""
+def current_graph(collection: Collection, k: int, seed: int = 0,
+                  vectors: tuple[np.ndarray, np.ndarray] | None = None) -> KnnGraph:
+    """The saved graph when it still covers exactly the collection's points, else a new one
+    (from `vectors` = (ids, vectors) when given, else read from the collection)."""
     graph = load_graph(collection)
-    ids = set(collection.ids())
+    ids = set(collection.ids()) if vectors is None else set(vectors[0].tolist())
     if graph is not None and graph.k >= k and len(graph) == len(ids) and ids.issuperset(graph.ids):
         return graph
-    point_ids, vectors = collection.vectors()
-    graph = build_knn_graph(point_ids, vectors, k=max(k, 15), seed=seed)
+    point_ids, matrix = collection.vectors() if vectors is None else vectors
+    graph = build_knn_graph(point_ids, matrix, k=max(k, 15), seed=seed)
     graph.save(collection.artifact_dir / GRAPH_FILE)
     return graph
 
@@ -96,16 +102,20 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
         summary.metrics_added = add_missing_image_metrics(collection)
     if collection.count() < 2:
         return summary
-    graph = current_graph(collection, k)
+    point_ids, matrix = collection.vectors()
+    graph = current_graph(collection, k, vectors=(point_ids, matrix))
     small = graph.truncated(min(k, graph.k))
+    vector_row = {pid: i for i, pid in enumerate(point_ids)}
+    vectors = matrix[np.array([vector_row[pid] for pid in graph.ids])]
     columns = collection.columns([LABEL, SHA1])
     row_of = {pid: i for i, pid in enumerate(columns.ids)}
     order = np.array([row_of[pid] for pid in graph.ids])
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     hashes = np.array([columns.values[SHA1][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
 
-    mislabels = mislabel_scores(small, labels)
-    outliers = outlier_scores(small)
+    probe = CrossValidatedProbe(vectors, encode_labels(labels)[1])  # fold statistics, shared by both
+    mislabels = mislabel_scores(small, labels, probe=probe)
+    outliers = outlier_scores(small, probe=probe)
     near = near_duplicate_groups(small)
     exact = exact_duplicate_groups(hashes)
     unique = uniqueness(small)
@@ -117,7 +127,14 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     collection.set_payloads(list(graph.ids), payloads)
     collection.index_fields(SCORE_FIELDS)
     collection.flush()
+    _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
+    if clusters is not None:  # after the flags are written: the cluster table counts them
+        summary.clusters = compute_clusters(collection, graph, clusters).summary()
+    return summary
 
+
+def _summarise(summary: QualitySummary, collection: Collection, graph: KnnGraph, mislabels: Any, outliers: Any,
+               near: np.ndarray, exact: np.ndarray, pairs: list[Any]) -> None:
     summary.points = len(graph)
     summary.mislabels = int(mislabels.flagged.sum())
     summary.outliers = int(outliers.flagged.sum())
@@ -125,21 +142,24 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     summary.exact_duplicate_groups = int(len(set(exact[exact >= 0].tolist())))
     summary.confused_pairs = [_pair_record(p, graph.ids) for p in pairs]
     _save_pairs(collection, summary.confused_pairs)
-    collection.update_metadata(analysis={"k": k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                         "mislabels": summary.mislabels, "outliers": summary.outliers,
-                                         "outlier_cutoff": float(outliers.cutoff)})
-    if clusters is not None:  # after the flags are written: the cluster table counts them
-        summary.clusters = compute_clusters(collection, graph, clusters).summary()
-    return summary
+    collection.update_metadata(analysis={
+        "k": summary.k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "mislabels": summary.mislabels, "outliers": summary.outliers, "outlier_cutoff": float(outliers.cutoff),
+        "outlier_method": outliers.method, "neighbour_vote_weight": float(mislabels.vote_weight),
+        "noise_shrinkage": float(mislabels.noise.shrinkage)})
 
 
 def _payload(i: int, mislabels: Any, outliers: Any, near: np.ndarray, exact: np.ndarray,
              unique: np.ndarray) -> dict[str, Any]:
     flags = [name for name, on in ((MISLABEL_FLAG, mislabels.flagged[i]), (OUTLIER_FLAG, outliers.flagged[i]),
                                    (DUPLICATE_FLAG, near[i] >= 0 or exact[i] >= 0)) if on]
-    return {MISLABEL_SCORE: float(mislabels.score[i]), SUGGESTED_LABEL: str(mislabels.suggested_label[i]),
-            OUTLIER_SCORE: float(outliers.score[i]), UNIQUENESS: float(unique[i]),
-            DUPLICATE_GROUP: int(near[i]), EXACT_DUPLICATE_GROUP: int(exact[i]), QUALITY_FLAGS: flags}
+    payload = {MISLABEL_SCORE: float(mislabels.score[i]), SUGGESTED_LABEL: str(mislabels.suggested_label[i]),
+               NEIGHBOUR_AGREEMENT: float(mislabels.neighbour_agreement[i]),
+               OUTLIER_SCORE: float(outliers.score[i]), UNIQUENESS: float(unique[i]),
+               DUPLICATE_GROUP: int(near[i]), EXACT_DUPLICATE_GROUP: int(exact[i]), QUALITY_FLAGS: flags}
+    if np.isfinite(mislabels.probe_agreement[i]):
+        payload[PROBE_AGREEMENT] = float(mislabels.probe_agreement[i])
+    return payload
 
 
 def add_duplicate_boxes(collection: Collection, ids: np.ndarray, payloads: list[dict[str, Any]]) -> int:

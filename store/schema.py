@@ -15,7 +15,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-Kind = Literal["keyword", "float", "integer", "bool"]
+Kind = Literal["keyword", "float", "integer", "bool", "object"]
 
 
 @dataclass(frozen=True)
@@ -40,11 +40,13 @@ SUBSETS = "subsets"
 BRIGHTNESS, CONTRAST, SHARPNESS = "brightness", "contrast", "sharpness"
 COLOURFULNESS, ASPECT_RATIO, AREA = "colourfulness", "aspect_ratio", "area"
 MISLABEL_SCORE, SUGGESTED_LABEL = "mislabel_score", "suggested_label"
+NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT = "neighbour_agreement", "probe_agreement"
 OUTLIER_SCORE, UNIQUENESS = "outlier_score", "uniqueness"
 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP = "duplicate_group", "exact_duplicate_group"
 QUALITY_FLAGS = "quality_flags"
 CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
+REVIEW = "review"
 PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "prediction_confidence", "prediction_correct"
 # Object (bounding-box) points: one per labelled box, in the collection NAME-objects.
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
@@ -71,9 +73,13 @@ _FIELDS = (
     PayloadField(COLOURFULNESS, "float", indexed=True, description="Hasler & Suesstrunk colourfulness"),
     PayloadField(ASPECT_RATIO, "float", indexed=True, description="width / height"),
     PayloadField(AREA, "float", indexed=True, description="width * height in pixels"),
-    PayloadField(MISLABEL_SCORE, "float", indexed=True, description="how strongly the neighbours disagree"),
-    PayloadField(SUGGESTED_LABEL, "keyword", indexed=True, description="the neighbours' majority label"),
-    PayloadField(OUTLIER_SCORE, "float", indexed=True, description="mean cosine distance to the neighbours"),
+    PayloadField(MISLABEL_SCORE, "float", indexed=True, description="estimated probability that the label is wrong"),
+    PayloadField(SUGGESTED_LABEL, "keyword", indexed=True, description="the most probable true class"),
+    PayloadField(NEIGHBOUR_AGREEMENT, "float", indexed=True,
+                 description="similarity-weighted share of the neighbours' vote for the label"),
+    PayloadField(PROBE_AGREEMENT, "float", indexed=True,
+                 description="a cross-validated linear probe's probability of the label"),
+    PayloadField(OUTLIER_SCORE, "float", indexed=True, description="robust z-score of how unlike the rest it is"),
     PayloadField(UNIQUENESS, "float", indexed=True, description="cosine distance to the nearest neighbour"),
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
@@ -81,6 +87,8 @@ _FIELDS = (
                  description="mislabel, outlier, duplicate, duplicate_box"),
     PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
     PayloadField(ORIGINAL_LABEL, "keyword", description="the label before a relabel in the app"),
+    PayloadField(REVIEW, "object", shown=False,
+                 description="review decisions per issue: {issue: {decision, at, label, suggested, sha1, ...}}"),
     PayloadField(PREDICTION, "keyword", indexed=True, description="an imported model's predicted label"),
     PayloadField(PREDICTION_CONFIDENCE, "float", indexed=True, description="its confidence"),
     PayloadField(PREDICTION_CORRECT, "bool", indexed=True, description="prediction == label"),
@@ -100,14 +108,27 @@ _FIELDS = (
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
-# The values of QUALITY_FLAGS.
+# The values of QUALITY_FLAGS, which are also the issues a review decision is about.
 MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG = "mislabel", "outlier", "duplicate"
+QUALITY_FLAG_VALUES = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
 DUPLICATE_BOX_FLAG = "duplicate_box"  # object points: overlaps another box of its image
+FLAG_COLUMN_SUFFIX = "_flag"  # exports give each flag a yes/no column: mislabel_flag, ...
+
+
+def flag_column(flag: str) -> str:
+    """The export column that says whether a point has the quality flag `flag`."""
+    return f"{flag}{FLAG_COLUMN_SUFFIX}"
+
+
+def review_column(issue: str) -> str:
+    """The export column holding a point's review status for `issue` (review/decisions.py)."""
+    return f"{issue}_review"
+
 
 # --- groups other modules use ----------------------------------------------------------------
 METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA)
-SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, OUTLIER_SCORE, UNIQUENESS, DUPLICATE_GROUP,
-                EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
+SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
+                DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
@@ -154,4 +175,4 @@ def index_kind(name: str) -> str | None:
     """The payload index kind of a declared, indexed field ('keyword', 'float', 'integer',
     'bool'); None for fields without an index."""
     field = FIELDS.get(name)
-    return field.kind if field is not None and field.indexed else None
+    return field.kind if field is not None and field.indexed and field.kind != "object" else None

@@ -115,11 +115,31 @@ def test_csv_and_jsonl_one_row_per_box(tagged) -> None:
         assert row["label"] == label and json.loads(row["bbox"]) == bbox and float(row["mislabel_score"]) >= 0
     relabelled = next(r for r in rows if r["annotation_id"] == "2")
     assert (relabelled["label"], relabelled["original_label"], relabelled["tags"]) == ("bird", "dog", "keep")
+    for row in rows:  # one yes/no column per flag, duplicate boxes included, and the review status
+        flags = set(filter(None, row["quality_flags"].split("|")))
+        assert {f for f in ("mislabel", "outlier", "duplicate", "duplicate_box") if row[f"{f}_flag"] == "True"} == flags
+        assert row["mislabel_review"] == ("pending" if "mislabel" in flags else "")
     assert cli(qdrant, "export", "--collection", "c-objects", "--label", "cat", "--format", "jsonl",
                "--out", str(tmp / "b.jsonl")) == 0
     records = [json.loads(line) for line in (tmp / "b.jsonl").read_text().splitlines()]
     assert sorted(r["annotation_id"] for r in records) == [1, 4, 20]
     assert all(r["bbox"] == stored[(r["path"], r["annotation_id"])][1] for r in records)
+
+
+def test_a_review_decision_on_a_box_shows_in_exports_and_the_review_filter(tagged) -> None:
+    from review import KEPT, ReviewBook
+
+    qdrant, tmp = tagged["qdrant"], tagged["tmp"]
+    box = object_point_id("a.png", 2)
+    store = open_store(path=str(qdrant))
+    try:
+        ReviewBook(store.open("c-objects")).decide("mislabel", [box], KEPT)
+    finally:
+        store.close()
+    assert cli(qdrant, "export", "--collection", "c-objects", "--review", "kept", "--format", "jsonl",
+               "--out", str(tmp / "kept.jsonl")) == 0
+    [record] = [json.loads(line) for line in (tmp / "kept.jsonl").read_text().splitlines()]
+    assert (record["id"], record["mislabel_review"], record["review"]["mislabel"]["label"]) == (box, "kept", "bird")
 
 
 def test_tag_subset_delete_and_filters_on_boxes(tagged, capsys: pytest.CaptureFixture[str]) -> None:

@@ -35,8 +35,11 @@ def test_indexing_wrote_scores_metrics_and_flags(opened) -> None:
         assert isinstance(payload["quality_flags"], list)
         assert payload["area"] == 16 * 16
     # Indexed for other tools: a range filter on a score goes through the engine.
-    high = opened.count(PointFilter(ranges={"outlier_score": (0.0, None)}))
-    assert high == 12
+    # outlier_score is a robust z-score (half the points below 0); uniqueness a distance.
+    assert opened.count(PointFilter(ranges={"outlier_score": (-100.0, None)})) == 12
+    assert opened.count(PointFilter(ranges={"uniqueness": (0.0, None)})) == 12
+    # Random noise images carry no information about their labels: nothing is flagged.
+    assert not any("mislabel" in p["quality_flags"] for p in payloads)
     assert opened.read_metadata()["analysis"]["k"] == 10
 
 

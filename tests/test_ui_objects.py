@@ -207,7 +207,7 @@ def test_handover_selects_the_images_of_boxes_and_the_boxes_of_images(client) ->
     url, count = handover(link, chosen)
     assert url.startswith("/?selection=") and count == 2
     state = MapState()
-    UrlParams(link.store).apply(image_ctx.table, state, {"selection": url.split("=", 1)[1]})
+    UrlParams(link.store).apply(image_ctx, state, {"selection": url.split("=", 1)[1]})
     assert state.selected_ids(image_ctx.table) == images_of_objects(objects, chosen)
     assert set(state.selected_ids(image_ctx.table)) == {point_id("scenes/03.png"), point_id("scenes/07.png")}
     assert "images of 3 objects" in count_line(image_ctx.table, state)
@@ -216,7 +216,7 @@ def test_handover_selects_the_images_of_boxes_and_the_boxes_of_images(client) ->
     url, count = handover(back, state.selected_ids(image_ctx.table))
     assert url.startswith("/objects/?selection=")
     boxes = MapState()
-    UrlParams(back.store).apply(object_ctx.table, boxes, {"selection": url.split("=", 1)[1]})
+    UrlParams(back.store).apply(object_ctx, boxes, {"selection": url.split("=", 1)[1]})
     expected = objects_of_images(objects, state.selected_ids(image_ctx.table))
     assert set(boxes.selected_ids(object_ctx.table)) == set(expected) and count == len(expected)
     layout = ui_detection_boxes()
@@ -225,7 +225,7 @@ def test_handover_selects_the_images_of_boxes_and_the_boxes_of_images(client) ->
     assert f"{len(expected)} of {objects.count()}</b> objects selected (objects of 2 images)" in line
     # An unknown or expired token leaves the view alone.
     untouched = MapState()
-    UrlParams(back.store).apply(object_ctx.table, untouched, {"selection": "expired00000"})
+    UrlParams(back.store).apply(object_ctx, untouched, {"selection": "expired00000"})
     assert not untouched.selection.active
 
 

@@ -1,110 +1,142 @@
-"""The Label quality and Model performance tabs: pure helpers on a small store collection with
-planted scores, and one browser run (confused pair -> map selection, accept suggestion)."""
+"""The Label quality tab (review queue) and the Model performance tab: helpers on a small
+collection analysed for real (three planted label flips), and browser runs of the queue:
+keyboard accept, keep, undo, progress, decisions surviving a server restart."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import build_ui_collection
-from store import point_id
+from review import ACCEPTED, KEPT, PENDING, QueueFilter, ReviewBook
+from scoring.analyze import analyze_collection
+from store import open_store, point_id
 from ui import performance_page, quality_page
 from ui.table import PointTable
 
-PAIR_IDS = [point_id(f"cat/{i:03d}.png") for i in range(5)] + [point_id("dog/000.png")]
+# Each point moved to another class's label: the analysis must flag exactly these three.
+FLIPS = {"cat/000.png": "dog", "dog/005.png": "bird", "bird/000.png": "cat"}
 
 
 def pid(label: str, i: int) -> str:
     return point_id(f"{label}/{i:03d}.png")
 
 
-def plant_scores(collection) -> None:
-    """Scores as `python app.py analyze` would write them, chosen so every ranking is known."""
-    columns = collection.columns(["label", "path"])
-    ids, payloads = [], []
-    mislabels = {pid("cat", i): (s, "dog") for i, s in enumerate((0.9, 0.8, 0.7, 0.6, 0.55))}
-    mislabels[pid("cat", 5)] = (0.3, "dog")            # below the default minimum score
-    mislabels[pid("dog", 0)] = (0.95, "cat")           # dismissed below
-    outliers = {pid("bird", 0): (5.0, False), pid("bird", 1): (3.0, True)}
-    groups = {pid("dog", 10): 0, pid("dog", 11): 0, pid("dog", 12): 0, pid("bird", 20): 1, pid("bird", 21): 1}
-    for point, label in zip(columns.ids, columns.values["label"]):
-        score, suggested = mislabels.get(point, (0.0, label))
-        outlier, flagged = outliers.get(point, (1.0, False))
-        flags = (["mislabel"] if score >= 0.5 else []) + (["outlier"] if flagged else [])
-        ids.append(point)
-        payloads.append({"mislabel_score": score, "suggested_label": suggested, "outlier_score": outlier,
-                         "uniqueness": 0.5, "duplicate_group": groups.get(point, -1), "exact_duplicate_group": -1,
-                         "quality_flags": flags})
-    collection.set_payloads(ids, payloads)
-    collection.add_tag([pid("dog", 0)], quality_page.DISMISSED_TAG)
-    pairs = [{"class_a": "cat", "class_b": "dog", "a_to_b": 5, "b_to_a": 1, "count": 6, "share": 0.075,
-              "ids": PAIR_IDS},
-             {"class_a": "bird", "class_b": "cat", "a_to_b": 1, "b_to_a": 0, "count": 1, "share": 0.0125,
-              "ids": [pid("bird", 3)]}]
-    path = collection.artifact_dir / "confused-pairs.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(pairs))
-    collection.flush()
+def flip_and_analyse(collection) -> None:
+    for path, label in FLIPS.items():
+        collection.set_payload([point_id(path)], {"label": label})
+    analyze_collection(collection, add_metrics=False)
 
 
 @pytest.fixture
-def planted(tmp_path: Path):
+def analysed(tmp_path: Path):
     store, collection, _ = build_ui_collection(tmp_path)
-    plant_scores(collection)
+    flip_and_analyse(collection)
     yield collection
     store.close()
 
 
+@pytest.fixture
+def planted(tmp_path: Path):
+    """The plain UI collection (labels as built), for the Model performance tab."""
+    store, collection, _ = build_ui_collection(tmp_path)
+    yield collection
+    store.close()
+
+
+def filters(**changes) -> quality_page.Filters:
+    values = dict(issue="mislabel", pair="", label="", low=None, high=None, show=PENDING, widen=False)
+    values.update(changes)
+    return quality_page.Filters(**values)
+
+
 # --- label quality helpers ------------------------------------------------------------------
-def test_rankings_and_tables(planted) -> None:
-    table = PointTable(planted)
-    data = quality_page.load_quality(table)
-    assert data.analysed
-    rows = quality_page.mislabel_rows(table, data)
-    assert table.ids_for_rows(rows) == [pid("cat", i) for i in range(5)]   # dismissed dog/000 left out
-    assert len(quality_page.mislabel_rows(table, data, min_score=0.2)) == 6
-    assert len(quality_page.mislabel_rows(table, data, min_score=0.2, limit=3)) == 3
-    html = quality_page.mislabel_table(table, data, rows)
-    assert f'src="/thumb/{pid("cat", 0)}"' in html and html.count("<tr data-id=") == 5
-    assert 'class="es-q-suggested">dog<' in html
-    choices = quality_page.row_choices(table, rows, data)
-    assert choices[0] == ("cat/000.png · cat → dog (0.90)", pid("cat", 0))
-
-    outliers = table.ids_for_rows(quality_page.outlier_rows(table, data, limit=3))
-    assert outliers[:2] == [pid("bird", 1), pid("bird", 0)]                # flagged first, then by score
-    groups = quality_page.duplicate_groups(data)
-    assert [sorted(table.ids_for_rows(g)) for g in groups] == [
-        sorted([pid("dog", 10), pid("dog", 11), pid("dog", 12)]), sorted([pid("bird", 20), pid("bird", 21)])]
-
-    pairs = quality_page.load_pairs(planted)
-    assert quality_page.pair_choices(pairs)[0] == ("cat ↔ dog (6: 5 → / ← 1)", "0")
-    assert set(table.ids_for_rows(quality_page.pair_rows(table, pairs, "0"))) == set(PAIR_IDS)
-    assert quality_page.pair_rows(table, pairs, None) is None and quality_page.pair_rows(table, pairs, "9") is None
-    assert "<td>cat</td><td>dog</td>" in quality_page.pairs_table(pairs)
+def test_the_analysis_flags_the_flips_and_the_card_shows_the_evidence(analysed) -> None:
+    table = PointTable(analysed)
+    book = ReviewBook(analysed)
+    items = book.queue("mislabel", QueueFilter())
+    assert {item.key for item in items} == {point_id(p) for p in FLIPS}
+    flipped = next(item for item in items if item.key == pid("dog", 5))
+    assert (flipped.label, flipped.suggested) == ("bird", "dog") and flipped.score > 0.5
+    session = quality_page.ReviewSession(current=flipped.key)
+    view = quality_page.render(table, book, quality_page.NeighbourIndex(_context(analysed, table)), session, filters())
+    assert f'data-key="{flipped.key}"' in view.card and 'src="/thumb/' in view.card
+    assert '<span class="es-rq-given">bird</span>' in view.card and '<span class="es-rq-suggested">dog</span>' in view.card
+    assert view.card.count("<figure") == quality_page.NEIGHBOURS  # the neighbours that voted
+    assert view.card.count('data-label="dog"') == quality_page.NEIGHBOURS
+    assert 'data-reviewed="0" data-total="3"' in view.progress and "0 of 3 reviewed" in view.progress
+    assert "<kbd>A</kbd> accept suggestion" in view.keys
 
 
-def test_actions_write_to_store_and_table(planted) -> None:
-    table = PointTable(planted)
-    data = quality_page.load_quality(table)
-    rows = quality_page.mislabel_rows(table, data)[:2]
-    ids = table.ids_for_rows(rows)
-    assert quality_page.accept_suggestions(table, data, rows) == 2
-    assert [table.label_of(r) for r in rows] == ["dog", "dog"]
-    stored = {r.id: r.payload for r in planted.retrieve(ids, ["label", "original_label"])}
-    assert all(p["label"] == "dog" and p["original_label"] == "cat" for p in stored.values())
-    assert table.restore_labels(rows) == 2
-    assert {r.payload["label"] for r in planted.retrieve(ids, ["label"])} == {"cat"}
+def test_reviewer_accept_keep_undo_and_skip(analysed) -> None:
+    table = PointTable(analysed)
+    book = ReviewBook(analysed)
+    reviewer = quality_page.Reviewer(table, book)
+    session = quality_page.ReviewSession()
+    first, second, third = [item.key for item in book.queue("mislabel", QueueFilter())]
+    item = book.item("mislabel", first)
+    message = quality_page.run_command(reviewer, session, filters(), {"action": "accept", "key": first}, "")
+    assert message.startswith("Relabelled") and session.current == second
+    stored = analysed.retrieve([first], ["label", "original_label", "review"])[0].payload
+    assert stored["label"] == item.suggested == table.label_of(table.row_of[first])
+    assert stored["review"]["mislabel"]["decision"] == ACCEPTED and stored["original_label"] == item.label
+    quality_page.run_command(reviewer, session, filters(), {"action": "skip", "key": second}, "")
+    assert session.current == third
+    quality_page.run_command(reviewer, session, filters(), {"action": "keep", "key": third}, "")
+    assert book.progress("mislabel", QueueFilter()) == (2, 3)
+    assert book.item("mislabel", third).status == KEPT
+    # U undoes the last decision (keep), then the one before (accept: the label comes back).
+    quality_page.run_command(reviewer, session, filters(), {"action": "undo", "key": ""}, "")
+    assert book.item("mislabel", third).status == PENDING and session.current == third
+    quality_page.run_command(reviewer, session, filters(), {"action": "undo", "key": ""}, "")
+    restored = analysed.retrieve([first], ["label", "original_label", "review"])[0].payload
+    assert restored == {"label": item.label} and table.label_of(table.row_of[first]) == item.label
+    assert book.progress("mislabel", QueueFilter()) == (0, 3)
+    # A tag decision tags the point; its undo removes the tag.
+    quality_page.run_command(reviewer, session, filters(), {"action": "tag", "key": second}, "check me")
+    assert "check me" in table.tags_of([table.row_of[second]])[0]
+    reviewer.undo("mislabel", [second])
+    assert "check me" not in table.tags_of([table.row_of[second]])[0]
+    assert quality_page.run_command(reviewer, session, filters(), {"action": "tag", "key": second}, "a\tb")\
+        .startswith("invalid tag")
 
-    chosen = quality_page.chosen_rows(table, [ids[1]], quality_page.mislabel_rows(table, data))
-    assert table.edit_tags(chosen, quality_page.DISMISSED_TAG, True) == 1
-    assert ids[1] not in table.ids_for_rows(quality_page.mislabel_rows(table, data))
 
-    assert quality_page.keep_one(table, quality_page.duplicate_groups(data)) == (2, 3)
-    tagged = {r.id for r in planted.retrieve(planted.ids(), ["tags"]) if "duplicate" in (r.payload.get("tags") or [])}
-    assert len(tagged) == 3 and len(tagged & {pid("dog", 10), pid("dog", 11), pid("dog", 12)}) == 2
-    assert 'data-size="3"' in quality_page.duplicates_html(table, quality_page.duplicate_groups(data))
+def test_duplicate_group_keep_one_tag_the_rest(analysed) -> None:
+    group = [pid("cat", 10), pid("cat", 11), pid("cat", 12)]
+    analysed.set_payload(group, {"duplicate_group": 0, "quality_flags": ["duplicate"]})
+    table = PointTable(analysed)
+    book = ReviewBook(analysed)
+    reviewer = quality_page.Reviewer(table, book)
+    [item] = book.queue("duplicate", QueueFilter())
+    session = quality_page.ReviewSession()
+    dup = filters(issue="duplicate")
+    quality_page.run_command(reviewer, session, dup, {"action": "choose", "key": item.key, "id": group[1]}, "")
+    card = quality_page.render(table, book, quality_page.NeighbourIndex(_context(analysed, table)), session, dup).card
+    assert f'data-keep="{group[1]}"' in card
+    quality_page.run_command(reviewer, session, dup, {"action": "keep", "key": item.key}, "")
+    tags = dict(zip(group, table.tags_of(table.rows_for_ids(group))))
+    assert tags[group[1]] == [] and tags[group[0]] == ["duplicate"] and tags[group[2]] == ["duplicate"]
+    assert book.progress("duplicate", QueueFilter()) == (1, 1)
+    reviewer.undo("duplicate", list(item.ids))
+    assert all(t == [] for t in table.tags_of(table.rows_for_ids(group)))
+
+
+def test_filters_of_reads_the_controls() -> None:
+    current = quality_page.filters_of("mislabel", "cat|dog", "", " 0.5 ", "x", "all", True)
+    flt = current.queue_filter()
+    assert flt.pair == ("cat", "dog") and flt.score_range == (0.5, None) and flt.statuses is None
+    assert flt.min_score == 0.5 and quality_page.filters_of("outlier", None, None, "", "", None, False)\
+        .queue_filter().statuses == (PENDING,)
+
+
+def _context(collection, table):
+    """Just what NeighbourIndex reads from the AppContext."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(collection=collection, table=table)
 
 
 def test_unanalysed_collection_says_how_to_analyse(ui_collection) -> None:
@@ -113,7 +145,6 @@ def test_unanalysed_collection_says_how_to_analyse(ui_collection) -> None:
     _, collection, _ = ui_collection
     titles = [title for title, _ in DEFAULT_PAGES]
     assert "Label quality" in titles and "Model performance" in titles
-    assert not quality_page.load_quality(PointTable(collection)).analysed
     demo = build_app(collection)
     config = json.dumps(demo.config, default=str)
     assert "python app.py analyze --collection ui" in config
@@ -152,39 +183,155 @@ def test_no_predictions(ui_collection) -> None:
 
 
 # --- the browser --------------------------------------------------------------------------------
-def test_browser_confused_pair_selects_points_and_accept_writes_label(tmp_path: Path) -> None:
-    browser_tests = pytest.importorskip("test_ui_browser")
+def _open_queue(browser_tests, chromium, url: str):
+    page = browser_tests.open_page(chromium, url)
+    browser_tests.open_tab(page, "Label quality")
+    page.wait_for_selector(".es-rq-card[data-key]:not([data-key=''])")
+    return page
 
+
+def _progress(page) -> tuple[int, int]:
+    values = page.eval_on_selector(".es-rq-progress", "p => [+p.dataset.reviewed, +p.dataset.total]")
+    return values[0], values[1]
+
+
+def _wait_progress(page, reviewed: int) -> None:
+    page.wait_for_function("n => { const p = document.querySelector('.es-rq-progress');"
+                           " return p && +p.dataset.reviewed === n; }", arg=reviewed)
+
+
+def _card_key(page) -> str:
+    return page.eval_on_selector(".es-rq-card", "c => c.dataset.key")
+
+
+def test_browser_review_queue_keyboard_undo_and_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    browser_tests = pytest.importorskip("test_ui_browser")
     if not Path(browser_tests.CHROMIUM).exists():
         pytest.skip(f"needs {browser_tests.CHROMIUM}")
+    from ui.app import start_server
+
+    monkeypatch.setenv("EMBEDSCAPE_ARTIFACTS", str(tmp_path / "artifacts"))
     store, collection, _ = build_ui_collection(tmp_path)
-    plant_scores(collection)
-    try:
-        with browser_tests.explorer_page(collection) as page:
-            page.get_by_role("tab", name="Label quality").click()
-            page.wait_for_selector("#es-q-mislabel-table")
+    flip_and_analyse(collection)
+    running = start_server(collection)
+    with browser_tests.playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True, args=browser_tests.ARGS)
+        try:
+            page = _open_queue(browser_tests, chromium, running.url)
+            assert _progress(page) == (0, 3)
+            assert "Keys:" in page.text_content("#es-rq-keys")
+            first = _card_key(page)
+            before = collection.retrieve([first], ["label", "suggested_label"])[0].payload
 
-            # Choosing a confused pair selects exactly its points on the map.
-            page.get_by_label("cat ↔ dog (6: 5 → / ← 1)").check()
-            browser_tests.wait_selected(page, len(PAIR_IDS))
-            assert f"{len(PAIR_IDS)} of 120" in page.text_content("#es-count")
-            page.wait_for_function("n => window.embedscapeMap.selectedRows().length === n", arg=len(PAIR_IDS))
-            rows = page.evaluate("() => window.embedscapeMap.selectedRows()")
-            table = PointTable(collection)
-            assert set(table.ids_for_rows(sorted(rows))) == set(PAIR_IDS)
+            # A: accept. The store gets the suggested label and keeps the original; the map recolours.
+            page.keyboard.press("a")
+            _wait_progress(page, 1)
+            stored = collection.retrieve([first], ["label", "original_label", "review"])[0].payload
+            assert stored["label"] == before["suggested_label"] and stored["original_label"] == before["label"]
+            assert stored["review"]["mislabel"]["decision"] == "accepted"
+            assert "1 of 3 reviewed" in page.text_content(".es-rq-progress")
+            second = _card_key(page)
+            assert second != first
 
-            # Accept the suggestion for one chosen row: the store gets the label, keeps the original.
-            target = pid("cat", 0)
-            page.get_by_label("cat/000.png · cat → dog (0.90)").check()
-            page.click("#es-q-mis-accept")
-            page.wait_for_function("() => document.querySelector('#es-q-mis-status').innerText.includes('Relabelled 1')")
-            stored = collection.retrieve([target], ["label", "original_label"])[0].payload
-            assert stored["label"] == "dog" and stored["original_label"] == "cat"
-            assert collection.retrieve([pid("cat", 1)], ["label"])[0].payload["label"] == "cat"
-            page.wait_for_function("id => { const r = document.querySelector(`#es-q-mislabel-table tr[data-id='${id}']`);"
-                                   " return r && r.innerText.includes('relabelled (was cat)'); }", arg=target)
-            page.wait_for_function("() => [...document.querySelectorAll('#es-q-mislabel-table img')]"
-                                   ".every(i => i.complete && i.naturalWidth && i.getBoundingClientRect().width > 0)")
+            # Typing in a text box is not a shortcut: "k" in the tag box decides nothing.
+            page.click("#es-rq-tag textarea, #es-rq-tag input")
+            page.keyboard.type("k")
+            page.wait_for_timeout(500)
+            assert _progress(page) == (1, 3) and _card_key(page) == second
+            page.click(".es-rq-progress")  # leave the text box
+
+            # K: keep the label; the button works as the key does.
+            page.keyboard.press("k")
+            _wait_progress(page, 2)
+            assert collection.retrieve([second], ["review"])[0].payload["review"]["mislabel"]["decision"] == "kept"
+            third = _card_key(page)
+            page.click(f".es-rq-card button[data-action='keep'][data-key='{third}']")
+            _wait_progress(page, 3)
+            assert "Nothing left to review" in page.text_content("#es-rq-card")
+
+            # U: undo the last decision; the card is back.
+            page.keyboard.press("u")
+            _wait_progress(page, 2)
+            assert _card_key(page) == third and "review" not in collection.retrieve([third], ["review"])[0].payload
+            page.fill("#es-rq-tag textarea, #es-rq-tag input", "mislabeled")
+            page.wait_for_function("() => [...document.querySelectorAll('.es-rq-card img, .es-rq-strip img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)")
+            page.evaluate("() => window.scrollTo(0, 0)")
             page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-label-quality.png"), full_page=True)
+        finally:
+            running.stop()
+            store.close()
+
+        # Restart: a new server on the reopened store shows the same decisions.
+        store = open_store(path=str(tmp_path / "qdrant"))
+        try:
+            running = start_server(store.open("ui"))
+            page = _open_queue(browser_tests, chromium, running.url)
+            assert _progress(page) == (2, 3) and _card_key(page) == third
+            quality_filter_show(page, "Reviewed")
+            page.wait_for_function("k => { const c = document.querySelector('.es-rq-card');"
+                                   " return c && c.dataset.status !== 'pending'; }", arg=third)
+            assert _card_key(page) in (first, second)
+            running.stop()
+        finally:
+            store.close()
+            chromium.close()
+
+
+def quality_filter_show(page, choice: str) -> None:
+    """Pick `choice` in the queue's Show dropdown."""
+    page.click("#es-rq-show input")
+    page.get_by_role("option", name=choice, exact=True).click()
+
+
+def test_browser_review_queue_of_boxes_shows_crop_image_and_box_neighbours(tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a detection dataset's Objects explorer the queue's card is a box: its crop, its whole
+    image with every box drawn (as the detail view shows it), and boxes as the evidence."""
+    browser_tests = pytest.importorskip("test_ui_browser")
+    if not Path(browser_tests.CHROMIUM).exists():
+        pytest.skip(f"needs {browser_tests.CHROMIUM}")
+    import httpx
+
+    from detection_fixtures import build_detection_ui
+    from indexer.objects import object_point_id
+    from ui.app import start_server
+
+    monkeypatch.setenv("EMBEDSCAPE_ARTIFACTS", str(tmp_path / "artifacts"))
+    store, images, objects, _ = build_detection_ui(tmp_path / "det")
+    flipped = object_point_id("scenes/05.png", 1)
+    true_label = objects.retrieve([flipped], ["label"])[0].payload["label"]
+    wrong = next(c for c in ("cat", "dog", "bird") if c != true_label)
+    objects.set_payload([flipped], {"label": wrong})
+    analyze_collection(objects, add_metrics=False)
+    box_ids = set(objects.ids())
+    running = start_server(images, objects=objects)
+    try:
+        with browser_tests.playwright_api.sync_playwright() as p:
+            chromium = p.chromium.launch(executable_path=browser_tests.CHROMIUM, headless=True,
+                                         args=browser_tests.ARGS)
+            try:
+                page = _open_queue(browser_tests, chromium, running.url + "/objects/")
+                assert _card_key(page) == flipped and _progress(page) == (0, 1)
+                card = page.locator(".es-rq-card")
+                assert card.locator(f"img.es-rq-image[src='/thumb/{flipped}']").count() == 1  # the crop
+                assert card.locator(f"img.es-rq-context[src='/boxes/{flipped}']").count() == 1  # its image
+                assert page.text_content(".es-rq-given") == wrong
+                assert page.text_content(".es-rq-suggested") == true_label
+                neighbours = page.eval_on_selector_all(".es-rq-evidence img", "imgs => imgs.map(i => i.dataset.id)")
+                assert len(neighbours) == quality_page.NEIGHBOURS and set(neighbours) <= box_ids - {flipped}
+                page.wait_for_function("() => [...document.querySelectorAll('.es-rq-card img')]"
+                                       ".every(i => i.complete && i.naturalWidth > 0)")
+                picture = httpx.get(f"{running.url}/boxes/{flipped}", timeout=20)
+                assert picture.status_code == 200 and picture.headers["content-type"].startswith("image/")
+
+                page.keyboard.press("a")
+                _wait_progress(page, 1)
+                stored = objects.retrieve([flipped], ["label", "original_label", "review"])[0].payload
+                assert (stored["label"], stored["original_label"]) == (true_label, wrong)
+                assert stored["review"]["mislabel"]["decision"] == ACCEPTED
+            finally:
+                chromium.close()
     finally:
+        running.stop()
         store.close()

@@ -19,7 +19,10 @@ Modules
                       with its boxes drawn): dataset files only, cached thumbnails
     handoff.py        the Images | Objects switch and "Show their images / objects" between the two
                       explorers of a detection dataset (selections handed over under short tokens)
-    url_params.py     what the page URL's query parameters do on load (?selection=<token>)
+    url_params.py     the page URL as a view: applied on load (colour, filters, zoom, selection by ids,
+                      subset or hand-over token), and the "Copy link" control that builds it
+    view_link.py      the view <-> query parameters (pure; ids as base64url, MAX_QUERY_CHARS)
+    page_layout.py    the page's frame: map beside the panels, the drag handle between them
     box_quality_page.py   the Duplicate boxes tab of an object explorer
     views.py          HTML of the count line, grid, distribution and detail card
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)

@@ -6,7 +6,8 @@
     start_server(collection, host, port, ...) -> RunningServer         # in a thread (tests, bench)
 
 Layout: the map (with its colour / filter / search controls) on the left, tabs on the
-right. The Explorer tab is ui/explorer.py; later pages are `(title, build)` pairs in
+right, split by a handle the user drags (ui/page_layout.py); tab titles wrap onto more rows
+rather than hide in a menu. The Explorer tab is ui/explorer.py; later pages are `(title, build)` pairs in
 `pages`, each `build(ctx: AppContext)` (see ui/context.py) runs inside its own tab.
 
 A detection dataset (`objects`: the object collection NAME-objects beside the images) is
@@ -48,12 +49,13 @@ from ui.map_overlays import max_thumbnails
 from ui.map_view import add_view_routes, max_points
 from ui.state import MapState
 from ui.table import PointTable
-from ui.url_params import UrlParams
+from ui.url_params import UrlParams, share_link_control, wire_share_link
+from ui.page_layout import CSS as LAYOUT_CSS
+from ui.page_layout import MAP_COLUMN, PANELS_COLUMN, split_handle
 from ui.views import CSS as VIEWS_CSS
 
 Page = tuple[str, Callable[[AppContext], None]]
-APP_CSS = VIEWS_CSS + HANDOFF_CSS + """
-#es-map-col { min-width: 520px; }
+APP_CSS = VIEWS_CSS + HANDOFF_CSS + LAYOUT_CSS + """
 #es-pager { text-align: center; }
 """
 OBJECTS_PREFIX = "/objects"  # where a detection dataset's boxes are explored
@@ -86,22 +88,24 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
     own_pages = OBJECT_PAGES if is_object_collection(collection) else []
     figure.layout(), figure.trace_template(len(table))  # plotly's validators load here, not on page load
     metadata = collection.read_metadata()
-    with gr.Blocks(title=f"embedscape · {collection.name}") as demo:
+    with gr.Blocks(title=f"embedscape · {collection.name}", fill_width=True) as demo:
         state = gr.State(MapState(colour_by=explorer.default_colour(table), table_version=table.version))
         with gr.Row(equal_height=True):
             gr.Markdown(f"### embedscape · `{collection.name}` · {table.size:,} {kind.noun or 'images'} · "
                         f"model `{metadata.get('model', '?')}`")
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
+            share = share_link_control()
         with gr.Row():
-            with gr.Column(scale=3, elem_id="es-map-col"):
+            with gr.Column(elem_id=MAP_COLUMN, min_width=0):
                 controls = explorer.build_map_controls(table)
                 chart = map_component(prefix, max_thumbnails(map_thumbnails))
                 live_controls = explorer.build_live_controls(shared=not collection.exclusive)
                 search = explorer.build_search_controls(text_encoder is not None)
-            with gr.Column(scale=2):
+            split_handle()
+            with gr.Column(elem_id=PANELS_COLUMN):
                 ctx = AppContext(collection, live, text_encoder, chart, state)
-                with gr.Tabs():
+                with gr.Tabs(overflow_behavior="wrap"):
                     with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
                         if link is not None:
                             build_handover(ctx, link)
@@ -111,7 +115,8 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                             build(ctx)
         # The first message to the map (coordinates, colours) goes per session on load, from a
         # table checked against the collection (other writers' edits since the last check).
-        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params)
+        explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params or UrlParams())
+        wire_share_link(ctx, share)
         ctx.wire_followers()
     demo.embedscape_context = ctx  # type: ignore[attr-defined]  # for tests and tools
     return demo

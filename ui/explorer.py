@@ -88,13 +88,13 @@ def build_map_controls(table: PointTable) -> MapControls:
         modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
         modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
         colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
-                          min_width=250)
+                          min_width=290)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
-                             elem_id="es-filter-labels", scale=2, min_width=160)
+                             elem_id="es-filter-labels", scale=2, min_width=130)
         tags = gr.Dropdown(list(table.tag_counts()), multiselect=True, label="Show tags", value=[],
-                           elem_id="es-filter-tags", scale=2, min_width=160)
+                           elem_id="es-filter-tags", scale=2, min_width=130)
         field = gr.Dropdown([("(none)", ""), *colour_fields(table)], value="", label="Colour by field",
-                            elem_id="es-colour-field", scale=2, min_width=160)
+                            elem_id="es-colour-field", scale=2, min_width=130)
         names = gr.Checkbox(default_colour(table) == "cluster", label="Cluster names", elem_id="es-names",
                             visible=load_clusters(table) is not None, scale=1, min_width=120)
     return MapControls(colour, labels, tags, field, names)
@@ -164,24 +164,34 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
     """Other writers' edits (ui/live_table.py) reach the page on load, on "Reload", and at the
     page's timer tick after the app's own check found them; the selection, the grid's page and
     the view stay as they were, and the lists of labels, tags and fields follow. On load, the
-    page URL's query parameters set the view (`url_params`)."""
-    outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list]
+    page URL's query parameters set the view (`url_params`), and the controls show it."""
+    outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list,
+               controls.colour]
     shared = not ctx.collection.exclusive
 
-    def choices(state: MapState) -> tuple[Any, ...]:
+    def choices(state: MapState, show_view: bool = False) -> tuple[Any, ...]:
         table, change = ctx.table, ctx.live.last_change
         tags = table.tag_counts()
-        return (state, change.describe() if change else "", gr.Dropdown(choices=table.label_names),
-                gr.Dropdown(choices=list(tags)), gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)]),
-                gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)))
+        field = state.colour_by[len("field:"):] if state.colour_by.startswith("field:") else ""
+
+        def shown(value: Any) -> dict[str, Any]:  # `show_view`: the controls are set to the session's view
+            return {"value": value} if show_view else {}
+
+        return (state, change.describe() if change else "",
+                gr.Dropdown(choices=table.label_names, **shown(state.filter_labels)),
+                gr.Dropdown(choices=list(tags), **shown(state.filter_tags)),
+                gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)], **shown(field)),
+                gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)),
+                gr.Radio(value=state.colour_by) if show_view and not field else gr.skip())
 
     def on_load(state: MapState, request: gr.Request) -> Any:
         if shared:
             ctx.live.check_since(time.monotonic())
-        if url_params is not None and request is not None:
-            state = url_params.apply(ctx.table, state, request.query_params)
+        linked = url_params is not None and request is not None and bool(request.query_params)
+        if linked:
+            state = url_params.apply(ctx, state, request.query_params, colour_fields)
         # The page was rendered with the lists of the first table; a newer one brings its own.
-        return choices(state) if ctx.table.version else state
+        return choices(state, show_view=linked) if ctx.table.version or linked else state
 
     def on_reload(state: MapState) -> tuple[Any, ...]:
         ctx.live.check(force=True)

@@ -43,6 +43,7 @@ SELECTION_ROWS_SENT = 200_000  # a bigger selection is shown from the view route
 DRAWN = ("box", "lasso")  # selection sources the user drew on the map: its outline stays
 BOUNDS_MARGIN = 0.04  # share of the data's extent left around it in the first view
 NAME_CHARS = 40  # a cluster name on the map is cut to this many characters
+MODEBAR_STRIP_PX = 34  # Plotly's modebar is 26 px tall, 2 px from the top
 
 
 @dataclass
@@ -214,25 +215,28 @@ def marker_size(n: int) -> float:
 
 
 @lru_cache(maxsize=8)
-def _layout(height: int) -> str:
+def _layout(height: int | None) -> str:
     return json.dumps(_build_layout(height))
 
 
-def layout(height: int = 640) -> dict[str, Any]:
-    """The map's layout (built with plotly's validators once, then cached)."""
+def layout(height: int | None = None) -> dict[str, Any]:
+    """The map's layout (built with plotly's validators once, then cached). Without a
+    `height` the chart takes its div's size (the page sizes it: ui/page_layout.py)."""
     return json.loads(_layout(height))
 
 
-def _build_layout(height: int) -> dict[str, Any]:
+def _build_layout(height: int | None) -> dict[str, Any]:
     return go.Layout(
         dragmode="select", hovermode="closest", clickmode="none",
         # A constant uirevision keeps the user's zoom and drawn selection across re-renders;
         # selectionrevision is bumped (never 0) when Python sets the selection.
-        uirevision="map", selectionrevision=1, height=height,
-        margin=dict(l=10, r=10, t=10, b=10), plot_bgcolor="white", paper_bgcolor="white",
+        uirevision="map", selectionrevision=1, height=height, autosize=height is None,
+        # The modebar gets its own strip above the plot area (MODEBAR_STRIP_PX), and the
+        # legend starts at the plot area's top: neither covers the other's buttons.
+        margin=dict(l=10, r=10, t=MODEBAR_STRIP_PX, b=10), plot_bgcolor="white", paper_bgcolor="white",
         xaxis=dict(visible=False), yaxis=dict(visible=False),
         legend=dict(itemsizing="constant", itemclick="toggle", itemdoubleclick="toggleothers",
-                    bgcolor="rgba(255,255,255,0.8)", font=dict(size=11)),
+                    bgcolor="rgba(255,255,255,0.8)", font=dict(size=11), y=1, yanchor="top"),
     ).to_plotly_json()
 
 

@@ -1,374 +1,512 @@
-"""The Label quality tab: likely mislabels, confused class pairs, outliers and near-duplicates.
+"""The Label quality tab: a review queue of likely mislabels, outliers and duplicate groups.
 
-Reads the scores `python app.py analyze` writes into the payloads (mislabel_score,
-suggested_label, outlier_score, duplicate_group, quality_flags) and the ranked confused
-pairs (scoring.analyze.confused_pairs). Every edit goes through the shared `PointTable`
-(`relabel`, `restore_labels`, `edit_tags`), which writes to the store and keeps the
-in-memory columns in step, so the map and the other tabs see it at once.
+One card at a time (ui/review_cards.py): the image, given -> suggested label, the score and
+its evidence (the nearest neighbours with their labels and similarities: the votes that made
+the score). Actions, by button or key (never while typing in a text box):
 
-    mislabels   ranked by mislabel_score; on the chosen rows (none chosen: all shown):
-                tag `mislabeled`, accept the suggested label (original kept), undo (restore),
-                dismiss (tag `mislabel-dismissed`, hidden from the list)
-    pairs       choosing a pair selects its points on the map
-    outliers    flagged first, then by outlier_score; tag `outlier` or exclude (tag `excluded`,
-                hidden from the list)
-    duplicates  groups with duplicate_group >= 0; "keep one, tag the rest `duplicate`"
+    mislabel   A accept the suggestion (relabel, original kept)  K keep the label  T tag
+    outlier    K keep (not an outlier)  E exclude (tag `excluded`)  T tag
+    duplicate  K keep the chosen one, tag the rest `duplicate`  N not duplicates
+    all        S skip (to the end of the queue, this session)  U undo the last decision
 
-The helpers above `build` are plain functions of the table and numpy arrays (tested alone).
+Every decision is written into the point's `review` payload field (review/), so it survives
+restarts, shows in exports and filters, and is never suggested again unless the data change.
+The queue is filtered by issue, class pair (which also selects the pair on the map), class,
+score range and status; "N of M reviewed" counts the filtered queue. Labels and tags change
+through the shared `PointTable`, so the map and the other tabs see an accepted label at once.
+Nothing here is specific to images: the queue works on any collection's points (objects too).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
-from html import escape
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gradio as gr
 import numpy as np
 
-from store import Collection
+from detection.boxes import is_object_collection
+from review import ACCEPTED, EXCLUDED, KEPT, PENDING, REVIEWED, TAGGED, QueueFilter, QueueItem, ReviewBook
+from review.queue import WIDEST_MIN_SCORE, pair_counts
 from store.schema import (
-    DUPLICATE_GROUP, EXCLUDED_TAG, MISLABEL_SCORE, ORIGINAL_LABEL, OUTLIER_FLAG, OUTLIER_SCORE, QUALITY_FLAGS,
-    SUGGESTED_LABEL,
+    DUPLICATE_FLAG, EXCLUDED_TAG, MISLABEL_FLAG, MISLABEL_SCORE, ORIGINAL_LABEL, OUTLIER_FLAG, InvalidTag,
+    validate_tag,
 )
 from ui.context import AppContext
+from ui.review_cards import (
+    CSS, STRIP_PAGE, Neighbour, card_html, empty_card, keys_line, progress_html, strip_html,
+)
 from ui.state import MapState
 from ui.table import PointTable
 
-MISLABEL_TAG = "mislabeled"
-DISMISSED_TAG = "mislabel-dismissed"
-OUTLIER_TAG = "outlier"
-DUPLICATE_TAG = "duplicate"
-SHOWN = 50            # rows per list
-SHOWN_GROUPS = 30     # duplicate groups shown
-DEFAULT_MIN_SCORE = 0.5
-CSS = """
-<style>
-.es-q-table { border-collapse: collapse; width: 100%; font-size: 13px; }
-.es-q-table td, .es-q-table th { padding: 2px 6px; border-bottom: 1px solid #eee; text-align: left; }
-.es-q-table img { width: 48px; height: 48px; object-fit: cover; border-radius: 3px; }
-.es-q-group { display: flex; gap: 4px; align-items: center; margin: 4px 0; flex-wrap: wrap; }
-.es-q-group img { width: 56px; height: 56px; object-fit: cover; border-radius: 3px; }
-.es-q-group .es-q-kept { outline: 2px solid #2a9d4a; }
-</style>
+MISLABEL_TAG, OUTLIER_TAG, DUPLICATE_TAG = "mislabeled", "outlier", "duplicate"
+DEFAULT_TAG = {MISLABEL_FLAG: MISLABEL_TAG, OUTLIER_FLAG: OUTLIER_TAG, DUPLICATE_FLAG: DUPLICATE_TAG}
+ISSUE_CHOICES = [("Likely mislabels", MISLABEL_FLAG), ("Outliers", OUTLIER_FLAG), ("Duplicate groups", DUPLICATE_FLAG)]
+SHOW_CHOICES = [("To review", PENDING), ("Reviewed", REVIEWED), ("All", "all")]
+ANY = ""
+NEIGHBOURS = 10
+# Key presses and clicks on the card become one command (the component's value, JSON), sent
+# with the key of the card they were made on, so a late click never acts on the next card.
+COMMAND_JS = r"""
+const scope = () => element.closest('.es-rq') || document;
+const send = (detail) => { props.value = JSON.stringify({...detail, nonce: Date.now() + Math.random()}); };
+const cardKey = () => { const c = scope().querySelector('.es-rq-card'); return c ? c.dataset.key : ''; };
+const KEYS = {a: 'accept', k: 'keep', t: 'tag', e: 'exclude', s: 'skip', u: 'undo', n: 'separate'};
+document.addEventListener('keydown', (e) => {
+  const t = e.target;
+  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
+  if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
+  const card = scope().querySelector('.es-rq-card');
+  if (!card || card.offsetParent === null) return;  // this tab is not shown
+  const action = KEYS[e.key.toLowerCase()];
+  if (!action) return;
+  e.preventDefault();
+  send({action: action, key: cardKey()});
+});
+document.addEventListener('click', (e) => {
+  if (!scope().contains(e.target)) return;
+  const button = e.target.closest('[data-action]');
+  if (button) return send({action: button.dataset.action, key: button.dataset.key || cardKey()});
+  const goto = e.target.closest('[data-goto]');
+  if (goto) return send({action: 'goto', key: goto.dataset.goto});
+  const choose = e.target.closest('[data-choose]');
+  if (choose) send({action: 'choose', key: cardKey(), id: choose.dataset.choose});
+});
 """
 
 
-# --- loading ---------------------------------------------------------------------------
+# --- session state and filters ------------------------------------------------------------
 @dataclass
-class QualityData:
-    """The analysis scores aligned to the table's rows (NaN / "" / [] where missing)."""
+class ReviewSession:
+    """One browser session's place in the queue: the card shown, what it skipped, the keys it
+    decided (newest last, for undo), the strip's page and each duplicate group's chosen keeper."""
 
-    mislabel: np.ndarray
-    suggested: list[str]
-    outlier: np.ndarray
-    duplicate: np.ndarray     # int64, -1 = none
-    flags: list[list[str]]
-
-    @property
-    def analysed(self) -> bool:
-        return bool(np.isfinite(self.mislabel).any() or np.isfinite(self.outlier).any())
+    issue: str = MISLABEL_FLAG
+    current: str | None = None
+    skipped: dict[str, list[str]] = field(default_factory=dict)
+    decided: list[tuple[str, str]] = field(default_factory=list)
+    page: int = 0
+    keep_choice: dict[str, str] = field(default_factory=dict)
 
 
-def load_quality(table: PointTable) -> QualityData:
-    numbers = table.numeric_columns([MISLABEL_SCORE, OUTLIER_SCORE, DUPLICATE_GROUP])
-    columns = table.payload_columns([SUGGESTED_LABEL, QUALITY_FLAGS])
-    suggested = [str(label or "") for label in columns[SUGGESTED_LABEL]]
-    flags = [list(flag or []) for flag in columns[QUALITY_FLAGS]]
-    groups = numbers[DUPLICATE_GROUP]
-    duplicate = np.where(np.isfinite(groups), groups, -1).astype(np.int64)
-    return QualityData(numbers[MISLABEL_SCORE], suggested, numbers[OUTLIER_SCORE], duplicate, flags)
+@dataclass(frozen=True)
+class Filters:
+    """The filter controls' values, as the handlers receive them."""
+
+    issue: str
+    pair: str
+    label: str
+    low: float | None
+    high: float | None
+    show: str
+    widen: bool
+
+    def queue_filter(self) -> QueueFilter:
+        pair = tuple(self.pair.split("|", 1)) if self.pair and "|" in self.pair else None
+        widest = WIDEST_MIN_SCORE.get(self.issue)
+        min_score = (self.low if self.low is not None else widest) if self.widen and widest is not None else None
+        statuses = None if self.show == "all" else (self.show,)
+        return QueueFilter(pair=pair, label=self.label or None, score_range=(self.low, self.high),  # type: ignore[arg-type]
+                           min_score=min_score, statuses=statuses)
 
 
-def load_pairs(collection: Collection) -> list[dict[str, Any]]:
-    """The ranked confused class pairs of the last analysis ([] before any)."""
-    from scoring.analyze import confused_pairs  # reads a JSON file; no models, no Qdrant client
-
+def _number(value: Any) -> float | None:
+    """A score bound from a text box: a finite number, or None (empty or not a number)."""
     try:
-        return list(confused_pairs(collection))
-    except (OSError, ValueError):
-        return []
-
-
-# --- ranking ---------------------------------------------------------------------------
-def mislabel_rows(table: PointTable, data: QualityData, min_score: float = DEFAULT_MIN_SCORE,
-                  limit: int = SHOWN) -> np.ndarray:
-    """Rows with a suggested label and mislabel_score >= min_score, highest first; dismissed
-    rows (tag `mislabel-dismissed`) are left out."""
-    score = data.mislabel
-    keep = np.isfinite(score) & (score >= min_score)
-    keep &= np.fromiter((bool(s) for s in data.suggested), dtype=bool, count=len(table))
-    keep &= ~table.mask(tags=[DISMISSED_TAG])
-    rows = np.flatnonzero(keep)
-    return rows[np.argsort(-score[rows], kind="stable")][:limit]
-
-
-def outlier_rows(table: PointTable, data: QualityData, limit: int = SHOWN) -> np.ndarray:
-    """Flagged outliers first, then by outlier_score, highest first; excluded rows left out."""
-    score = data.outlier
-    keep = np.isfinite(score) & ~table.mask(tags=[EXCLUDED_TAG])
-    rows = np.flatnonzero(keep)
-    flagged = np.fromiter((OUTLIER_FLAG in data.flags[r] for r in rows), dtype=bool, count=len(rows))
-    order = np.lexsort((-score[rows], ~flagged))
-    return rows[order][:limit]
-
-
-def duplicate_groups(data: QualityData, limit: int = SHOWN_GROUPS) -> list[np.ndarray]:
-    """Rows of each near-duplicate group (duplicate_group >= 0), largest group first."""
-    groups: dict[int, list[int]] = {}
-    for row in np.flatnonzero(data.duplicate >= 0):
-        groups.setdefault(int(data.duplicate[row]), []).append(int(row))
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return [np.asarray(rows, dtype=np.int64) for _, rows in ordered if len(rows) > 1][:limit]
-
-
-def pair_choices(pairs: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
-    return [(f"{p['class_a']} ↔ {p['class_b']} ({p['count']}: {p['a_to_b']} → / ← {p['b_to_a']})", str(i))
-            for i, p in enumerate(pairs)]
-
-
-def pair_rows(table: PointTable, pairs: Sequence[dict[str, Any]], choice: str | None) -> np.ndarray | None:
-    """Rows of the chosen pair's points (None for no / an unknown choice)."""
-    try:
-        pair = pairs[int(choice)]  # type: ignore[arg-type]
-    except (TypeError, ValueError, IndexError):
+        number = float(str(value).strip())
+    except (TypeError, ValueError):
         return None
-    return np.unique(table.rows_for_ids(str(i) for i in pair.get("ids", [])))
+    return number if np.isfinite(number) else None
 
 
-def chosen_rows(table: PointTable, chosen: Sequence[str] | None, shown: np.ndarray) -> np.ndarray:
-    """The rows of the chosen ids, or every shown row when none is chosen."""
-    if chosen:
-        return np.asarray(sorted(set(table.rows_for_ids(chosen).tolist())), dtype=np.int64)
-    return np.asarray(shown, dtype=np.int64)
+def filters_of(issue: str, pair: str | None, label: str | None, low: Any, high: Any, show: str | None,
+               widen: bool | None) -> Filters:
+    return Filters(issue or MISLABEL_FLAG, pair or ANY, label or ANY, _number(low), _number(high), show or PENDING,
+                   bool(widen))
 
 
-# --- actions (write to the store through the table) -----------------------------------------
-def accept_suggestions(table: PointTable, data: QualityData, rows: np.ndarray) -> int:
-    """Relabel each row to its suggested label (the store keeps `original_label`)."""
-    by_label: dict[str, list[int]] = {}
-    for row in np.asarray(rows, dtype=np.int64):
-        if data.suggested[row]:
-            by_label.setdefault(data.suggested[row], []).append(int(row))
-    return sum(table.relabel(np.asarray(group), label) for label, group in by_label.items())
+# --- evidence: neighbours as the analysis saw them ---------------------------------------
+class NeighbourIndex:
+    """Each point's nearest neighbours from the kNN graph the analysis used (loaded on first
+    use); a point the graph does not know falls back to a search in the store."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.objects = is_object_collection(ctx.collection)  # neighbours are boxes; cards show their image
+        self._graph: Any = None
+        self._row: dict[str, int] | None = None
+
+    def __call__(self, point: str) -> list[Neighbour]:
+        if self._row is None:
+            from scoring.analyze import load_graph  # reads knn.npz; no model, no Qdrant client
+
+            self._graph = load_graph(self.ctx.collection)
+            self._row = {} if self._graph is None else {str(p): i for i, p in enumerate(self._graph.ids)}
+        row = self._row.get(point)
+        if row is not None:
+            ids, sims = self._graph.ids, self._graph.similarities[row, :NEIGHBOURS]
+            return [Neighbour(str(ids[j]), float(s)) for j, s in zip(self._graph.indices[row, :NEIGHBOURS], sims)]
+        return self._search(point)
+
+    def _search(self, point: str) -> list[Neighbour]:
+        records = self.ctx.collection.retrieve([point], [], with_vectors=True)
+        if not records or records[0].vector is None:
+            return []
+        hits = self.ctx.collection.search(records[0].vector, limit=NEIGHBOURS + 1, fields=[])
+        return [Neighbour(h.id, float(h.score or 0.0)) for h in hits if h.id != point][:NEIGHBOURS]
 
 
-def keep_one(table: PointTable, groups: Sequence[np.ndarray]) -> tuple[int, int]:
-    """In each group keep the first row and tag the others `duplicate`; returns (groups, tagged)."""
-    rest = [np.sort(g)[1:] for g in groups if len(g) > 1]
-    if not rest:
-        return 0, 0
-    return len(rest), table.edit_tags(np.concatenate(rest), DUPLICATE_TAG, True)
+# --- rendering ------------------------------------------------------------------------------
+@dataclass
+class QueueView:
+    """What the queue panel shows for a session: card, progress, strip, keys line."""
+
+    card: str
+    progress: str
+    strip: str
+    keys: str
 
 
-# --- HTML ------------------------------------------------------------------------------
-def _thumb(table: PointTable, row: int, css: str = "") -> str:
-    pid = str(table.ids[row])
-    return (f'<img loading="lazy" class="{css}" src="/thumb/{pid}" alt="{escape(table.label_of(row))}" '
-            f'width="48" height="48" style="width:48px;height:48px;min-width:48px;max-width:none;object-fit:cover" '
-            f'title="{escape(table.paths[row])}">')
+def current_item(items: Sequence[QueueItem], session: ReviewSession) -> QueueItem | None:
+    keys = [item.key for item in items]
+    if session.current in keys:
+        return items[keys.index(session.current)]
+    return items[0] if items else None
 
 
-def _tags(table: PointTable, row: int) -> str:
-    return escape(", ".join(table.tags_of([row])[0]))
+def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, session: ReviewSession,
+           filters: Filters, objects: bool = False) -> QueueView:
+    """The queue panel for a session; `objects`: the points are boxes (cards show their image too)."""
+    flt = filters.queue_filter()
+    items = book.queue(filters.issue, flt, session.skipped.get(filters.issue, ()))
+    item = current_item(items, session)
+    session.current = item.key if item else None
+    reviewed, total = book.progress(filters.issue, flt)
+    counts = _status_counts(book.queue(filters.issue, replace(flt, statuses=None)))
+    if item is None:
+        card = empty_card("Nothing left to review here." if total else "No points in this queue. "
+                          "Widen it (include unflagged points) or choose another issue or filter.")
+    else:
+        payload = book.payload(item.ids[0])
+        card = card_html(table, item, payload, book.entry(item.issue, item.ids[0]),
+                         neighbours(item.ids[0]) if item.issue != DUPLICATE_FLAG else [],
+                         session.keep_choice.get(item.key), objects)
+    if item is not None and session.page * STRIP_PAGE > items.index(item):
+        session.page = items.index(item) // STRIP_PAGE
+    return QueueView(card, progress_html(reviewed, total, counts), strip_html(items, session.current, session.page),
+                     CSS + keys_line(filters.issue))
 
 
-def mislabel_table(table: PointTable, data: QualityData, rows: np.ndarray,
-                   originals: dict[str, str] | None = None) -> str:
-    if len(rows) == 0:
-        return '<p class="es-q-empty">No likely mislabels at this score.</p>'
-    originals = originals or {}
-    body = []
-    for row in rows:
-        row = int(row)
-        pid = str(table.ids[row])
-        was = originals.get(pid)
-        status = f"relabelled (was {escape(was)})" if was else ""
-        body.append(f'<tr data-id="{pid}"><td>{_thumb(table, row)}</td><td>{escape(table.paths[row])}</td>'
-                    f'<td class="es-q-label">{escape(table.label_of(row))}</td>'
-                    f'<td class="es-q-suggested">{escape(data.suggested[row])}</td>'
-                    f'<td>{data.mislabel[row]:.2f}</td><td>{_tags(table, row)}</td><td>{status}</td></tr>')
-    return ('<table class="es-q-table" id="es-q-mislabel-table"><tr><th></th><th>path</th><th>label</th>'
-            '<th>suggested</th><th>score</th><th>tags</th><th></th></tr>' + "".join(body) + "</table>")
+def _status_counts(items: Sequence[QueueItem]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item.status] = counts.get(item.status, 0) + 1
+    return counts
 
 
-def outlier_table(table: PointTable, data: QualityData, rows: np.ndarray) -> str:
-    if len(rows) == 0:
-        return '<p class="es-q-empty">No outliers.</p>'
-    body = "".join(
-        f'<tr data-id="{table.ids[r]}"><td>{_thumb(table, int(r))}</td><td>{escape(table.paths[r])}</td>'
-        f'<td>{escape(table.label_of(int(r)))}</td><td>{data.outlier[r]:.3f}</td>'
-        f'<td>{"flagged" if OUTLIER_FLAG in data.flags[r] else ""}</td><td>{_tags(table, int(r))}</td></tr>'
-        for r in rows)
-    return ('<table class="es-q-table" id="es-q-outlier-table"><tr><th></th><th>path</th><th>label</th>'
-            '<th>outlier score</th><th></th><th>tags</th></tr>' + body + "</table>")
+def pair_choices(book: ReviewBook, filters: Filters) -> list[tuple[str, str]]:
+    if filters.issue != MISLABEL_FLAG:
+        return [("(any pair)", ANY)]
+    pairs = pair_counts(book.items(MISLABEL_FLAG), filters.queue_filter())
+    return [("(any pair)", ANY)] + [(f"{a} ↔ {b} ({n}, {p} to review)", f"{a}|{b}") for a, b, n, p in pairs]
 
 
-def duplicates_html(table: PointTable, groups: Sequence[np.ndarray]) -> str:
-    if not groups:
-        return '<p class="es-q-empty">No near-duplicate groups.</p>'
-    parts = []
-    for group in groups:
-        group = np.sort(group)
-        images = "".join(_thumb(table, int(r), "es-q-kept" if i == 0 else "") for i, r in enumerate(group))
-        tagged = sum(DUPLICATE_TAG in t for t in table.tags_of(group[1:]))
-        parts.append(f'<div class="es-q-group" data-size="{len(group)}">{images}'
-                     f'<span>{len(group)} images · {tagged} tagged duplicate</span></div>')
-    return "".join(parts)
+# --- actions ----------------------------------------------------------------------------------
+class Reviewer:
+    """Carries out a card's decision: the edit itself through the PointTable (relabel, tag),
+    then the record in the ReviewBook. `undo` reverses both, from the recorded decision."""
+
+    def __init__(self, table: PointTable, book: ReviewBook) -> None:
+        self.table, self.book = table, book
+
+    def decide(self, item: QueueItem, action: str, tag: str, keep: str | None) -> str:
+        rows = self.table.rows_for_ids(item.ids)
+        if item.issue == DUPLICATE_FLAG:
+            return self._duplicates(item, action, keep)
+        if action == "accept" and item.issue == MISLABEL_FLAG and item.suggested:
+            previous = item.label
+            self.table.relabel(rows, item.suggested)
+            self.book.decide(item.issue, item.ids, ACCEPTED, previous_label=previous)
+            return f"Relabelled {item.label} → {item.suggested} (original kept; U undoes)."
+        if action == "keep":
+            self.book.decide(item.issue, item.ids, KEPT)
+            return "Kept as it is; it will not be suggested again unless the data change."
+        if action == "exclude" and item.issue == OUTLIER_FLAG:
+            self.table.edit_tags(rows, EXCLUDED_TAG, True)
+            self.book.decide(item.issue, item.ids, EXCLUDED, tag=EXCLUDED_TAG)
+            return f"Excluded (tag '{EXCLUDED_TAG}')."
+        if action == "tag":
+            self.table.edit_tags(rows, tag, True)
+            self.book.decide(item.issue, item.ids, TAGGED, tag=tag)
+            return f"Tagged '{tag}'."
+        return ""
+
+    def _duplicates(self, item: QueueItem, action: str, keep: str | None) -> str:
+        if action == "separate":
+            self.book.decide(item.issue, item.ids, KEPT, group=item.key)
+            return "Marked as not duplicates: every image kept."
+        if action != "keep":
+            return ""
+        keeper = keep if keep in item.ids else item.ids[0]
+        rest = [point for point in item.ids if point != keeper]
+        self.table.edit_tags(self.table.rows_for_ids(rest), DUPLICATE_TAG, True)
+        self.book.decide(item.issue, [keeper], KEPT, group=item.key)
+        self.book.decide(item.issue, rest, TAGGED, group=item.key, tag=DUPLICATE_TAG)
+        return f"Kept one; tagged {len(rest)} '{DUPLICATE_TAG}'."
+
+    def undo(self, issue: str, ids: Sequence[str]) -> int:
+        """Reverse the recorded decision on `ids`: restore the label, remove the tag it added."""
+        for point in ids:
+            entry = self.book.entry(issue, point)
+            if entry is None:
+                continue
+            rows = self.table.rows_for_ids([point])
+            if entry["decision"] == ACCEPTED:
+                self._restore_label(rows, point, entry.get("previous"))
+            if entry.get("tag") and entry["decision"] in (TAGGED, EXCLUDED):
+                self.table.edit_tags(rows, str(entry["tag"]), False)
+        return self.book.undo(issue, ids)
+
+    def _restore_label(self, rows: np.ndarray, point: str, previous: Any) -> None:
+        original = self.book.collection.retrieve([point], [ORIGINAL_LABEL])
+        stored = original[0].payload.get(ORIGINAL_LABEL) if original else None
+        if isinstance(previous, str) and previous and previous != stored:
+            self.table.relabel(rows, previous)  # relabelled before this review: back to that label
+        else:
+            self.table.restore_labels(rows)
 
 
-def pairs_table(pairs: Sequence[dict[str, Any]]) -> str:
-    if not pairs:
-        return '<p class="es-q-empty">No confused class pairs.</p>'
-    body = "".join(f"<tr><td>{escape(str(p['class_a']))}</td><td>{escape(str(p['class_b']))}</td>"
-                   f"<td>{p['a_to_b']}</td><td>{p['b_to_a']}</td><td>{p['count']}</td>"
-                   f"<td>{100 * float(p.get('share', 0)):.1f} %</td></tr>" for p in pairs)
-    return ('<table class="es-q-table" id="es-q-pairs-table"><tr><th>class A</th><th>class B</th><th>A→B</th>'
-            '<th>B→A</th><th>points</th><th>share</th></tr>' + body + "</table>")
+def run_command(reviewer: Reviewer, session: ReviewSession, filters: Filters, command: dict[str, Any],
+                tag: str) -> str:
+    """Apply one command (a decision, skip, undo, goto, choose, page) to the session's queue;
+    returns the status message."""
+    action, key = str(command.get("action") or ""), str(command.get("key") or "")
+    book, issue = reviewer.book, filters.issue
+    session.issue = issue
+    if action in ("page-prev", "page-next"):
+        session.page = max(0, session.page + (1 if action == "page-next" else -1))
+        return ""
+    if action == "goto":
+        session.current = key
+        return ""
+    if action == "undo":
+        return _undo(reviewer, session, issue, key)
+    item = book.item(issue, key)
+    if item is None:
+        return "That card is no longer in the queue."
+    if action == "choose":
+        session.keep_choice[key] = str(command.get("id") or "")
+        session.current = key
+        return ""
+    if action == "skip":
+        skipped = session.skipped.setdefault(issue, [])
+        skipped[:] = [k for k in skipped if k != key] + [key]
+        session.current = _next_key(book, session, filters, key)
+        return "Skipped (moved to the end of the queue for this session)."
+    return _decide(reviewer, session, filters, item, action, tag)
 
 
-def row_choices(table: PointTable, rows: np.ndarray, data: QualityData | None = None) -> list[tuple[str, str]]:
-    choices = []
-    for row in rows:
-        row = int(row)
-        text = f"{table.paths[row]} · {table.label_of(row)}"
-        if data is not None:
-            text += f" → {data.suggested[row]} ({data.mislabel[row]:.2f})"
-        choices.append((text, str(table.ids[row])))
-    return choices
+def _decide(reviewer: Reviewer, session: ReviewSession, filters: Filters, item: QueueItem, action: str,
+            tag: str) -> str:
+    try:
+        tag = validate_tag(tag or DEFAULT_TAG[item.issue]) if action == "tag" else tag
+    except InvalidTag as error:
+        return str(error)
+    following = _next_key(reviewer.book, session, filters, item.key)
+    if item.status != PENDING:
+        reviewer.undo(item.issue, item.ids)  # a new decision replaces the old one
+    message = reviewer.decide(item, action, tag, session.keep_choice.get(item.key))
+    if not message:
+        return f"'{action}' does not apply to this card."
+    session.decided.append((item.issue, item.key))
+    session.current = following
+    return message
 
 
-# --- the tab ---------------------------------------------------------------------------
+def _next_key(book: ReviewBook, session: ReviewSession, filters: Filters, key: str) -> str | None:
+    """The key after `key` in the filtered queue (before any change), else the one before."""
+    items = book.queue(filters.issue, filters.queue_filter(), session.skipped.get(filters.issue, ()))
+    keys = [item.key for item in items]
+    if key not in keys:
+        return session.current
+    index = keys.index(key)
+    rest = keys[index + 1:] or keys[:index]
+    return rest[0] if rest else None
+
+
+def _undo(reviewer: Reviewer, session: ReviewSession, issue: str, key: str) -> str:
+    """Undo this session's last decision, or else the decision on the card shown."""
+    if session.decided:
+        issue, key = session.decided.pop()
+    item = reviewer.book.item(issue, key)
+    if item is None or item.status == PENDING:
+        return "Nothing to undo."
+    reviewer.undo(issue, item.ids)
+    session.issue, session.current = issue, key
+    return "Undone: the card is back in the queue."
+
+
+# --- the tab: one function per panel ----------------------------------------------------------
+@dataclass
+class FilterControls:
+    issue: gr.Dropdown
+    show: gr.Dropdown
+    pair: gr.Dropdown
+    label: gr.Dropdown
+    low: gr.Textbox
+    high: gr.Textbox
+    widen: gr.Checkbox
+    select: gr.Button
+
+    def inputs(self) -> list[Any]:
+        return [self.issue, self.pair, self.label, self.low, self.high, self.show, self.widen]
+
+
+@dataclass
+class QueueControls:
+    command: gr.HTML
+    progress: gr.HTML
+    card: gr.HTML
+    status: gr.Markdown
+    strip: gr.HTML
+    keys: gr.HTML
+    tag: gr.Textbox
+
+    def views(self) -> list[Any]:
+        return [self.card, self.progress, self.strip, self.keys]
+
+
+def _filter_panel(table: PointTable) -> FilterControls:
+    with gr.Row(equal_height=True):
+        issue = gr.Dropdown(ISSUE_CHOICES, value=MISLABEL_FLAG, label="Review", elem_id="es-rq-issue", scale=2,
+                            min_width=150)
+        show = gr.Dropdown(SHOW_CHOICES, value=PENDING, label="Show", elem_id="es-rq-show", scale=1, min_width=120)
+        widen = gr.Checkbox(False, label="Include unflagged points", elem_id="es-rq-widen", scale=1, min_width=120)
+    with gr.Row(equal_height=True):
+        pair = gr.Dropdown([("(any pair)", ANY)], value=ANY, label="Class pair (selects it on the map)",
+                           elem_id="es-rq-pair", scale=3, min_width=180)
+        label = gr.Dropdown([("(any class)", ANY)] + [(n, n) for n in table.label_names], value=ANY, label="Class",
+                            elem_id="es-rq-class", scale=2, min_width=110)
+    with gr.Row(equal_height=True):
+        low = gr.Textbox("", label="Score ≥", placeholder="any", elem_id="es-rq-low", scale=1, min_width=70)
+        high = gr.Textbox("", label="Score ≤", placeholder="any", elem_id="es-rq-high", scale=1, min_width=70)
+        select = gr.Button("Select this queue on the map", elem_id="es-rq-select", scale=2, size="sm")
+    return FilterControls(issue, show, pair, label, low, high, widen, select)
+
+
+def _queue_panel() -> QueueControls:
+    with gr.Column(elem_classes=["es-rq"]):
+        command = gr.HTML("", html_template='<div class="es-rq-command"></div>', js_on_load=COMMAND_JS,
+                          elem_id="es-rq-command")
+        progress = gr.HTML(elem_id="es-rq-progress")
+        card = gr.HTML(empty_card("Loading the review queue…"), elem_id="es-rq-card")
+        status = gr.Markdown(elem_id="es-rq-status")
+        strip = gr.HTML(elem_id="es-rq-strip")
+        keys = gr.HTML(CSS + keys_line(MISLABEL_FLAG), elem_id="es-rq-keys")
+    tag = gr.Textbox(MISLABEL_TAG, label="Tag for T", elem_id="es-rq-tag")
+    return QueueControls(command, progress, card, status, strip, keys, tag)
+
+
 def build(ctx: AppContext) -> None:
     table = ctx.table
-    analysed = table.has_fields([MISLABEL_SCORE, OUTLIER_SCORE])  # no full scan for what is not there
-    data = load_quality(table) if analysed else None
-    if data is None or not data.analysed:
+    # has_fields first: no scan of the payloads for a field the collection does not hold.
+    if not table.has_fields([MISLABEL_SCORE]) or not np.isfinite(table.numeric(MISLABEL_SCORE)).any():
         gr.Markdown(f"No label-quality analysis for this collection yet. Run "
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")
         return
-    pairs = load_pairs(ctx.collection)
-    gr.HTML(CSS)
+    books: list[tuple[PointTable, ReviewBook]] = []  # read on first use, shared by every session of this app
+    neighbours = NeighbourIndex(ctx)
 
-    def originals_of(rows: np.ndarray) -> dict[str, str]:
-        ids = table.ids_for_rows(rows)
-        return {r.id: str(r.payload[ORIGINAL_LABEL]) for r in ctx.collection.retrieve(ids, [ORIGINAL_LABEL])
-                if r.payload.get("original_label")}
+    def book() -> ReviewBook:
+        # A table read again (other writers' edits, ui/live_table.py) means the payloads may
+        # have changed under the book: read it again too. Own edits keep the table object.
+        if not books or books[0][0] is not ctx.table:
+            books[:] = [(ctx.table, ReviewBook(ctx.collection))]
+        return books[0][1]
 
-    def tags_changed(state: MapState) -> None:
+    session = gr.State(ReviewSession())
+    filters = _filter_panel(table)
+    queue = _queue_panel()
+    _wire(ctx, book, neighbours, session, filters, queue)
+
+
+def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
+          queue: QueueControls) -> None:
+    """The tab's events: showing the queue when opened, filter changes, commands, selection."""
+
+    def view(sess: ReviewSession, *values: Any) -> list[Any]:
+        current = filters_of(*values)
+        shown = render(ctx.table, book(), neighbours, sess, current, neighbours.objects)
+        pairs = gr.Dropdown(choices=pair_choices(book(), current), value=current.pair)
+        return [sess, shown.card, shown.progress, shown.strip, shown.keys, pairs]
+
+    outputs = [session, *queue.views(), filters.pair]
+    # Opening the tab (and any selection change while it is open) shows the queue as it now is.
+    ctx.on_selection_change(lambda state, sess, *values: view(sess, *values), [session, *filters.inputs()], outputs)
+
+    def refilter(sess: ReviewSession, *values: Any) -> list[Any]:
+        sess.page, sess.current = 0, None
+        if values[0] != MISLABEL_FLAG:
+            values = (values[0], ANY, *values[2:])  # class pairs are for mislabels
+        return [*view(sess, *values), ""]
+
+    for control in (filters.issue, filters.label, filters.low, filters.high, filters.show, filters.widen):
+        control.input(refilter, [session, *filters.inputs()], [*outputs, queue.status], show_progress="hidden")
+    filters.issue.input(lambda issue: DEFAULT_TAG.get(issue, MISLABEL_TAG), [filters.issue], [queue.tag],
+                        show_progress="hidden")
+    _wire_pair(ctx, book, neighbours, session, filters, queue)
+    _wire_commands(ctx, book, neighbours, session, filters, queue)
+
+
+def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
+               queue: QueueControls) -> None:
+    """Choosing a class pair filters the queue and selects the pair's points on the map."""
+
+    def pick(state: MapState, sess: ReviewSession, *values: Any) -> tuple[Any, ...]:
+        table = ctx.table
+        current = filters_of(*values)
+        sess.page, sess.current = 0, None
+        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
+        if current.pair:
+            items = book().queue(current.issue, replace(current.queue_filter(), statuses=None))
+            rows = table.rows_for_ids(i for item in items for i in item.ids)
+            state = state.select(rows, "pair " + current.pair.replace("|", " ↔ "))
+        return state, sess, shown.card, shown.progress, shown.strip, shown.keys
+
+    ctx.map_event(filters.pair.input, pick, [session, *filters.inputs()], [session, *queue.views()],
+                  name="review_pair")
+
+
+def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State,
+                   filters: FilterControls, queue: QueueControls) -> None:
+    """Card buttons and keys (one command component), and "select this queue on the map"."""
+
+    def command(state: MapState, text: str, sess: ReviewSession, tag: str, *values: Any) -> tuple[Any, ...]:
+        table = ctx.table
+        current = filters_of(*values)
+        try:
+            parsed = json.loads(text or "{}")
+        except ValueError:
+            parsed = {}
+        labels_before = table.label_codes
+        message = run_command(Reviewer(table, book()), sess, current, parsed, tag)
+        if table.label_codes is not labels_before:
+            state.dirty.add("colour")  # a relabel: the map's label colours change
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
+        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
+        return (state, sess, shown.card, shown.progress, shown.strip, shown.keys, message,
+                gr.Dropdown(choices=pair_choices(book(), current), value=current.pair))
 
-    # --- likely mislabels ------------------------------------------------------------------
-    with gr.Accordion("Likely mislabels", open=True):
-        with gr.Row(equal_height=True):
-            min_score = gr.Slider(0.0, 1.0, value=DEFAULT_MIN_SCORE, step=0.05, label="Minimum mislabel score",
-                                  elem_id="es-q-min-score", scale=3)
-            show_mis = gr.Button("Select shown on map", elem_id="es-q-mis-select", scale=1)
-        first = mislabel_rows(table, data)
-        mis_choose = gr.CheckboxGroup(row_choices(table, first, data), value=[], elem_id="es-q-mis-choose",
-                                      label="Choose rows (none chosen: actions apply to every row shown)")
-        with gr.Row():
-            mis_tag = gr.Button(f"Tag '{MISLABEL_TAG}'", size="sm", elem_id="es-q-mis-tag")
-            mis_accept = gr.Button("Accept suggestion", size="sm", variant="primary", elem_id="es-q-mis-accept")
-            mis_undo = gr.Button("Undo (restore label)", size="sm", elem_id="es-q-mis-undo")
-            mis_dismiss = gr.Button("Dismiss", size="sm", elem_id="es-q-mis-dismiss")
-        mis_status = gr.Markdown(elem_id="es-q-mis-status")
-        mis_html = gr.HTML(mislabel_table(table, data, first, originals_of(first)), elem_id="es-q-mislabels")
+    ctx.map_event(queue.command.change, command, [queue.command, session, queue.tag, *filters.inputs()],
+                  [session, *queue.views(), queue.status, filters.pair], name="review_command")
 
-    def mis_views(score: float) -> tuple[Any, str]:
-        rows = mislabel_rows(table, data, float(score))
-        return (gr.CheckboxGroup(choices=row_choices(table, rows, data), value=[]),
-                mislabel_table(table, data, rows, originals_of(rows)))
+    def select(state: MapState, *values: Any) -> MapState:
+        table = ctx.table
+        current = filters_of(*values)
+        items = book().queue(current.issue, current.queue_filter())
+        return state.select(table.rows_for_ids(i for item in items for i in item.ids), "review queue")
 
-    min_score.release(mis_views, [min_score], [mis_choose, mis_html], show_progress="hidden")
-
-    def mis_action(state: MapState, chosen: list[str] | None, score: float, action: str) -> tuple[Any, ...]:
-        rows = chosen_rows(table, chosen, mislabel_rows(table, data, float(score)))
-        if len(rows) == 0:
-            return (state, "Nothing to act on.", *mis_views(score))
-        if action == "tag":
-            changed = table.edit_tags(rows, MISLABEL_TAG, True)
-            tags_changed(state)
-            message = f"Tagged {changed:,} of {len(rows):,} points '{MISLABEL_TAG}'."
-        elif action == "accept":
-            changed = accept_suggestions(table, data, rows)
-            state.dirty.add("colour")
-            message = f"Relabelled {changed:,} of {len(rows):,} points to their suggested label (saved)."
-        elif action == "undo":
-            changed = table.restore_labels(rows)
-            state.dirty.add("colour")
-            message = f"Restored the original label of {changed:,} of {len(rows):,} points."
-        else:
-            changed = table.edit_tags(rows, DISMISSED_TAG, True)
-            tags_changed(state)
-            message = f"Dismissed {changed:,} of {len(rows):,} points (tag '{DISMISSED_TAG}')."
-        return (state, message, *mis_views(score))
-
-    mis_outputs = [mis_status, mis_choose, mis_html]
-    for button, action in ((mis_tag, "tag"), (mis_accept, "accept"), (mis_undo, "undo"), (mis_dismiss, "dismiss")):
-        ctx.map_event(button.click, lambda s, c, m, a=action: mis_action(s, c, m, a), [mis_choose, min_score],
-                      mis_outputs, name=f"mislabel_{action}")
-    ctx.map_event(show_mis.click, lambda s, m: s.select(mislabel_rows(table, data, float(m)), "likely mislabels"),
-                  [min_score], name="mislabel_select")
-
-    # --- confused pairs -----------------------------------------------------------------
-    with gr.Accordion("Confused class pairs", open=True):
-        pair_pick = gr.Radio(pair_choices(pairs), value=None, elem_id="es-q-pairs",
-                             label="Choose a pair to select its points on the map")
-        gr.HTML(pairs_table(pairs))
-
-    def pick_pair(state: MapState, choice: str | None) -> MapState:
-        rows = pair_rows(table, pairs, choice)
-        if rows is None:
-            return state
-        pair = pairs[int(choice)]  # type: ignore[arg-type]
-        return state.select(rows, f"confused: {pair['class_a']} ↔ {pair['class_b']}")
-
-    ctx.map_event(pair_pick.input, pick_pair, [pair_pick], name="confused_pair")
-
-    # --- outliers -----------------------------------------------------------------------
-    with gr.Accordion("Outliers", open=False):
-        first_out = outlier_rows(table, data)
-        out_choose = gr.CheckboxGroup(row_choices(table, first_out), value=[], elem_id="es-q-out-choose",
-                                      label="Choose rows (none chosen: actions apply to every row shown)")
-        with gr.Row():
-            out_tag = gr.Button(f"Tag '{OUTLIER_TAG}'", size="sm", elem_id="es-q-out-tag")
-            out_exclude = gr.Button(f"Exclude (tag '{EXCLUDED_TAG}')", size="sm", elem_id="es-q-out-exclude")
-            out_select = gr.Button("Select shown on map", size="sm", elem_id="es-q-out-select")
-        out_status = gr.Markdown(elem_id="es-q-out-status")
-        out_html = gr.HTML(outlier_table(table, data, first_out), elem_id="es-q-outliers")
-
-    def out_action(state: MapState, chosen: list[str] | None, tag: str) -> tuple[Any, ...]:
-        rows = chosen_rows(table, chosen, outlier_rows(table, data))
-        changed = table.edit_tags(rows, tag, True) if len(rows) else 0
-        tags_changed(state)
-        shown = outlier_rows(table, data)
-        return (state, f"Tagged {changed:,} of {len(rows):,} points '{tag}'.",
-                gr.CheckboxGroup(choices=row_choices(table, shown), value=[]), outlier_table(table, data, shown))
-
-    for button, tag in ((out_tag, OUTLIER_TAG), (out_exclude, EXCLUDED_TAG)):
-        ctx.map_event(button.click, lambda s, c, t=tag: out_action(s, c, t), [out_choose],
-                      [out_status, out_choose, out_html], name=f"outlier_{tag}")
-    ctx.map_event(out_select.click, lambda s: s.select(outlier_rows(table, data), "outliers"), name="outlier_select")
-
-    # --- duplicates ---------------------------------------------------------------------
-    with gr.Accordion("Near-duplicate groups", open=False):
-        with gr.Row():
-            dup_keep = gr.Button(f"Keep one per group, tag the rest '{DUPLICATE_TAG}'", size="sm",
-                                 elem_id="es-q-dup-keep")
-            dup_select = gr.Button("Select all duplicates on map", size="sm", elem_id="es-q-dup-select")
-        dup_status = gr.Markdown(elem_id="es-q-dup-status")
-        dup_html = gr.HTML(duplicates_html(table, duplicate_groups(data)), elem_id="es-q-duplicates")
-
-    def keep_first(state: MapState) -> tuple[Any, ...]:
-        groups = duplicate_groups(data, limit=len(table))
-        count, tagged = keep_one(table, groups)
-        tags_changed(state)
-        return (state, f"Kept one image in each of {count:,} groups; tagged {tagged:,} others '{DUPLICATE_TAG}'.",
-                duplicates_html(table, duplicate_groups(data)))
-
-    ctx.map_event(dup_keep.click, keep_first, [], [dup_status, dup_html], name="duplicates_keep_one")
-    ctx.map_event(dup_select.click, lambda s: s.select(np.flatnonzero(data.duplicate >= 0), "near-duplicates"),
-                  name="duplicates_select")
+    ctx.map_event(filters.select.click, select, filters.inputs(), name="review_select")

@@ -1,0 +1,228 @@
+"""HTML of the review queue: the card (one suspicious point, or one duplicate group, with its
+evidence), the progress line and the paged strip of what comes next.
+
+Pure functions of the shared `PointTable`, a `ReviewBook` item and the evidence (the point's
+nearest neighbours as the analysis saw them), so they are fast and testable without a browser.
+Buttons carry `data-action`; the page's key and click handler (ui/quality_page.py) turns them
+into review commands.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from html import escape
+from typing import Any
+
+import numpy as np
+
+from review import ACCEPTED, EXCLUDED, KEPT, PENDING, TAGGED, QueueItem
+from store.schema import DUPLICATE_FLAG, MISLABEL_FLAG, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT
+from ui.table import PointTable
+
+STRIP_PAGE = 12  # queue items per page of the strip under the card
+KEYS = {"accept": "A", "keep": "K", "tag": "T", "exclude": "E", "skip": "S", "undo": "U", "separate": "N"}
+ACTIONS = {
+    MISLABEL_FLAG: (("accept", "Accept suggestion"), ("keep", "Keep label"), ("tag", "Tag")),
+    OUTLIER_FLAG: (("keep", "Keep (not an outlier)"), ("exclude", "Exclude"), ("tag", "Tag")),
+    DUPLICATE_FLAG: (("keep", "Keep the chosen, tag the rest"), ("separate", "Not duplicates")),
+}
+DECIDED = {ACCEPTED: "accepted", KEPT: "kept", TAGGED: "tagged", EXCLUDED: "excluded"}
+CSS = """
+<style>
+.es-rq-card { border: 1px solid #ddd; border-radius: 8px; padding: 10px; }
+.es-rq-main { display: flex; gap: 14px; align-items: flex-start; }
+.es-rq-image { width: 176px; height: 176px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
+               image-rendering: pixelated; flex: none; }
+.es-rq-context { height: 176px; max-width: 300px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
+                 flex: none; display: block; }
+.es-rq-facts { flex: 1; min-width: 0; font-size: 14px; line-height: 1.5; }
+.es-rq-path { color: #666; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.es-rq-labels { font-size: 18px; margin: 2px 0; }
+.es-rq-given { font-weight: 600; } .es-rq-suggested { font-weight: 600; color: #1a7f37; }
+.es-rq-why { color: #444; font-size: 13px; }
+.es-rq-status { margin-top: 4px; font-size: 13px; } .es-rq-status b { color: #1a7f37; }
+.es-rq-actions { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 8px; }
+#es-rq-command { display: none !important; }
+.es-rq-card .es-rq-actions button { border: 1px solid #bbb !important; border-radius: 6px !important;
+    padding: 3px 9px !important; background: #fafafa !important; color: #222 !important; cursor: pointer;
+    font-size: 13px !important; font-weight: 500 !important; min-width: 0 !important; }
+.es-rq-card .es-rq-actions button.es-rq-primary { background: #2563eb !important; color: white !important;
+    border-color: #2563eb !important; }
+.es-rq-strip button { padding: 0 6px !important; min-width: 0 !important; font-size: 13px !important; }
+.es-rq-actions kbd { font-size: 11px; border: 1px solid #999; border-radius: 3px; padding: 0 3px; margin-left: 4px;
+                     background: white; color: #333; }
+.es-rq-evidence { display: flex; gap: 4px; flex-wrap: wrap; margin-top: 10px; }
+.es-rq-evidence figure { margin: 0; width: 62px; text-align: center; font-size: 11px; line-height: 1.2; }
+.es-rq-evidence img { width: 58px; height: 58px; object-fit: contain; background: #f4f4f4; border-radius: 4px;
+                      image-rendering: pixelated; border: 2px solid transparent; }
+.es-rq-evidence .es-rq-votes-given img { border-color: #999; }
+.es-rq-evidence .es-rq-votes-suggested img { border-color: #1a7f37; }
+.es-rq-evidence .es-rq-keep img { border-color: #2563eb; }
+.es-rq-evidence figcaption { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.es-rq-strip { display: flex; gap: 3px; flex-wrap: wrap; align-items: center; margin-top: 6px; }
+.es-rq-strip img { width: 40px; height: 40px; object-fit: contain; background: #f4f4f4; border-radius: 3px;
+                   image-rendering: pixelated; cursor: pointer; border: 2px solid transparent; }
+.es-rq-strip img.es-rq-current { border-color: #2563eb; }
+.es-rq-strip img.es-rq-done { opacity: 0.45; }
+.es-rq-progress { font-size: 14px; }
+.es-rq-keys { color: #666; font-size: 12px; }
+.es-rq-keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 3px; font-size: 11px; }
+</style>
+"""
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    id: str
+    similarity: float
+
+
+NeighbourLookup = Callable[[str], list[Neighbour]]
+
+
+def keys_line(issue: str) -> str:
+    actions = [*ACTIONS[issue], ("skip", "skip"), ("undo", "undo last")]
+    parts = " · ".join(f"<kbd>{KEYS[action]}</kbd> {escape(text.lower())}" for action, text in actions)
+    return f'<div class="es-rq-keys">Keys: {parts} (not while typing in a text box)</div>'
+
+
+def progress_html(reviewed: int, total: int, counts: dict[str, int]) -> str:
+    detail = ", ".join(f"{n:,} {DECIDED.get(k, k)}" for k, n in counts.items() if n and k != PENDING)
+    return (f'<div class="es-rq-progress" data-reviewed="{reviewed}" data-total="{total}">'
+            f'<b>{reviewed:,} of {total:,} reviewed</b>{f" ({detail})" if detail else ""}</div>')
+
+
+def _thumb(point: str, css: str = "", title: str = "") -> str:
+    return (f'<img loading="lazy" src="/thumb/{escape(point)}" class="{css}" alt="" title="{escape(title)}" '
+            f'data-id="{escape(point)}">')
+
+
+def _status_line(item: QueueItem, entry: dict[str, Any] | None) -> str:
+    if item.status == PENDING:
+        return '<div class="es-rq-status">Not reviewed yet.</div>'
+    when = escape(str((entry or {}).get("at", "")).replace("T", " ")[:16])
+    tag = f" '{escape(str(entry['tag']))}'" if entry and entry.get("tag") else ""
+    return (f'<div class="es-rq-status">Reviewed: <b>{escape(DECIDED.get(item.status, item.status))}{tag}</b>'
+            f'{f" on {when} UTC" if when else ""} (<kbd>U</kbd> undoes your last decision).</div>')
+
+
+def _buttons(item: QueueItem) -> str:
+    buttons = []
+    for i, (action, text) in enumerate(ACTIONS[item.issue]):
+        css = "es-rq-primary" if i == 0 else ""
+        buttons.append(f'<button class="{css}" data-action="{action}" data-key="{escape(item.key)}">'
+                       f'{escape(text)}<kbd>{KEYS[action]}</kbd></button>')
+    for action, text in (("skip", "Skip"), ("undo", "Undo")):
+        buttons.append(f'<button data-action="{action}" data-key="{escape(item.key)}">{text}<kbd>{KEYS[action]}</kbd>'
+                       "</button>")
+    return f'<div class="es-rq-actions">{"".join(buttons)}</div>'
+
+
+def empty_card(message: str) -> str:
+    return f'<div class="es-rq-card es-rq-empty" data-key="">{escape(message)}</div>'
+
+
+def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry: dict[str, Any] | None,
+              neighbours: Sequence[Neighbour], keep_choice: str | None = None, objects: bool = False) -> str:
+    """The card for `item`: image(s), labels and score, why it was suggested, the actions.
+    `objects` (the points are boxes): the box's crop, and beside it its whole image with every
+    box drawn, this one in red (/boxes/{id}), as the explorer's detail view shows it."""
+    if item.issue == DUPLICATE_FLAG:
+        return _duplicate_card(table, item, entry, keep_choice, objects)
+    point = item.ids[0]
+    row = table.row_of.get(point)
+    path = table.paths[row] if row is not None else point
+    facts = (_mislabel_facts(table, item, payload, neighbours) if item.issue == MISLABEL_FLAG
+             else _outlier_facts(table, item, row, neighbours))
+    context = (f'<a href="/boxes/{escape(point)}" target="_blank" title="the whole image, every box drawn">'
+               f'<img class="es-rq-context" src="/boxes/{escape(point)}" alt=""></a>') if objects else ""
+    return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
+            f'data-status="{escape(item.status)}"><div class="es-rq-main">{_thumb(point, "es-rq-image", path)}'
+            f'{context}<div class="es-rq-facts"><div class="es-rq-path">{escape(path)}</div>{facts}'
+            f'{_status_line(item, entry)}{_buttons(item)}</div></div>'
+            f'{_evidence(table, item, neighbours)}</div>')
+
+
+def vote_shares(table: PointTable, neighbours: Sequence[Neighbour]) -> dict[str, float]:
+    """Similarity-weighted share of each label among `neighbours` (their labels as they are now)."""
+    weights: dict[str, float] = {}
+    for neighbour in neighbours:
+        row = table.row_of.get(neighbour.id)
+        if row is not None:
+            label = table.label_of(row)
+            weights[label] = weights.get(label, 0.0) + max(neighbour.similarity, 0.0)
+    total = sum(weights.values()) or 1.0
+    return {label: weight / total for label, weight in weights.items()}
+
+
+def _mislabel_facts(table: PointTable, item: QueueItem, payload: dict[str, Any],
+                    neighbours: Sequence[Neighbour]) -> str:
+    shares = vote_shares(table, neighbours)
+    probe = payload.get(PROBE_AGREEMENT)
+    agreement = payload.get(NEIGHBOUR_AGREEMENT)
+    probe_text = f"; linear probe: {float(probe):.2f} for {escape(item.label)}" if isinstance(probe, float) else ""
+    vote_text = (f"{float(agreement):.2f}" if isinstance(agreement, float)
+                 else f"{shares.get(item.label, 0.0):.2f}")
+    return (f'<div class="es-rq-labels"><span class="es-rq-given">{escape(item.label)}</span> → '
+            f'<span class="es-rq-suggested">{escape(item.suggested)}</span></div>'
+            f'<div class="es-rq-score">P(label wrong) <b>{item.score:.2f}</b></div>'
+            f'<div class="es-rq-why">Neighbours\' vote: {vote_text} for {escape(item.label)}, '
+            f'{shares.get(item.suggested, 0.0):.2f} for {escape(item.suggested)}{probe_text}.</div>')
+
+
+def _outlier_facts(table: PointTable, item: QueueItem, row: int | None, neighbours: Sequence[Neighbour]) -> str:
+    label = table.label_of(row) if row is not None else ""
+    nearest = max((n.similarity for n in neighbours), default=float("nan"))
+    return (f'<div class="es-rq-labels"><span class="es-rq-given">{escape(label)}</span></div>'
+            f'<div class="es-rq-score">Outlier score <b>{item.score:.2f}</b> (robust z; 0 is typical)</div>'
+            f'<div class="es-rq-why">Nearest neighbour similarity {nearest:.2f}.</div>')
+
+
+def _evidence(table: PointTable, item: QueueItem, neighbours: Sequence[Neighbour]) -> str:
+    if not neighbours:
+        return ""
+    figures = []
+    for neighbour in neighbours:
+        row = table.row_of.get(neighbour.id)
+        label = table.label_of(row) if row is not None else "?"
+        css = ("es-rq-votes-suggested" if item.suggested and label == item.suggested
+               else "es-rq-votes-given" if label == item.label else "")
+        figures.append(f'<figure class="{css}" data-label="{escape(label)}">{_thumb(neighbour.id, title=label)}'
+                       f'<figcaption>{escape(label)}</figcaption><figcaption>{neighbour.similarity:.2f}'
+                       "</figcaption></figure>")
+    return f'<div class="es-rq-evidence" title="nearest neighbours: label, cosine similarity">{"".join(figures)}</div>'
+
+
+def _duplicate_card(table: PointTable, item: QueueItem, entry: dict[str, Any] | None, keep_choice: str | None,
+                    objects: bool = False) -> str:
+    keep = keep_choice if keep_choice in item.ids else item.ids[0]
+    figures = []
+    for point in item.ids[:24]:
+        row = table.row_of.get(point)
+        label = table.label_of(row) if row is not None else "?"
+        css = "es-rq-keep" if point == keep else ""
+        figures.append(f'<figure class="{css}" data-choose="{escape(point)}">{_thumb(point, title=label)}'
+                       f'<figcaption>{escape(label)}</figcaption>'
+                       f'<figcaption>{"keep" if point == keep else ""}</figcaption></figure>')
+    return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
+            f'data-status="{escape(item.status)}" data-keep="{escape(keep)}">'
+            f'<div class="es-rq-labels">{len(item.ids)} near-identical {"objects" if objects else "images"}</div>'
+            f'<div class="es-rq-why">Click the one to keep (outlined); the others get the tag.</div>'
+            f'<div class="es-rq-evidence">{"".join(figures)}</div>{_status_line(item, entry)}{_buttons(item)}</div>')
+
+
+def strip_html(items: Sequence[QueueItem], current: str | None, page: int) -> str:
+    """One page of the queue as small thumbnails (click: show that card), with a pager."""
+    pages = max(1, -(-len(items) // STRIP_PAGE))
+    page = int(np.clip(page, 0, pages - 1))
+    shown = items[page * STRIP_PAGE:(page + 1) * STRIP_PAGE]
+    thumbs = []
+    for item in shown:
+        css = " ".join(c for c in ("es-rq-current" if item.key == current else "",
+                                   "es-rq-done" if item.status != PENDING else "") if c)
+        title = f"{item.label} → {item.suggested} ({item.score:.2f})" if item.suggested else f"{item.score:.2f}"
+        thumbs.append(f'<img loading="lazy" src="/thumb/{escape(item.ids[0])}" class="{css}" title="{escape(title)}" '
+                      f'data-goto="{escape(item.key)}" alt="">')
+    return (f'<div class="es-rq-strip" data-page="{page}" data-pages="{pages}">'
+            f'<button data-action="page-prev">‹</button><span>Queue page {page + 1} of {pages}</span>'
+            f'<button data-action="page-next">›</button>{"".join(thumbs)}</div>')
