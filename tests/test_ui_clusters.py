@@ -175,3 +175,14 @@ def test_browser_choosing_a_cluster_selects_its_points(tmp_path: Path) -> None:
             page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-clusters.png"), full_page=True)
     finally:
         store.close()
+
+
+def test_a_link_coloured_by_cluster_shows_the_names(clustered) -> None:
+    from types import SimpleNamespace
+
+    from ui.url_params import UrlParams
+
+    context = SimpleNamespace(table=PointTable(clustered), collection=clustered)
+    state = UrlParams().apply(context, MapState(), {"colour": "cluster"})
+    assert state.colour_by == "cluster" and state.show_names
+    assert not UrlParams().apply(context, MapState(), {"colour": "tag"}).show_names

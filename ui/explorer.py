@@ -166,7 +166,7 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
     the view stay as they were, and the lists of labels, tags and fields follow. On load, the
     page URL's query parameters set the view (`url_params`), and the controls show it."""
     outputs = [live.status, controls.labels, controls.tags, controls.field, tagging.tag, tagging.tag_list,
-               controls.colour]
+               controls.colour, controls.names]
     shared = not ctx.collection.exclusive
 
     def choices(state: MapState, show_view: bool = False) -> tuple[Any, ...]:
@@ -182,7 +182,8 @@ def wire_live_updates(ctx: AppContext, controls: MapControls, live: LiveControls
                 gr.Dropdown(choices=list(tags), **shown(state.filter_tags)),
                 gr.Dropdown(choices=[("(none)", ""), *colour_fields(table)], **shown(field)),
                 gr.Dropdown(choices=list(tags)), gr.Radio(choices=_tag_choices(tags)),
-                gr.Radio(value=state.colour_by) if show_view and not field else gr.skip())
+                gr.Radio(value=state.colour_by) if show_view and not field else gr.skip(),
+                gr.Checkbox(value=state.show_names) if show_view else gr.skip())
 
     def on_load(state: MapState, request: gr.Request) -> Any:
         if shared:

@@ -80,6 +80,8 @@ class UrlParams:
                 colour = spec.colour
         if colour or labels or tags:
             state.set_view(table, colour_by=colour, labels=labels or None, tags=tags or None)
+        if colour == "cluster":  # as choosing it by hand: the clusters' names on the map
+            state.set_names(True)
         return problems
 
     def _apply_selection(self, ctx: AppContext, state: MapState, spec: ViewSpec) -> list[str]:
