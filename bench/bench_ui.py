@@ -47,6 +47,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ui.page_layout import STORAGE_KEY  # noqa: E402  (the map's share of the width, remembered)
 
 RESULTS = ROOT / "bench" / "results"
 CHROMIUM = "/usr/bin/chromium"
@@ -297,7 +298,8 @@ def clear(page) -> None:
     page.wait_for_function("() => document.querySelector('#es-count .es-count').dataset.selected === ''")
 
 
-def run(n: int, dim: int, port: int, gpu_compositing: bool = False) -> dict[str, object]:
+def run(n: int, dim: int, port: int, gpu_compositing: bool = False,
+        map_share: float | None = None) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     folder = RESULTS / f"ui-{n}-d{dim}"
@@ -311,7 +313,8 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False) -> dict[str,
                                stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     result: dict[str, object] = {"points": n, "dim": dim, "build_s": round(build_s, 1),
-                                 "compositing": "gpu (SwiftShader)" if gpu_compositing else "software"}
+                                 "compositing": "gpu (SwiftShader)" if gpu_compositing else "software",
+                                 "map_share": map_share}
     browser_args = ARGS + (GPU_COMPOSITING if gpu_compositing else SOFTWARE_COMPOSITING)
     try:
         wait_http(url + "/")
@@ -319,6 +322,8 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False) -> dict[str,
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=browser_args)
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
+            if map_share is not None:  # the map's share of the width, as a user's drag leaves it
+                page.add_init_script(f"localStorage.setItem({STORAGE_KEY!r}, '{map_share:.1f}')")
             started = time.perf_counter()
             page.goto(url)
             # Ready: the map is drawn (points or the density image) and the grid is filled.
@@ -400,6 +405,8 @@ def main() -> None:
     parser.add_argument("--points", type=int, nargs="+", default=[70_000, 1_000_000, 10_000_000])
     parser.add_argument("--repeat", type=int, default=1, help="runs of every size, in turn")
     parser.add_argument("--dim", type=int, default=8)
+    parser.add_argument("--map-share", type=float, help="the map's share of the page width in percent "
+                        "(ui/page_layout.py; default: the layout's own)")
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--gpu-compositing", action="store_true",
                         help="composite with GL (SwiftShader) instead of software; see SOFTWARE_COMPOSITING")
@@ -412,7 +419,7 @@ def main() -> None:
     results = []
     for attempt in range(args.repeat):
         for n in args.points:
-            result = run(n, args.dim, args.port, args.gpu_compositing)
+            result = run(n, args.dim, args.port, args.gpu_compositing, args.map_share)
             result["run"], result["load_before"] = attempt + 1, os.getloadavg()[0]
             print(json.dumps(result), flush=True)
             results.append(result)
