@@ -82,6 +82,19 @@ def ui_collection(tmp_path: Path):
     store.close()
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian chromium for the browser tests, one per test module (tests/test_ui_browser.py
+    holds its path and flags)."""
+    from playwright import sync_api as playwright_api
+    from test_ui_browser import ARGS, CHROMIUM
+
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield chromium
+        chromium.close()
+
+
 # --- indexer fixtures (tests/test_indexer_*.py) ----------------------------------------------
 def write_image(path: Path, seed: int = 0, size: tuple[int, int] = (16, 16), mode: str = "RGB",
                 fmt: str | None = None, **save: object) -> Path:

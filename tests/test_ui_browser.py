@@ -52,14 +52,6 @@ def server(dataset):
     running.stop()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
-
-
 # --- helpers -------------------------------------------------------------------------------
 @contextmanager
 def explorer_page(collection) -> Iterator[Any]:

@@ -22,7 +22,7 @@ from ui.app import start_server
 
 from test_ui_browser import CHROMIUM, DOCS, drag, grid_ids, inside_box, open_page, points, to_client, wait_selected, zoom
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
 
 ISLANDS = (13, 10)  # columns x rows of islands, 1.0 apart
@@ -64,16 +64,6 @@ def islands(tmp_path_factory):
     store, collection = build_islands(tmp_path_factory.mktemp("islands"))
     yield collection
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from test_ui_browser import ARGS
-
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from test_ui_browser import CHROMIUM, DOCS, drag, grid_ids, inside_box, open_pag
 from ui.app import start_server
 from ui.images import BOXES_MIN_SIDE, BOXES_SIDE, THUMB_SIZE
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
 
 
@@ -42,16 +42,6 @@ def server(detection):
     running = start_server(images, objects=objects)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from test_ui_browser import ARGS
-
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def wait_map(page) -> None:

@@ -9,13 +9,13 @@ import pytest
 
 from detection_fixtures import build_detection_ui
 from test_ui_browser import (
-    ARGS, CHROMIUM, DOCS, TIMEOUT, drag, grid_ids, inside_box, open_tab, to_client, wait_selected,
+    CHROMIUM, DOCS, TIMEOUT, drag, grid_ids, inside_box, open_tab, to_client, wait_selected,
 )
 from conftest import build_ui_collection
 from ui.app import DEFAULT_PAGES, OBJECT_PAGES, start_server
 from ui.page_layout import DEFAULT_SHARE, MAX_SHARE, MIN_SHARE
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
 
 WINDOWS = [(1280, 800), (1920, 1080)]
@@ -42,14 +42,6 @@ def detection_server(tmp_path_factory):
     yield running
     running.stop()
     store.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_at(browser, url: str, size: tuple[int, int], context=None):

@@ -7,21 +7,20 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-import numpy as np
 import pytest
 
 from conftest import build_ui_collection
 from store.schema import TAGS
 from subsets.saved import delete_subset, list_subsets, subset_ids
 from test_ui_browser import (
-    ARGS, CHROMIUM, TIMEOUT, drag, grid_ids, inside_box, inside_polygon, min_edge_distance, points, to_client,
+    CHROMIUM, TIMEOUT, drag, grid_ids, inside_box, inside_polygon, min_edge_distance, points, to_client,
     wait_selected,
 )
 from ui.app import start_server
 from ui.url_params import SHARED_PREFIX
 from ui.view_link import decode_ids
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
 
 TAG = "snowy"
@@ -44,14 +43,6 @@ def server(dataset):
     running = start_server(dataset)
     yield running
     running.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with playwright_api.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        chromium.close()
 
 
 def fresh_page(browser, url: str):
