@@ -4,7 +4,6 @@ keyboard accept, keep, undo, progress, decisions surviving a server restart."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np

@@ -380,22 +380,20 @@ class PointTable:
         rows = np.asarray(rows, dtype=np.int64)
         with self._lock:
             index = {name: i for i, name in enumerate(self.label_names)}
-            codes = self.label_codes.copy()
-            if isinstance(labels, str):  # one label for every row: one numpy store
-                name = labels or NO_LABEL
-                if name not in index:
-                    index[name] = len(self.label_names)
-                    self.label_names.append(name)
-                codes[rows] = index[name]
-                self.label_codes = codes
-                return
-            names = list(labels)
-            for row, name in zip(rows, names):
+
+            def code_of(name: str) -> int:
                 name = name or NO_LABEL
                 if name not in index:
                     index[name] = len(self.label_names)
                     self.label_names.append(name)
-                codes[row] = index[name]
+                return index[name]
+
+            codes = self.label_codes.copy()
+            if isinstance(labels, str):  # one label for every row: one numpy store
+                codes[rows] = code_of(labels)
+            else:
+                for row, name in zip(rows, labels):
+                    codes[row] = code_of(name)
             self.label_codes = codes
 
     def relabel(self, rows: Sequence[int] | np.ndarray, label: str) -> int:
