@@ -178,3 +178,24 @@ def test_dragging_the_handle_resizes_the_map_and_is_remembered(ui_server, browse
     assert float(again.locator("#es-split").get_attribute("data-share")) == MAX_SHARE
     assert box(again, "#es-panels")["w"] >= 340 - 1  # the panels keep their minimum width
     context.close()
+
+
+@pytest.mark.parametrize("ratio", [1, 2])
+def test_the_webgl_map_draws_at_the_screens_pixel_ratio(ui_server, browser, ratio) -> None:
+    """Plotly's own default draws WebGL at twice the CSS size on every screen, four times the
+    pixels of a 1x screen (ui/map_component.py glConfig); the canvas follows the screen instead,
+    and selections still land on the right points."""
+    server, collection = ui_server
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=ratio)
+    page = open_at(browser, server.url, (1280, 800), context)
+    canvas = page.evaluate("() => { const c = document.querySelector('#embedscape-map .gl-canvas-context');"
+                           " const b = c.getBoundingClientRect();"
+                           " return {w: c.width, h: c.height, cssW: b.width, cssH: b.height}; }")
+    assert canvas["cssW"] > 500
+    assert canvas["w"] == pytest.approx(canvas["cssW"] * ratio, abs=ratio), canvas
+    assert canvas["h"] == pytest.approx(canvas["cssH"] * ratio, abs=ratio), canvas
+    expected = inside_box(collection, -0.1, 1.1, -0.1, 1.1)
+    drag(page, [(-0.1, 1.1), (1.1, -0.1)])
+    wait_selected(page, len(expected))
+    assert set(grid_ids(page)) == expected
+    context.close()
