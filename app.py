@@ -511,7 +511,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from indexer.progress import is_terminal
+    from indexer.progress import progress_bar
     from store.push import open_target_store, push_collection
 
     store = open_configured_store(args)
@@ -519,10 +519,8 @@ def cmd_push(args: argparse.Namespace) -> int:
         source = store.open(args.collection)
         target = open_target_store(url=args.url, api_key=args.api_key, local_path=args.local_path)
         try:
-            # The bar is tqdm's, redrawn with carriage returns: off a terminal (a log, a pipe) the
-            # summary line below is the whole report.
             report = push_collection(source, target, args.target_collection, overwrite=args.overwrite,
-                                     batch=args.batch_size, progress=is_terminal(sys.stderr))
+                                     batch=args.batch_size, progress=progress_bar)
         finally:
             target.close()
     finally:

@@ -2,7 +2,11 @@
 the artifact files (kNN graph, reports) beside it.
 
     target = open_target_store(url="http://qdrant:6333", api_key=None)
-    push_collection(store.open("fashion-mnist"), target, name="fashion-mnist")
+    push_collection(store.open("fashion-mnist"), target, name="fashion-mnist", progress=progress_bar)
+
+`progress`: a factory of progress bars called as `progress(total=, desc=, unit=)` (the
+command line passes indexer/progress.py's `progress_bar`, which suits a terminal and a log
+alike); None reports nothing.
 
 With a server, artifact files live in a local folder per collection (EMBEDSCAPE_ARTIFACTS),
 so they are copied there: the app that serves the pushed collection must see that folder.
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from store.base import Collection, Store, StoreError, validate_collection_name
 from store.schema import index_kind
@@ -52,7 +57,7 @@ def open_target_store(url: str | None = None, api_key: str | None = None, local_
 
 
 def push_collection(source: Collection, target_store: Store, name: str | None = None, overwrite: bool = False,
-                    batch: int = PUSH_BATCH, progress: bool = True) -> PushReport:
+                    batch: int = PUSH_BATCH, progress: Callable[..., Any] | None = None) -> PushReport:
     """Copy `source` into `target_store` as `name` (default: the same name).
 
     An existing target collection is refused unless `overwrite` (then it is dropped first).
@@ -70,7 +75,8 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
     indexed = source.indexed_fields()
     kinds: dict[str, str] = {}
     total = source.count()
-    with tqdm(total=total, unit="pt", desc=f"push {source.name} -> {name}", disable=not progress) as bar:
+    bar_of = progress or (lambda **_: nullcontext(_SilentBar()))
+    with bar_of(total=total, unit="pt", desc=f"push {source.name} -> {name}") as bar:
         for records in source.scroll(None, None, with_vectors=True, batch=batch):
             if not records:
                 continue
@@ -88,6 +94,11 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
         raise StoreError(f"push incomplete: {target.count()} of {total} points arrived in '{name}'; run it again "
                          "with --overwrite")
     return report
+
+
+class _SilentBar:
+    def update(self, n: int = 1) -> None:
+        pass
 
 
 def _note_kinds(payload: dict[str, Any], indexed: set[str], kinds: dict[str, str]) -> None:

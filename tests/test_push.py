@@ -32,7 +32,7 @@ def test_push_copies_points_vectors_payloads_metadata_and_artifacts(store: Store
     _artifacts(source)
     target_store = open_target_store(local_path=str(tmp_path / "server"))
     try:
-        report = push_collection(source, target_store, "pushed", batch=7, progress=False)
+        report = push_collection(source, target_store, "pushed", batch=7)
         target = target_store.open("pushed")
         assert report.points == 30 and target.count() == 30
         before, after = _snapshot(source), _snapshot(target)
@@ -47,12 +47,12 @@ def test_push_copies_points_vectors_payloads_metadata_and_artifacts(store: Store
         assert (target.artifact_dir / "knn.npz").read_bytes() == b"graph-bytes"
         assert not (target.artifact_dir / "shard").exists()
         with pytest.raises(StoreError, match="already exists.*--overwrite"):
-            push_collection(source, target_store, "pushed", progress=False)
+            push_collection(source, target_store, "pushed")
         source.delete(source.ids()[:3])
-        assert push_collection(source, target_store, "pushed", overwrite=True, progress=False).points == 27
+        assert push_collection(source, target_store, "pushed", overwrite=True).points == 27
         assert target_store.open("pushed").count() == 27
         with pytest.raises(StoreError, match="invalid collection name"):
-            push_collection(source, target_store, "../evil", progress=False)
+            push_collection(source, target_store, "../evil")
     finally:
         target_store.close()
 
@@ -68,7 +68,10 @@ def test_push_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     local.close()
     base = ["--qdrant-path", str(tmp_path / "qdrant"), "push", "--collection", "things"]
     assert app.main([*base, "--local-path", str(tmp_path / "server"), "--target-collection", "copy"]) == 0
-    assert "pushed 30 points of 'things' to 'copy'" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "pushed 30 points of 'things' to 'copy'" in captured.out
+    # Off a terminal the progress comes as whole lines (indexer/progress.py), not a redrawn bar.
+    assert "push things -> copy: 30/30 pt (100%)" in captured.err and "\r" not in captured.err
     assert app.main([*base, "--local-path", str(tmp_path / "server"), "--target-collection", "copy"]) == 2
     assert "already exists" in capsys.readouterr().err
     assert app.main(base) == 2
