@@ -83,16 +83,22 @@ def downscale(rgb: np.ndarray, max_side: int = MAX_ANALYSIS_SIDE) -> np.ndarray:
     """float32 copy of `rgb`, box-averaged by the smallest integer factor that brings the longer
     side to <= max_side (edge rows/columns that do not fill a whole box are dropped).
 
-    The boxes are summed in two passes (rows, then columns) on integers, which is several times
-    faster than one mean over a 5-D view."""
+    The boxes are summed on integers (exact) in two passes, rows then columns, each as `factor`
+    whole-array additions of every factor-th row (column): numpy's sum over a short axis of a
+    reshaped view runs about 5x slower."""
     height, width, channels = rgb.shape
     factor = -(-max(height, width) // max_side)  # ceiling division
     if factor <= 1:
         return rgb.astype(np.float32)
     fy, fx = min(factor, height), min(factor, width)
     h, w = height // fy, width // fx
-    rows = rgb[: h * fy, : w * fx].reshape(h, fy, w * fx * channels).sum(axis=1, dtype=np.uint32)
-    boxes = rows.reshape(h, w, fx, channels).sum(axis=2, dtype=np.uint32)
+    cropped = rgb[: h * fy, : w * fx]
+    rows = np.zeros((h, w * fx, channels), np.uint32)
+    for dy in range(fy):
+        rows += cropped[dy::fy]
+    boxes = np.zeros((h, w, channels), np.uint32)
+    for dx in range(fx):
+        boxes += rows[:, dx::fx]
     return boxes.astype(np.float32) / np.float32(fy * fx)
 
 
