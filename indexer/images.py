@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 # Pillow's own limit (about 89 Mpixels); above it an image is refused, not decoded.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _WARNINGS_LOCK = threading.Lock()
+TURNING_ORIENTATIONS = range(2, 9)  # EXIF orientations that flip or turn the picture (1: upright)
 
 
 class ImageSkipped(Exception):
@@ -52,7 +53,7 @@ def file_sha1(path: Path) -> str:
 
 
 def decode_image(path: Path, data: bytes | None = None, min_side: int | None = None,
-                 max_analysis_side: int | None = None) -> DecodedImage:
+                 max_analysis_side: int | None = None, sha1: str | None = None) -> DecodedImage:
     """Read, verify and convert `path`; raises ImageSkipped with the reason.
 
     min_side: decode a JPEG at a reduced scale as long as both sides stay at least this long
@@ -60,12 +61,13 @@ def decode_image(path: Path, data: bytes | None = None, min_side: int | None = N
     max_analysis_side: the longest side image metrics are measured at (they shrink larger
       pictures to it themselves); the reduced decode is never smaller than that, so metrics
       see the same scale as from a full decode. None: only `min_side` limits the reduction.
+    sha1: the hex SHA-1 of `data`, when the caller has already hashed it.
     """
     if data is None:
         data = _read_bytes(path)
     if not data:
         raise ImageSkipped("empty file (0 bytes)")
-    sha1 = hashlib.sha1(data).hexdigest()
+    sha1 = sha1 or hashlib.sha1(data).hexdigest()
     image, (width, height), reduced_by = _open(data, min_side, max_analysis_side)
     return DecodedImage(image, width, height, sha1, reduced_by)
 
@@ -131,7 +133,9 @@ def _open(data: bytes, min_side: int | None, max_analysis_side: int | None
 def to_rgb(image: Image.Image) -> Image.Image:
     """Upright 8-bit RGB, whatever the mode: CMYK, 16-bit, palette, alpha, greyscale."""
     try:
-        image = ImageOps.exif_transpose(image)
+        # exif_transpose copies the picture even when there is nothing to turn: ask first.
+        if image.getexif().get(ExifTags.Base.Orientation, 1) in TURNING_ORIENTATIONS:
+            image = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block should not lose the picture
         pass
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
@@ -141,7 +145,8 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    return image.convert("RGB")
+    # convert() copies even to its own mode; a decoded RGB picture is handed on as it is.
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _stretch_to_8bit(image: Image.Image) -> Image.Image:

@@ -437,7 +437,7 @@ def prepare_image(source: ImageSource, embedder: Embedder, stored: StoredImage |
     # crops are cut from full-scale pixels, so an image with boxes to embed decodes in full.
     min_side: int | None = None if boxes else getattr(embedder, "input_size", None)
     try:
-        decoded = decode_image(source.path, data, min_side, MAX_ANALYSIS_SIDE if with_metrics else None)
+        decoded = decode_image(source.path, data, min_side, MAX_ANALYSIS_SIDE if with_metrics else None, sha1)
         box_crops = crops(decoded, source, sha1, boxes, embedder, with_metrics, crop_margin) if boxes else None
         if unchanged:  # only boxes to embed (new, or moved in the labels)
             return PreparedImage(source, sha1, unchanged=True, crops=box_crops)

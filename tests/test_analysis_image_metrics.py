@@ -101,3 +101,24 @@ def test_uniqueness_is_distance_to_nearest_neighbour() -> None:
     graph = KnnGraph(np.array(["a", "b", "c"]), np.array([[1, 2], [0, 2], [1, 0]], np.int32),
                      np.array([[1.0, 0.2], [0.6, 0.5], [0.5, 0.2]], np.float32))
     assert uniqueness(graph) == pytest.approx([0.0, 0.4, 0.5], abs=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(1500, 2048, 3), (1081, 1921, 3), (2000, 3, 3), (700, 513, 3)])
+def test_downscale_is_the_exact_mean_of_whole_boxes(shape: tuple[int, int, int]) -> None:
+    rgb = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    factor = -(-max(shape[:2]) // 512)
+    fy, fx = min(factor, shape[0]), min(factor, shape[1])
+    h, w = shape[0] // fy, shape[1] // fx
+    boxes = rgb[: h * fy, : w * fx].astype(np.float64).reshape(h, fy, w, fx, 3).mean(axis=(1, 3))
+    small = downscale(rgb)
+    assert small.dtype == np.float32 and small.shape == (h, w, 3)
+    assert np.array_equal(small, boxes.astype(np.float32))
+
+
+def test_metrics_of_a_shrunk_picture_are_those_of_its_box_average() -> None:
+    rgb = np.random.default_rng(7).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)
+    small = np.rint(downscale(rgb)).astype(np.uint8)  # 400x533 -> what the metrics measure, rounded
+    got, want = image_metrics(rgb), image_metrics(small, (1600, 1200))
+    for name in ("brightness", "contrast", "colourfulness"):
+        assert got[name] == pytest.approx(want[name], rel=1e-2), name
+    assert got["area"] == want["area"] == 1600 * 1200
