@@ -248,15 +248,16 @@ def timed_selection(page, points: list[tuple[float, float]], expected: int,
     """(mouseup -> count line, grid and distribution updated; mouseup -> the map drew the
     selection, for the density view, where the server decides the points and the image
     is drawn again with the rest dimmed: None over points, where Plotly draws it at once)."""
+    # The redraw of the previous step (a clear redraws the density image) must be done first,
+    # or its new image would be taken for this selection's.
+    page.wait_for_function("() => document.querySelector('.es-map').dataset.busy === '0'", timeout=60_000)
     seq = page.evaluate("() => document.querySelector('.es-map').dataset.seq")
     density = map_mode(page) == "density"
-    views = page.evaluate("() => +document.querySelector('.es-map').dataset.views")
     drag(page, points, lasso)
     page.wait_for_function("n => document.querySelector('#es-count .es-count').dataset.selected === n",
                            arg=str(expected), timeout=60_000)
     if density:
-        page.wait_for_function("n => +document.querySelector('.es-map').dataset.views > n", arg=views,
-                               timeout=60_000)
+        page.wait_for_function("() => window.__bench.map > window.__bench.mouseup", timeout=60_000)
     page.wait_for_timeout(200)
     marks = page.evaluate("() => window.__bench")
     if not density:
@@ -292,10 +293,16 @@ def timed_tagging(page, tag: str) -> tuple[float, float, float]:
 
 
 def clear(page) -> None:
+    """Double-click: no selection; over the density image, wait for the image redrawn without it."""
+    density = map_mode(page) == "density"
+    views = page.evaluate("() => +document.querySelector('.es-map').dataset.views")
     page.keyboard.press("Escape")
     pixel = page.evaluate("() => window.embedscapeMap.toClient(0, 0)")
     page.mouse.dblclick(pixel["x"], pixel["y"])
     page.wait_for_function("() => document.querySelector('#es-count .es-count').dataset.selected === ''")
+    if density:
+        page.wait_for_function("n => +document.querySelector('.es-map').dataset.views > n", arg=views,
+                               timeout=60_000)
 
 
 def run(n: int, dim: int, port: int, gpu_compositing: bool = False,
