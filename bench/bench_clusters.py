@@ -1,6 +1,6 @@
 """Cluster benchmark: our clusters vs k-means with the same number of clusters, same run.
 
-    flock /work/bench.lock .venv/bin/python bench/bench_clusters.py [--sizes 10000 70000] [--repeats 3]
+    .venv/bin/python bench/bench_clusters.py [--sizes 10000 70000] [--repeats 3]
 
 Data: Fashion-MNIST embedded with mobilenet-v2, the caches of bench/bench_label_quality.py
 (bench/results/fmnist_test_mobilenet.npz: the 10,000 test images; fmnist_70k_mobilenet.npz:

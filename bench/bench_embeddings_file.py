@@ -1,7 +1,7 @@
 """`index --embeddings` at scale: where the time of a 1M-row run goes, and the write rate
 against the bare engine.
 
-    flock /work/bench.lock .venv/bin/python bench/bench_embeddings_file.py --rows 1000000 --dim 64 --runs 3
+    .venv/bin/python bench/bench_embeddings_file.py --rows 1000000 --dim 64 --runs 3
 
 Each run indexes the same synthetic Parquet file (bench/make_embeddings.py: 20 classes, 1%
 mislabelled, no image files, so --allow-missing-files) into a fresh embedded collection and

@@ -1,9 +1,9 @@
 """Label-quality benchmark: our label-error and outlier flags vs cleanlab, same embeddings, same run.
 
     .venv/bin/pip install -r bench/requirements.txt
-    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part labels --seeds 0
-    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part outliers
-    flock /work/bench.lock .venv/bin/python bench/bench_label_quality.py --part speed
+    .venv/bin/python bench/bench_label_quality.py --part labels --seeds 0
+    .venv/bin/python bench/bench_label_quality.py --part outliers
+    .venv/bin/python bench/bench_label_quality.py --part speed
     .venv/bin/python bench/bench_label_quality.py --report          # medians of everything run so far
 
 Data: the Fashion-MNIST test set (10,000 images, Debian's /usr/share/datasets/fashion-mnist),

@@ -1,7 +1,7 @@
 """What the map's overlays cost (ui/map_overlays.py): thumbnails in place of the points when few
 are in view, cluster names placed without overlap, and selection with thumbnails shown.
 
-    flock /work/bench.lock .venv/bin/python bench/bench_map_overlays.py [--points 70000] [--runs 3]
+    .venv/bin/python bench/bench_map_overlays.py [--points 70000] [--runs 3]
 
 The collection is bench_ui.py's synthetic map (built and cached by it: 10 round clusters, real
 PNG files behind every point), served in a subprocess; headless Chromium (Playwright, software

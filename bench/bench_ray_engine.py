@@ -1,6 +1,6 @@
 """`index --engine ray` against the local engine on this machine: the embedding phase in img/s.
 
-    flock /work/bench.lock .venv/bin/python bench/bench_ray_engine.py --images 2000 --runs 3
+    .venv/bin/python bench/bench_ray_engine.py --images 2000 --runs 3
 
 Same Fashion-MNIST PNGs, same model (mobilenet-v2, OpenVINO), same store, fresh collection per
 run; the embedding phase (read, hash, decode, metrics, preprocess, embed, write) as the
