@@ -241,7 +241,7 @@ async function render() {
 // screen: four times the pixels of a 1x screen to draw, and without a GPU to read back into
 // every frame. The screen's own ratio looks the same and costs a quarter of that.
 function glConfig(config) {
-  const ratio = Math.min(4, Math.max(1, Math.round(window.devicePixelRatio || 1)));
+  const ratio = Math.min(4, Math.max(1, window.devicePixelRatio || 1));  // 1.25 and 1.5 screens too
   return Object.assign({plotGlPixelRatio: ratio}, config);
 }
 
