@@ -68,8 +68,9 @@ def explorer_page(collection) -> Iterator[Any]:
         running.stop()
 
 
-def open_page(browser, url: str):
-    page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+def open_page(browser, url: str, context=None):
+    """A page of `context` (default: a new 1500x1000 one) at `url`, once the map and grid are drawn."""
+    page = (context or browser.new_context(viewport={"width": 1500, "height": 1000})).new_page()
     page.set_default_timeout(TIMEOUT)
     page.goto(url)
     page.wait_for_function("() => { const m = document.querySelector('.es-map');"
@@ -179,6 +180,25 @@ WATCH_HOVER_JS = """
 """
 
 
+def hover_card(page, px: float, py: float, nudge: float) -> dict:
+    """Move onto (px, py) from `nudge` pixels away until the hover card shows; the card as shown.
+
+    It is recorded as soon as it is visible with its image loaded: Plotly may unhover again
+    right after (a loaded machine also drops hovers), so polling its current state could miss
+    a card that was shown."""
+    page.evaluate(WATCH_HOVER_JS)
+    for attempt in range(5):
+        page.mouse.move(px + nudge, py + nudge)
+        page.mouse.move(px, py)
+        try:
+            page.wait_for_function("() => window.__hoverCard !== null", timeout=5000)
+            break
+        except Exception:
+            if attempt == 4:
+                raise
+    return page.evaluate("() => window.__hoverCard")
+
+
 # --- tests ---------------------------------------------------------------------------------
 def test_box_selection_in_data_view_drives_grid_and_distribution(server, browser, dataset) -> None:
     page = open_page(browser, server.url)
@@ -229,20 +249,7 @@ def test_lasso_in_label_view_hover_and_double_click(server, browser, dataset) ->
     # selection's outline Plotly offers to move the selection instead of hovering).
     pid, (x, y, label) = max(points(dataset).items(), key=lambda kv: kv[1][:2])
     px, py = to_client(page, x, y)
-    # Record the card as soon as it is visible with its image loaded: Plotly may unhover
-    # again right after (a loaded machine also drops hovers), so polling its current state
-    # could miss a card that was shown.
-    page.evaluate(WATCH_HOVER_JS)
-    for attempt in range(5):
-        page.mouse.move(px + 3, py + 3)
-        page.mouse.move(px, py)
-        try:
-            page.wait_for_function("() => window.__hoverCard !== null", timeout=5000)
-            break
-        except Exception:
-            if attempt == 4:
-                raise
-    card = page.evaluate("() => window.__hoverCard")
+    card = hover_card(page, px, py, nudge=3)
     assert card["label"] == label and card["src"].endswith(f"/thumb/row/{card['row']}")
     assert card["width"] > 0  # the thumbnail decoded
 
@@ -475,18 +482,7 @@ def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(
 
         # Hover over the image: the nearest point's thumbnail and label come from the server.
         pid, (x, y, label) = max(points(dataset).items(), key=lambda kv: kv[1][:2])
-        page.evaluate(WATCH_HOVER_JS)
-        px, py = to_client(page, x, y)
-        for attempt in range(5):
-            page.mouse.move(px + 2, py + 2)
-            page.mouse.move(px, py)
-            try:
-                page.wait_for_function("() => window.__hoverCard !== null", timeout=5000)
-                break
-            except Exception:
-                if attempt == 4:
-                    raise
-        card = page.evaluate("() => window.__hoverCard")
+        card = hover_card(page, *to_client(page, x, y), nudge=2)
         assert card["label"] == label and card["row"] == str(running.app.state.embedscape.embedscape_context.table.row_of[pid])
 
         # Double-click clears the selection; the image is drawn again without dimming.

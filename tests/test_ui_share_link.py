@@ -13,7 +13,7 @@ from conftest import build_ui_collection
 from store.schema import TAGS
 from subsets.saved import delete_subset, list_subsets, subset_ids
 from test_ui_browser import (
-    CHROMIUM, TIMEOUT, drag, grid_ids, inside_box, inside_polygon, min_edge_distance, points, to_client,
+    CHROMIUM, TIMEOUT, drag, grid_ids, inside_box, inside_polygon, min_edge_distance, open_page, points, to_client,
     wait_selected,
 )
 from ui.app import start_server
@@ -49,13 +49,7 @@ def fresh_page(browser, url: str):
     """A page in a new browser context: nothing kept from another page (as for a colleague)."""
     context = browser.new_context(viewport={"width": 1500, "height": 1000})
     context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT)
-    page.goto(url)
-    page.wait_for_function("() => { const m = document.querySelector('.es-map');"
-                           " return m && m.dataset.seq !== '-1'; }")
-    page.wait_for_selector("#es-grid .es-card")
-    return page
+    return open_page(browser, url, context)
 
 
 def wait_seq_after(page, seq: str) -> None:
