@@ -11,6 +11,7 @@ from analysis.linear_probe import cross_validated_probe, first_occurrence, neare
 from analysis.mislabels import (
     NoiseModel, _Beliefs, _neighbour_votes, _posterior, confident_joint, fit_noise, mislabel_scores,
 )
+from test_analysis_label_quality import clusters
 
 
 def hand_graph(indices: list[list[int]], similarities: list[list[float]]) -> KnnGraph:
@@ -20,11 +21,18 @@ def hand_graph(indices: list[list[int]], similarities: list[list[float]]) -> Knn
 
 def blobs(n_classes: int, per_class: int, dim: int = 16, spread: float = 0.35,
           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian classes around orthogonal directions; (vectors, class per point)."""
+    """Gaussian classes around orthogonal directions, looser than the label-quality tests'
+    clusters by default; (vectors, class per point)."""
+    return clusters(n_classes, per_class, dim, spread, seed)
+
+
+def flip_labels(truth: np.ndarray, count: int, n_classes: int, seed: int) -> np.ndarray:
+    """`truth` with `count` random points moved to another class, uniformly (symmetric noise)."""
     rng = np.random.default_rng(seed)
-    truth = np.repeat(np.arange(n_classes), per_class)
-    vectors = np.eye(dim)[truth] + spread * rng.normal(size=(len(truth), dim))
-    return vectors.astype(np.float32), truth
+    flips = rng.choice(len(truth), count, replace=False)
+    noisy = truth.copy()
+    noisy[flips] = (truth[flips] + rng.integers(1, n_classes, len(flips))) % n_classes
+    return noisy
 
 
 def graph_of(vectors: np.ndarray, k: int = 10) -> KnnGraph:
@@ -167,10 +175,7 @@ def test_flipped_labels_are_flagged_with_the_true_class_suggested() -> None:
 
 def test_symmetric_noise_is_recovered_and_scores_spread() -> None:
     vectors, truth = blobs(6, 150, spread=0.3, seed=2)
-    rng = np.random.default_rng(3)
-    flips = rng.choice(len(truth), 90, replace=False)
-    noisy = truth.copy()
-    noisy[flips] = (truth[flips] + rng.integers(1, 6, len(flips))) % 6
+    noisy = flip_labels(truth, 90, 6, seed=3)
     result = mislabel_scores(graph_of(vectors), np.array(list("uvwxyz"))[noisy], vectors=vectors)
     precision, recall = precision_recall(result.flagged, noisy != truth)
     assert precision >= 0.95 and recall >= 0.85
@@ -243,10 +248,7 @@ def test_labels_unrelated_to_the_vectors_are_not_judged() -> None:
 def test_heavy_noise_is_still_judged() -> None:
     # 30 % wrong labels make the given labels' likelihood poor; the evidence is still good.
     vectors, truth = blobs(6, 150, spread=0.3, seed=11)
-    rng = np.random.default_rng(12)
-    flips = rng.choice(len(truth), 270, replace=False)
-    noisy = truth.copy()
-    noisy[flips] = (truth[flips] + rng.integers(1, 6, len(flips))) % 6
+    noisy = flip_labels(truth, 270, 6, seed=12)
     result = mislabel_scores(graph_of(vectors), np.array(list("uvwxyz"))[noisy], vectors=vectors)
     precision, recall = precision_recall(result.flagged, noisy != truth)
     assert precision >= 0.9 and recall >= 0.85
