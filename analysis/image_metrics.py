@@ -25,7 +25,8 @@ from store.schema import (
     AREA, ASPECT_RATIO, BRIGHTNESS, COLOURFULNESS, CONTRAST, METRIC_FIELDS, SHARPNESS,
 )
 
-__all__ = ["METRIC_FIELDS", "colourfulness", "downscale", "image_metrics", "laplacian_variance", "uniqueness"]
+__all__ = ["METRIC_FIELDS", "colourfulness", "downscale", "image_metrics", "laplacian_variance", "shrink_factor",
+           "uniqueness"]
 MAX_ANALYSIS_SIDE = 512
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -63,7 +64,7 @@ def _float_planes(rgb: np.ndarray, max_side: int) -> np.ndarray:
     """float32 (3, H, W): the red, green and blue planes of `downscale(rgb, max_side)`, each
     contiguous (the statistics below run on whole planes, not on every third value). A picture
     that needs no shrinking is cast and split in one pass, without the (H, W, 3) float copy."""
-    if -(-max(rgb.shape[:2]) // max_side) > 1:
+    if shrink_factor(*rgb.shape[:2], max_side) > 1:
         return np.ascontiguousarray(downscale(rgb, max_side).transpose(2, 0, 1))
     planes = np.empty((3, *rgb.shape[:2]), np.float32)
     np.copyto(planes, rgb.transpose(2, 0, 1), casting="unsafe")
@@ -79,6 +80,11 @@ def _mean_and_variance(values: np.ndarray) -> tuple[float, float]:
     return float(mean), float(np.dot(deviations, deviations)) / flat.size
 
 
+def shrink_factor(height: int, width: int, max_side: int = MAX_ANALYSIS_SIDE) -> int:
+    """The integer factor `downscale` shrinks a picture of this size by (1: not at all)."""
+    return -(-max(height, width) // max_side)  # ceiling division
+
+
 def downscale(rgb: np.ndarray, max_side: int = MAX_ANALYSIS_SIDE) -> np.ndarray:
     """float32 copy of `rgb`, box-averaged by the smallest integer factor that brings the longer
     side to <= max_side (edge rows/columns that do not fill a whole box are dropped).
@@ -87,7 +93,7 @@ def downscale(rgb: np.ndarray, max_side: int = MAX_ANALYSIS_SIDE) -> np.ndarray:
     whole-array additions of every factor-th row (column): numpy's sum over a short axis of a
     reshaped view runs about 5x slower."""
     height, width, channels = rgb.shape
-    factor = -(-max(height, width) // max_side)  # ceiling division
+    factor = shrink_factor(height, width, max_side)
     if factor <= 1:
         return rgb.astype(np.float32)
     fy, fx = min(factor, height), min(factor, width)

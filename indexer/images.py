@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
+from analysis.image_metrics import shrink_factor
+
 # Pillow's own limit (about 89 Mpixels); above it an image is refused, not decoded.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 _WARNINGS_LOCK = threading.Lock()
@@ -79,7 +81,7 @@ def reduction_factor(width: int, height: int, min_side: int | None, max_analysis
         return 1
     limit = min(width, height) // min_side
     if max_analysis_side:
-        limit = min(limit, -(-max(width, height) // max_analysis_side))
+        limit = min(limit, shrink_factor(height, width, max_analysis_side))
     return next(scale for scale in (8, 4, 2, 1) if scale <= max(limit, 1))
 
 
