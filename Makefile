@@ -1,5 +1,5 @@
 # The two commands the README promises: `make demo` and `make test`. Both set up everything.
-.PHONY: setup demo demo-full test bench
+.PHONY: setup demo demo-full test bench screenshots
 VENV := .venv/bin
 
 setup:
@@ -17,3 +17,7 @@ test: setup
 bench: setup
 	$(VENV)/pip install -q -r bench/requirements.txt
 	$(VENV)/python bench/run_all.py
+
+# The README's screenshots (docs/screenshot-*.png) from the demo's real images; never the tests.
+screenshots: setup
+	$(VENV)/python scripts/screenshots.py

@@ -12,7 +12,20 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+from checkout_state import changes, checkout_state  # noqa: E402
 from store import Store, open_store  # noqa: E402
+
+CHECKOUT_BEFORE = checkout_state()  # the checkout as this run found it
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A run that changed the checkout fails, even when every test passed (tests that come
+    after tests/test_zz_checkout_unchanged.py are covered here)."""
+    after = checkout_state()
+    changed = changes(CHECKOUT_BEFORE, after) if CHECKOUT_BEFORE is not None and after is not None else []
+    if changed:
+        print(f"\nThis test run changed the checkout: {', '.join(changed)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(params=["edge", "client-local"])

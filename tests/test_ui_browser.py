@@ -2,7 +2,7 @@
 
 Points sit on known grids (tests/conftest.py `build_ui_collection`), so what a drawn box
 or lasso must select is computed from the store's own x/y and compared with what the
-grid, the distribution and the count line show. Screenshots go to docs/.
+grid, the distribution and the count line show.
 """
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 TIMEOUT = 20_000
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
@@ -208,7 +207,6 @@ def test_box_selection_in_data_view_drives_grid_and_distribution(server, browser
     assert page.evaluate("() => window.embedscapeMap.gd.data.length") == 1  # one colour, no legend
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(DOCS / "screenshot-data-view.png"))
 
     expected = inside_box(dataset, 10.1, 10.9, 0.1, 0.9)
     assert len(expected) == 9
@@ -243,7 +241,6 @@ def test_lasso_in_label_view_hover_and_double_click(server, browser, dataset) ->
     assert distribution(page) == expected_distribution(dataset, expected)
     page.mouse.move(5, 5)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(DOCS / "screenshot-label-view-lasso.png"))
 
     # Hovering a point shows its thumbnail and label (a point away from the lasso: over the
     # selection's outline Plotly offers to move the selection instead of hovering).
@@ -306,7 +303,6 @@ def test_detail_view_more_like_this_and_text_search(server, browser, dataset) ->
     page.wait_for_selector(".es-hover", state="hidden")
     page.mouse.move(5, 5)
     page.wait_for_function("() => [...document.querySelectorAll('#es-grid img')].every(i => i.complete && i.naturalWidth)")
-    page.screenshot(path=str(DOCS / "screenshot-grid.png"), full_page=True)
     page.context.close()
 
 
@@ -458,7 +454,6 @@ def test_a_big_map_is_a_density_image_until_zoomed_in_and_selects_on_the_server(
         assert sorted(legend) == sorted(UI_LABELS), "the legend stays without points drawn"
         assert page.evaluate("() => window.embedscapeMap.gd.layout.images.length") == 1
         page.mouse.move(5, 5)
-        page.screenshot(path=str(DOCS / "screenshot-density-view.png"))
 
         # A box over the dog cluster: the server finds the points, the image dims the rest.
         expected = inside_box(dataset, 10.1, 10.9, 0.1, 0.9)

@@ -20,7 +20,7 @@ from scoring.clusters import cluster_table
 from store import open_store, point_id
 from ui.app import start_server
 
-from test_ui_browser import CHROMIUM, DOCS, drag, grid_ids, inside_box, open_page, points, to_client, wait_selected, zoom
+from test_ui_browser import CHROMIUM, drag, grid_ids, inside_box, open_page, points, to_client, wait_selected, zoom
 
 pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
@@ -126,7 +126,6 @@ def test_cluster_names_are_placed_largest_first_and_never_overlap_at_any_zoom(br
             assert abs((y0 + y1) / 2 - cy) < 10 or y0 < 10, name
         size = name_font_size(page)
         page.mouse.move(5, 5)
-        page.locator(".es-map").screenshot(path=str(DOCS / "screenshot-map-cluster-names.png"))
 
         # Zoomed in on a quarter of the map: names left out before get room; still no overlap,
         # same size of text.
@@ -198,7 +197,6 @@ def test_points_become_thumbnails_when_few_are_in_view_and_selection_still_works
         assert all(s.startswith("/thumb/row/") for s in sources), "the explorer's own thumbnail route"
         assert not any(t["dim"] for t in thumbnails)
         page.mouse.move(5, 5)
-        page.locator(".es-map").screenshot(path=str(DOCS / "screenshot-map-thumbnails.png"))
 
         # A box drawn over the thumbnails selects the points beneath; the rest are dimmed.
         expected = inside_box(dataset, -0.1, 1.1, -0.1, 1.1)

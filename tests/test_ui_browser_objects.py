@@ -5,7 +5,7 @@ drawn, and "Show their images" / "Show their objects" between the two explorers.
 The boxes sit on known grids (tests/detection_fixtures.py `build_detection_ui`), so what a drawn
 box selects is computed from the store's own x/y; what the pages show is compared with the
 detection module's own answers (crop_thumbnail, draw_boxes, images_of_objects,
-objects_of_images). Screenshots go to docs/.
+objects_of_images).
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from detection.crops import BOX_COLOUR, HIGHLIGHT_COLOUR, crop_thumbnail, draw_b
 from detection_fixtures import UI_TWICE, build_detection_ui
 from indexer.objects import object_point_id
 from store.schema import BBOX, IMAGE_ID, PATH
-from test_ui_browser import CHROMIUM, DOCS, drag, grid_ids, inside_box, open_page, to_client, wait_selected
+from test_ui_browser import CHROMIUM, drag, grid_ids, inside_box, open_page, to_client, wait_selected
 from ui.app import start_server
 from ui.images import BOXES_MIN_SIDE, BOXES_SIDE, THUMB_SIZE
 
@@ -108,7 +108,6 @@ def test_objects_switch_selection_crops_image_view_and_handover(server, browser,
         assert np.array_equal(served_picture(server, src), crop), point
         assert width == crop.shape[1]
     calm(page)
-    page.screenshot(path=str(DOCS / "screenshot-objects-map.png"))
 
     # A click on a card: the whole image with all its boxes drawn and named, this one highlighted.
     chosen = twice
@@ -132,7 +131,6 @@ def test_objects_switch_selection_crops_image_view_and_handover(server, browser,
                                        " b.classList.contains('es-box-this')])")
     assert listed == [[b.point_id, b.label, b.point_id == chosen] for b in boxes]
     calm(page)
-    page.screenshot(path=str(DOCS / "screenshot-objects-image-view.png"))
 
     # "Show their images": the Images explorer selects exactly the images holding these boxes.
     holding = images_of_objects(objects, sorted(expected))

@@ -172,7 +172,6 @@ def test_browser_choosing_a_cluster_selects_its_points(tmp_path: Path) -> None:
             names = page.evaluate("() => window.embedscapeMap.state.categories.map(c => c.name)")
             assert names == [f"{r['name']} ({r['size']})" for r in records]
             browser_tests.open_tab(page, "Clusters")
-            page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-clusters.png"), full_page=True)
     finally:
         store.close()
 

@@ -1,7 +1,7 @@
 """The explorer's frame in headless Chromium at common window sizes: the map takes most of the
 window, every tab is a visible button (no overflow menu), the legend keeps clear of the
 modebar, and the handle between the map and the panels resizes the map (remembered by the
-browser). Both explorers of a detection dataset are checked. Screenshots go to docs/.
+browser). Both explorers of a detection dataset are checked.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from detection_fixtures import build_detection_ui
 from test_ui_browser import (
-    CHROMIUM, DOCS, TIMEOUT, drag, grid_ids, inside_box, open_tab, to_client, wait_selected,
+    CHROMIUM, TIMEOUT, drag, grid_ids, inside_box, open_tab, to_client, wait_selected,
 )
 from conftest import build_ui_collection
 from ui.app import DEFAULT_PAGES, OBJECT_PAGES, start_server
@@ -107,7 +107,7 @@ def test_the_map_takes_most_of_the_window_beside_every_tab(ui_server, browser, s
     page = open_at(browser, server.url, size)
     check_frame(page, size, ["Explorer", *(title for title, _ in DEFAULT_PAGES)])
 
-    # The label view with a selection, for the README's screenshot.
+    # A box selection on the label view: the grid follows it.
     expected = inside_box(collection, 9.9, 11.1, -0.1, 1.1)
     drag(page, [(9.9, 1.1), (11.1, -0.1)])
     wait_selected(page, len(expected))
@@ -116,7 +116,6 @@ def test_the_map_takes_most_of_the_window_beside_every_tab(ui_server, browser, s
     page.wait_for_selector(".es-hover", state="hidden")
     page.mouse.move(2, 2)
     page.wait_for_timeout(300)
-    page.screenshot(path=str(DOCS / f"screenshot-layout-{size[0]}x{size[1]}.png"))
     page.context.close()
 
 

@@ -170,7 +170,6 @@ def test_browser_histogram_range_selection_and_weak_labels(tmp_path: Path) -> No
                 " return s && s.dataset.count === n; }", arg=str(len(expected)))
             page.wait_for_function("n => window.embedscapeMap.gd.data.reduce("
                                    "(k, t) => k + (t.selectedpoints || []).length, 0) === n", arg=len(expected))
-            page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-metrics.png"), full_page=True)
 
             # Weak label: a new label on the selection, saved with the originals kept.
             originals = {r.id: r.payload["label"] for r in collection.retrieve(sorted(expected), ["label"])}

@@ -256,7 +256,6 @@ def test_browser_review_queue_keyboard_undo_and_restart(tmp_path: Path, monkeypa
             page.wait_for_function("() => [...document.querySelectorAll('.es-rq-card img, .es-rq-strip img')]"
                                    ".every(i => i.complete && i.naturalWidth > 0)")
             page.evaluate("() => window.scrollTo(0, 0)")
-            page.screenshot(path=str(Path(browser_tests.DOCS) / "screenshot-label-quality.png"), full_page=True)
         finally:
             running.stop()
             store.close()
