@@ -39,6 +39,7 @@ from store import Collection
 from ui import explorer, export_page, figure, metrics_page
 from ui import box_quality_page, clusters_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
+from ui.edit_watch import edit_watch_control
 from ui.explorer import PointKind
 from ui.handoff import CSS as HANDOFF_CSS
 from ui.handoff import ExplorerLink, HandoffStore, build_handover, switch_html
@@ -96,6 +97,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
             share = share_link_control()
+            edit_watch = edit_watch_control()
         with gr.Row():
             with gr.Column(elem_id=MAP_COLUMN, min_width=0):
                 controls = explorer.build_map_controls(table)
@@ -104,7 +106,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                 search = explorer.build_search_controls(text_encoder is not None)
             split_handle()
             with gr.Column(elem_id=PANELS_COLUMN):
-                ctx = AppContext(collection, live, text_encoder, chart, state)
+                ctx = AppContext(collection, live, text_encoder, chart, state, edit_ack=edit_watch)
                 with gr.Tabs(overflow_behavior="wrap"):
                     with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
                         if link is not None:

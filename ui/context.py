@@ -34,6 +34,7 @@ import gradio as gr
 import numpy as np
 
 from store import Collection
+from ui.edit_watch import acknowledgement
 from ui.figure import map_message
 from ui.state import MapState
 from ui.live_table import LiveTable
@@ -80,6 +81,8 @@ class AppContext:
     _map_select_fn: Callable[[MapState, dict[str, Any]], MapState] | None = None
     _pages: dict[str, _Page] = field(default_factory=dict)
     _building: str | None = None  # the page whose builder is running
+    edit_ack: gr.HTML | None = None  # ui/edit_watch.py: an edit's reply sets it
+
 
     @property
     def table(self) -> PointTable:
@@ -122,16 +125,21 @@ class AppContext:
         self._listeners.append(_Listener(fn, list(inputs), list(outputs), self._building))
 
     def map_event(self, trigger: Callable[..., Any], fn: Callable[..., Any], inputs: Sequence[Any] = (),
-                  outputs: Sequence[Any] = (), name: str | None = None, only_on_change: bool = False) -> None:
+                  outputs: Sequence[Any] = (), name: str | None = None, only_on_change: bool = False,
+                  acknowledge: bool = False) -> None:
         """Wire `trigger` (e.g. `button.click`) to a handler that changes the MapState.
 
         Registered by `wire_followers` as one event with the selection followers, so the map,
         the handler's outputs and every view that follows the selection come in one reply.
+        With `acknowledge` (an edit), the reply also tells the page's edit watch that the server
+        answered (ui/edit_watch.py).
         With `only_on_change` (a timer's tick), nothing runs unless `fn`, or another writer,
         gave the session a newer table to catch up with.
         """
         if self._wired:
             raise RuntimeError("map_event after wire_followers: call it while building the pages")
+        if acknowledge and self.edit_ack is not None:  # an edit: the page's edit watch sees its reply
+            fn, outputs = _acknowledging(fn), [*outputs, self.edit_ack]
         self._map_events.append(_MapEvent(trigger, fn, list(inputs), list(outputs), name or fn.__name__,
                                           only_on_change))
 
@@ -291,3 +299,13 @@ def timed_function(name: str) -> Callable[[Callable[..., Any]], Callable[..., An
                 return fn(*args)
         return run
     return wrap
+
+
+def _acknowledging(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """`fn` whose reply also carries an acknowledgement for the page's edit watch (last output)."""
+
+    def acknowledged(*args: Any) -> tuple[Any, ...]:
+        result = fn(*args)
+        return (*(result if isinstance(result, tuple) else (result,)), acknowledgement())
+
+    return acknowledged

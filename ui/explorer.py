@@ -325,8 +325,9 @@ def _tagging_panel(ctx: AppContext, controls: MapControls) -> TaggingControls:
                 gr.Radio(choices=_tag_choices(counts), value=None), gr.Dropdown(choices=list(counts)))
 
     tag_outputs = [status, tag, tag_list, controls.tags]
-    ctx.map_event(add.click, lambda s, n: edit(s, n, True), [tag], tag_outputs, name="tag_add")
-    ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove")
+    ctx.map_event(add.click, lambda s, n: edit(s, n, True), [tag], tag_outputs, name="tag_add", acknowledge=True)
+    ctx.map_event(remove.click, lambda s, n: edit(s, n, False), [tag], tag_outputs, name="tag_remove",
+                  acknowledge=True)
 
     def pick_tag(state: MapState, name: str | None) -> MapState:
         return state.select(ctx.table.rows_with_tags([name]), f"tag: {name}") if name else state

@@ -248,8 +248,8 @@ def _weak_label_panel(ctx: AppContext) -> None:
         return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",
                 gr.Dropdown(choices=label_choices(table)))
 
-    ctx.map_event(relabel.click, set_label, [label], [status, label], name="relabel")
-    ctx.map_event(restore.click, restore_labels, [], [status, label], name="restore_labels")
+    ctx.map_event(relabel.click, set_label, [label], [status, label], name="relabel", acknowledge=True)
+    ctx.map_event(restore.click, restore_labels, [], [status, label], name="restore_labels", acknowledge=True)
 
 
 def _finite(value: float | None) -> float | None:
