@@ -1,7 +1,10 @@
 """The export formats. Each writer takes the matching points as `ExportRecords` and a target.
 
     csv          one row per point; list fields joined with '|', object fields (review) as JSON,
-                 booleans as True / False
+                 booleans as True / False; a text cell that a spreadsheet would run as a formula
+                 (starting with = + - @, a tab or a carriage return) starts with ' instead (OWASP's
+                 CSV-injection advice: the spreadsheet shows the text and hides the quote); numbers
+                 stay numbers. JSON Lines and COCO keep every value exact.
     jsonl        one JSON object per line
     coco         COCO JSON: images (with every record field) and image-level categories;
                  of an object collection, its boxes (export/detection.py)
@@ -28,6 +31,8 @@ from export.records import LIST_FIELDS, ExportRecords
 from store.schema import BBOX
 
 UNLABELLED_DIR = "_unlabelled"
+# A spreadsheet takes a cell starting with one of these as a formula (=HYPERLINK(...), +cmd|...).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -41,8 +46,14 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
     writer = csv.writer(handle)
     writer.writerow(columns)
     for record in data.records:
-        writer.writerow([_cell(record.get(c), c) for c in columns])
+        writer.writerow([_inert(_cell(record.get(c), c)) for c in columns])
     return WriteResult(len(data))
+
+
+def _inert(cell: Any) -> Any:
+    """A text cell as text in a spreadsheet: one that would start a formula gets a leading '.
+    Numbers (a negative score, x and y) are written as they are."""
+    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
 
 
 def _cell(value: Any, column: str) -> Any:
