@@ -13,16 +13,17 @@ import csv
 from pathlib import Path
 from urllib.parse import urlencode
 
+import httpx
 import numpy as np
 import pytest
 from PIL import Image
 
 from detection_fixtures import build_detection_ui
 from indexer.predictions import import_predictions
-from review import TAGGED, ReviewBook
+from review import KEPT, TAGGED, ReviewBook
 from scoring.analyze import analyze_collection
 from store import open_store, point_id
-from store.schema import LABEL, LABELS, MISLABEL_FLAG, QUALITY_FLAGS, SUBSETS, TAGS
+from store.schema import LABEL, LABELS, MISLABEL_FLAG, QUALITY_FLAGS, REVIEW, SUBSETS, TAGS
 from test_ui_browser import CHROMIUM, drag, open_page, open_tab, wait_selected
 from ui.app import start_server
 
@@ -120,7 +121,11 @@ def build_hostile(base: Path):
                if MISLABEL_FLAG in (r.payload.get(QUALITY_FLAGS) or [])]
     assert flagged, "the analysis flags the swapped labels"
     collection.add_tag(flagged[:1], SCRIPT)
-    ReviewBook(collection).decide(MISLABEL_FLAG, flagged[:1], TAGGED, tag=SCRIPT)
+    book = ReviewBook(collection)
+    book.decide(MISLABEL_FLAG, flagged[:1], TAGGED, tag=SCRIPT)
+    book.decide(MISLABEL_FLAG, flagged[1:2], KEPT)
+    review = collection.retrieve(flagged[1:2], [REVIEW])[0].payload[REVIEW]  # another tool's decision:
+    collection.set_payload(flagged[1:2], {REVIEW: {**review, MISLABEL_FLAG: {**review[MISLABEL_FLAG], "decision": LINK}}})
     collection.update_metadata(model=f"model {LINK}")  # after the analysis: no model of that name is loaded
     collection.flush()
     return store, collection
@@ -163,6 +168,10 @@ def test_hostile_link_parameters_are_warned_about_as_text(browser, hostile) -> N
 def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -> None:
     running = start_server(hostile)
     try:
+        for route in ("image", "thumb"):  # a file with markup in its name: served as the image it is
+            served = httpx.get(f"{running.url}/{route}/{point_id(hostile_path(0))}", timeout=20)
+            assert served.status_code == 200 and served.headers["content-type"] == "image/png"
+            assert served.headers["x-content-type-options"] == "nosniff"
         page = open_page(browser, running.url)
         colour_by(page, "Label")
         wait_legend(page, LINK)
@@ -197,6 +206,13 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
         page.wait_for_selector("#es-rq-card .es-rq-labels")
         assert any(label in page.inner_text("#es-rq-card") for label in LABELS3)
         assert_no_markup(page, "Label quality")
+        page.click("#es-rq-show input")
+        page.get_by_role("option", name="Reviewed", exact=True).click()
+        wait_text(page, "#es-rq-progress", LINK)  # the progress line counts that decision by its name
+        page.wait_for_function("t => { const c = document.querySelector('#es-rq-card .es-rq-status');"
+                               " return c && (c.innerText.includes(t[0]) || c.innerText.includes(t[1])); }",
+                               arg=[SCRIPT, LINK])
+        assert_no_markup(page, "Label quality: reviewed cards, a tool's decision")
 
         open_tab(page, "Clusters")
         page.wait_for_selector("#es-cl-list tr[data-cluster]")

@@ -87,7 +87,7 @@ def keys_line(issue: str) -> str:
 
 
 def progress_html(reviewed: int, total: int, counts: dict[str, int]) -> str:
-    detail = ", ".join(f"{n:,} {DECIDED.get(k, k)}" for k, n in counts.items() if n and k != PENDING)
+    detail = ", ".join(f"{n:,} {html_text(DECIDED.get(k, k))}" for k, n in counts.items() if n and k != PENDING)
     return (f'<div class="es-rq-progress" data-reviewed="{reviewed}" data-total="{total}">'
             f'<b>{reviewed:,} of {total:,} reviewed</b>{f" ({detail})" if detail else ""}</div>')
 
