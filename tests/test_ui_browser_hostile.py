@@ -125,7 +125,8 @@ def build_hostile(base: Path):
     book.decide(MISLABEL_FLAG, flagged[:1], TAGGED, tag=SCRIPT)
     book.decide(MISLABEL_FLAG, flagged[1:2], KEPT)
     review = collection.retrieve(flagged[1:2], [REVIEW])[0].payload[REVIEW]  # another tool's decision:
-    collection.set_payload(flagged[1:2], {REVIEW: {**review, MISLABEL_FLAG: {**review[MISLABEL_FLAG], "decision": LINK}}})
+    decided = {**review[MISLABEL_FLAG], "decision": LINK}
+    collection.set_payload(flagged[1:2], {REVIEW: {**review, MISLABEL_FLAG: decided}})
     collection.update_metadata(model=f"model {LINK}")  # after the analysis: no model of that name is loaded
     collection.flush()
     return store, collection
@@ -179,6 +180,10 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
         assert all(label in legend for label in LABELS3)
         assert LINK in page.inner_text("#es-dist") and IMG in page.inner_text("#es-grid")
         assert_no_markup(page, "Explorer: legend, grid, distribution")
+        page.click("#es-filter-labels input")  # a dropdown's options: the labels
+        page.get_by_role("option", name=LINK, exact=True).wait_for()
+        assert_no_markup(page, "Explorer: the labels dropdown")
+        page.keyboard.press("Escape")
 
         drag(page, [(-0.2, -0.2), (1.5, 1.5)])  # the first label's grid
         wait_selected(page, PER_LABEL)

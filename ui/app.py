@@ -92,8 +92,8 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
     with gr.Blocks(title=f"embedscape · {collection.name}", fill_width=True) as demo:
         state = gr.State(MapState(colour_by=explorer.default_colour(table), table_version=table.version))
         with gr.Row(equal_height=True):
-            gr.Markdown(f"### embedscape · {markdown_code(collection.name)} · {table.size:,} {kind.noun or 'images'} · "
-                        f"model {markdown_code(metadata.get('model', '?'))}")
+            gr.Markdown(f"### embedscape · {markdown_code(collection.name)} · {table.size:,} "
+                        f"{kind.noun or 'images'} · model {markdown_code(metadata.get('model', '?'))}")
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
             share = share_link_control()

@@ -235,7 +235,8 @@ def _weak_label_panel(ctx: AppContext) -> None:
         table = ctx.table
         changed = table.relabel(rows, name)
         state.dirty.add("colour")
-        return (state, f"Set label '{markdown_text(name)}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
+        return (state, f"Set label '{markdown_text(name)}' on {changed:,} of {len(rows):,} selected points "
+                       "(saved to Qdrant).",
                 gr.Dropdown(choices=label_choices(table), value=name))
 
     def restore_labels(state: MapState) -> tuple[Any, ...]:

@@ -229,7 +229,8 @@ class Reviewer:
             previous = item.label
             self.table.relabel(rows, item.suggested)
             self.book.decide(item.issue, item.ids, ACCEPTED, previous_label=previous)
-            return f"Relabelled {markdown_text(item.label)} → {markdown_text(item.suggested)} (original kept; U undoes)."
+            return (f"Relabelled {markdown_text(item.label)} → {markdown_text(item.suggested)} "
+                    "(original kept; U undoes).")
         if action == "keep":
             self.book.decide(item.issue, item.ids, KEPT)
             return "Kept as it is; it will not be suggested again unless the data change."

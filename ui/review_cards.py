@@ -113,8 +113,8 @@ def _buttons(item: QueueItem) -> str:
         buttons.append(f'<button class="{css}" data-action="{action}" data-key="{html_text(item.key)}">'
                        f'{html_text(text)}<kbd>{KEYS[action]}</kbd></button>')
     for action, text in (("skip", "Skip"), ("undo", "Undo")):
-        buttons.append(f'<button data-action="{action}" data-key="{html_text(item.key)}">{text}<kbd>{KEYS[action]}</kbd>'
-                       "</button>")
+        buttons.append(f'<button data-action="{action}" data-key="{html_text(item.key)}">{text}'
+                       f"<kbd>{KEYS[action]}</kbd></button>")
     return f'<div class="es-rq-actions">{"".join(buttons)}</div>'
 
 
@@ -221,7 +221,8 @@ def strip_html(items: Sequence[QueueItem], current: str | None, page: int) -> st
         css = " ".join(c for c in ("es-rq-current" if item.key == current else "",
                                    "es-rq-done" if item.status != PENDING else "") if c)
         title = f"{item.label} → {item.suggested} ({item.score:.2f})" if item.suggested else f"{item.score:.2f}"
-        thumbs.append(f'<img loading="lazy" src="/thumb/{html_text(item.ids[0])}" class="{css}" title="{html_text(title)}" '
+        thumbs.append(f'<img loading="lazy" src="/thumb/{html_text(item.ids[0])}" class="{css}" '
+                      f'title="{html_text(title)}" '
                       f'data-goto="{html_text(item.key)}" alt="">')
     return (f'<div class="es-rq-strip" data-page="{page}" data-pages="{pages}">'
             f'<button data-action="page-prev">‹</button><span>Queue page {page + 1} of {pages}</span>'
