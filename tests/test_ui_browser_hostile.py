@@ -24,7 +24,7 @@ from review import KEPT, TAGGED, ReviewBook
 from scoring.analyze import analyze_collection
 from store import open_store, point_id
 from store.schema import LABEL, LABELS, MISLABEL_FLAG, QUALITY_FLAGS, REVIEW, SUBSETS, TAGS
-from test_ui_browser import CHROMIUM, drag, open_page, open_tab, wait_selected
+from test_ui_browser import CHROMIUM, drag, hover_card, open_page, open_tab, to_client, wait_selected
 from ui.app import start_server
 
 pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
@@ -71,6 +71,12 @@ def wait_legend(page, text: str) -> None:
     """Wait for a legend entry (Plotly's text, as drawn) starting with `text`."""
     page.wait_for_function("t => [...document.querySelectorAll('.es-map .legend .legendtext')]"
                            ".some(e => e.textContent.startsWith(t))", arg=text)
+
+
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose `option` in the Gradio dropdown `dropdown` (its elem_id selector)."""
+    page.click(f"{dropdown} input")
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 def colour_by(page, mode: str) -> None:
@@ -184,6 +190,12 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
         page.get_by_role("option", name=LINK, exact=True).wait_for()
         assert_no_markup(page, "Explorer: the labels dropdown")
         page.keyboard.press("Escape")
+        card = hover_card(page, *to_client(page, CENTRES[1][0] + 0.5, CENTRES[1][1]), nudge=3)
+        assert card["label"] == LINK  # the hover card's label, as text
+        colour_by(page, "Cluster")  # the clusters' names (their labels) written on the map
+        page.wait_for_function("() => document.querySelectorAll('.es-names .es-name').length > 0")
+        assert any(label in page.inner_text(".es-names") for label in LABELS3)
+        assert_no_markup(page, "Explorer: hover card, cluster names on the map")
 
         drag(page, [(-0.2, -0.2), (1.5, 1.5)])  # the first label's grid
         wait_selected(page, PER_LABEL)
@@ -197,6 +209,9 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
 
         open_tab(page, "Metrics")
         page.wait_for_selector("#es-metric-stats .es-metric-stats")
+        pick(page, "#es-metric", FIELD)
+        page.wait_for_function("f => { const t = document.querySelector('#es-metric-plot .gtitle');"
+                               " return t && t.textContent === f; }", arg=FIELD)  # the histogram's title
         page.locator("#es-relabel-label input").fill(SCRIPT + " weak")
         page.locator("#es-relabel-label input").press("Enter")
         page.click("#es-relabel")
@@ -205,6 +220,8 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
 
         open_tab(page, "Filter & Export")
         wait_text(page, "#es-x-subsets", SUBSET)
+        pick(page, "#es-x-tags-any", IMG)
+        wait_text(page, "#es-x-count", IMG)  # the count line names the filter
         assert_no_markup(page, "Filter & Export")
 
         open_tab(page, "Label quality")
@@ -228,6 +245,8 @@ def test_hostile_labels_tags_and_paths_are_text_in_every_tab(browser, hostile) -
         page.wait_for_selector("#es-perf-table")
         page.wait_for_selector("#es-perf-plot .xtick")
         assert LINK in page.inner_text("#es-perf-table")
+        ticks = page.locator("#es-perf-plot .xtick text").all_text_contents()
+        assert set(LABELS3) <= set(ticks), ticks  # the confusion matrix's axes, as text
         assert_no_markup(page, "Model performance")
         page.context.close()
     finally:

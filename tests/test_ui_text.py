@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from ui.text import html_text, markdown_code, markdown_text
+from ui.text import html_text, markdown_code, markdown_text, plotly_text
 
 HOSTILE = [
     '<a href="evil.html">Log in again</a>',
@@ -63,3 +63,10 @@ def test_html_text_is_text_in_an_element_and_in_an_attribute(text: str) -> None:
     rendered = Parsed(f'<span title="{html_text(text)}">{html_text(text)}</span>')
     assert rendered.tags == ["span"] and rendered.text == text
     assert Parsed(f"<span data-x='{html_text(text)}'></span>").tags == ["span"]
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_plotly_text_has_no_tag_and_only_the_entities_plotly_decodes(text: str) -> None:
+    escaped = plotly_text(text)
+    assert "<" not in escaped and ">" not in escaped
+    assert escaped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&") == text

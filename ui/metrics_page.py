@@ -21,7 +21,7 @@ from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, 
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
-from ui.text import html_text, markdown_text
+from ui.text import html_text, markdown_text, plotly_text
 
 # The histogram is drawn with the page's own plotly.js (the one the map loads): a gr.Plot
 # would load a second copy of Plotly, which breaks the map's hover events.
@@ -120,7 +120,7 @@ def histogram_figure(name: str, hist: Histogram) -> go.Figure:
         figure.add_bar(x=centres, y=hist.sel_share, width=width, name=f"selection ({hist.sel_count:,})",
                        marker_color="#3b6ea8", opacity=0.6)
     figure.update_layout(barmode="overlay", height=300, margin=dict(l=40, r=10, t=30, b=40),
-                         title=dict(text=html_text(name), font=dict(size=13)), yaxis_title="share of points",
+                         title=dict(text=plotly_text(name), font=dict(size=13)), yaxis_title="share of points",
                          legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
                          plot_bgcolor="white", paper_bgcolor="white")
     return figure

@@ -19,7 +19,7 @@ from store.schema import PREDICTION
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
-from ui.text import html_text
+from ui.text import html_text, plotly_text
 
 MAX_HEATMAP_CLASSES = 40
 
@@ -80,7 +80,7 @@ def confusion_figure(report: PerformanceReport | None, title: str) -> go.Figure 
         return None
     keep = np.argsort(-report.support, kind="stable")[:MAX_HEATMAP_CLASSES]
     keep = np.sort(keep)
-    classes = [html_text(report.classes[i]) for i in keep]  # Plotly draws tags in tick labels
+    classes = [plotly_text(report.classes[i]) for i in keep]  # Plotly draws tags in tick labels
     matrix = report.confusion[np.ix_(keep, keep)]
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
                                texttemplate="%{text}" if len(classes) <= 15 else None,

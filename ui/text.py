@@ -6,8 +6,9 @@ its function here, called where the string meets the renderer (never earlier, so
 itself stays exact):
 
     html_text(s)      an HTML fragment (gr.HTML, and gr.Warning / gr.Info: Gradio shows a
-                      toast's message as HTML) and Plotly's text (titles, axis ticks, trace
-                      names: Plotly draws <b>, <a href> and friends, and decodes entities)
+                      toast's message as HTML)
+    plotly_text(s)    Plotly's text (titles, axis ticks, trace names): Plotly draws <b>, <a href>
+                      and friends, and decodes &amp; &lt; &gt; but not &quot;, so quotes stay
     markdown_text(s)  a gr.Markdown value: every ASCII punctuation character is backslash-escaped
                       (CommonMark's escape), so neither HTML nor Markdown syntax (links, emphasis,
                       headings, autolinks) survives, and line breaks become spaces
@@ -28,6 +29,11 @@ _BREAKS = re.compile(r"[\r\n\t\f\v\u2028\u2029]+")
 def html_text(value: object) -> str:
     """`value` as HTML text, quotes included (safe in an element and in a quoted attribute)."""
     return html.escape(str(value), quote=True)
+
+
+def plotly_text(value: object) -> str:
+    """`value` as Plotly text: its tags' characters escaped, quotes left as they are."""
+    return html.escape(str(value), quote=False)
 
 
 def markdown_text(value: object) -> str:
