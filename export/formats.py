@@ -46,23 +46,26 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
     writer = csv.writer(handle)
     writer.writerow(columns)
     for record in data.records:
-        writer.writerow([_inert(_cell(record.get(c), c)) for c in columns])
+        writer.writerow([_cell(record.get(c), c) for c in columns])
     return WriteResult(len(data))
 
 
-def _inert(cell: Any) -> Any:
-    """A text cell as text in a spreadsheet: one that would start a formula gets a leading '.
-    Numbers (a negative score, x and y) are written as they are."""
-    return "'" + cell if isinstance(cell, str) and cell.startswith(FORMULA_STARTS) else cell
+def _inert(text: str) -> str:
+    """Text as text in a spreadsheet: a cell that would start a formula gets a leading '."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _cell(value: Any, column: str) -> Any:
+    """The CSV cell of `value`; text cells pass through `_inert`, numbers (a negative score,
+    x and y) are written as they are."""
+    if isinstance(value, str):
+        return _inert(value)
     if column == BBOX:  # "[x, y, width, height]": one cell, read back with any JSON parser
         return "" if value is None else json.dumps(value)
     if column in LIST_FIELDS or isinstance(value, list):
         # '|' keeps one row per point and survives a spreadsheet round trip.
-        return "|".join(str(v) for v in value or [])
-    if isinstance(value, dict):  # e.g. review: one JSON cell, lossless
+        return _inert("|".join(str(v) for v in value or []))
+    if isinstance(value, dict):  # e.g. review: one JSON cell (starts with '{'), lossless
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return "" if value is None else value
 
