@@ -1,9 +1,9 @@
 """Strings from users, files, payloads and links on the page: always text, never markup.
 
 Labels, tags, paths, field and subset names, cluster names, predictions, review records and
-link parameters are data. Each reaches the page through one of three renderers, and each has
-its function here, called where the string meets the renderer (never earlier, so the data
-itself stays exact):
+link parameters are data. Each reaches the page through one of three renderers (HTML, Plotly,
+Markdown), each with its function here, called where the string meets the renderer (never
+earlier, so the data itself stays exact):
 
     html_text(s)      an HTML fragment (gr.HTML, and gr.Warning / gr.Info: Gradio shows a
                       toast's message as HTML)
@@ -15,7 +15,7 @@ itself stays exact):
     markdown_code(s)  the same inside a code span's look, where the text has no backquote
 
 The map's own JavaScript writes names with `textContent` (hover card, cluster names) and
-escapes legend names for Plotly itself (ui/map_component.py `plotlyText`).
+escapes legend names for Plotly itself by `plotly_text`'s rule (ui/map_component.py `plotlyText`).
 """
 from __future__ import annotations
 
