@@ -279,6 +279,16 @@ def test_hostile_box_labels_and_tags_are_text_in_the_objects_explorer(browser, t
                 page.wait_for_timeout(500)
                 assert_no_markup(page, f"Objects: {tab}")
             page.context.close()
+
+            query = urlencode([("colour", IMG), ("field", LINK), ("label", LINK), ("label", SCRIPT + "x"),
+                               ("tag", IMG), ("subset", SUBSET), ("ids", SCRIPT), ("view", LINK), ("selection", IMG)])
+            page = open_page(browser, f"{running.url}/objects/?{query}")
+            wait_text(page, "body", "Part of this link could not be applied")
+            wait_legend(page, LINK)  # the label the link names is applied
+            text = " ".join(page.locator('[data-testid="toast-body"]').all_inner_texts())
+            assert SCRIPT + "x" in text and SUBSET in text
+            assert_no_markup(page, "Objects explorer: a hostile link")
+            page.context.close()
         finally:
             running.stop()
     finally:
