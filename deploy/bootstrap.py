@@ -9,6 +9,7 @@ of failing.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +42,19 @@ def build_demo(store: Store, name: str, demo_root: Path, limit: int) -> Any:
 
 def how_to_index(name: str, store: Store, reason: str) -> str:
     return (f"## No collection '{name}' yet\n\n"
-            f"The demo could not be built here: {reason}\n\n"
+            f"The demo could not be built here:\n\n{fenced(reason)}\n\n"
             f"Index a folder of images into {store.description}:\n\n"
             f"```bash\npython app.py index PATH/TO/IMAGES --collection {name} --model mobilenet-v2\n"
             f"python app.py serve --collection {name}\n```\n\n"
             "or build the Fashion-MNIST demo where its data can be read or downloaded: `python app.py demo`.")
+
+
+def fenced(text: str) -> str:
+    """`text` (an error's message: paths, file contents) as a Markdown code block, which shows it
+    as it is: no markup from it. The fence is longer than any run of backquotes in it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def ensure_demo_collection(store: Store, name: str, demo_root: Path, limit: int | None = None) -> str | None:

@@ -1,7 +1,10 @@
 """The export formats. Each writer takes the matching points as `ExportRecords` and a target.
 
     csv          one row per point; list fields joined with '|', object fields (review) as JSON,
-                 booleans as True / False
+                 booleans as True / False; a text cell that a spreadsheet would run as a formula
+                 (starting with = + - @, a tab or a carriage return) starts with ' instead (OWASP's
+                 CSV-injection advice: the spreadsheet shows the text and hides the quote); numbers
+                 stay numbers. JSON Lines and COCO keep every value exact.
     jsonl        one JSON object per line
     coco         COCO JSON: images (with every record field) and image-level categories;
                  of an object collection, its boxes (export/detection.py)
@@ -28,6 +31,8 @@ from export.records import LIST_FIELDS, ExportRecords
 from store.schema import BBOX
 
 UNLABELLED_DIR = "_unlabelled"
+# A spreadsheet takes a cell starting with one of these as a formula (=HYPERLINK(...), +cmd|...).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -45,13 +50,22 @@ def write_csv(data: ExportRecords, handle: TextIO) -> WriteResult:
     return WriteResult(len(data))
 
 
+def _inert(text: str) -> str:
+    """Text as text in a spreadsheet: a cell that would start a formula gets a leading '."""
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
 def _cell(value: Any, column: str) -> Any:
+    """The CSV cell of `value`; text cells pass through `_inert`, numbers (a negative score,
+    x and y) are written as they are."""
+    if isinstance(value, str):
+        return _inert(value)
     if column == BBOX:  # "[x, y, width, height]": one cell, read back with any JSON parser
         return "" if value is None else json.dumps(value)
     if column in LIST_FIELDS or isinstance(value, list):
         # '|' keeps one row per point and survives a spreadsheet round trip.
-        return "|".join(str(v) for v in value or [])
-    if isinstance(value, dict):  # e.g. review: one JSON cell, lossless
+        return _inert("|".join(str(v) for v in value or []))
+    if isinstance(value, dict):  # e.g. review: one JSON cell (starts with '{'), lossless
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return "" if value is None else value
 

@@ -37,6 +37,31 @@ def test_csv_has_every_visible_point_with_tags_and_scores(things) -> None:
         assert float(row["x"]) == p["x"] and float(row["mislabel_score"]) == p["mislabel_score"]
 
 
+FORMULAS = {"label": '=HYPERLINK("https://evil.example","open")', "split": "-2+3+cmd|' /C calc'!A0",
+            "tags": ["@SUM(1+1)", "plain"], "note": "+1", "tabbed": "\tx", "return": "\rx"}
+
+
+def test_csv_cells_a_spreadsheet_would_run_as_formulas_start_with_a_quote_and_jsonl_stays_exact(things) -> None:
+    collection, payloads, tmp = things
+    point = next(pid for pid, p in payloads.items() if visible(p) and p["y"] < 0)
+    collection.set_payload([point], FORMULAS)
+    collection.flush()
+    export_points(collection, "csv", tmp / "points.csv")
+    with (tmp / "points.csv").open(newline="") as handle:
+        rows = {row["id"]: row for row in csv.DictReader(handle)}
+    row = rows[point]
+    assert row["label"] == "'" + FORMULAS["label"] and row["split"] == "'" + FORMULAS["split"]
+    assert row["tags"] == "'@SUM(1+1)|plain" and row["note"] == "'+1"
+    assert row["tabbed"] == "'\tx" and row["return"] == "'\rx"
+    assert float(row["y"]) == payloads[point]["y"] < 0  # a negative number is a number, not a formula
+    others = [r for pid, r in rows.items() if pid != point]
+    assert not any(cell.startswith("'") for r in others for cell in r.values() if cell)  # nothing else changes
+
+    export_points(collection, "jsonl", tmp / "points.jsonl")
+    records = {r["id"]: r for r in map(json.loads, (tmp / "points.jsonl").read_text().splitlines())}
+    assert {k: records[point][k] for k in FORMULAS} == FORMULAS
+
+
 def test_jsonl_records_match_the_store(things) -> None:
     collection, payloads, tmp = things
     export_points(collection, "jsonl", tmp / "points.jsonl", FilterSpec(include_excluded=True).to_filter())

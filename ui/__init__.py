@@ -25,6 +25,7 @@ Modules
     page_layout.py    the page's frame: map beside the panels, the drag handle between them
     box_quality_page.py   the Duplicate boxes tab of an object explorer
     views.py          HTML of the count line, grid, distribution and detail card
+    text.py           strings from data and links as text for HTML, toasts, Plotly and Markdown
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 
 Data flow

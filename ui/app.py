@@ -50,6 +50,7 @@ from ui.map_overlays import max_thumbnails
 from ui.map_view import add_view_routes, max_points
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import markdown_code
 from ui.url_params import UrlParams, share_link_control, wire_share_link
 from ui.page_layout import CSS as LAYOUT_CSS
 from ui.page_layout import MAP_COLUMN, PANELS_COLUMN, split_handle
@@ -92,8 +93,8 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
     with gr.Blocks(title=f"embedscape · {collection.name}", fill_width=True) as demo:
         state = gr.State(MapState(colour_by=explorer.default_colour(table), table_version=table.version))
         with gr.Row(equal_height=True):
-            gr.Markdown(f"### embedscape · `{collection.name}` · {table.size:,} {kind.noun or 'images'} · "
-                        f"model `{metadata.get('model', '?')}`")
+            gr.Markdown(f"### embedscape · {markdown_code(collection.name)} · {table.size:,} "
+                        f"{kind.noun or 'images'} · model {markdown_code(metadata.get('model', '?'))}")
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
             share = share_link_control()

@@ -13,7 +13,6 @@ crops) are the Label quality tab's, which works on boxes as it does on images.
 """
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 import gradio as gr
@@ -23,6 +22,7 @@ from store.schema import DUPLICATE_BOX_GROUP, MAX_BOX_IOU
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import html_text
 
 SHOWN_GROUPS = 30
 CSS = """
@@ -80,10 +80,10 @@ def groups_html(table: PointTable, groups: list[np.ndarray] | None) -> str:
     for g in groups[:SHOWN_GROUPS]:
         first = str(table.ids[g[0]])
         boxes = "".join(f'<span class="es-db-box"><img class="es-db-crop" loading="lazy" src="/thumb/{table.ids[r]}" '
-                        f'alt=""><span>{escape(table.label_of(r))}</span></span>' for r in g)
+                        f'alt=""><span>{html_text(table.label_of(r))}</span></span>' for r in g)
         lines.append(f'<div class="es-db-group" data-ids="{" ".join(str(table.ids[r]) for r in g)}">'
                      f'<img class="es-db-image" loading="lazy" src="/boxes/{first}" alt="" '
-                     f'title="{escape(table.paths[g[0]])}">{boxes}<span>IoU {iou[g].max():.2f}</span></div>')
+                     f'title="{html_text(table.paths[g[0]])}">{boxes}<span>IoU {iou[g].max():.2f}</span></div>')
     return CSS + "".join(lines)
 
 

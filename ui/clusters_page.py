@@ -13,7 +13,6 @@ above `build` are plain functions of the records (tested alone).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from html import escape
 from typing import Any
 
 import gradio as gr
@@ -22,6 +21,7 @@ from store.schema import MISLABEL_FLAG, OUTLIER_FLAG
 from ui.clusters import ClusterView, load_clusters
 from ui.context import AppContext
 from ui.state import MapState
+from ui.text import html_text
 
 Record = dict[str, Any]
 CSS = """
@@ -93,7 +93,7 @@ def cluster_choices(records: Sequence[Record]) -> list[tuple[str, str]]:
 
 def _shares(pairs: Sequence[Sequence[Any]], total: float = 1.0) -> str:
     """'a 60 %, b 30 %' from (name, count of `total`) pairs."""
-    return ", ".join(f"{escape(str(name))} {100 * float(n) / max(total, 1e-12):.0f} %" for name, n in pairs)
+    return ", ".join(f"{html_text(str(name))} {100 * float(n) / max(total, 1e-12):.0f} %" for name, n in pairs)
 
 
 def clusters_table(records: Sequence[Record]) -> str:
@@ -103,10 +103,10 @@ def clusters_table(records: Sequence[Record]) -> str:
     for r in records:
         size, purity = int(r["size"]), r.get("purity")
         confused = confused_classes(r)
-        note = f' class="es-cl-impure" title="classes get confused here: {escape(confused)}"' if confused else ""
+        note = f' class="es-cl-impure" title="classes get confused here: {html_text(confused)}"' if confused else ""
         body.append(
             f'<tr data-cluster="{int(r["id"])}"{note}>'
-            f'<td>{"⚠ " if confused else ""}{escape(str(r["name"]))}</td><td class="es-cl-num">{size:,}</td>'
+            f'<td>{"⚠ " if confused else ""}{html_text(str(r["name"]))}</td><td class="es-cl-num">{size:,}</td>'
             f'<td>{_shares(r.get("labels") or [], size)}</td>'
             f'<td class="es-cl-num">{"" if purity is None else f"{100 * float(purity):.0f} %"}</td>'
             f'<td class="es-cl-num">{100 * share(r, MISLABEL_FLAG):.1f} %</td>'
@@ -124,8 +124,8 @@ def confusion_summary(records: Sequence[Record]) -> str:
         labelled = any(r.get("purity") is not None for r in records)
         return ('<p id="es-cl-confusion">Every cluster is mostly one class: the classes are well separated.</p>'
                 if labelled else '<p id="es-cl-confusion">No labels: clusters are named by the model alone.</p>')
-    items = "".join(f'<li data-cluster="{int(r["id"])}"><b>{escape(confused_classes(r))}</b> in '
-                    f'"{escape(str(r["name"]))}" ({int(r["size"]):,} points, purity '
+    items = "".join(f'<li data-cluster="{int(r["id"])}"><b>{html_text(confused_classes(r))}</b> in '
+                    f'"{html_text(str(r["name"]))}" ({int(r["size"]):,} points, purity '
                     f'{100 * float(r["purity"]):.0f} %)</li>' for r in impure)
     return (f'<div id="es-cl-confusion"><p><b>{len(impure)} impure clusters</b>: classes get confused here '
             f'(the model sees these classes as alike):</p><ul>{items}</ul></div>')

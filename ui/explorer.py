@@ -22,6 +22,7 @@ from ui.map_view import rows_in_shape
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.text import markdown_text
 from ui.url_params import UrlParams
 from ui.views import (
     detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
@@ -311,14 +312,14 @@ def _tagging_panel(ctx: AppContext, controls: MapControls) -> TaggingControls:
         try:
             name = validate_tag(name)
         except InvalidTag as error:
-            return state, str(error), gr.skip(), gr.skip(), gr.skip()
+            return state, markdown_text(error), gr.skip(), gr.skip(), gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip(), gr.skip(), gr.skip()
         table = ctx.table
         changed = table.edit_tags(rows, name, add)
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
-        verb = f"Added '{name}' to" if add else f"Removed '{name}' from"
+        verb = f"Added '{markdown_text(name)}' to" if add else f"Removed '{markdown_text(name)}' from"
         message = f"{verb} {changed:,} of {len(rows):,} selected points (saved to Qdrant)."
         counts = table.tag_counts()
         return (state, message, gr.Dropdown(choices=list(counts), value=name),

@@ -8,7 +8,6 @@ as a subset (`subsets.saved`) and excluded from / restored to the exports.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 import gradio as gr
@@ -22,6 +21,7 @@ from subsets.saved import list_subsets, save_subset, subset_ids
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.text import html_text, markdown_code, markdown_text
 
 NO_SUBSET = "(any)"
 
@@ -43,27 +43,28 @@ def count_text(collection: Any, spec: FilterSpec) -> str:
     try:
         n = 0 if spec.ids == [] else count_matching(collection, spec)
     except (SelectionError, StoreError) as error:
-        return f'<p class="es-export-count" data-count="">{error}</p>'
+        return f'<p class="es-export-count" data-count="">{html_text(error)}</p>'
     return (f'<p class="es-export-count" data-count="{n}"><b>{n:,}</b> points match '
-            f'({spec.describe()}).</p>')
+            f'({html_text(spec.describe())}).</p>')
 
 
 def subsets_markdown(collection: Any) -> str:
     subsets = list_subsets(collection)
     if not subsets:
         return "No saved subsets yet."
-    return "\n".join(f"- **{info.name}**: {info.count:,} points" + (f" · {info.created_at}" if info.created_at else "")
+    return "\n".join(f"- **{markdown_text(info.name)}**: {info.count:,} points"
+                     + (f" · {markdown_text(info.created_at)}" if info.created_at else "")
                      for info in subsets.values())
 
 
 def comparison_html(result: Any, a: str, b: str) -> str:
     """Sizes and overlap, class shares side by side, and a KS p-value per numeric field."""
-    classes = "".join(f"<tr><td>{escape(r['class'])}</td><td>{r['share_a']:.1%}</td><td>{r['share_b']:.1%}</td>"
+    classes = "".join(f"<tr><td>{html_text(r['class'])}</td><td>{r['share_a']:.1%}</td><td>{r['share_b']:.1%}</td>"
                       f"<td>{r['difference']:+.1%}</td></tr>" for r in class_rows(result))
-    fields = "".join(f"<tr><td>{escape(r['field'])}</td><td>{r['mean_a']:.4g}</td><td>{r['mean_b']:.4g}</td>"
+    fields = "".join(f"<tr><td>{html_text(r['field'])}</td><td>{r['mean_a']:.4g}</td><td>{r['mean_b']:.4g}</td>"
                      f"<td>{r['statistic']:.3f}</td><td>{r['p_value']:.3g}</td></tr>" for r in field_rows(result))
-    return (f'<div class="es-compare"><p><b style="color:#1f77b4">A: {escape(a)}</b> {result.size_a:,} points · '
-            f'<b style="color:#ff7f0e">B: {escape(b)}</b> {result.size_b:,} points · overlap {result.overlap:,}</p>'
+    return (f'<div class="es-compare"><p><b style="color:#1f77b4">A: {html_text(a)}</b> {result.size_a:,} points · '
+            f'<b style="color:#ff7f0e">B: {html_text(b)}</b> {result.size_b:,} points · overlap {result.overlap:,}</p>'
             f"<table><tr><th>class</th><th>share A</th><th>share B</th><th>B − A</th></tr>{classes}</table>"
             f"<table><tr><th>field</th><th>mean A</th><th>mean B</th><th>KS statistic</th><th>p-value</th></tr>"
             f"{fields}</table></div>")
@@ -159,8 +160,8 @@ def _download_panel(ctx: AppContext, filters: FilterControls) -> None:
         try:
             path = export_to_tempfile(ctx.collection, name, spec.resolve(ctx.collection), name=spec.subset)
         except (ExportError, SelectionError, StoreError) as error:
-            return None, f"Export failed: {error}"
-        return str(path), f"Exported as {name}: `{path.name}`."
+            return None, f"Export failed: {markdown_text(error)}"
+        return str(path), f"Exported as {markdown_text(name)}: {markdown_code(path.name)}."
 
     ctx.event(export.click, do_export, [fmt, *filters.inputs()], [download, status], show_progress="full")
 
@@ -205,7 +206,7 @@ def _compare_panel(ctx: AppContext) -> tuple[gr.Dropdown, gr.Dropdown]:
         try:
             result = compare_saved_subsets(ctx.collection, a, b)
         except (StoreError, ValueError) as error:
-            return state, f"<p>{escape(str(error))}</p>"
+            return state, f"<p>{html_text(str(error))}</p>"
         return highlight_subsets(state, ctx.table, ctx.collection, a, b), comparison_html(result, a, b)
 
     ctx.map_event(compare.click, do_compare, [subset_a, subset_b], [comparison], name="compare")
@@ -236,9 +237,9 @@ def _wire_save(ctx: AppContext, name_box: gr.Textbox, save: gr.Button, status: g
         try:
             size = save_subset(ctx.collection, (name or "").strip(), ids, description="saved from the explorer")
         except StoreError as error:
-            return f"Not saved: {error}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return f"Not saved: {markdown_text(error)}", gr.skip(), gr.skip(), gr.skip(), gr.skip()
         names = subset_choices(ctx.collection)
-        return (f"Saved subset '{name.strip()}' ({size:,} points).", gr.Dropdown(choices=names),
+        return (f"Saved subset '{markdown_text(name.strip())}' ({size:,} points).", gr.Dropdown(choices=names),
                 subsets_markdown(ctx.collection), gr.Dropdown(choices=names[1:]), gr.Dropdown(choices=names[1:]))
 
     ctx.event(save.click, save_selection, [name_box],

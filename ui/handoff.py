@@ -22,12 +22,12 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
 
 import gradio as gr
 
 from ui.context import AppContext
 from ui.state import MapState
+from ui.text import html_text
 
 TOKEN_BYTES = 9          # 12 URL-safe characters
 TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
@@ -118,9 +118,9 @@ class ExplorerLink:
 
 def switch_html(link: ExplorerLink) -> str:
     """"Images | Objects": this explorer highlighted, the other a link to it."""
-    here = f'<span class="es-on" data-explorer="{escape(link.title)}">{escape(link.title)}</span>'
-    there = (f'<a href="{escape(link.other_url)}" data-explorer="{escape(link.other_title)}" '
-             f'id="es-switch-{escape(link.other_title.lower())}">{escape(link.other_title)}</a>')
+    here = f'<span class="es-on" data-explorer="{html_text(link.title)}">{html_text(link.title)}</span>'
+    there = (f'<a href="{html_text(link.other_url)}" data-explorer="{html_text(link.other_title)}" '
+             f'id="es-switch-{html_text(link.other_title.lower())}">{html_text(link.other_title)}</a>')
     first, second = (here, there) if link.images_first else (there, here)
     return f'<nav class="es-switch" id="es-switch">{first} {second}</nav>'
 
@@ -145,12 +145,12 @@ def build_handover(ctx: AppContext, link: ExplorerLink) -> None:
     def go(state: MapState) -> str:
         ids = state.selected_ids(ctx.table)
         if not ids:
-            return f'<span class="es-handover-note">Select some {escape(link.noun)} first.</span>'
+            return f'<span class="es-handover-note">Select some {html_text(link.noun)} first.</span>'
         url, count = handover(link, ids)
         if not count:
-            return (f'<span class="es-handover-note">The {len(ids):,} selected {escape(link.noun)} have no '
-                    f'{escape(link.other_noun)}.</span>')
-        return (f'<a data-go="1" href="{escape(url)}">Opening {count:,} {escape(link.other_noun)} in the '
-                f'{escape(link.other_title)} explorer…</a>')
+            return (f'<span class="es-handover-note">The {len(ids):,} selected {html_text(link.noun)} have no '
+                    f'{html_text(link.other_noun)}.</span>')
+        return (f'<a data-go="1" href="{html_text(url)}">Opening {count:,} {html_text(link.other_noun)} in the '
+                f'{html_text(link.other_title)} explorer…</a>')
 
     ctx.event(button.click, go, [], [status])

@@ -49,8 +49,10 @@ SMALL_SIDE = 320
 THUMB_DIR = "thumbnails"
 MEDIA_TYPES = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".webp": "image/webp",
                ".gif": "image/gif", ".bmp": "image/bmp", ".tif": "image/tiff", ".tiff": "image/tiff"}
-CACHE_HEADERS = {"Cache-Control": "private, max-age=86400"}
-NOT_CACHED = {"Cache-Control": "no-store"}
+# nosniff: a dataset file is shown as the image type its name says, never sniffed as a page.
+NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
+CACHE_HEADERS = {"Cache-Control": "private, max-age=86400", **NO_SNIFF}
+NOT_CACHED = {"Cache-Control": "no-store", **NO_SNIFF}
 _UNUSABLE = (OSError, ValueError, Image.DecompressionBombError, ImageSkipped)
 
 

@@ -152,11 +152,17 @@ function setImage(image) {
   S.image = image;
 }
 
+// Plotly draws <b>, <a href> and other tags in a trace's name and decodes entities: a name
+// (a label, tag or field from the data) is given to it as text, its markup characters escaped.
+function plotlyText(text) {
+  return String(text).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
 // --- traces: one per colour category, of the points the view route sent ----------------
 function buildTraces() {
   const k = S.categories.length, size = S.template.marker.size;
   const traces = S.categories.map((cat, j) => Object.assign({}, S.template, {
-    name: cat.name, showlegend: S.legend, legendrank: j + 1, meta: j,
+    name: plotlyText(cat.name), showlegend: S.legend, legendrank: j + 1, meta: j,
     marker: Object.assign({}, S.template.marker, {color: cat.colour, size}),
     visible: S.hidden.includes(j) ? 'legendonly' : true}));
   S.rowPos = null;

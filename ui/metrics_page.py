@@ -11,7 +11,6 @@ The helpers above `build` are pure functions of the `PointTable` and numpy array
 from __future__ import annotations
 
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 import gradio as gr
@@ -22,6 +21,7 @@ from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, 
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.text import html_text, markdown_text, plotly_text
 
 # The histogram is drawn with the page's own plotly.js (the one the map loads): a gr.Plot
 # would load a second copy of Plotly, which breaks the map's hover events.
@@ -120,7 +120,7 @@ def histogram_figure(name: str, hist: Histogram) -> go.Figure:
         figure.add_bar(x=centres, y=hist.sel_share, width=width, name=f"selection ({hist.sel_count:,})",
                        marker_color="#3b6ea8", opacity=0.6)
     figure.update_layout(barmode="overlay", height=300, margin=dict(l=40, r=10, t=30, b=40),
-                         title=dict(text=name, font=dict(size=13)), yaxis_title="share of points",
+                         title=dict(text=plotly_text(name), font=dict(size=13)), yaxis_title="share of points",
                          legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
                          plot_bgcolor="white", paper_bgcolor="white")
     return figure
@@ -133,8 +133,8 @@ def stats_html(name: str, values: np.ndarray, rows: np.ndarray | None) -> str:
         return "–" if not np.isfinite(v) else f"{v:,.4g}"
 
     scope = "selection" if rows is not None else "all points"
-    return (f'<div class="es-metric-stats" data-field="{escape(name)}" data-count="{s["count"]}">'
-            f'<b>{escape(name)}</b> · {scope}: <b>{s["count"]:,}</b> points, mean {fmt(s["mean"])}, '
+    return (f'<div class="es-metric-stats" data-field="{html_text(name)}" data-count="{s["count"]}">'
+            f'<b>{html_text(name)}</b> · {scope}: <b>{s["count"]:,}</b> points, mean {fmt(s["mean"])}, '
             f'median {fmt(s["median"])} · dataset: mean {fmt(everything["mean"])}, '
             f'median {fmt(everything["median"])}, range {fmt(everything["min"])} … {fmt(everything["max"])}</div>')
 
@@ -207,11 +207,11 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         if values is None:
             return state, "Pick a metric first."
         if a is not None and b is not None and a > b:
-            return state, f"Empty range: min {a} > max {b}."
+            return state, markdown_text(f"Empty range: min {a} > max {b}.")
         rows = range_rows(values, a, b, state.visible)
         lo, hi = "-∞" if a is None else f"{a:g}", "∞" if b is None else f"{b:g}"
         state.select(rows, f"{name} in [{lo}, {hi}]")
-        return state, f"Selected {len(rows):,} points with {name} in [{lo}, {hi}]."
+        return state, markdown_text(f"Selected {len(rows):,} points with {name} in [{lo}, {hi}].")
 
     ctx.map_event(pick.click, select_range, [metric, low, high], [range_status], name="metric_range")
 
@@ -235,7 +235,8 @@ def _weak_label_panel(ctx: AppContext) -> None:
         table = ctx.table
         changed = table.relabel(rows, name)
         state.dirty.add("colour")
-        return (state, f"Set label '{name}' on {changed:,} of {len(rows):,} selected points (saved to Qdrant).",
+        return (state, f"Set label '{markdown_text(name)}' on {changed:,} of {len(rows):,} selected points "
+                       "(saved to Qdrant).",
                 gr.Dropdown(choices=label_choices(table), value=name))
 
     def restore_labels(state: MapState) -> tuple[Any, ...]:

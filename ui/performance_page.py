@@ -8,7 +8,6 @@ selection (the whole dataset when nothing is selected).
 """
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 import gradio as gr
@@ -20,6 +19,7 @@ from store.schema import PREDICTION
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import html_text, plotly_text
 
 MAX_HEATMAP_CLASSES = 40
 
@@ -66,7 +66,7 @@ def report_html(selection: PerformanceReport | None, dataset: PerformanceReport 
     rows = []
     for r in current.per_class():
         d = whole.get(r["class"])
-        rows.append(f'<tr data-class="{escape(str(r["class"]))}"><td>{escape(str(r["class"]))}</td>'
+        rows.append(f'<tr data-class="{html_text(str(r["class"]))}"><td>{html_text(str(r["class"]))}</td>'
                     f'<td>{r["precision"]:.3f}</td><td>{r["recall"]:.3f}</td><td>{r["f1"]:.3f}</td>'
                     f'<td>{r["support"]:,}</td>'
                     + (f'<td>{d["f1"]:.3f}</td>' if selected and d else ("<td></td>" if selected else "")) + "</tr>")
@@ -80,7 +80,7 @@ def confusion_figure(report: PerformanceReport | None, title: str) -> go.Figure 
         return None
     keep = np.argsort(-report.support, kind="stable")[:MAX_HEATMAP_CLASSES]
     keep = np.sort(keep)
-    classes = [report.classes[i] for i in keep]
+    classes = [plotly_text(report.classes[i]) for i in keep]  # Plotly draws tags in tick labels
     matrix = report.confusion[np.ix_(keep, keep)]
     fig = go.Figure(go.Heatmap(z=matrix, x=classes, y=classes, colorscale="Blues", text=matrix,
                                texttemplate="%{text}" if len(classes) <= 15 else None,

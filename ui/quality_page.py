@@ -39,6 +39,7 @@ from ui.review_cards import (
 )
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import markdown_text
 
 MISLABEL_TAG, OUTLIER_TAG, DUPLICATE_TAG = "mislabeled", "outlier", "duplicate"
 DEFAULT_TAG = {MISLABEL_FLAG: MISLABEL_TAG, OUTLIER_FLAG: OUTLIER_TAG, DUPLICATE_FLAG: DUPLICATE_TAG}
@@ -228,7 +229,8 @@ class Reviewer:
             previous = item.label
             self.table.relabel(rows, item.suggested)
             self.book.decide(item.issue, item.ids, ACCEPTED, previous_label=previous)
-            return f"Relabelled {item.label} → {item.suggested} (original kept; U undoes)."
+            return (f"Relabelled {markdown_text(item.label)} → {markdown_text(item.suggested)} "
+                    "(original kept; U undoes).")
         if action == "keep":
             self.book.decide(item.issue, item.ids, KEPT)
             return "Kept as it is; it will not be suggested again unless the data change."
@@ -239,7 +241,7 @@ class Reviewer:
         if action == "tag":
             self.table.edit_tags(rows, tag, True)
             self.book.decide(item.issue, item.ids, TAGGED, tag=tag)
-            return f"Tagged '{tag}'."
+            return f"Tagged '{markdown_text(tag)}'."
         return ""
 
     def _duplicates(self, item: QueueItem, action: str, keep: str | None) -> str:
@@ -312,13 +314,13 @@ def _decide(reviewer: Reviewer, session: ReviewSession, filters: Filters, item: 
     try:
         tag = validate_tag(tag or DEFAULT_TAG[item.issue]) if action == "tag" else tag
     except InvalidTag as error:
-        return str(error)
+        return markdown_text(error)
     following = _next_key(reviewer.book, session, filters, item.key)
     if item.status != PENDING:
         reviewer.undo(item.issue, item.ids)  # a new decision replaces the old one
     message = reviewer.decide(item, action, tag, session.keep_choice.get(item.key))
     if not message:
-        return f"'{action}' does not apply to this card."
+        return f"'{markdown_text(action)}' does not apply to this card."
     session.decided.append((item.issue, item.key))
     session.current = following
     return message

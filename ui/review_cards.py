@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from html import escape
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import numpy as np
 from review import ACCEPTED, EXCLUDED, KEPT, PENDING, TAGGED, QueueItem
 from store.schema import DUPLICATE_FLAG, MISLABEL_FLAG, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT
 from ui.table import PointTable
+from ui.text import html_text
 
 STRIP_PAGE = 12  # queue items per page of the strip under the card
 KEYS = {"accept": "A", "keep": "K", "tag": "T", "exclude": "E", "skip": "S", "undo": "U", "separate": "N"}
@@ -82,27 +82,27 @@ NeighbourLookup = Callable[[str], list[Neighbour]]
 
 def keys_line(issue: str) -> str:
     actions = [*ACTIONS[issue], ("skip", "skip"), ("undo", "undo last")]
-    parts = " · ".join(f"<kbd>{KEYS[action]}</kbd> {escape(text.lower())}" for action, text in actions)
+    parts = " · ".join(f"<kbd>{KEYS[action]}</kbd> {html_text(text.lower())}" for action, text in actions)
     return f'<div class="es-rq-keys">Keys: {parts} (not while typing in a text box)</div>'
 
 
 def progress_html(reviewed: int, total: int, counts: dict[str, int]) -> str:
-    detail = ", ".join(f"{n:,} {DECIDED.get(k, k)}" for k, n in counts.items() if n and k != PENDING)
+    detail = ", ".join(f"{n:,} {html_text(DECIDED.get(k, k))}" for k, n in counts.items() if n and k != PENDING)
     return (f'<div class="es-rq-progress" data-reviewed="{reviewed}" data-total="{total}">'
             f'<b>{reviewed:,} of {total:,} reviewed</b>{f" ({detail})" if detail else ""}</div>')
 
 
 def _thumb(point: str, css: str = "", title: str = "") -> str:
-    return (f'<img loading="lazy" src="/thumb/{escape(point)}" class="{css}" alt="" title="{escape(title)}" '
-            f'data-id="{escape(point)}">')
+    return (f'<img loading="lazy" src="/thumb/{html_text(point)}" class="{css}" alt="" title="{html_text(title)}" '
+            f'data-id="{html_text(point)}">')
 
 
 def _status_line(item: QueueItem, entry: dict[str, Any] | None) -> str:
     if item.status == PENDING:
         return '<div class="es-rq-status">Not reviewed yet.</div>'
-    when = escape(str((entry or {}).get("at", "")).replace("T", " ")[:16])
-    tag = f" '{escape(str(entry['tag']))}'" if entry and entry.get("tag") else ""
-    return (f'<div class="es-rq-status">Reviewed: <b>{escape(DECIDED.get(item.status, item.status))}{tag}</b>'
+    when = html_text(str((entry or {}).get("at", "")).replace("T", " ")[:16])
+    tag = f" '{html_text(str(entry['tag']))}'" if entry and entry.get("tag") else ""
+    return (f'<div class="es-rq-status">Reviewed: <b>{html_text(DECIDED.get(item.status, item.status))}{tag}</b>'
             f'{f" on {when} UTC" if when else ""} (<kbd>U</kbd> undoes your last decision).</div>')
 
 
@@ -110,16 +110,16 @@ def _buttons(item: QueueItem) -> str:
     buttons = []
     for i, (action, text) in enumerate(ACTIONS[item.issue]):
         css = "es-rq-primary" if i == 0 else ""
-        buttons.append(f'<button class="{css}" data-action="{action}" data-key="{escape(item.key)}">'
-                       f'{escape(text)}<kbd>{KEYS[action]}</kbd></button>')
+        buttons.append(f'<button class="{css}" data-action="{action}" data-key="{html_text(item.key)}">'
+                       f'{html_text(text)}<kbd>{KEYS[action]}</kbd></button>')
     for action, text in (("skip", "Skip"), ("undo", "Undo")):
-        buttons.append(f'<button data-action="{action}" data-key="{escape(item.key)}">{text}<kbd>{KEYS[action]}</kbd>'
-                       "</button>")
+        buttons.append(f'<button data-action="{action}" data-key="{html_text(item.key)}">{text}'
+                       f"<kbd>{KEYS[action]}</kbd></button>")
     return f'<div class="es-rq-actions">{"".join(buttons)}</div>'
 
 
 def empty_card(message: str) -> str:
-    return f'<div class="es-rq-card es-rq-empty" data-key="">{escape(message)}</div>'
+    return f'<div class="es-rq-card es-rq-empty" data-key="">{html_text(message)}</div>'
 
 
 def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry: dict[str, Any] | None,
@@ -134,11 +134,11 @@ def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry
     path = table.paths[row] if row is not None else point
     facts = (_mislabel_facts(table, item, payload, neighbours) if item.issue == MISLABEL_FLAG
              else _outlier_facts(table, item, row, neighbours))
-    context = (f'<a href="/boxes/{escape(point)}" target="_blank" title="the whole image, every box drawn">'
-               f'<img class="es-rq-context" src="/boxes/{escape(point)}" alt=""></a>') if objects else ""
-    return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
-            f'data-status="{escape(item.status)}"><div class="es-rq-main">{_thumb(point, "es-rq-image", path)}'
-            f'{context}<div class="es-rq-facts"><div class="es-rq-path">{escape(path)}</div>{facts}'
+    context = (f'<a href="/boxes/{html_text(point)}" target="_blank" title="the whole image, every box drawn">'
+               f'<img class="es-rq-context" src="/boxes/{html_text(point)}" alt=""></a>') if objects else ""
+    return (f'<div class="es-rq-card" data-key="{html_text(item.key)}" data-issue="{item.issue}" '
+            f'data-status="{html_text(item.status)}"><div class="es-rq-main">{_thumb(point, "es-rq-image", path)}'
+            f'{context}<div class="es-rq-facts"><div class="es-rq-path">{html_text(path)}</div>{facts}'
             f'{_status_line(item, entry)}{_buttons(item)}</div></div>'
             f'{_evidence(table, item, neighbours)}</div>')
 
@@ -160,20 +160,20 @@ def _mislabel_facts(table: PointTable, item: QueueItem, payload: dict[str, Any],
     shares = vote_shares(table, neighbours)
     probe = payload.get(PROBE_AGREEMENT)
     agreement = payload.get(NEIGHBOUR_AGREEMENT)
-    probe_text = f"; linear probe: {float(probe):.2f} for {escape(item.label)}" if isinstance(probe, float) else ""
+    probe_text = f"; linear probe: {float(probe):.2f} for {html_text(item.label)}" if isinstance(probe, float) else ""
     vote_text = (f"{float(agreement):.2f}" if isinstance(agreement, float)
                  else f"{shares.get(item.label, 0.0):.2f}")
-    return (f'<div class="es-rq-labels"><span class="es-rq-given">{escape(item.label)}</span> → '
-            f'<span class="es-rq-suggested">{escape(item.suggested)}</span></div>'
+    return (f'<div class="es-rq-labels"><span class="es-rq-given">{html_text(item.label)}</span> → '
+            f'<span class="es-rq-suggested">{html_text(item.suggested)}</span></div>'
             f'<div class="es-rq-score">P(label wrong) <b>{item.score:.2f}</b></div>'
-            f'<div class="es-rq-why">Neighbours\' vote: {vote_text} for {escape(item.label)}, '
-            f'{shares.get(item.suggested, 0.0):.2f} for {escape(item.suggested)}{probe_text}.</div>')
+            f'<div class="es-rq-why">Neighbours\' vote: {vote_text} for {html_text(item.label)}, '
+            f'{shares.get(item.suggested, 0.0):.2f} for {html_text(item.suggested)}{probe_text}.</div>')
 
 
 def _outlier_facts(table: PointTable, item: QueueItem, row: int | None, neighbours: Sequence[Neighbour]) -> str:
     label = table.label_of(row) if row is not None else ""
     nearest = max((n.similarity for n in neighbours), default=float("nan"))
-    return (f'<div class="es-rq-labels"><span class="es-rq-given">{escape(label)}</span></div>'
+    return (f'<div class="es-rq-labels"><span class="es-rq-given">{html_text(label)}</span></div>'
             f'<div class="es-rq-score">Outlier score <b>{item.score:.2f}</b> (robust z; 0 is typical)</div>'
             f'<div class="es-rq-why">Nearest neighbour similarity {nearest:.2f}.</div>')
 
@@ -187,8 +187,8 @@ def _evidence(table: PointTable, item: QueueItem, neighbours: Sequence[Neighbour
         label = table.label_of(row) if row is not None else "?"
         css = ("es-rq-votes-suggested" if item.suggested and label == item.suggested
                else "es-rq-votes-given" if label == item.label else "")
-        figures.append(f'<figure class="{css}" data-label="{escape(label)}">{_thumb(neighbour.id, title=label)}'
-                       f'<figcaption>{escape(label)}</figcaption><figcaption>{neighbour.similarity:.2f}'
+        figures.append(f'<figure class="{css}" data-label="{html_text(label)}">{_thumb(neighbour.id, title=label)}'
+                       f'<figcaption>{html_text(label)}</figcaption><figcaption>{neighbour.similarity:.2f}'
                        "</figcaption></figure>")
     return f'<div class="es-rq-evidence" title="nearest neighbours: label, cosine similarity">{"".join(figures)}</div>'
 
@@ -201,11 +201,11 @@ def _duplicate_card(table: PointTable, item: QueueItem, entry: dict[str, Any] | 
         row = table.row_of.get(point)
         label = table.label_of(row) if row is not None else "?"
         css = "es-rq-keep" if point == keep else ""
-        figures.append(f'<figure class="{css}" data-choose="{escape(point)}">{_thumb(point, title=label)}'
-                       f'<figcaption>{escape(label)}</figcaption>'
+        figures.append(f'<figure class="{css}" data-choose="{html_text(point)}">{_thumb(point, title=label)}'
+                       f'<figcaption>{html_text(label)}</figcaption>'
                        f'<figcaption>{"keep" if point == keep else ""}</figcaption></figure>')
-    return (f'<div class="es-rq-card" data-key="{escape(item.key)}" data-issue="{item.issue}" '
-            f'data-status="{escape(item.status)}" data-keep="{escape(keep)}">'
+    return (f'<div class="es-rq-card" data-key="{html_text(item.key)}" data-issue="{item.issue}" '
+            f'data-status="{html_text(item.status)}" data-keep="{html_text(keep)}">'
             f'<div class="es-rq-labels">{len(item.ids)} near-identical {"objects" if objects else "images"}</div>'
             f'<div class="es-rq-why">Click the one to keep (outlined); the others get the tag.</div>'
             f'<div class="es-rq-evidence">{"".join(figures)}</div>{_status_line(item, entry)}{_buttons(item)}</div>')
@@ -221,8 +221,9 @@ def strip_html(items: Sequence[QueueItem], current: str | None, page: int) -> st
         css = " ".join(c for c in ("es-rq-current" if item.key == current else "",
                                    "es-rq-done" if item.status != PENDING else "") if c)
         title = f"{item.label} → {item.suggested} ({item.score:.2f})" if item.suggested else f"{item.score:.2f}"
-        thumbs.append(f'<img loading="lazy" src="/thumb/{escape(item.ids[0])}" class="{css}" title="{escape(title)}" '
-                      f'data-goto="{escape(item.key)}" alt="">')
+        thumbs.append(f'<img loading="lazy" src="/thumb/{html_text(item.ids[0])}" class="{css}" '
+                      f'title="{html_text(title)}" '
+                      f'data-goto="{html_text(item.key)}" alt="">')
     return (f'<div class="es-rq-strip" data-page="{page}" data-pages="{pages}">'
             f'<button data-action="page-prev">‹</button><span>Queue page {page + 1} of {pages}</span>'
             f'<button data-action="page-next">›</button>{"".join(thumbs)}</div>')

@@ -34,6 +34,7 @@ from ui.context import AppContext
 from ui.handoff import HandoffStore
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import html_text
 from ui.view_link import COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, ViewSpec, decode_query, encode_ids, encode_query
 
 SELECTION = "selection"  # the hand-over's parameter (ui/handoff.py builds it)
@@ -55,8 +56,9 @@ class UrlParams:
         problems += self._apply_view(table, state, spec, fields)
         problems += self._apply_selection(ctx, state, spec)
         if problems:
-            gr.Warning("Part of this link could not be applied: " + "; ".join(problems)
-                       + ". The rest of the view is as the link asks.")
+            # A toast shows its message as HTML: what the link said is text in it.
+            gr.Warning(html_text("Part of this link could not be applied: " + "; ".join(problems)
+                                 + ". The rest of the view is as the link asks."))
         return state
 
     def _apply_view(self, table: PointTable, state: MapState, spec: ViewSpec,
@@ -91,7 +93,10 @@ class UrlParams:
         if spec.subset:
             if spec.subset not in list_subsets(ctx.collection):
                 return [f"no subset '{spec.subset}' (deleted or renamed?): nothing is selected"]
-            rows = table.rows_for_ids(subset_ids(ctx.collection, spec.subset))
+            try:
+                rows = table.rows_for_ids(subset_ids(ctx.collection, spec.subset))
+            except StoreError as error:  # a name another tool wrote that embedscape does not take
+                return [f"{error}: nothing is selected"]
             state.select(rows, SUBSET_SOURCE + spec.subset)
         elif spec.ids:
             rows = table.rows_for_ids(spec.ids)
@@ -257,7 +262,7 @@ def wire_share_link(ctx: AppContext, share: gr.HTML) -> None:
             link = share_view(ctx.collection, ctx.table, state, str(data.get("page") or ""),
                               [float(v) for v in view] if isinstance(view, list) else None)
         except (StoreError, TypeError, ValueError) as error:
-            gr.Warning(f"The link could not be made: {error}")
+            gr.Warning(html_text(f"The link could not be made: {error}"))
             return state, gr.skip()
         return state, json.dumps({"url": link.url, "note": link.note, "at": time.time()})
 

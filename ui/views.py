@@ -7,13 +7,13 @@ the grid only ever points at thumbnails.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from html import escape
 
 import numpy as np
 
 from store import PointRecord
 from ui.state import MapState
 from ui.table import PointTable
+from ui.text import html_text
 
 PAGE_SIZE = 40
 DISTRIBUTION_ROWS = 15
@@ -32,8 +32,8 @@ def count_line(table: PointTable, state: MapState, noun: str = "") -> str:
     if not state.selection.active:
         return f'<p class="es-count" data-selected="" data-total="{visible}">No selection: showing all {scope}.</p>'
     n = len(state.selection)
-    source = f" ({escape(state.selection.source)})" if state.selection.source else ""
-    selected = f"{escape(noun)} selected" if noun else "selected"
+    source = f" ({html_text(state.selection.source)})" if state.selection.source else ""
+    selected = f"{html_text(noun)} selected" if noun else "selected"
     return (f'<p class="es-count" data-selected="{n}" data-total="{visible}"><b>{n:,} of {visible:,}</b> '
             f'{selected}{source}.</p>')
 
@@ -58,11 +58,11 @@ def grid_html(table: PointTable, rows: np.ndarray, page: int, scores: np.ndarray
 def _card(table: PointTable, row: int, score: float | None) -> str:
     point = str(table.ids[row])
     label = table.label_of(row)
-    tags = "".join(f'<span class="es-tag">{escape(t)}</span>' for t in table.tags_of([row])[0])
+    tags = "".join(f'<span class="es-tag">{html_text(t)}</span>' for t in table.tags_of([row])[0])
     score_html = f'<span class="es-score">{score:.3f}</span>' if score is not None else ""
-    return (f'<figure class="es-card" data-id="{point}" title="{escape(table.paths[row])}">'
-            f'<img loading="lazy" src="/thumb/{point}" alt="{escape(label)}">'
-            f'<figcaption><span class="es-label">{escape(label)}</span>{score_html}'
+    return (f'<figure class="es-card" data-id="{point}" title="{html_text(table.paths[row])}">'
+            f'<img loading="lazy" src="/thumb/{point}" alt="{html_text(label)}">'
+            f'<figcaption><span class="es-label">{html_text(label)}</span>{score_html}'
             f'<span class="es-tags">{tags}</span></figcaption></figure>')
 
 
@@ -85,8 +85,8 @@ def distribution_html(table: PointTable, rows: np.ndarray, visible: np.ndarray |
 def _bar_row(name: str, selected: int, total: int, n_sel: int, n_all: int, grouped: bool = False) -> str:
     sel_pct, all_pct = 100 * selected / n_sel, 100 * total / n_all
     attr = "data-group" if grouped else "data-label"
-    return (f'<div class="es-dist-row" {attr}="{escape(name)}" data-selected="{selected}" data-total="{total}">'
-            f'<span class="es-dist-name" title="{escape(name)}">{escape(name)}</span>'
+    return (f'<div class="es-dist-row" {attr}="{html_text(name)}" data-selected="{selected}" data-total="{total}">'
+            f'<span class="es-dist-name" title="{html_text(name)}">{html_text(name)}</span>'
             f'<span class="es-bars"><span class="es-bar es-sel" style="width:{sel_pct:.1f}%"></span>'
             f'<span class="es-bar es-all" style="width:{all_pct:.1f}%"></span></span>'
             f'<span class="es-dist-num">{selected:,} · {total:,}</span></div>')
@@ -101,18 +101,18 @@ def detail_html(table: PointTable, point: str | None, neighbours: Sequence[Point
     if point is None or point not in table.row_of:
         return ""
     row = table.row_of[point]
-    tags = ", ".join(escape(t) for t in table.tags_of([row])[0]) or "none"
+    tags = ", ".join(html_text(t) for t in table.tags_of([row])[0]) or "none"
     near = "".join(_card(table, table.row_of[n.id], n.score) for n in neighbours if n.id in table.row_of)
     route, top, extra = "image", "es-detail-top", ""
     if boxes is not None:
         route, top = "boxes", "es-detail-top es-detail-boxes"
         extra = (f'<dt>boxes</dt><dd class="es-detail-boxlist" data-count="{len(boxes)}">'
                  + (", ".join(f'<span class="es-box{" es-box-this" if pid == point else ""}" data-id="{pid}">'
-                              f'{escape(name)}</span>' for pid, name in boxes) or "none") + "</dd>")
+                              f'{html_text(name)}</span>' for pid, name in boxes) or "none") + "</dd>")
     return (f'<div class="es-detail" data-id="{point}"><div class="{top}">'
             f'<a href="/{route}/{point}" target="_blank"><img class="es-full" src="/{route}/{point}" alt=""></a>'
-            f'<dl><dt>path</dt><dd class="es-path">{escape(table.paths[row])}</dd>'
-            f'<dt>label</dt><dd class="es-detail-label">{escape(table.label_of(row))}</dd>'
+            f'<dl><dt>path</dt><dd class="es-path">{html_text(table.paths[row])}</dd>'
+            f'<dt>label</dt><dd class="es-detail-label">{html_text(table.label_of(row))}</dd>'
             f'<dt>tags</dt><dd class="es-detail-tags">{tags}</dd>{extra}</dl></div>'
             f'<div class="es-near-title">Nearest neighbours in Qdrant (cosine similarity)</div>'
             f'<div class="es-grid es-near">{near}</div></div>')
