@@ -149,6 +149,9 @@ OBJECT_COLLECTION_SUFFIX = "-objects"
 # What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
 # and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.
 MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
+# The named vectors added to a collection (`index --add-vector`): name -> {dimension, model,
+# precision, runtime, device, added_at, ...}; the top-level MODEL etc. describe the default vector.
+VECTORS = "vectors"
 
 # --- tags ----------------------------------------------------------------------------------
 # Points with this tag are left out of the map's exports, counts and comparisons by default.
