@@ -3,6 +3,8 @@
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N] [--engine local|ray]
                         [--precision auto|fp32|bf16] [--reembed]
     python app.py index PATH --collection NAME --embeddings FILE [--paths CSV]   # vectors you already have
+    python app.py index PATH --collection NAME --model M2 --add-vector [NAME2]  # a second model's named vector
+    python app.py index PATH --collection NAME --embeddings FILE --add-vector NAME2
     python app.py info --collection NAME
     python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
@@ -163,6 +165,9 @@ def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-missing-files", action="store_true",
                        help="keep rows whose path names no file in PATH (the app then shows no image for them)")
     group.add_argument("--rejects", type=Path, metavar="CSV", help="write every unusable row (row,path,reason) here")
+    index.add_argument("--add-vector", nargs="?", const="", metavar="NAME2",
+                       help="add a named vector (default: the model's name) to every point of the existing "
+                            "collection, from --model or --embeddings; ids, labels, tags and reviews stay")
 
 
 def _add_action_commands(commands: Any) -> None:
@@ -260,6 +265,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.pipeline import IndexOptions, index_dataset
     from indexer.projection import ProjectionConfig
 
+    if args.add_vector is not None:
+        return _add_vector(args)
     store = open_configured_store(args)
     try:
         if args.embeddings is not None:
@@ -329,6 +336,40 @@ def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any
         return None
 
 
+def _add_vector(args: argparse.Namespace) -> int:
+    """`index --add-vector`: a named vector of the existing points, from a model or a file."""
+    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected
+    from indexer.named_vectors import add_file_vector, add_model_vector, default_vector_name
+    from indexer.pipeline import IndexOptions
+    from indexer.projection import ProjectionConfig
+    from indexer.sources import SourceError
+
+    if args.embeddings is None and not args.model:
+        raise SourceError("--add-vector needs the second model (--model M2) or its vectors (--embeddings FILE)")
+    name = args.add_vector or default_vector_name(args.model or args.embeddings.stem)
+    options = IndexOptions(collection=args.collection, model=args.model or "", device=args.device,
+                           runtime=args.runtime, precision=args.precision, batch_size=args.batch_size,
+                           workers=args.workers, neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed))
+    store = open_configured_store(args)
+    try:
+        if args.embeddings is None:
+            report = add_model_vector(args.path, store, options, name)
+        else:
+            source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files)
+            report = add_file_vector(args.path, store, options, name, source)
+    except EmbeddingsRejected as rejected:
+        for problem in rejected.problems[:20]:
+            print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
+        print(f"error: {rejected}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    for skipped in report.skipped[:20]:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.written or report.already else 1
+
+
 def _collection_model(store: Any, name: str) -> str | None:
     from store.schema import MODEL
 
@@ -358,7 +399,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
-                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
+                "vectors": _vectors_info(collection, metadata)}
     finally:
         store.close()
     if args.json:
@@ -369,9 +411,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{key:12} {'not recorded' if info[key] is None else info[key]}")
     if info["linked"]:
         print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
+    for name, about in info["vectors"].items():
+        precision = about.get("precision") or "precision not recorded"
+        print(f"{'vector':12} {name or '(default)'}: {about.get('model')}, {precision}, {about.get('dimension')}-d, "
+              f"{about.get('points')} points")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
+
+
+def _vectors_info(collection: Any, metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every vector of the collection: "" (the default one) first, then the named ones."""
+    from store.schema import MODEL, PRECISION, RUNTIME, DEVICE, VECTORS
+
+    named = metadata.get(VECTORS, {})
+    out = {"": {**{key: metadata.get(key) for key in (MODEL, PRECISION, RUNTIME, DEVICE)},
+                "dimension": metadata.get("dimension"), "points": metadata.get("points")}}
+    for name, dimension in collection.vector_names().items():
+        out[name] = {"dimension": dimension, **named.get(name, {})}
+    return out
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -1,0 +1,122 @@
+"""`index --add-vector`: a second model's vectors (a tiny CLIP built at test time, beside
+mobilenet-v2) or a file's vectors added to every point of an existing collection, on both
+store backends and through the command line."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app
+from conftest import write_image
+from indexer.named_vectors import add_model_vector, load_map
+from indexer.pipeline import IndexOptions, index_dataset
+from store import PointFilter, open_store, point_id
+
+LABELS = ("apple", "pear", "plum")
+
+
+def _images(root: Path, per_label: int = 4) -> Path:
+    for index, label in enumerate(LABELS):
+        for i in range(per_label):
+            write_image(root / label / f"{i}.png", seed=100 * index + i)
+    return root
+
+
+def test_add_model_vector_on_both_backends(store, tmp_path: Path, mobilenet, tiny_clip: Path) -> None:
+    root = _images(tmp_path / "images")
+    index_dataset(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
+    collection = store.open("c")
+    tagged = point_id("pear/1.png")
+    collection.add_tag([tagged], "keep")
+    before = {r.id: r.payload for batch in collection.scroll(None) for r in batch}
+    _, default_before = collection.vectors()
+
+    report = add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
+    assert (report.written, report.already, report.missing, report.dimension) == (12, 0, 0, 16)
+    after = {r.id: r.payload for batch in collection.scroll(None) for r in batch}
+    assert after == before  # ids, labels, tags, map: all as they were
+    np.testing.assert_array_equal(collection.vectors()[1], default_before)
+    ids, clip_vectors = collection.vectors(using="clip")
+    assert clip_vectors.shape == (12, 16) and set(ids) == set(before)
+    about = collection.read_metadata()["vectors"]["clip"]
+    assert about["model"] == str(tiny_clip) and about["precision"] == "fp32" and about["dimension"] == 16
+    map_ids, coords = load_map(collection, "clip")
+    assert set(map_ids) == set(before) and coords.shape == (12, 2) and np.isfinite(coords).all()
+    assert (collection.artifact_dir / "knn-clip.npz").is_file()
+
+    again = add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
+    assert (again.written, again.already) == (0, 12)  # nothing left to embed
+
+
+def test_add_vector_resumes_after_a_reindex_dropped_it(store, tmp_path: Path, mobilenet, tiny_clip: Path) -> None:
+    """A changed image is upserted again with its default vector only (Qdrant replaces the
+    point's vectors): running --add-vector again embeds just that one."""
+    root = _images(tmp_path / "images")
+    options = IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False)
+    index_dataset(root, store, options, mobilenet)
+    add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
+    write_image(root / "plum" / "2.png", seed=999)
+    index_dataset(root, store, options, mobilenet)
+    collection = store.open("c")
+    assert collection.ids(PointFilter(lacks_vector="clip")) == [point_id("plum/2.png")]
+    report = add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
+    assert (report.written, report.already) == (1, 11)
+    assert collection.count(PointFilter(lacks_vector="clip")) == 0
+
+
+def test_add_vector_refuses_another_model_under_the_same_name(store, tmp_path: Path, mobilenet,
+                                                              tiny_clip: Path) -> None:
+    root = _images(tmp_path / "images", 2)
+    index_dataset(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
+    add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "second", mobilenet)
+    from store import StoreError
+
+    with pytest.raises(StoreError, match="vector 'second' of collection 'c' holds mobilenet-v2"):
+        add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "second")
+
+
+def test_cli_add_vector_from_model_and_from_file(tmp_path: Path, tiny_clip: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    root = _images(tmp_path / "images")
+    qdrant = ["--qdrant-path", str(tmp_path / "q")]
+    assert app.main([*qdrant, "index", str(root), "--collection", "c", "--model", "mobilenet-v2",
+                     "--no-analyze"]) == 0
+    assert app.main([*qdrant, "tag", "--collection", "c", "--label", "plum", "--add", "p"]) == 0
+    assert app.main([*qdrant, "index", str(root), "--collection", "c", "--model", str(tiny_clip),
+                     "--add-vector", "clip"]) == 0
+    assert "vector 'clip'" in capsys.readouterr().out
+
+    paths = sorted(str(p.relative_to(root).as_posix()) for p in root.rglob("*.png"))
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "pixels.npy", rng.normal(size=(len(paths) + 1, 7)).astype(np.float32))
+    with open(tmp_path / "pixels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path"])
+        writer.writerows([[p] for p in paths] + [["not/a/point.png"]])
+    assert app.main([*qdrant, "index", str(root), "--collection", "c", "--embeddings", str(tmp_path / "pixels.npy"),
+                     "--allow-missing-files", "--add-vector", "pixels"]) == 0
+    out = capsys.readouterr().out
+    assert "written to 12 points" in out and "1 rows of the file name no point" in out
+
+    assert app.main([*qdrant, "info", "--collection", "c", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model"] == "mobilenet-v2" and info["dimension"] == 1280  # the default vector stays
+    assert {name: about["dimension"] for name, about in info["vectors"].items()} == {"": 1280, "clip": 16, "pixels": 7}
+    assert info["vectors"]["pixels"]["vectors_from"]["file"] == "pixels.npy"
+    assert info["tags"] == {"p": 4}
+    assert app.main([*qdrant, "info", "--collection", "c"]) == 0
+    assert "vector       pixels: embeddings:pixels.npy, precision not recorded, 7-d, 12 points" in capsys.readouterr().out
+
+
+def test_cli_add_vector_needs_a_collection_and_a_source(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = _images(tmp_path / "images", 1)
+    qdrant = ["--qdrant-path", str(tmp_path / "q")]
+    assert app.main([*qdrant, "index", str(root), "--collection", "nope", "--model", "mobilenet-v2",
+                     "--add-vector", "m"]) == 2
+    assert "no collection 'nope': index it first" in capsys.readouterr().err
+    assert app.main([*qdrant, "index", str(root), "--collection", "nope", "--add-vector"]) == 2
+    assert "--add-vector needs the second model" in capsys.readouterr().err
