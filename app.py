@@ -11,6 +11,7 @@
     python app.py delete --collection NAME FILTERS [--yes]
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
     python app.py compare --collection NAME A B
+    python app.py compare-models --collection NAME [A B] [--json]   # two embedding models of its points
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
@@ -113,6 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--cluster-resolution", type=float, default=1.0,
                          help="leiden: higher gives more, smaller clusters (default 1.0)")
     analyze.set_defaults(handler=cmd_analyze)
+
+    models = commands.add_parser("compare-models", help="compare two vectors (embedding models) of the collection: "
+                                                         "neighbour overlap per point, fit to the labels, verdict")
+    models.add_argument("--collection", required=True)
+    models.add_argument("vectors", nargs="*", metavar="A B",
+                        help="the two vectors ('default' is the unnamed one); left out: the collection's only two")
+    models.add_argument("-k", "--neighbours", type=positive_int, default=10, help="neighbours per point (default 10)")
+    models.add_argument("--worst", type=int, default=10, help="list this many most different points (default 10)")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=cmd_compare_models)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
     predictions.add_argument("--collection", required=True)
@@ -445,6 +456,22 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if summary.metrics_added:
         print(f"image metrics added to {summary.metrics_added} points")
     print(summary.summary())
+    return 0
+
+
+def cmd_compare_models(args: argparse.Namespace) -> int:
+    from scoring.model_compare import compare_models, format_comparison
+
+    if len(args.vectors) not in (0, 2):
+        print("error: name two vectors (A B), or none when the collection has exactly two", file=sys.stderr)
+        return 2
+    store = open_configured_store(args)
+    try:
+        result = compare_models(store.open(args.collection), *(args.vectors or (None, None)), k=args.neighbours)
+    finally:
+        store.close()
+    table = result.as_dict()
+    print(json.dumps(table, indent=2) if args.json else format_comparison(table, args.worst))
     return 0
 
 

@@ -52,6 +52,7 @@ PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "predictio
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
+MODEL_OVERLAP = "model_overlap"  # two embedding models of the collection compared (compare-models)
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -105,6 +106,8 @@ _FIELDS = (
     PayloadField(DUPLICATE_BOX_GROUP, "integer", indexed=True,
                  description="boxes of one image overlapping at IoU >= 0.7, -1 for none"),
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
+    PayloadField(MODEL_OVERLAP, "float", indexed=True,
+                 description="share of its k nearest neighbours two embedding models agree on (compare-models)"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 

@@ -120,3 +120,76 @@ def test_cli_add_vector_needs_a_collection_and_a_source(tmp_path: Path, capsys: 
     assert "no collection 'nope': index it first" in capsys.readouterr().err
     assert app.main([*qdrant, "index", str(root), "--collection", "nope", "--add-vector"]) == 2
     assert "--add-vector needs the second model" in capsys.readouterr().err
+
+
+# --- compare-models -----------------------------------------------------------------------
+def _two_model_collection(store, tmp_path: Path, per_class: int = 30):
+    """A collection whose default vector separates three classes cleanly and whose second
+    vector ('noisy') mixes two of them: a known answer for the comparison."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(["a", "b", "c"], per_class)
+    centres = np.eye(3, 12) * 6
+    clean = centres[np.searchsorted(["a", "b", "c"], labels)] + rng.normal(size=(len(labels), 12))
+    mixed = clean.copy()
+    mixed[labels == "b", 1] = 0.0
+    mixed[labels == "b", 0] = 6.0  # b looks like a to the second model
+    noisy = mixed[:, :8] + rng.normal(size=(len(labels), 8))
+    collection = store.create("m", 12, {"model": "clean-model"})
+    ids = [point_id(f"{label}/{i}.png") for i, label in enumerate(labels)]
+    collection.upsert(ids, clean.astype(np.float32), [{"path": f"{l}/{i}.png", "label": l, "tags": []}
+                                                     for i, l in enumerate(labels)])
+    collection.add_vector("noisy", 8)
+    collection.set_vectors("noisy", ids, noisy.astype(np.float32))
+    collection.update_metadata(vectors={"noisy": {"dimension": 8, "model": "noisy-model"}})
+    return collection, ids, labels
+
+
+def test_compare_models_on_both_backends(store, tmp_path: Path) -> None:
+    from scoring.model_compare import compare_models, format_comparison
+
+    collection, ids, labels = _two_model_collection(store, tmp_path)
+    result = compare_models(collection)  # the only two vectors
+    table = result.as_dict()
+    clean, noisy = table["per_model"]
+    assert table["vectors"] == ["default", "noisy"] and table["models"] == ["clean-model", "noisy-model"]
+    assert clean["probe_accuracy"] > 0.95 and noisy["probe_accuracy"] < 0.85
+    assert "default separates these labels better" in table["verdict"]
+    assert noisy["confused_pairs"][0]["class_a"] == "a" and noisy["confused_pairs"][0]["class_b"] == "b"
+    overlap = {r.id: r.payload["model_overlap"] for batch in collection.scroll(["model_overlap"]) for r in batch}
+    assert set(overlap) == set(ids)
+    by_class = {c: np.mean([overlap[i] for i, l in zip(ids, labels) if l == c]) for c in "abc"}
+    assert by_class["c"] > by_class["b"]  # class c keeps its neighbours; a and b are mixed by the second model
+    worst = table["most_different"][0]
+    assert worst["overlap"] == min(overlap.values()) and worst["path"].split("/")[0] in ("a", "b")
+    text = format_comparison(table)
+    assert "linear-probe accuracy (5-fold)" in text and "verdict: default separates" in text
+
+
+def test_compare_models_names_its_vectors(store, tmp_path: Path) -> None:
+    from scoring.model_compare import compare_models
+    from store import StoreError
+
+    collection, _, _ = _two_model_collection(store, tmp_path)
+    with pytest.raises(StoreError, match="has no vector 'nope'"):
+        compare_models(collection, "default", "nope")
+    collection.add_vector("third", 4)
+    with pytest.raises(StoreError, match="has 3 vectors \\(default, noisy, third\\); name the two"):
+        compare_models(collection)
+
+
+def test_cli_compare_models_and_export_column(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = open_store(path=str(tmp_path / "q"))
+    _two_model_collection(store, tmp_path)
+    store.close()
+    qdrant = ["--qdrant-path", str(tmp_path / "q")]
+    assert app.main([*qdrant, "compare-models", "--collection", "m", "default", "noisy", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["verdict"].startswith("default separates")
+    assert app.main([*qdrant, "compare-models", "--collection", "m"]) == 0
+    assert "most different neighbourhoods (10):" in capsys.readouterr().out
+    assert app.main([*qdrant, "compare-models", "--collection", "m", "noisy"]) == 2
+    assert app.main([*qdrant, "export", "--collection", "m", "--format", "csv", "--out", str(tmp_path / "m.csv"),
+                     "--range", "model_overlap:0:0.5"]) == 0
+    with open(tmp_path / "m.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and all(float(row["model_overlap"]) <= 0.5 for row in rows)
