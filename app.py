@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how to find clusters: leiden on the kNN graph (default), hdbscan-map on the map")
     analyze.add_argument("--cluster-resolution", type=float, default=1.0,
                          help="leiden: higher gives more, smaller clusters (default 1.0)")
+    analyze.add_argument("--vector", default="default", metavar="NAME",
+                         help="score with this vector's neighbours and probe (a model added with --add-vector; "
+                              "default: the collection's own)")
     analyze.set_defaults(handler=cmd_analyze)
 
     models = commands.add_parser("compare-models", help="compare two vectors (embedding models) of the collection: "
@@ -447,10 +450,14 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.clusters import ClusterConfig
     from scoring.analyze import analyze_collection
 
+    from scoring.model_compare import checked_vector
+
     clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
+        collection = store.open(args.collection)
+        summary = analyze_collection(collection, k=args.neighbours, clusters=clusters,
+                                     vector=checked_vector(collection, args.vector))
     finally:
         store.close()
     if summary.metrics_added:

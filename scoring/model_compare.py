@@ -38,6 +38,16 @@ def vector_key(text: str) -> str:
     return DEFAULT_VECTOR if text in (DEFAULT_NAME, DEFAULT_VECTOR) else text
 
 
+def checked_vector(collection: Collection, text: str) -> str:
+    """The Qdrant name of the vector the user named, refused when the collection lacks it."""
+    name = vector_key(text)
+    known = [DEFAULT_VECTOR, *collection.vector_names()]
+    if name not in known:
+        raise StoreError(f"collection '{collection.name}' has no vector '{name}' (its vectors: "
+                         f"{', '.join(vector_label(n) for n in known)})")
+    return name
+
+
 def resolve_pair(collection: Collection, first: str | None, second: str | None) -> tuple[str, str]:
     """The two vectors to compare; left out, the collection's only two."""
     known = [DEFAULT_VECTOR, *collection.vector_names()]
@@ -49,11 +59,7 @@ def resolve_pair(collection: Collection, first: str | None, second: str | None) 
                              + ("" if len(known) > 2 else ". Add one with: index PATH --collection NAME --model M2 "
                                                            "--add-vector"))
         return known[0], known[1]
-    pair = vector_key(first), vector_key(second)
-    for name in pair:
-        if name not in known:
-            raise StoreError(f"collection '{collection.name}' has no vector '{name}' (its vectors: "
-                             f"{', '.join(vector_label(n) for n in known)})")
+    pair = checked_vector(collection, first), checked_vector(collection, second)
     if pair[0] == pair[1]:
         raise StoreError("compare-models needs two different vectors")
     return pair

@@ -53,6 +53,7 @@ IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 MODEL_OVERLAP = "model_overlap"  # two embedding models of the collection compared (compare-models)
+MISLABEL_FLAGGED_BY = "mislabel_flagged_by"  # the vectors whose analysis flags the label (analyze --vector)
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -108,6 +109,8 @@ _FIELDS = (
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
     PayloadField(MODEL_OVERLAP, "float", indexed=True,
                  description="share of its k nearest neighbours two embedding models agree on (compare-models)"),
+    PayloadField(MISLABEL_FLAGGED_BY, "keyword", indexed=True, is_list=True,
+                 description="collections with named vectors: the vectors whose analysis flags the label"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 

@@ -193,3 +193,35 @@ def test_cli_compare_models_and_export_column(tmp_path: Path, capsys: pytest.Cap
     with open(tmp_path / "m.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert rows and all(float(row["model_overlap"]) <= 0.5 for row in rows)
+
+
+# --- analyze --vector ------------------------------------------------------------------------
+def test_analyze_by_either_model_and_the_queue_puts_labels_both_doubt_first(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    from review.book import ReviewBook
+    from ui.quality_page import analysis_vector
+
+    store = open_store(path=str(tmp_path / "q"))
+    collection, ids, labels = _two_model_collection(store, tmp_path)
+    wrong = [ids[i] for i in np.flatnonzero(labels == "c")[:3]]  # c points labelled a: both models see c
+    collection.set_payload(wrong, {"label": "a"})
+    store.close()
+    qdrant = ["--qdrant-path", str(tmp_path / "q")]
+    assert app.main([*qdrant, "analyze", "--collection", "m", "--clusters", "none"]) == 0
+    assert app.main([*qdrant, "analyze", "--collection", "m", "--vector", "noisy", "--clusters", "none"]) == 0
+    assert app.main([*qdrant, "analyze", "--collection", "m", "--vector", "nope"]) == 2
+    assert "has no vector 'nope'" in capsys.readouterr().err
+
+    store = open_store(path=str(tmp_path / "q"))
+    collection = store.open("m")
+    assert collection.read_metadata()["analysis"]["vector"] == "noisy"
+    assert analysis_vector(collection) == ("noisy", "noisy-model (vector noisy)")
+    flagged_by = {r.id: r.payload.get("mislabel_flagged_by") for b in collection.scroll(["mislabel_flagged_by"])
+                  for r in b}
+    both = {pid for pid, by in flagged_by.items() if by == ["default", "noisy"]}
+    assert set(wrong) <= both
+    assert any(by == ["noisy"] for by in flagged_by.values())  # the a/b mix: the second model alone
+    queue = ReviewBook(collection).items("mislabel")
+    assert {item.key for item in queue[:len(both)]} == both and all(item.models == 2 for item in queue[:len(both)])
+    assert queue[len(both)].models == 1
+    store.close()
