@@ -156,15 +156,30 @@ def _write(collection: Collection, result: Comparison, common: np.ndarray, overl
     collection.index_fields([MODEL_OVERLAP])
     collection.flush()
     arrays: dict[str, np.ndarray] = {"ids": common.astype(str), "overlap": overlap}
-    for key, (graph, groups) in zip(("clusters_a", "clusters_b"), clustered):
+    for name, (graph, groups) in zip(result.vectors, clustered):
         if groups is not None:
-            arrays[key] = _on(graph, groups, common)
+            arrays[clusters_key(name)] = _on(graph, groups, common)
     collection.artifact_dir.mkdir(parents=True, exist_ok=True)
     np.savez(collection.artifact_dir / COMPARISON_ARRAYS, **arrays)
     table = {**result.as_dict(), "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     (collection.artifact_dir / COMPARISON_FILE).write_text(json.dumps(table, indent=2))
     collection.update_metadata(model_comparison={"vectors": table["vectors"], "k": result.k, "at": table["at"],
                                                  "verdict": result.verdict})
+
+
+def clusters_key(vector: str) -> str:
+    """The array of COMPARISON_ARRAYS holding the Leiden clusters of `vector`'s graph."""
+    return f"clusters_{vector_label(vector)}"
+
+
+def saved_clusters(collection: Collection, vector: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ids, clusters) of `vector` from the last comparison that clustered it, or None."""
+    path = collection.artifact_dir / COMPARISON_ARRAYS
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        key = clusters_key(vector)
+        return (data["ids"], data[key]) if key in data.files else None
 
 
 def saved_comparison(collection: Collection) -> dict[str, Any] | None:
