@@ -225,3 +225,25 @@ def test_analyze_by_either_model_and_the_queue_puts_labels_both_doubt_first(tmp_
     assert {item.key for item in queue[:len(both)]} == both and all(item.models == 2 for item in queue[:len(both)])
     assert queue[len(both)].models == 1
     store.close()
+
+
+def test_pixel_vectors_script_gives_a_second_model_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/pixel_vectors.py (the demo's weightless second model) through --add-vector."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from pixel_vectors import main as pixel_main
+
+    root = _images(tmp_path / "images", 3)
+    qdrant = ["--qdrant-path", str(tmp_path / "q")]
+    assert app.main([*qdrant, "index", str(root), "--collection", "c", "--model", "mobilenet-v2", "--no-analyze"]) == 0
+    assert pixel_main([str(root), str(tmp_path / "px.npy"), "--side", "8"]) == 0
+    assert np.load(tmp_path / "px.npy").shape == (9, 64)
+    assert app.main([*qdrant, "index", str(root), "--collection", "c", "--embeddings", str(tmp_path / "px.npy"),
+                     "--model", "pixels-8x8", "--add-vector", "pixels"]) == 0
+    capsys.readouterr()
+    assert app.main([*qdrant, "compare-models", "--collection", "c", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["vectors"] == ["default", "pixels"] and table["models"][1] == "pixels-8x8"
+    assert table["models"][0].startswith("mobilenet-v2 (")
+    assert 0.0 <= table["mean_overlap"] <= 1.0 and table["verdict"]
