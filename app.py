@@ -360,6 +360,9 @@ def _add_vector(args: argparse.Namespace) -> int:
 
     if args.embeddings is None and not args.model:
         raise SourceError("--add-vector needs the second model (--model M2) or its vectors (--embeddings FILE)")
+    if args.labels is not None or args.reembed or args.engine != "local" or args.limit:
+        raise SourceError("--add-vector adds a vector to the points the collection has, with their labels: leave "
+                          "out --labels, --reembed, --limit and --engine")
     name = args.add_vector or default_vector_name(args.model or args.embeddings.stem)
     options = IndexOptions(collection=args.collection, model=args.model or "", device=args.device,
                            runtime=args.runtime, precision=args.precision, batch_size=args.batch_size,

@@ -120,6 +120,9 @@ def test_cli_add_vector_needs_a_collection_and_a_source(tmp_path: Path, capsys: 
     assert "no collection 'nope': index it first" in capsys.readouterr().err
     assert app.main([*qdrant, "index", str(root), "--collection", "nope", "--add-vector"]) == 2
     assert "--add-vector needs the second model" in capsys.readouterr().err
+    assert app.main([*qdrant, "index", str(root), "--collection", "nope", "--model", "mobilenet-v2", "--reembed",
+                     "--add-vector", "m"]) == 2
+    assert "leave out --labels, --reembed" in capsys.readouterr().err
 
 
 # --- compare-models -----------------------------------------------------------------------
