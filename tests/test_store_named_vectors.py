@@ -83,3 +83,24 @@ def test_named_vector_survives_reopen(tmp_path, monkeypatch, backend: str) -> No
     assert len(got_ids) == 6 and got.shape == (6, 3)
     assert collection.vectors(using=DEFAULT_VECTOR)[1].shape == (6, 8)
     store.close()
+
+
+def test_push_carries_named_vectors(tmp_path, monkeypatch) -> None:
+    from store.push import open_target_store, push_collection
+
+    monkeypatch.setenv("EMBEDSCAPE_ARTIFACTS", str(tmp_path / "artifacts"))
+    source_store = open_store(path=str(tmp_path / "edge"))
+    collection, ids, _ = _filled(source_store, 12)
+    second = _unit(np.random.default_rng(4).normal(size=(12, 5)))
+    collection.add_vector("m2", 5)
+    collection.set_vectors("m2", ids[:10], second[:10])  # two points without it
+    target_store = open_target_store(local_path=str(tmp_path / "server"))
+    push_collection(collection, target_store, batch=5)
+    pushed = target_store.open("nv")
+    assert pushed.vector_names() == {"m2": 5}
+    got_ids, got = pushed.vectors(using="m2")
+    assert sorted(got_ids) == sorted(ids[:10])
+    np.testing.assert_allclose(got, second[[ids.index(i) for i in got_ids]], atol=1e-5)
+    assert pushed.count(PointFilter(lacks_vector="m2")) == 2
+    target_store.close()
+    source_store.close()
