@@ -167,6 +167,16 @@ def test_compare_models_on_both_backends(store, tmp_path: Path) -> None:
     text = format_comparison(table)
     assert "linear-probe accuracy (5-fold)" in text and "verdict: default separates" in text
 
+    # The explorer offers it for colouring and for sorting the grid; sorted, the most different come first.
+    from ui.explorer import colour_fields, ordered
+    from ui.live_table import LiveTable
+    from ui.state import MapState
+
+    point_table = LiveTable(collection).table
+    assert "model_overlap" in colour_fields(point_table)
+    rows, _ = ordered(point_table, MapState(sort_field="model_overlap"), np.arange(len(point_table)), None)
+    assert point_table.ids[int(rows[0])] == worst["id"] or overlap[point_table.ids[int(rows[0])]] == worst["overlap"]
+
 
 def test_compare_models_names_its_vectors(store, tmp_path: Path) -> None:
     from scoring.model_compare import compare_models
