@@ -118,15 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "default: the collection's own)")
     analyze.set_defaults(handler=cmd_analyze)
 
-    models = commands.add_parser("compare-models", help="compare two vectors (embedding models) of the collection: "
-                                                         "neighbour overlap per point, fit to the labels, verdict")
-    models.add_argument("--collection", required=True)
-    models.add_argument("vectors", nargs="*", metavar="A B",
-                        help="the two vectors ('default' is the unnamed one); left out: the collection's only two")
-    models.add_argument("-k", "--neighbours", type=positive_int, default=10, help="neighbours per point (default 10)")
-    models.add_argument("--worst", type=int, default=10, help="list this many most different points (default 10)")
-    models.add_argument("--json", action="store_true", help="machine-readable output")
-    models.set_defaults(handler=cmd_compare_models)
+    _add_compare_models_command(commands)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
     predictions.add_argument("--collection", required=True)
@@ -143,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_compare_models_command(commands: Any) -> None:
+    """compare-models: two vectors (embedding models) of one collection (scoring/model_compare.py)."""
+    models = commands.add_parser("compare-models", help="compare two vectors (embedding models) of the collection: "
+                                                         "neighbour overlap per point, fit to the labels, verdict")
+    models.add_argument("--collection", required=True)
+    models.add_argument("vectors", nargs="*", metavar="A B",
+                        help="the two vectors ('default' is the unnamed one); left out: the collection's only two")
+    models.add_argument("-k", "--neighbours", type=positive_int, default=10, help="neighbours per point (default 10)")
+    models.add_argument("--worst", type=int, default=10, help="list this many most different points (default 10)")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=cmd_compare_models)
 
 
 def _add_serve_command(commands: Any) -> None:
