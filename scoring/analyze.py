@@ -132,7 +132,7 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     if is_object_collection(collection):
         summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
     collection.set_payloads(list(graph.ids), payloads)
-    collection.index_fields(SCORE_FIELDS)
+    collection.index_fields([*SCORE_FIELDS, *([MISLABEL_FLAGGED_BY] if MISLABEL_FLAGGED_BY in payloads[0] else [])])
     collection.flush()
     _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
     collection.update_metadata(analysis={**collection.read_metadata().get("analysis", {}), "vector": vector})

@@ -228,12 +228,14 @@ def test_analyze_by_either_model_and_the_queue_puts_labels_both_doubt_first(tmp_
     store = open_store(path=str(tmp_path / "q"))
     collection = store.open("m")
     assert collection.read_metadata()["analysis"]["vector"] == "noisy"
+    assert "mislabel_flagged_by" in collection.indexed_fields()  # filterable: PointFilter(values=...)
     assert analysis_vector(collection) == ("noisy", "noisy-model (vector noisy)")
     flagged_by = {r.id: r.payload.get("mislabel_flagged_by") for b in collection.scroll(["mislabel_flagged_by"])
                   for r in b}
     both = {pid for pid, by in flagged_by.items() if by == ["default", "noisy"]}
     assert set(wrong) <= both
     assert any(by == ["noisy"] for by in flagged_by.values())  # the a/b mix: the second model alone
+    assert set(collection.ids(PointFilter(values={"mislabel_flagged_by": ["default"]}))) >= both
     queue = ReviewBook(collection).items("mislabel")
     assert {item.key for item in queue[:len(both)]} == both and all(item.models == 2 for item in queue[:len(both)])
     assert queue[len(both)].models == 1
