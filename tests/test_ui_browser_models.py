@@ -112,6 +112,21 @@ def test_switch_maps_keeps_the_selection_and_the_side_map_highlights_it(browser,
                                " return gd && gd.data.some(t => /^second cluster/.test(t.name)); }")
         names = {t["name"] for t in side_map(page)["traces"]} - {"not selected"}
         assert names and all(name.startswith("second cluster") for name in names)
+
+        # The main map (default) coloured by the second model's clusters: cats and dogs merged.
+        seq = map_seq(page)
+        page.get_by_label("default · test").check()
+        page.wait_for_function("s => document.querySelector('.es-map').dataset.seq !== s", arg=seq)
+        seq = map_seq(page)
+        page.locator("#es-colour").get_by_label("Clusters of second").check()
+        page.wait_for_function("s => document.querySelector('.es-map').dataset.seq !== s", arg=seq)
+        legend = page.evaluate("() => window.embedscapeMap.gd.data.map(t => [t.name, Array.from(t.customdata)])")
+        by_name = {name.split(" (")[0]: set(rows) for name, rows in legend}
+        assert all(name.startswith("second cluster") or name == "no cluster" for name in by_name)
+        cat_rows = {r for t in side["traces"] if t["name"] == "cat" for r in t["rows"]}
+        holding_cats = [(len(rows), len(rows & cat_rows)) for rows in by_name.values() if rows & cat_rows]
+        assert sum(cats for _, cats in holding_cats) == len(cat_rows) == 40
+        assert all(cats < size for size, cats in holding_cats)  # every cluster of the cats mixes in dogs
         page.context.close()
     finally:
         running.stop()

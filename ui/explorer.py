@@ -20,7 +20,7 @@ from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.map_view import rows_in_shape
 from ui.model_maps import DEFAULT as DEFAULT_MAP
-from ui.model_maps import map_choices
+from ui.model_maps import cluster_colourings, map_choices
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -90,6 +90,7 @@ def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
         modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
         modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
+        modes += cluster_colourings(table)  # each model's clusters, after compare-models
         colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
                           min_width=290)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],

@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
-from ui.model_maps import coordinates
+from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -83,6 +83,10 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         return _binned(table.numeric(name), name, state)
     if state.colour_by == CLUSTER_COLOURING:
         return _clustered(table, state)
+    if state.colour_by.startswith(MODEL_CLUSTERS):  # another model's clusters (compare-models)
+        found = model_cluster_codes(table, state.colour_by[len(MODEL_CLUSTERS):])
+        if found is not None:
+            return _categorical(found[0], found[1], state, untagged=len(found[1]) - 1)
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)

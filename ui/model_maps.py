@@ -15,10 +15,12 @@ from typing import Any
 import numpy as np
 
 from indexer.named_vectors import load_map
+from scoring.model_compare import DEFAULT_NAME, saved_clusters
 from store.schema import MODEL, VECTORS
 from ui.table import PointTable
 
 DEFAULT = ""  # the unnamed vector: the table's own map
+MODEL_CLUSTERS = "model-cluster:"  # colour_by prefix: a model's clusters from the last compare-models
 _cache: weakref.WeakKeyDictionary[PointTable, dict[str, tuple[np.ndarray, np.ndarray]]] = weakref.WeakKeyDictionary()
 
 
@@ -71,3 +73,35 @@ def placed(table: PointTable, vector: str = DEFAULT) -> np.ndarray | None:
         return None
     x, _ = coordinates(table, vector)
     return np.isfinite(x)
+
+
+def row_clusters(table: PointTable, vector: str) -> np.ndarray | None:
+    """(n,) cluster of each table row under `vector` (-1: none), from the last comparison."""
+    saved = saved_clusters(table.collection, vector) if table.collection is not None else None
+    if saved is None:
+        return None
+    out = np.full(len(table), -1, dtype=np.int64)
+    for point, cluster in zip(saved[0].tolist(), saved[1].tolist()):
+        row = table.row_of.get(point)
+        if row is not None:
+            out[row] = cluster
+    return out
+
+
+def cluster_colourings(table: PointTable) -> list[tuple[str, str]]:
+    """Colour-by choices for each model whose clusters the last `compare-models` kept."""
+    out = []
+    for name, vector in map_choices(table):
+        if table.collection is not None and saved_clusters(table.collection, vector) is not None:
+            out.append((f"Clusters of {vector or DEFAULT_NAME}", MODEL_CLUSTERS + vector))
+    return out
+
+
+def model_cluster_codes(table: PointTable, vector: str) -> tuple[np.ndarray, list[str]] | None:
+    """(code per row, names): the clusters of `vector`, the last code "no cluster"; None without."""
+    clusters = row_clusters(table, vector)
+    if clusters is None:
+        return None
+    count = int(clusters.max(initial=-1)) + 1
+    names = [f"{vector or DEFAULT_NAME} cluster {c}" for c in range(count)] + ["no cluster"]
+    return np.where(clusters >= 0, clusters, count), names

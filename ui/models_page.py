@@ -21,9 +21,9 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
-from scoring.model_compare import DEFAULT_NAME, saved_clusters, saved_comparison
+from scoring.model_compare import DEFAULT_NAME, saved_comparison
 from ui.context import AppContext
-from ui.model_maps import coordinates, map_choices
+from ui.model_maps import coordinates, map_choices, model_cluster_codes
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -32,19 +32,6 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#756bb1", "#636363")
 UNSELECTED = "rgba(160,160,160,0.18)"
 COLOURINGS = [("Label", "label"), ("Main map's model's clusters", "main"), ("This model's clusters", "side")]
-
-
-def row_clusters(table: PointTable, vector: str) -> np.ndarray | None:
-    """(n,) cluster of each table row under `vector` (-1: none), from the last comparison."""
-    saved = saved_clusters(table.collection, vector) if table.collection is not None else None
-    if saved is None:
-        return None
-    out = np.full(len(table), -1, dtype=np.int64)
-    for point, cluster in zip(saved[0].tolist(), saved[1].tolist()):
-        row = table.row_of.get(point)
-        if row is not None:
-            out[row] = cluster
-    return out
 
 
 def side_figure(table: PointTable, state: MapState, vector: str, colour: str) -> go.Figure:
@@ -79,12 +66,9 @@ def side_figure(table: PointTable, state: MapState, vector: str, colour: str) ->
 def _categories(table: PointTable, state: MapState, vector: str, colour: str) -> tuple[np.ndarray, list[str]]:
     """Each row's colour code and the names of the codes (labels, or clusters)."""
     if colour in ("main", "side"):
-        source = state.map_vector if colour == "main" else vector
-        clusters = row_clusters(table, source)
-        if clusters is not None:
-            count = int(clusters.max(initial=-1)) + 1
-            codes = np.where(clusters >= 0, clusters, count)
-            return codes, [f"{source or DEFAULT_NAME} cluster {c}" for c in range(count)] + ["no cluster"]
+        found = model_cluster_codes(table, state.map_vector if colour == "main" else vector)
+        if found is not None:
+            return found
     return np.asarray(table.label_codes, dtype=np.int64), [escape(name) for name in table.label_names]
 
 

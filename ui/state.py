@@ -116,7 +116,8 @@ class MapState:
         """Change colouring and filters; the selection keeps only points still visible."""
         self.catch_up(table)
         if colour_by is not None:
-            known = colour_by in COLOUR_MODES or colour_by.startswith("field:") or colour_by == "compare"
+            known = (colour_by in COLOUR_MODES or colour_by.startswith(("field:", "model-cluster:"))
+                     or colour_by == "compare")
             self.colour_by = colour_by if known else "label"
         if labels is not None:
             self.filter_labels = list(labels)
