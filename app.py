@@ -3,12 +3,15 @@
     python app.py index PATH --collection NAME [--model MODEL] [--labels FILE] [--limit N] [--engine local|ray]
                         [--precision auto|fp32|bf16] [--reembed]
     python app.py index PATH --collection NAME --embeddings FILE [--paths CSV]   # vectors you already have
+    python app.py index PATH --collection NAME --model M2 --add-vector [NAME2]  # a second model's named vector
+    python app.py index PATH --collection NAME --embeddings FILE --add-vector NAME2
     python app.py info --collection NAME
     python app.py export --collection NAME [FILTERS] --format csv|jsonl|coco|yolo|imagefolder|paths --out PATH
     python app.py tag --collection NAME --add TAG | --remove TAG [FILTERS]
     python app.py delete --collection NAME FILTERS [--yes]
     python app.py subset --collection NAME save S [FILTERS] | list | rename OLD NEW | delete S
     python app.py compare --collection NAME A B
+    python app.py compare-models --collection NAME [A B] [--json]   # two embedding models of its points
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
@@ -110,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how to find clusters: leiden on the kNN graph (default), hdbscan-map on the map")
     analyze.add_argument("--cluster-resolution", type=float, default=1.0,
                          help="leiden: higher gives more, smaller clusters (default 1.0)")
+    analyze.add_argument("--vector", default="default", metavar="NAME",
+                         help="score with this vector's neighbours and probe (a model added with --add-vector; "
+                              "default: the collection's own)")
     analyze.set_defaults(handler=cmd_analyze)
+
+    _add_compare_models_command(commands)
 
     predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
     predictions.add_argument("--collection", required=True)
@@ -127,6 +135,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_compare_models_command(commands: Any) -> None:
+    """compare-models: two vectors (embedding models) of one collection (scoring/model_compare.py)."""
+    models = commands.add_parser("compare-models", help="compare two vectors (embedding models) of the collection: "
+                                                         "neighbour overlap per point, fit to the labels, verdict")
+    models.add_argument("--collection", required=True)
+    models.add_argument("vectors", nargs="*", metavar="A B",
+                        help="the two vectors ('default' is the unnamed one); left out: the collection's only two")
+    models.add_argument("-k", "--neighbours", type=positive_int, default=10, help="neighbours per point (default 10)")
+    models.add_argument("--worst", type=int, default=10, help="list this many most different points (default 10)")
+    models.add_argument("--json", action="store_true", help="machine-readable output")
+    models.set_defaults(handler=cmd_compare_models)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -163,6 +184,9 @@ def _add_scale_arguments(index: argparse.ArgumentParser) -> None:
     group.add_argument("--allow-missing-files", action="store_true",
                        help="keep rows whose path names no file in PATH (the app then shows no image for them)")
     group.add_argument("--rejects", type=Path, metavar="CSV", help="write every unusable row (row,path,reason) here")
+    index.add_argument("--add-vector", nargs="?", const="", metavar="NAME2",
+                       help="add a named vector (default: the model's name) to every point of the existing "
+                            "collection, from --model or --embeddings; ids, labels, tags and reviews stay")
 
 
 def _add_action_commands(commands: Any) -> None:
@@ -260,6 +284,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     from indexer.pipeline import IndexOptions, index_dataset
     from indexer.projection import ProjectionConfig
 
+    if args.add_vector is not None:
+        return _add_vector(args)
     store = open_configured_store(args)
     try:
         if args.embeddings is not None:
@@ -329,6 +355,43 @@ def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any
         return None
 
 
+def _add_vector(args: argparse.Namespace) -> int:
+    """`index --add-vector`: a named vector of the existing points, from a model or a file."""
+    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected
+    from indexer.named_vectors import add_file_vector, add_model_vector, default_vector_name
+    from indexer.pipeline import IndexOptions
+    from indexer.projection import ProjectionConfig
+    from indexer.sources import SourceError
+
+    if args.embeddings is None and not args.model:
+        raise SourceError("--add-vector needs the second model (--model M2) or its vectors (--embeddings FILE)")
+    if args.labels is not None or args.reembed or args.engine != "local" or args.limit:
+        raise SourceError("--add-vector adds a vector to the points the collection has, with their labels: leave "
+                          "out --labels, --reembed, --limit and --engine")
+    name = args.add_vector or default_vector_name(args.model or args.embeddings.stem)
+    options = IndexOptions(collection=args.collection, model=args.model or "", device=args.device,
+                           runtime=args.runtime, precision=args.precision, batch_size=args.batch_size,
+                           workers=args.workers, neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed))
+    store = open_configured_store(args)
+    try:
+        if args.embeddings is None:
+            report = add_model_vector(args.path, store, options, name)
+        else:
+            source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files)
+            report = add_file_vector(args.path, store, options, name, source)
+    except EmbeddingsRejected as rejected:
+        for problem in rejected.problems[:20]:
+            print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
+        print(f"error: {rejected}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    for skipped in report.skipped[:20]:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
+    print(report.summary())
+    return 0 if report.written or report.already else 1
+
+
 def _collection_model(store: Any, name: str) -> str | None:
     from store.schema import MODEL
 
@@ -358,7 +421,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
-                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
+                "vectors": _vectors_info(collection, metadata)}
     finally:
         store.close()
     if args.json:
@@ -369,24 +433,60 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{key:12} {'not recorded' if info[key] is None else info[key]}")
     if info["linked"]:
         print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
+    for name, about in info["vectors"].items():
+        precision = about.get("precision") or "precision not recorded"
+        print(f"{'vector':12} {name or '(default)'}: {about.get('model')}, {precision}, {about.get('dimension')}-d, "
+              f"{about.get('points')} points")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     return 0
+
+
+def _vectors_info(collection: Any, metadata: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every vector of the collection: "" (the default one) first, then the named ones."""
+    from store.schema import MODEL, PRECISION, RUNTIME, DEVICE, VECTORS
+
+    named = metadata.get(VECTORS, {})
+    out = {"": {**{key: metadata.get(key) for key in (MODEL, PRECISION, RUNTIME, DEVICE)},
+                "dimension": metadata.get("dimension"), "points": metadata.get("points")}}
+    for name, dimension in collection.vector_names().items():
+        out[name] = {"dimension": dimension, **named.get(name, {})}
+    return out
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.clusters import ClusterConfig
     from scoring.analyze import analyze_collection
 
+    from scoring.model_compare import checked_vector
+
     clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
+        collection = store.open(args.collection)
+        summary = analyze_collection(collection, k=args.neighbours, clusters=clusters,
+                                     vector=checked_vector(collection, args.vector))
     finally:
         store.close()
     if summary.metrics_added:
         print(f"image metrics added to {summary.metrics_added} points")
     print(summary.summary())
+    return 0
+
+
+def cmd_compare_models(args: argparse.Namespace) -> int:
+    from scoring.model_compare import compare_models, format_comparison
+
+    if len(args.vectors) not in (0, 2):
+        print("error: name two vectors (A B), or none when the collection has exactly two", file=sys.stderr)
+        return 2
+    store = open_configured_store(args)
+    try:
+        result = compare_models(store.open(args.collection), *(args.vectors or (None, None)), k=args.neighbours)
+    finally:
+        store.close()
+    table = result.as_dict()
+    print(json.dumps(table, indent=2) if args.json else format_comparison(table, args.worst))
     return 0
 
 

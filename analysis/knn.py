@@ -12,6 +12,11 @@ from pathlib import Path
 import numpy as np
 
 GRAPH_FILE = "knn.npz"  # the file name a collection keeps its graph under
+
+
+def graph_file(vector: str = "") -> str:
+    """The graph file of the collection's vector `vector` ("": the default vector)."""
+    return f"knn-{vector}.npz" if vector else GRAPH_FILE
 EXACT_SEARCH_MAX_POINTS = 20_000
 PCA_DIMENSIONS = 64
 

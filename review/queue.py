@@ -8,7 +8,9 @@ how far the review has got. Pure functions of point payloads (id -> payload dict
 A candidate is a point flagged for the issue (`quality_flags`), or, when the filter widens
 the queue, any point whose score reaches `QueueFilter.min_score`. Duplicates are reviewed a
 group at a time. Order: highest score first; equal scores go to the point whose neighbours
-back its label least (mislabels) and then by id, so the order is stable across restarts.
+back its label least (mislabels) and then by id, so the order is stable across restarts. On a
+collection with several embedding models (`analyze --vector`), a label that more of the models
+flag (`mislabel_flagged_by`) comes before all the others.
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from review.decisions import (
     DUPLICATE_FLAG, MISLABEL_FLAG, OUTLIER_FLAG, PENDING, group_fingerprint, status, status_matches,
 )
 from store.schema import (
-    DUPLICATE_GROUP, LABEL, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE, QUALITY_FLAGS, SUGGESTED_LABEL,
+    DUPLICATE_GROUP, LABEL, MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE, QUALITY_FLAGS,
+    SUGGESTED_LABEL,
 )
 
 SCORE_FIELD = {MISLABEL_FLAG: MISLABEL_SCORE, OUTLIER_FLAG: OUTLIER_SCORE}
@@ -36,7 +39,8 @@ class QueueItem:
     key: the point id, or the group's fingerprint; ids: the points; label / suggested: given
     and suggested label (mislabels); score: the issue's score (duplicates: group size);
     tie: the second sort key (higher first); flagged: the analysis flagged it; status:
-    pending or the decision that applies (a group: pending unless every member is decided)."""
+    pending or the decision that applies (a group: pending unless every member is decided);
+    models: how many embedding models' analyses flag the label (mislabels; 0 when not recorded)."""
 
     key: str
     issue: str
@@ -47,6 +51,7 @@ class QueueItem:
     tie: float
     flagged: bool
     status: str
+    models: int = 0
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,9 @@ def _point_item(pid: str, payload: Mapping[str, Any], issue: str) -> QueueItem |
     if found is None:
         return None
     tie = 1.0 - _number(payload.get(NEIGHBOUR_AGREEMENT), 0.0) if issue == MISLABEL_FLAG else 0.0
+    models = len(payload.get(MISLABEL_FLAGGED_BY) or []) if issue == MISLABEL_FLAG else 0
     return QueueItem(pid, issue, (pid,), label, suggested if issue == MISLABEL_FLAG else "",
-                     score if score == score else 0.0, tie, flagged, found)
+                     score if score == score else 0.0, tie, flagged, found, models)
 
 
 def _group_items(payloads: Mapping[str, Mapping[str, Any]]) -> list[QueueItem]:
@@ -118,7 +124,7 @@ def _group_status(statuses: Sequence[str | None]) -> str:
 
 
 def order(items: Iterable[QueueItem]) -> list[QueueItem]:
-    return sorted(items, key=lambda item: (-item.score, -item.tie, item.key))
+    return sorted(items, key=lambda item: (-item.models, -item.score, -item.tie, item.key))
 
 
 def matches(item: QueueItem, flt: QueueFilter, with_status: bool = True) -> bool:

@@ -31,7 +31,7 @@ import numpy as np
 from analysis.boxes import duplicate_boxes
 from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
-from analysis.knn import GRAPH_FILE, KnnGraph, build_knn_graph
+from analysis.knn import KnnGraph, build_knn_graph, graph_file
 from analysis.label_quality import (
     DEFAULT_K, confused_class_pairs, encode_labels, exact_duplicate_groups, near_duplicate_groups,
 )
@@ -43,11 +43,11 @@ from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
 from indexer.progress import progress_bar
 from scoring.clusters import compute_clusters
-from store import Collection
+from store import DEFAULT_VECTOR, Collection
 from store.schema import (
     AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
     DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, IMAGE_ID, LABEL, MAX_BOX_IOU, METRIC_FIELDS, MISLABEL_FLAG,
-    MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS,
+    MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS,
     SCORE_FIELDS, SHA1, SUGGESTED_LABEL, UNIQUENESS,
 )
 
@@ -76,34 +76,40 @@ class QualitySummary:
                 + (f"\n{self.clusters}" if self.clusters else ""))
 
 
-def load_graph(collection: Collection) -> KnnGraph | None:
-    path = collection.artifact_dir / GRAPH_FILE
+def load_graph(collection: Collection, vector: str = DEFAULT_VECTOR) -> KnnGraph | None:
+    """The saved graph of the collection's vector `vector` (default: the unnamed one)."""
+    path = collection.artifact_dir / graph_file(vector)
     return KnnGraph.load(path) if path.exists() else None
 
 
 def current_graph(collection: Collection, k: int, seed: int = 0,
-                  vectors: tuple[np.ndarray, np.ndarray] | None = None) -> KnnGraph:
+                  vectors: tuple[np.ndarray, np.ndarray] | None = None, vector: str = DEFAULT_VECTOR) -> KnnGraph:
     """The saved graph when it still covers exactly the collection's points, else a new one
     (from `vectors` = (ids, vectors) when given, else read from the collection)."""
-    graph = load_graph(collection)
+    graph = load_graph(collection, vector)
     ids = set(collection.ids()) if vectors is None else set(vectors[0].tolist())
     if graph is not None and graph.k >= k and len(graph) == len(ids) and ids.issuperset(graph.ids):
         return graph
-    point_ids, matrix = collection.vectors() if vectors is None else vectors
+    point_ids, matrix = collection.vectors(using=vector) if vectors is None else vectors
     graph = build_knn_graph(point_ids, matrix, k=max(k, 15), seed=seed)
-    graph.save(collection.artifact_dir / GRAPH_FILE)
+    graph.save(collection.artifact_dir / graph_file(vector))
     return graph
 
 
 def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True,
-                       clusters: ClusterConfig | None = ClusterConfig()) -> QualitySummary:
+                       clusters: ClusterConfig | None = ClusterConfig(),
+                       vector: str = DEFAULT_VECTOR) -> QualitySummary:
+    """Score every point's label, outlierness and duplicates with the neighbours and probe of
+    `vector` (a named vector: `analyze --vector`; the scores then are that model's)."""
     summary = QualitySummary(k=k)
     if add_metrics:
         summary.metrics_added = add_missing_image_metrics(collection)
     if collection.count() < 2:
         return summary
-    point_ids, matrix = collection.vectors()
-    graph = current_graph(collection, k, vectors=(point_ids, matrix))
+    point_ids, matrix = collection.vectors(using=vector)
+    if len(point_ids) < 2:
+        return summary
+    graph = current_graph(collection, k, vectors=(point_ids, matrix), vector=vector)
     small = graph.truncated(min(k, graph.k))
     vector_row = {pid: i for i, pid in enumerate(point_ids)}
     vectors = matrix[np.array([vector_row[pid] for pid in graph.ids])]
@@ -122,15 +128,31 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     pairs = confused_class_pairs(small, labels)
 
     payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
+    _add_flagged_by(collection, graph.ids, payloads, mislabels.flagged, vector)
     if is_object_collection(collection):
         summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
     collection.set_payloads(list(graph.ids), payloads)
-    collection.index_fields(SCORE_FIELDS)
+    collection.index_fields([*SCORE_FIELDS, *([MISLABEL_FLAGGED_BY] if MISLABEL_FLAGGED_BY in payloads[0] else [])])
     collection.flush()
     _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
+    collection.update_metadata(analysis={**collection.read_metadata().get("analysis", {}), "vector": vector})
     if clusters is not None:  # after the flags are written: the cluster table counts them
         summary.clusters = compute_clusters(collection, graph, clusters).summary()
     return summary
+
+
+def _add_flagged_by(collection: Collection, ids: np.ndarray, payloads: list[dict[str, Any]], flagged: np.ndarray,
+                    vector: str) -> None:
+    """Collections with named vectors: which vectors' analyses flag each label (this one's flags
+    replace its previous ones), so the review queue can put the labels every model doubts first."""
+    if not collection.vector_names():
+        return
+    name = vector or "default"
+    column = collection.columns([MISLABEL_FLAGGED_BY])
+    before = dict(zip(column.ids.tolist(), column.values[MISLABEL_FLAGGED_BY]))
+    for pid, payload, on in zip(ids.tolist(), payloads, flagged.tolist()):
+        others = [v for v in before.get(pid) or [] if v != name]
+        payload[MISLABEL_FLAGGED_BY] = sorted([*others, name]) if on else others
 
 
 def _summarise(summary: QualitySummary, collection: Collection, graph: KnnGraph, mislabels: Any, outliers: Any,

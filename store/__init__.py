@@ -10,14 +10,15 @@ import os
 from pathlib import Path
 
 from store.base import (
-    CollectionNotFound, Collection, Columns, PointFilter, PointRecord, Store, StoreError, point_id,
+    DEFAULT_VECTOR, CollectionNotFound, Collection, Columns, PointFilter, PointRecord, Store, StoreError, point_id,
+    validate_vector_name,
 )
 
 DEFAULT_PATH = "./data/qdrant"
 DEFAULT_ARTIFACTS = "./data/artifacts"
 
 __all__ = [
-    "Collection", "CollectionNotFound", "Columns", "PointFilter", "PointRecord", "Store", "StoreError",
+    "DEFAULT_VECTOR", "validate_vector_name", "Collection", "CollectionNotFound", "Columns", "PointFilter", "PointRecord", "Store", "StoreError",
     "open_store", "point_id",
 ]
 

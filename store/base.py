@@ -28,6 +28,9 @@ from store.schema import (
 POINT_ID_NAMESPACE = uuid.UUID("6f1e2c3a-9d1b-5e7f-8a2b-3c4d5e6f7a8b")
 _NAMESPACE_BYTES = POINT_ID_NAMESPACE.bytes
 SCROLL_BATCH = 10_000
+# Qdrant's name for a collection's unnamed vector; the vectors added later (`add_vector`) are
+# named ones, as every Qdrant client sees them.
+DEFAULT_VECTOR = ""
 WRITE_BATCH = 1_000
 ListEdit = Callable[[list[str]], list[str]]  # a point's old list (tags, subsets) -> its new list
 
@@ -62,6 +65,7 @@ class PointFilter:
     ids:         id is one of these
     ranges:      field -> (low, high), inclusive, either end may be None
     values:      field -> value or list of values the keyword field must match (any of)
+    lacks_vector: the point has no vector of this name (a named vector not yet added to it)
     """
 
     labels: list[str] | None = None
@@ -71,10 +75,11 @@ class PointFilter:
     ids: list[str] | None = None
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     values: dict[str, list[str]] = field(default_factory=dict)
+    lacks_vector: str | None = None
 
     def is_empty(self) -> bool:
         return not (self.labels or self.tags_any or self.tags_all or self.tags_none
-                    or self.ids is not None or self.ranges or self.values)
+                    or self.ids is not None or self.ranges or self.values or self.lacks_vector is not None)
 
 
 @dataclass
@@ -85,10 +90,21 @@ class PointRecord:
     score: float | None = None
 
 
-def to_point_record(record: Any, with_vectors: bool) -> PointRecord:
-    """A point as either engine returns it (qdrant-edge `Record`, qdrant-client `Record`)."""
-    vector = np.asarray(record.vector, dtype=np.float32) if with_vectors and record.vector is not None else None
+def to_point_record(record: Any, with_vectors: bool, using: str = DEFAULT_VECTOR) -> PointRecord:
+    """A point as either engine returns it (qdrant-edge `Record`, qdrant-client `Record`), with
+    its vector `using` (a point with named vectors comes back with a dict of them)."""
+    raw = record.vector if with_vectors else None
+    if isinstance(raw, dict):
+        raw = raw.get(using) or None
+    vector = np.asarray(raw, dtype=np.float32) if raw is not None else None
     return PointRecord(str(record.id), record.payload or {}, vector)
+
+
+def validate_vector_name(name: str) -> str:
+    """A named vector's name: it becomes part of artifact file names and payload field names."""
+    if not name or len(name) > 64 or not all(c.isalnum() or c in "-_" for c in name):
+        raise StoreError(f"invalid vector name {name!r}: use 1-64 letters, digits, '-' and '_'")
+    return name
 
 
 TextColumn = tuple[np.ndarray, np.ndarray]  # (distinct values, int32 code per point, -1: absent)
@@ -263,17 +279,31 @@ class Collection(ABC):
 
     @abstractmethod
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
-               with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
-        """Batches of all matching points; `fields=None` returns the whole payload."""
+               with_vectors: bool = False, batch: int = SCROLL_BATCH,
+               using: str = DEFAULT_VECTOR) -> Iterator[list[PointRecord]]:
+        """Batches of all matching points; `fields=None` returns the whole payload; with
+        `with_vectors`, each point's vector `using` (None where it has none)."""
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
-                 with_vectors: bool = False) -> list[PointRecord]: ...
+                 with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]: ...
 
     @abstractmethod
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
-               fields: Sequence[str] | None = None) -> list[PointRecord]:
-        """Nearest points by cosine similarity, best first (`score` set)."""
+               fields: Sequence[str] | None = None, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
+        """Nearest points by cosine similarity of the vector `using`, best first (`score` set)."""
+
+    @abstractmethod
+    def vector_names(self) -> dict[str, int]:
+        """The named vectors besides the default one: name -> dimension."""
+
+    @abstractmethod
+    def add_vector(self, name: str, dimension: int) -> None:
+        """Declare the named cosine vector `name` (points get it through `set_vectors`)."""
+
+    @abstractmethod
+    def set_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        """Write the named vector `name` of existing points; their payload and other vectors stay."""
 
     @abstractmethod
     def facet(self, field_name: str, flt: PointFilter | None = None, limit: int = 10_000) -> dict[str, int]:
@@ -343,14 +373,17 @@ class Collection(ABC):
     def ids(self, flt: PointFilter | None = None) -> list[str]:
         return [r.id for batch in self.scroll([], flt) for r in batch]
 
-    def vectors(self, flt: PointFilter | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(ids, float32 vectors) of every matching point."""
+    def vectors(self, flt: PointFilter | None = None,
+                using: str = DEFAULT_VECTOR) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, float32 vectors `using`) of every matching point that has that vector."""
         ids: list[str] = []
         rows: list[np.ndarray] = []
-        for batch in self.scroll([], flt, with_vectors=True):
-            ids.extend(r.id for r in batch)
-            rows.extend(r.vector for r in batch)
-        vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, self.dimension), np.float32)
+        for batch in self.scroll([], flt, with_vectors=True, using=using):
+            kept = [r for r in batch if r.vector is not None]
+            ids.extend(r.id for r in kept)
+            rows.extend(r.vector for r in kept)
+        dimension = self.dimension if using == DEFAULT_VECTOR else self.vector_names()[using]
+        vectors = np.vstack(rows).astype(np.float32) if rows else np.zeros((0, dimension), np.float32)
         return np.array(ids, dtype=str), vectors
 
     def add_tag(self, ids: Sequence[str], tag: str, current: Sequence[Sequence[str]] | None = None) -> int:

@@ -20,13 +20,13 @@ import numpy as np
 import qdrant_edge as qe
 
 from store.base import (
-    SCROLL_BATCH, WRITE_BATCH, Collection, Columns, PointFilter, PointRecord, Store, StoreError, chunked,
-    read_json, to_point_record, validate_collection_name, write_json,
+    DEFAULT_VECTOR, SCROLL_BATCH, WRITE_BATCH, Collection, Columns, PointFilter, PointRecord, Store, StoreError, chunked,
+    read_json, to_point_record, validate_collection_name, validate_vector_name, write_json,
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
 from store.columns_cache import SCAN_FIELDS, ColumnCache, SnapshotBuilder, cacheable
 from store.scheduler import Scheduler
-from store.schema import LABEL, TAGS
+from store.schema import LABEL, TAGS, VECTORS
 from store.write_behind import APPLY_DELAY_S, PendingWrites
 
 SHARD_DIR = "shard"
@@ -143,11 +143,13 @@ class EdgeCollection(Collection):
                     self._shard.update(qe.UpdateOperation.delete_points(list(chunk)))
 
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
-               with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
-        for records in self._pages(fields, to_edge_filter(flt), with_vectors, batch):
-            yield [to_point_record(r, with_vectors) for r in records]
+               with_vectors: bool = False, batch: int = SCROLL_BATCH,
+               using: str = DEFAULT_VECTOR) -> Iterator[list[PointRecord]]:
+        selector: Any = [using] if with_vectors else False
+        for records in self._pages(fields, to_edge_filter(flt), selector, batch):
+            yield [to_point_record(r, with_vectors, using) for r in records]
 
-    def _pages(self, fields: Sequence[str] | None, edge_filter: qe.Filter | None, with_vectors: bool = False,
+    def _pages(self, fields: Sequence[str] | None, edge_filter: qe.Filter | None, with_vectors: Any = False,
                batch: int = SCROLL_BATCH) -> Iterator[list[Any]]:
         """The engine's records, a page at a time; the lock is let go between pages so other
         threads' calls are not held up by a long scan."""
@@ -238,23 +240,23 @@ class EdgeCollection(Collection):
             log.exception("could not write the column cache of collection '%s'", self.name)
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
-                 with_vectors: bool = False) -> list[PointRecord]:
+                 with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
         with self._lock:
             self._bring_engine_up_to_date()
-            return self._retrieve_now(ids, fields, with_vectors)
+            return self._retrieve_now(ids, fields, with_vectors, using)
 
     def _retrieve_now(self, ids: Sequence[str], fields: Sequence[str] | None,
-                      with_vectors: bool = False) -> list[PointRecord]:
+                      with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
         out: list[PointRecord] = []
         for chunk in chunked(list(ids), SCROLL_BATCH):
-            records = self._shard.retrieve(list(chunk), _payload_selector(fields), with_vectors)
-            out.extend(to_point_record(r, with_vectors) for r in records)
+            records = self._shard.retrieve(list(chunk), _payload_selector(fields), [using] if with_vectors else False)
+            out.extend(to_point_record(r, with_vectors, using) for r in records)
         return out
 
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
-               fields: Sequence[str] | None = None) -> list[PointRecord]:
+               fields: Sequence[str] | None = None, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
         request = qe.QueryRequest(
-            limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+            limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using or None),
             filter=to_edge_filter(flt), with_payload=_payload_selector(fields))
         with self._lock:
             self._bring_engine_up_to_date()
@@ -283,6 +285,34 @@ class EdgeCollection(Collection):
     def indexed_fields(self) -> set[str]:
         with self._lock:
             return set(self._shard.info().payload_schema)
+
+    def vector_names(self) -> dict[str, int]:
+        """From the metadata: the engine's shard info does not list its vectors."""
+        return {name: int(about["dimension"]) for name, about in self.read_metadata().get(VECTORS, {}).items()}
+
+    def add_vector(self, name: str, dimension: int) -> None:
+        validate_vector_name(name)
+        known = self.vector_names()
+        if name in known:
+            if known[name] != dimension:
+                raise StoreError(f"collection '{self.name}' holds {known[name]}-d vectors named '{name}', "
+                                 f"not {dimension}-d; choose another vector name")
+            return
+        with self._lock:
+            self._bring_engine_up_to_date()
+            self._shard.update(qe.UpdateOperation.create_dense_vector(name, dimension, qe.Distance.Cosine))
+            metadata = self.read_metadata()
+            metadata.setdefault(VECTORS, {})[name] = {"dimension": dimension}
+            self.write_metadata(metadata)
+            self._shard.flush()
+
+    def set_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        rows = np.asarray(vectors, dtype=np.float32).tolist()
+        points = [qe.PointVectors(i, {name: v}) for i, v in zip(ids, rows)]
+        with self._lock:
+            self._bring_engine_up_to_date()
+            for chunk in chunked(points, WRITE_BATCH):
+                self._shard.update(qe.UpdateOperation.update_vectors(list(chunk)))
 
     def read_metadata(self) -> dict[str, Any]:
         return read_json(self._metadata_path)
@@ -407,23 +437,30 @@ class EdgeStore(Store):
             self._open.clear()
 
 
-def _shard_config(dimension: int) -> qe.EdgeConfig:
+def _shard_config(dimension: int, named: dict[str, int] | None = None) -> qe.EdgeConfig:
     """Vectors memory-mapped (`Cold`) and no HNSW graph: opening a 70,000 x 1280 collection
     then reads no vectors (0.15 s instead of 0.6 s to load the shard), exact search over the
     mapped vectors takes ~45 ms at 70,000 points, and `optimize` after indexing is a few
-    seconds of copying instead of a minute of graph building."""
-    return qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine,
-                                                     memory=qe.Memory.Cold),
-                         optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))
+    seconds of copying instead of a minute of graph building. `named`: the named vectors
+    (name -> dimension) added since, which the engine wants listed to load the shard."""
+    def params(size: int) -> qe.EdgeVectorParams:
+        return qe.EdgeVectorParams(size=size, distance=qe.Distance.Cosine, memory=qe.Memory.Cold)
+
+    vectors: Any = params(dimension)
+    if named:
+        vectors = {DEFAULT_VECTOR: vectors, **{name: params(size) for name, size in named.items()}}
+    return qe.EdgeConfig(vectors=vectors, optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))
 
 
 def _load_shard(folder: Path) -> qe.EdgeShard:
     """Load with the current shard settings, so a collection made by an earlier version takes
     them on (they apply at its next `optimize`); as stored when the engine refuses that."""
-    dimension = read_json(folder / METADATA_FILE).get("dimension")
+    metadata = read_json(folder / METADATA_FILE)
+    dimension = metadata.get("dimension")
     if isinstance(dimension, int):
+        named = {name: int(about["dimension"]) for name, about in metadata.get(VECTORS, {}).items()}
         try:
-            return qe.EdgeShard.load(str(folder / SHARD_DIR), _shard_config(dimension))
+            return qe.EdgeShard.load(str(folder / SHARD_DIR), _shard_config(dimension, named))
         except Exception:  # noqa: BLE001  (incompatible settings: keep the stored ones)
             log.info("collection at %s keeps its stored shard settings", folder)
     return qe.EdgeShard.load(str(folder / SHARD_DIR))
@@ -456,4 +493,6 @@ def to_edge_filter(flt: PointFilter | None) -> qe.Filter | None:
         must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
     for key, (low, high) in flt.ranges.items():
         must.append(qe.FieldCondition(key, range=qe.RangeFloat(gte=low, lte=high)))
+    if flt.lacks_vector is not None:
+        must_not.append(qe.HasVectorCondition(flt.lacks_vector))
     return qe.Filter(must=must or None, must_not=must_not or None)

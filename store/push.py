@@ -88,12 +88,23 @@ def push_collection(source: Collection, target_store: Store, name: str | None = 
             bar.update(len(records))
     for field_name, kind in sorted(kinds.items()):
         target.create_index(field_name, kind)
+    _push_named_vectors(source, target, batch)
     target.flush()
     report.artifacts = copy_artifacts(source.artifact_dir, target.artifact_dir)
     if target.count() != total:
         raise StoreError(f"push incomplete: {target.count()} of {total} points arrived in '{name}'; run it again "
                          "with --overwrite")
     return report
+
+
+def _push_named_vectors(source: Collection, target: Collection, batch: int) -> None:
+    """The named vectors (other embedding models, `index --add-vector`) of every point that has them."""
+    for name, dimension in source.vector_names().items():
+        target.add_vector(name, dimension)
+        for records in source.scroll([], None, with_vectors=True, batch=batch, using=name):
+            kept = [r for r in records if r.vector is not None]
+            if kept:
+                target.set_vectors(name, [r.id for r in kept], np.vstack([r.vector for r in kept]))
 
 
 class _SilentBar:

@@ -52,6 +52,8 @@ PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "predictio
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
+MODEL_OVERLAP = "model_overlap"  # two embedding models of the collection compared (compare-models)
+MISLABEL_FLAGGED_BY = "mislabel_flagged_by"  # the vectors whose analysis flags the label (analyze --vector)
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -105,6 +107,10 @@ _FIELDS = (
     PayloadField(DUPLICATE_BOX_GROUP, "integer", indexed=True,
                  description="boxes of one image overlapping at IoU >= 0.7, -1 for none"),
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
+    PayloadField(MODEL_OVERLAP, "float", indexed=True,
+                 description="share of its k nearest neighbours two embedding models agree on (compare-models)"),
+    PayloadField(MISLABEL_FLAGGED_BY, "keyword", indexed=True, is_list=True,
+                 description="collections with named vectors: the vectors whose analysis flags the label"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
@@ -149,6 +155,9 @@ OBJECT_COLLECTION_SUFFIX = "-objects"
 # What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
 # and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.
 MODEL, PRECISION, RUNTIME, DEVICE = "model", "precision", "runtime", "device"
+# The named vectors added to a collection (`index --add-vector`): name -> {dimension, model,
+# precision, runtime, device, added_at, ...}; the top-level MODEL etc. describe the default vector.
+VECTORS = "vectors"
 
 # --- tags ----------------------------------------------------------------------------------
 # Points with this tag are left out of the map's exports, counts and comparisons by default.

@@ -15,8 +15,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from store.base import (
-    SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
-    to_point_record, validate_collection_name,
+    DEFAULT_VECTOR, SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
+    to_point_record, validate_collection_name, validate_vector_name,
 )
 from store.schema import LABEL, TAGS
 
@@ -30,9 +30,38 @@ class ServerCollection(Collection):
 
     @property
     def dimension(self) -> int:
+        return self._vector_sizes()[DEFAULT_VECTOR]
+
+    def _vector_sizes(self) -> dict[str, int]:
+        """Every vector of the collection, the default one under DEFAULT_VECTOR: name -> size."""
         with self._lock:
             params = self._client.get_collection(self.name).config.params.vectors
-        return int(params.size)
+        if isinstance(params, dict):
+            return {name: int(p.size) for name, p in params.items()}
+        return {DEFAULT_VECTOR: int(params.size)}
+
+    def vector_names(self) -> dict[str, int]:
+        return {name: size for name, size in self._vector_sizes().items() if name != DEFAULT_VECTOR}
+
+    def add_vector(self, name: str, dimension: int) -> None:
+        validate_vector_name(name)
+        known = self.vector_names()
+        if name in known:
+            if known[name] != dimension:
+                raise StoreError(f"collection '{self.name}' holds {known[name]}-d vectors named '{name}', "
+                                 f"not {dimension}-d; choose another vector name")
+            return
+        config = models.DenseVectorNameConfig(
+            dense=models.DenseVectorConfig(size=dimension, distance=models.Distance.COSINE))
+        with self._lock:
+            self._client.create_vector_name(self.name, vector_name=name, vector_name_config=config)
+
+    def set_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray) -> None:
+        rows = np.asarray(vectors, dtype=np.float32).tolist()
+        points = [models.PointVectors(id=i, vector={name: v}) for i, v in zip(ids, rows)]
+        for chunk in chunked(points, WRITE_BATCH):
+            with self._lock:
+                self._client.update_vectors(self.name, points=list(chunk), wait=True)
 
     def count(self, flt: PointFilter | None = None) -> int:
         with self._lock:
@@ -70,33 +99,34 @@ class ServerCollection(Collection):
                 self._client.delete(self.name, points_selector=models.PointIdsList(points=list(chunk)), wait=True)
 
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
-               with_vectors: bool = False, batch: int = SCROLL_BATCH) -> Iterator[list[PointRecord]]:
+               with_vectors: bool = False, batch: int = SCROLL_BATCH,
+               using: str = DEFAULT_VECTOR) -> Iterator[list[PointRecord]]:
         offset = None
         client_filter = to_client_filter(flt)
         while True:
             with self._lock:
                 records, offset = self._client.scroll(
                     self.name, scroll_filter=client_filter, limit=batch, offset=offset,
-                    with_payload=_payload_selector(fields), with_vectors=with_vectors)
-            yield [to_point_record(r, with_vectors) for r in records]
+                    with_payload=_payload_selector(fields), with_vectors=[using] if with_vectors else False)
+            yield [to_point_record(r, with_vectors, using) for r in records]
             if offset is None:
                 return
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
-                 with_vectors: bool = False) -> list[PointRecord]:
+                 with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
         out: list[PointRecord] = []
         for chunk in chunked(list(ids), SCROLL_BATCH):
             with self._lock:
                 records = self._client.retrieve(self.name, ids=list(chunk), with_payload=_payload_selector(fields),
-                                                with_vectors=with_vectors)
-            out.extend(to_point_record(r, with_vectors) for r in records)
+                                                with_vectors=[using] if with_vectors else False)
+            out.extend(to_point_record(r, with_vectors, using) for r in records)
         return out
 
     def search(self, vector: np.ndarray, limit: int = 10, flt: PointFilter | None = None,
-               fields: Sequence[str] | None = None) -> list[PointRecord]:
+               fields: Sequence[str] | None = None, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
         with self._lock:
             hits = self._client.query_points(
-                self.name, query=np.asarray(vector, dtype=np.float32).tolist(), limit=limit,
+                self.name, query=np.asarray(vector, dtype=np.float32).tolist(), limit=limit, using=using or None,
                 query_filter=to_client_filter(flt), with_payload=_payload_selector(fields)).points
         return [PointRecord(str(h.id), h.payload or {}, score=float(h.score)) for h in hits]
 
@@ -125,7 +155,9 @@ class ServerCollection(Collection):
         with self._lock:
             info = self._client.get_collection(self.name)
         metadata = dict(info.config.metadata or {})
-        metadata.setdefault("dimension", int(info.config.params.vectors.size))
+        vectors = info.config.params.vectors
+        size = vectors[DEFAULT_VECTOR].size if isinstance(vectors, dict) else vectors.size
+        metadata.setdefault("dimension", int(size))
         return metadata
 
     def write_metadata(self, metadata: dict[str, Any]) -> None:
@@ -212,4 +244,6 @@ def to_client_filter(flt: PointFilter | None) -> models.Filter | None:
         must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
     for key, (low, high) in flt.ranges.items():
         must.append(models.FieldCondition(key=key, range=models.Range(gte=low, lte=high)))
+    if flt.lacks_vector is not None:
+        must_not.append(models.HasVectorCondition(has_vector=flt.lacks_vector))
     return models.Filter(must=must or None, must_not=must_not or None)

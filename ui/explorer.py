@@ -19,6 +19,8 @@ from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
 from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.map_view import rows_in_shape
+from ui.model_maps import DEFAULT as DEFAULT_MAP
+from ui.model_maps import cluster_colourings, map_choices
 from ui.metrics_page import numeric_fields
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -56,6 +58,7 @@ class MapControls:
     tags: gr.Dropdown
     field: gr.Dropdown  # colour by a numeric payload field (metric, score, prediction_correct)
     names: gr.Checkbox  # cluster names on the map (shown where `analyze` found clusters)
+    maps: gr.Radio  # which embedding model's map (collections with named vectors; ui/model_maps.py)
 
 
 @dataclass
@@ -88,6 +91,7 @@ def build_map_controls(table: PointTable) -> MapControls:
     with gr.Row(equal_height=True):
         modes = [("Data", "data"), ("Label", "label"), ("Tag", "tag")]
         modes += [("Cluster", "cluster")] if load_clusters(table) is not None else []
+        modes += cluster_colourings(table)  # each model's clusters, after compare-models
         colour = gr.Radio(modes, value=default_colour(table), label="Colour by", elem_id="es-colour", scale=3,
                           min_width=290)
         labels = gr.Dropdown(table.label_names, multiselect=True, label="Show labels", value=[],
@@ -98,7 +102,10 @@ def build_map_controls(table: PointTable) -> MapControls:
                             elem_id="es-colour-field", scale=2, min_width=130)
         names = gr.Checkbox(default_colour(table) == "cluster", label="Cluster names", elem_id="es-names",
                             visible=load_clusters(table) is not None, scale=1, min_width=120)
-    return MapControls(colour, labels, tags, field, names)
+    choices = map_choices(table)
+    maps = gr.Radio(choices, value=DEFAULT_MAP, label="Map of model", elem_id="es-map-vector",
+                    visible=len(choices) > 1)
+    return MapControls(colour, labels, tags, field, names, maps)
 
 
 def colour_fields(table: PointTable) -> list[str]:
@@ -363,6 +370,14 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
 
     ctx.map_event(controls.colour.input, colour_by, [controls.colour], [controls.names])
     ctx.map_event(controls.names.input, lambda s, v: s.set_names(v), [controls.names])
+
+    def switch_map(state: MapState, vector: str | None) -> MapState:
+        # Rows are the same points on every map: the selection, colours and filters carry over.
+        state.map_vector = vector or DEFAULT_MAP
+        state.dirty.add("base")
+        return state
+
+    ctx.map_event(controls.maps.input, switch_map, [controls.maps])
     ctx.map_event(controls.labels.input, lambda s, v: s.set_view(ctx.table, labels=v or []), [controls.labels])
     ctx.map_event(controls.tags.input, lambda s, v: s.set_view(ctx.table, tags=v or []), [controls.tags])
     ctx.map_event(controls.field.input,

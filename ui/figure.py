@@ -19,6 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
+from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -82,6 +83,10 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         return _binned(table.numeric(name), name, state)
     if state.colour_by == CLUSTER_COLOURING:
         return _clustered(table, state)
+    if state.colour_by.startswith(MODEL_CLUSTERS):  # another model's clusters (compare-models)
+        found = model_cluster_codes(table, state.colour_by[len(MODEL_CLUSTERS):])
+        if found is not None:
+            return _categorical(found[0], found[1], state, untagged=len(found[1]) - 1)
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
@@ -263,13 +268,15 @@ def typed(array: np.ndarray) -> dict[str, str]:
     return {"dtype": kinds[array.dtype], "bdata": base64.b64encode(array.astype(array.dtype.newbyteorder("<")).tobytes()).decode()}
 
 
-def bounds(table: PointTable) -> list[float]:
-    """[x0, x1, y0, y1] of every point, with a margin: the map's first (and reset) view."""
-    alive = table.alive
+def bounds(table: PointTable, vector: str = "") -> list[float]:
+    """[x0, x1, y0, y1] of every point on the map of `vector` (ui/model_maps.py), with a margin:
+    the map's first (and reset) view."""
+    x, y = coordinates(table, vector)
+    alive = table.alive & np.isfinite(x)
     if not alive.any():
         return [-1.0, 1.0, -1.0, 1.0]
     out = []
-    for values in (table.x, table.y) if alive.all() else (table.x[alive], table.y[alive]):
+    for values in (x, y) if alive.all() else (x[alive], y[alive]):
         low, high = float(values.min()), float(values.max())
         pad = max((high - low) * BOUNDS_MARGIN, 1e-6)
         out += [low - pad, high + pad]
@@ -306,7 +313,8 @@ def map_message(table: PointTable, state: MapState) -> str | None:
     state.seq += 1
     message: dict[str, Any] = {"seq": state.seq}
     if "base" in state.dirty:
-        message["base"] = {"token": register(state), "n": len(table), "bounds": bounds(table),
+        message["base"] = {"token": register(state), "n": len(table), "bounds": bounds(table, state.map_vector),
+                           "map": state.map_vector,
                            "view_url": VIEW_ROUTE, "near_url": NEAR_ROUTE, "layout": layout(),
                            "template": trace_template(len(table)), "config": plot_config()}
     if "colour" in state.dirty or "base" in state.dirty:
@@ -317,7 +325,8 @@ def map_message(table: PointTable, state: MapState) -> str | None:
                              "hover_names": c.hover_names}
     if state.dirty & {"names", "colour", "base"}:
         # Filters change with "colour" and may hide whole clusters: their names go too.
-        names = cluster_names(table, state)
+        # Cluster names sit where the default map puts the clusters: not on another model's map.
+        names = [] if state.map_vector else cluster_names(table, state)
         if names or state.dirty & {"names", "base"}:
             message["names"] = {"show": state.show_names, "clusters": names}
     if "selection" in state.dirty or "base" in state.dirty:

@@ -6,7 +6,7 @@ whole page; the component's `value` is a JSON *message* (ui/figure.py `map_messa
 that the JS applies with `Plotly.react` on that same div:
 
     {"seq": n,
-     "base":      {"token", "n", "bounds", "view_url", "near_url", "layout", "template",
+     "base":      {"token", "n", "bounds", "map", "view_url", "near_url", "layout", "template",
                    "config"}                                              # once per page
      "colour":    {"remap", "categories", "legend", "hover_names"}        # recolour / filter
      "selection": {"count", "drawn", "rows": i4 typed array | null}       # set from Python
@@ -218,12 +218,14 @@ function layerParts(v) {
 
 async function render() {
   const layout = Object.assign({}, S.layout, {selectionrevision: S.selrev});
+  const reset = S.resetView;  // another model's map (see apply)
+  S.resetView = false;
   // A selection set from Python replaces whatever outline the user drew.
   layout.selections = S.fromPython ? [] : ((gd.layout && gd.layout.selections) || []);
   if (gd.layout && gd.layout.dragmode) layout.dragmode = gd.layout.dragmode;
   // The view stays where the user (or a layer, through Plotly.relayout) put it; the first
   // render starts from the data's bounds, which stay the view "reset axes" goes back to.
-  const shown = gd.layout && gd.layout.xaxis && gd.layout.xaxis.range && gd.layout.yaxis.range;
+  const shown = !reset && gd.layout && gd.layout.xaxis && gd.layout.xaxis.range && gd.layout.yaxis.range;
   layout.xaxis = Object.assign({}, S.layout.xaxis, {autorange: false,
     range: shown ? gd.layout.xaxis.range.slice() : [S.bounds[0], S.bounds[1]]});
   layout.yaxis = Object.assign({}, S.layout.yaxis, {autorange: false,
@@ -252,7 +254,9 @@ function glConfig(config) {
 }
 
 async function apply(msg) {
+  const mapChanged = Boolean(msg.base) && S.map !== undefined && S.map !== msg.base.map;
   if (msg.base) {
+    S.map = msg.base.map;
     Object.assign(S, {token: msg.base.token, n: msg.base.n, bounds: msg.base.bounds, layout: msg.base.layout,
                       template: msg.base.template, config: glConfig(msg.base.config), viewUrl: BASE + msg.base.view_url,
                       nearUrl: BASE + msg.base.near_url});
@@ -270,6 +274,12 @@ async function apply(msg) {
     if (!fetch && S.mode === 'points' && S.complete && (rows || msg.selection.count === null)) selectRows(rows);
     else fetch = true;
     root.dataset.selected = msg.selection.count === null ? '' : String(msg.selection.count);
+  }
+  if (mapChanged) {
+    // Another model's map: it starts from its own bounds, and the selection (the same rows)
+    // is shown as one set from Python, since the outline drawn on the other map encloses
+    // other points here.
+    S.resetView = true; S.fromPython = true; S.selrev += 1;
   }
   if (msg.base) {
     S.traces = []; await render();  // lays the plot out, so the view has its size in pixels

@@ -41,6 +41,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ui import density
 from ui.map_geometry import box_mask, nearest_row, rows_in_box, rows_in_polygon
+from ui.model_maps import coordinates, placed
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -115,28 +116,39 @@ def _pack(header: dict[str, Any], arrays: list[np.ndarray] | bytes) -> bytes:
     return struct.pack("<I", len(text) + pad) + text + b" " * pad + body
 
 
+def _drawn(table: PointTable, state: MapState, hidden: frozenset[int]) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """`drawn_codes` on the session's map (ui/model_maps.py): (codes, k, x, y), rows without a
+    place on that map not drawn."""
+    codes, k = drawn_codes(state, hidden)
+    x, y = coordinates(table, state.map_vector)
+    where = placed(table, state.map_vector)
+    if where is not None and not where.all():
+        codes = np.where(where, codes, k).astype(codes.dtype)
+    return codes, k, x, y
+
+
 def view_answer(table: PointTable, state: MapState, view: density.View, hidden: frozenset[int],
                 limit: int) -> bytes:
     """The bytes VIEW_ROUTE answers for `view` (see the module docstring)."""
-    codes, k = drawn_codes(state, hidden)
+    codes, k, x, y = _drawn(table, state, hidden)
     shown = codes < k
     total = int(np.count_nonzero(shown))
     state.view = (view.x0, view.x1, view.y0, view.y1)
     if total <= limit:
         return _points(table, state, np.flatnonzero(shown), True, None)
-    in_view = box_mask(table.x, table.y, view.x0, view.x1, view.y0, view.y1)
+    in_view = box_mask(x, y, view.x0, view.x1, view.y0, view.y1)
     in_view &= shown
     count = int(np.count_nonzero(in_view))
     if count <= limit:
         dx, dy = (view.x1 - view.x0) * GROW, (view.y1 - view.y0) * GROW
         region = (view.x0 - dx, view.x1 + dx, view.y0 - dy, view.y1 + dy)
-        grown = box_mask(table.x, table.y, *region)
+        grown = box_mask(x, y, *region)
         grown &= shown
         if np.count_nonzero(grown) <= limit:
             return _points(table, state, np.flatnonzero(grown), False, region)
         return _points(table, state, np.flatnonzero(in_view), False, (view.x0, view.x1, view.y0, view.y1))
     colours = density.hex_colours([c.colour for c in state.colours.categories])
-    image = density.render(table.x, table.y, codes, colours, view, selected_mask(table, state))
+    image = density.render(x, y, codes, colours, view, selected_mask(table, state))
     header = {"mode": "density", "count": count, "region": [view.x0, view.x1, view.y0, view.y1],
               "width": view.width, "height": view.height}
     return _pack(header, density.png(image))
@@ -145,7 +157,8 @@ def view_answer(table: PointTable, state: MapState, view: density.View, hidden: 
 def _points(table: PointTable, state: MapState, rows: np.ndarray, complete: bool,
             region: tuple[float, float, float, float] | None) -> bytes:
     values = state.colours.values[rows].astype(np.uint16)
-    arrays = [rows.astype(np.int32), table.x[rows], table.y[rows], values]
+    x, y = coordinates(table, state.map_vector)
+    arrays = [rows.astype(np.int32), x[rows], y[rows], values]
     mask = selected_mask(table, state)
     if mask is not None:
         arrays.append(mask[rows].astype(np.uint8))
@@ -156,8 +169,8 @@ def _points(table: PointTable, state: MapState, rows: np.ndarray, complete: bool
 
 def near_answer(table: PointTable, state: MapState, x: float, y: float, rx: float, ry: float,
                 hidden: frozenset[int]) -> dict[str, Any]:
-    codes, k = drawn_codes(state, hidden)
-    row = nearest_row(table.x, table.y, x, y, rx, ry, codes < k)
+    codes, k, xs, ys = _drawn(table, state, hidden)
+    row = nearest_row(xs, ys, x, y, rx, ry, codes < k)
     if row is None:
         return {"row": None}
     colours = state.colours
@@ -172,15 +185,15 @@ def rows_in_shape(table: PointTable, state: MapState, shape: dict[str, Any]) -> 
     `{"lasso": {"x": [...], "y": [...]}}`, in data units; points not drawn (filters, legend
     entries in `shape["hidden"]`) are left out. None when the shape is not one of these."""
     hidden = frozenset(int(h) for h in shape.get("hidden") or [] if isinstance(h, int))
-    codes, k = drawn_codes(state, hidden)
+    codes, k, x, y = _drawn(table, state, hidden)
     try:
         if "box" in shape:
             x0, x1, y0, y1 = (float(v) for v in shape["box"])
-            return rows_in_box(table.x, table.y, x0, x1, y0, y1, codes < k)
+            return rows_in_box(x, y, x0, x1, y0, y1, codes < k)
         if "lasso" in shape:
             xs = [float(v) for v in shape["lasso"]["x"]]
             ys = [float(v) for v in shape["lasso"]["y"]]
-            return rows_in_polygon(table.x, table.y, xs, ys, codes < k)
+            return rows_in_polygon(x, y, xs, ys, codes < k)
     except (TypeError, ValueError, KeyError):
         return None
     return None

@@ -137,12 +137,15 @@ class NeighbourIndex:
         self.objects = is_object_collection(ctx.collection)  # neighbours are boxes; cards show their image
         self._graph: Any = None
         self._row: dict[str, int] | None = None
+        # The vector (embedding model) the last analysis scored with (`analyze --vector`), and
+        # how the card names it where the collection has more than one.
+        self.vector, self.source = analysis_vector(ctx.collection)
 
     def __call__(self, point: str) -> list[Neighbour]:
         if self._row is None:
             from scoring.analyze import load_graph  # reads knn.npz; no model, no Qdrant client
 
-            self._graph = load_graph(self.ctx.collection)
+            self._graph = load_graph(self.ctx.collection, self.vector)
             self._row = {} if self._graph is None else {str(p): i for i, p in enumerate(self._graph.ids)}
         row = self._row.get(point)
         if row is not None:
@@ -151,11 +154,23 @@ class NeighbourIndex:
         return self._search(point)
 
     def _search(self, point: str) -> list[Neighbour]:
-        records = self.ctx.collection.retrieve([point], [], with_vectors=True)
+        records = self.ctx.collection.retrieve([point], [], with_vectors=True, using=self.vector)
         if not records or records[0].vector is None:
             return []
-        hits = self.ctx.collection.search(records[0].vector, limit=NEIGHBOURS + 1, fields=[])
+        hits = self.ctx.collection.search(records[0].vector, limit=NEIGHBOURS + 1, fields=[], using=self.vector)
         return [Neighbour(h.id, float(h.score or 0.0)) for h in hits if h.id != point][:NEIGHBOURS]
+
+
+def analysis_vector(collection: Any) -> tuple[str, str]:
+    """(the vector the scores come from, its description for the card; "" with one vector)."""
+    from store.schema import MODEL, VECTORS
+
+    metadata = collection.read_metadata()
+    vector = str((metadata.get("analysis") or {}).get("vector") or "")
+    if not metadata.get(VECTORS):
+        return vector, ""
+    model = metadata.get(MODEL) if not vector else metadata[VECTORS].get(vector, {}).get(MODEL)
+    return vector, f"{model or 'model not recorded'} (vector {vector or 'default'})"
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -192,7 +207,7 @@ def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, sess
         payload = book.payload(item.ids[0])
         card = card_html(table, item, payload, book.entry(item.issue, item.ids[0]),
                          neighbours(item.ids[0]) if item.issue != DUPLICATE_FLAG else [],
-                         session.keep_choice.get(item.key), objects)
+                         session.keep_choice.get(item.key), objects, neighbours.source)
     if item is not None and session.page * STRIP_PAGE > items.index(item):
         session.page = items.index(item) // STRIP_PAGE
     return QueueView(card, progress_html(reviewed, total, counts), strip_html(items, session.current, session.page),

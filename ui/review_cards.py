@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 
 from review import ACCEPTED, EXCLUDED, KEPT, PENDING, TAGGED, QueueItem
-from store.schema import DUPLICATE_FLAG, MISLABEL_FLAG, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT
+from store.schema import (
+    DUPLICATE_FLAG, MISLABEL_FLAG, MISLABEL_FLAGGED_BY, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT,
+)
 from ui.table import PointTable
 from ui.text import html_text
 
@@ -123,10 +125,12 @@ def empty_card(message: str) -> str:
 
 
 def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry: dict[str, Any] | None,
-              neighbours: Sequence[Neighbour], keep_choice: str | None = None, objects: bool = False) -> str:
+              neighbours: Sequence[Neighbour], keep_choice: str | None = None, objects: bool = False,
+              source: str = "") -> str:
     """The card for `item`: image(s), labels and score, why it was suggested, the actions.
     `objects` (the points are boxes): the box's crop, and beside it its whole image with every
-    box drawn, this one in red (/boxes/{id}), as the explorer's detail view shows it."""
+    box drawn, this one in red (/boxes/{id}), as the explorer's detail view shows it. `source`:
+    the embedding model whose neighbours and scores the card shows (collections with several)."""
     if item.issue == DUPLICATE_FLAG:
         return _duplicate_card(table, item, entry, keep_choice, objects)
     point = item.ids[0]
@@ -134,6 +138,12 @@ def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry
     path = table.paths[row] if row is not None else point
     facts = (_mislabel_facts(table, item, payload, neighbours) if item.issue == MISLABEL_FLAG
              else _outlier_facts(table, item, row, neighbours))
+    if source:
+        facts += f'<div class="es-rq-source">Neighbours and scores by {html_text(source)}.</div>'
+    flagged_by = payload.get(MISLABEL_FLAGGED_BY) or []
+    if item.issue == MISLABEL_FLAG and len(flagged_by) > 1:
+        facts += (f'<div class="es-rq-both">Flagged by {len(flagged_by)} models: '
+                  f'{html_text(", ".join(map(str, flagged_by)))}.</div>')
     context = (f'<a href="/boxes/{html_text(point)}" target="_blank" title="the whole image, every box drawn">'
                f'<img class="es-rq-context" src="/boxes/{html_text(point)}" alt=""></a>') if objects else ""
     return (f'<div class="es-rq-card" data-key="{html_text(item.key)}" data-issue="{item.issue}" '

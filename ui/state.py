@@ -58,6 +58,7 @@ class MapState:
     sort_field: str | None = None  # grid order: a numeric payload field, or None (selection order)
     sort_descending: bool = False
     compare_rows: tuple[np.ndarray, np.ndarray] | None = None  # two subsets shown in two colours
+    map_vector: str = ""  # whose 2D map the map shows: "" the default model's, else a named vector's (ui/model_maps.py)
     detail_id: str | None = None
     open_page: str | None = None  # the open tab, if its followers wait for it (AppContext.page)
     seq: int = 0
@@ -115,7 +116,8 @@ class MapState:
         """Change colouring and filters; the selection keeps only points still visible."""
         self.catch_up(table)
         if colour_by is not None:
-            known = colour_by in COLOUR_MODES or colour_by.startswith("field:") or colour_by == "compare"
+            known = (colour_by in COLOUR_MODES or colour_by.startswith(("field:", "model-cluster:"))
+                     or colour_by == "compare")
             self.colour_by = colour_by if known else "label"
         if labels is not None:
             self.filter_labels = list(labels)
