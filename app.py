@@ -347,6 +347,7 @@ def _file_vectors_model(store: Any, name: str) -> str | None:
 def cmd_info(args: argparse.Namespace) -> int:
     from store.schema import (COLLECTION_KIND, DEVICE, IMAGE_COLLECTION, IMAGES_KIND, MODEL, OBJECT_COLLECTION,
                               PRECISION, RUNTIME)
+    from scoring.clusters import cluster_summaries
 
     store = open_configured_store(args)
     try:
@@ -358,7 +359,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
-                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
+                "clusters": cluster_summaries(collection)}
     finally:
         store.close()
     if args.json:
@@ -371,6 +373,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
+    clusters = ", ".join(f"{c['name']} ({c['size']})" for c in info["clusters"])
+    print(f"{'clusters':12} {len(info['clusters'])}: {clusters}")
     return 0
 
 
