@@ -380,12 +380,16 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.clusters import ClusterConfig
+    from detection.boxes import partner_name
     from scoring.analyze import analyze_collection
 
     clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
-        summary = analyze_collection(store.open(args.collection), k=args.neighbours, clusters=clusters)
+        collection = store.open(args.collection)
+        other = partner_name(collection)   # a detection dataset: the images' object counts need both
+        partner = store.open(other) if other and store.exists(other) else None
+        summary = analyze_collection(collection, k=args.neighbours, clusters=clusters, partner=partner)
     finally:
         store.close()
     if summary.metrics_added:

@@ -216,6 +216,9 @@ def finish_index(collection: Collection, options: IndexOptions, report: IndexRep
         objects.finish({s["path"]: s["reason"] for s in report.skipped})
         objects.report.projection_seconds, objects.report.quality = _map_and_score(objects.collection, options)
         objects.report.total_points = objects.collection.count()
+        from scoring.object_metrics import add_object_counts  # geometry only; scoring's, beside analyze
+
+        add_object_counts(collection, objects.collection)
         _save_report(objects.collection, report)
     _save_report(collection, report)
 

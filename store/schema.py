@@ -52,6 +52,10 @@ PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "predictio
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
+# Per-channel colour (images and boxes) and the object metrics (analysis/object_metrics.py).
+RED, GREEN, BLUE = "red", "green", "blue"
+RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE = "relative_area", "border_distance", "shape_score"
+OBJECT_COUNT, OBJECT_DENSITY = "object_count", "object_density"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -84,7 +88,7 @@ _FIELDS = (
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
-                 description="mislabel, outlier, duplicate, duplicate_box"),
+                 description="mislabel, outlier, duplicate, duplicate_box, shape_outlier"),
     PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
     PayloadField(ORIGINAL_LABEL, "keyword", description="the label before a relabel in the app"),
     PayloadField(REVIEW, "object", shown=False,
@@ -105,6 +109,17 @@ _FIELDS = (
     PayloadField(DUPLICATE_BOX_GROUP, "integer", indexed=True,
                  description="boxes of one image overlapping at IoU >= 0.7, -1 for none"),
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
+    PayloadField(RED, "float", indexed=True, description="mean red, 0..1 (a box: of its pixels)"),
+    PayloadField(GREEN, "float", indexed=True, description="mean green, 0..1 (a box: of its pixels)"),
+    PayloadField(BLUE, "float", indexed=True, description="mean blue, 0..1 (a box: of its pixels)"),
+    PayloadField(RELATIVE_AREA, "float", indexed=True, description="the box's area / its image's area"),
+    PayloadField(BORDER_DISTANCE, "float", indexed=True,
+                 description="the box's smallest gap to an image edge, as a share of that side (0 = touching)"),
+    PayloadField(SHAPE_SCORE, "float", indexed=True,
+                 description="how unusual the box's shape is for its class (robust z; flag shape_outlier)"),
+    PayloadField(OBJECT_COUNT, "integer", indexed=True, description="image points: how many boxes it holds"),
+    PayloadField(OBJECT_DENSITY, "float", indexed=True,
+                 description="image points: the total area of its boxes / its area"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
@@ -112,6 +127,7 @@ FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG = "mislabel", "outlier", "duplicate"
 QUALITY_FLAG_VALUES = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
 DUPLICATE_BOX_FLAG = "duplicate_box"  # object points: overlaps another box of its image
+SHAPE_OUTLIER_FLAG = "shape_outlier"  # object points: a shape unusual for its class
 FLAG_COLUMN_SUFFIX = "_flag"  # exports give each flag a yes/no column: mislabel_flag, ...
 
 
@@ -126,12 +142,14 @@ def review_column(issue: str) -> str:
 
 
 # --- groups other modules use ----------------------------------------------------------------
-METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA)
+METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA, RED, GREEN, BLUE)
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
                 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
+OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE)   # per box, at analysis
+IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
                               IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
