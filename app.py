@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
                        help="context around each box's crop, a share of the box's width / height per side "
                             f"(default {CONTEXT_MARGIN})")
+    index.add_argument("--crop", choices=["box", "mask"], default="box", dest="crop_mode",
+                       help="what a box is embedded from: its crop (default), or its crop with the background "
+                            "outside its mask blanked (boxes without a mask: their crop)")
     index.add_argument("--no-objects", action="store_true",
                        help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
     _add_scale_arguments(index)
@@ -271,7 +274,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                                reembed=args.reembed, batch_size=args.batch_size, workers=args.workers,
                                neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
                                analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
-                               objects=not args.no_objects, crop_margin=args.crop_margin)
+                               objects=not args.no_objects, crop_margin=args.crop_margin,
+                               crop_mode=args.crop_mode)
         report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
     finally:
         store.close()

@@ -56,6 +56,7 @@ DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 RED, GREEN, BLUE = "red", "green", "blue"
 RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE = "relative_area", "border_distance", "shape_score"
 OBJECT_COUNT, OBJECT_DENSITY = "object_count", "object_density"
+MASK, MASK_FILL, POLYGON_VERTICES = "mask", "mask_fill", "polygon_vertices"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -117,6 +118,11 @@ _FIELDS = (
                  description="the box's smallest gap to an image edge, as a share of that side (0 = touching)"),
     PayloadField(SHAPE_SCORE, "float", indexed=True,
                  description="how unusual the box's shape is for its class (robust z; flag shape_outlier)"),
+    PayloadField(MASK, "object", shown=False,
+                 description="the box's mask: {polygons: [[x, y, ...]]} or {rle, size, uncompressed}, iscrowd "
+                             "(detection/masks.py)"),
+    PayloadField(MASK_FILL, "float", indexed=True, description="the share of the box its mask covers"),
+    PayloadField(POLYGON_VERTICES, "integer", indexed=True, description="the points of the mask's polygons"),
     PayloadField(OBJECT_COUNT, "integer", indexed=True, description="image points: how many boxes it holds"),
     PayloadField(OBJECT_DENSITY, "float", indexed=True,
                  description="image points: the total area of its boxes / its area"),
@@ -148,7 +154,7 @@ SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGRE
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
-OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE)   # per box, at analysis
+OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE, MASK_FILL, POLYGON_VERTICES)  # per box
 IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
@@ -163,6 +169,7 @@ COLLECTION_KIND, OBJECTS_KIND, IMAGES_KIND = "kind", "objects", "images"
 IMAGE_COLLECTION, OBJECT_COLLECTION = "image_collection", "object_collection"
 CATEGORIES = "categories"  # object collections: [{"id", "name"}] of the source, in its order
 CROP_MARGIN = "crop_margin"  # object collections: the context margin its crops were cut with
+CROP_MODE = "crop"  # object collections: "box" (the box's pixels) or "mask" (background blanked)
 OBJECT_COLLECTION_SUFFIX = "-objects"
 # What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
 # and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.
