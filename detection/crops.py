@@ -53,7 +53,8 @@ def crop_thumbnail(image_file: Path, bbox: BBox, size: int = THUMB_SIZE, margin:
     return crop
 
 
-def outline_mask(crop: Image.Image, mask: dict, size: tuple[int, int], region: tuple[int, int, int, int]) -> Image.Image:
+def outline_mask(crop: Image.Image, mask: dict, size: tuple[int, int],
+                 region: tuple[int, int, int, int]) -> Image.Image:
     """`crop` (of `region` of an image of `size`, maybe resized) with the mask's outline drawn;
     a mask that cannot be drawn leaves it as it is."""
     from scipy.ndimage import binary_erosion

@@ -154,3 +154,23 @@ def test_the_metrics_filter_export_and_survive_analyze(shapes, tmp_path: Path, c
     images = payloads(shapes["qdrant"], "s")
     assert images[point_id("12.png")]["object_count"] == 0 and images[point_id("12.png")]["object_density"] == 0.0
     assert images[point_id("00.png")]["object_count"] == 2
+
+
+def test_a_mask_joining_several_objects_has_an_unusual_shape() -> None:
+    """Masks of one class compared by their Hu-moment shape: ten discs of different sizes and
+    places, and one mask that swallowed three touching discs (the mistake the coins screenshot
+    shows): only that one is past the cut-off, whatever its size."""
+    from detection.masks import hu_features
+
+    yy, xx = np.mgrid[0:200, 0:200]
+
+    def disc(cx: float, cy: float, r: float) -> np.ndarray:
+        return (xx - cx) ** 2 + (yy - cy) ** 2 <= r ** 2
+
+    rng = np.random.default_rng(5)
+    rasters = [disc(*rng.uniform(50, 150, 2), rng.uniform(12, 30)) for _ in range(10)]
+    rasters.append(disc(40, 100, 20) | disc(80, 100, 20) | disc(120, 100, 20))
+    features = np.array([hu_features(r) for r in rasters])
+    shape = shape_scores(np.array(["coin"] * 11), features)
+    assert list(np.flatnonzero(shape.flagged)) == [10] and shape.score[10] > 3 * SHAPE_OUTLIER_Z
+    assert np.isnan(hu_features(np.zeros((5, 5), bool))).all()

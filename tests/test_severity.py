@@ -106,8 +106,10 @@ def test_the_histogram_shades_and_counts_the_tails(planted) -> None:
     fences = iqr_fences(values)
     figure = metrics_page.histogram_figure("sharpness", metrics_page.histogram_data(values, None), fences)
     shaded = [(s.name, s.x0, s.x1) for s in figure.layout.shapes]
-    assert shaded == [("severe outliers", -250.0, fences.low(3)), ("moderate outliers", fences.low(3), fences.low(1.5)),
-                      ("moderate outliers", fences.high(1.5), fences.high(3)), ("severe outliers", fences.high(3), 400.0)]
+    assert shaded == [("severe outliers", -250.0, fences.low(3)),
+                      ("moderate outliers", fences.low(3), fences.low(1.5)),
+                      ("moderate outliers", fences.high(1.5), fences.high(3)),
+                      ("severe outliers", fences.high(3), 400.0)]
     html = metrics_page.stats_html("sharpness", values, None)
     assert 'data-moderate="2" data-severe="2"' in html
     # A metric without outliers: nothing shaded.

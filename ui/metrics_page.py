@@ -122,8 +122,10 @@ def tail_spans(edges: np.ndarray, fences: Fences | None) -> list[tuple[str, floa
     if fences is None:
         return []
     low, high = float(edges[0]), float(edges[-1])
-    spans = [("severe", low, fences.low(SEVERE_IQR)), ("moderate", fences.low(SEVERE_IQR), fences.low(MODERATE_IQR)),
-             ("moderate", fences.high(MODERATE_IQR), fences.high(SEVERE_IQR)), ("severe", fences.high(SEVERE_IQR), high)]
+    spans = [("severe", low, fences.low(SEVERE_IQR)),
+             ("moderate", fences.low(SEVERE_IQR), fences.low(MODERATE_IQR)),
+             ("moderate", fences.high(MODERATE_IQR), fences.high(SEVERE_IQR)),
+             ("severe", fences.high(SEVERE_IQR), high)]
     return [(level, max(a, low), min(b, high)) for level, a, b in spans if min(b, high) > max(a, low)]
 
 
