@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from analysis.object_metrics import box_geometry, box_shape_features, per_image, shape_scores
-from detection.masks import hu_features, rasterise, vertex_count
+from detection.masks import hu_features, rasterise_near, vertex_count
 from store import Collection
 from store.base import WRITE_BATCH, chunked
 from store.schema import (
@@ -63,13 +63,13 @@ def mask_measures(masks: list[Any], boxes: np.ndarray, sizes: np.ndarray) -> dic
     for i, mask in enumerate(masks):
         if not isinstance(mask, dict):
             continue
+        x, y, w, h = boxes[i]
         try:
-            raster = rasterise(mask, int(sizes[i, 0]), int(sizes[i, 1]))
+            raster, (x0, y0) = rasterise_near(mask, int(sizes[i, 0]), int(sizes[i, 1]), (x, y, w, h))
         except (ValueError, TypeError, KeyError):
             continue   # a polygon without its image's size, or a payload edited into nonsense
-        x, y, w, h = boxes[i]
-        top, left = max(0, int(round(y))), max(0, int(round(x)))
-        inside = raster[top:max(top, int(round(y + h))), left:max(left, int(round(x + w)))]
+        top, left = max(0, int(round(y)) - y0), max(0, int(round(x)) - x0)
+        inside = raster[top:max(top, int(round(y + h)) - y0), left:max(left, int(round(x + w)) - x0)]
         out["area"][i] = float(raster.sum())
         out["fill"][i] = float(inside.sum()) / (w * h) if w * h > 0 else np.nan
         out["vertices"][i] = vertex_count(mask) if vertex_count(mask) is not None else -1

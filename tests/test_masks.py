@@ -256,3 +256,25 @@ def test_the_crop_grid_shows_the_mask_outline(masks) -> None:
     # A box without a mask (broken, dropped): its plain crop.
     np.testing.assert_array_equal(served[6], np.asarray(crop_thumbnail(masks["root"] / "b.png",
                                                                        tuple(BROKEN[6][2]), THUMB_SIZE, 0.1)))
+
+
+def test_a_mask_drawn_near_its_box_is_the_mask_drawn_over_the_image() -> None:
+    """rasterise_near (what analyze measures with) against rasterise (the whole image): the same
+    pixels up to pycocotools' rounding, for polygons inside the image and across its edge."""
+    from detection.masks import rasterise, rasterise_near
+
+    rng = np.random.default_rng(0)
+    differing = []
+    for _ in range(200):
+        centre = rng.uniform((0, 0), (640, 480))
+        points = centre + rng.uniform(-80, 80, (int(rng.integers(3, 20)), 2))
+        mask = {"polygons": [points.ravel().tolist()]}
+        bbox = (*points.min(axis=0), *np.ptp(points, axis=0))
+        part, (left, top) = rasterise_near(mask, 640, 480, bbox)
+        placed = np.zeros((480, 640), bool)
+        placed[top:top + part.shape[0], left:left + part.shape[1]] = part
+        differing.append(int((placed != rasterise(mask, 640, 480)).sum()))
+    assert max(differing) <= 2 and sum(d > 0 for d in differing) <= 2
+    rle = rectangle_rle(50, 50, 30, 30)
+    whole, origin = rasterise_near({"rle": rle["counts"], "size": rle["size"]}, 96, 96, (50, 50, 30, 30))
+    assert origin == (0, 0) and whole.sum() == 900
