@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument("--crop-margin", type=crop_margin, default=CONTEXT_MARGIN,
                        help="context around each box's crop, a share of the box's width / height per side "
                             f"(default {CONTEXT_MARGIN})")
+    index.add_argument("--crop", choices=["box", "mask"], default="box", dest="crop_mode",
+                       help="what a box is embedded from: its crop (default), or its crop with the background "
+                            "outside its mask blanked (boxes without a mask: their crop)")
     index.add_argument("--no-objects", action="store_true",
                        help="with boxes in --labels: skip the object collection NAME-objects (one point per box)")
     _add_scale_arguments(index)
@@ -297,7 +300,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                                reembed=args.reembed, batch_size=args.batch_size, workers=args.workers,
                                neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed), image_metrics=not args.no_image_metrics,
                                analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
-                               objects=not args.no_objects, crop_margin=args.crop_margin)
+                               objects=not args.no_objects, crop_margin=args.crop_margin,
+                               crop_mode=args.crop_mode)
         report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
     finally:
         store.close()
@@ -410,6 +414,7 @@ def _file_vectors_model(store: Any, name: str) -> str | None:
 def cmd_info(args: argparse.Namespace) -> int:
     from store.schema import (COLLECTION_KIND, DEVICE, IMAGE_COLLECTION, IMAGES_KIND, MODEL, OBJECT_COLLECTION,
                               PRECISION, RUNTIME)
+    from scoring.clusters import cluster_summaries
 
     store = open_configured_store(args)
     try:
@@ -422,7 +427,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
                 "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
-                "vectors": _vectors_info(collection, metadata)}
+                "vectors": _vectors_info(collection, metadata), "clusters": cluster_summaries(collection)}
     finally:
         store.close()
     if args.json:
@@ -439,6 +444,8 @@ def cmd_info(args: argparse.Namespace) -> int:
               f"{about.get('points')} points")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
+    clusters = ", ".join(f"{c['name']} ({c['size']})" for c in info["clusters"])
+    print(f"{'clusters':12} {len(info['clusters'])}: {clusters}")
     return 0
 
 
@@ -456,16 +463,18 @@ def _vectors_info(collection: Any, metadata: dict[str, Any]) -> dict[str, dict[s
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from analysis.clusters import ClusterConfig
+    from detection.boxes import partner_name
     from scoring.analyze import analyze_collection
-
     from scoring.model_compare import checked_vector
 
     clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
     store = open_configured_store(args)
     try:
         collection = store.open(args.collection)
+        other = partner_name(collection)   # a detection dataset: the images' object counts need both
+        partner = store.open(other) if other and store.exists(other) else None
         summary = analyze_collection(collection, k=args.neighbours, clusters=clusters,
-                                     vector=checked_vector(collection, args.vector))
+                                     vector=checked_vector(collection, args.vector), partner=partner)
     finally:
         store.close()
     if summary.metrics_added:

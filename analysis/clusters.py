@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.cluster_names import name_clusters
 from analysis.knn import KnnGraph
 
 NO_CLUSTER = -1
@@ -198,6 +199,7 @@ class ClusterStats:
     flag_shares: dict[str, float] = field(default_factory=dict)     # flag -> share of members flagged
     content: list[tuple[str, float]] = field(default_factory=list)  # most common model classes, with shares
     content_scored: int = 0           # members the content shares are counted over
+    confident_content: list[tuple[str, float]] = field(default_factory=list)  # the same, confident members only
     name: str = ""
 
     @property
@@ -215,17 +217,21 @@ class ClusterStats:
                 "dominant_label": self.dominant_label, "purity": self.purity, "labelled": self.labelled,
                 "impure": self.impure, "metrics": self.metrics, "flag_shares": self.flag_shares,
                 "content": [[word, round(share, 4)] for word, share in self.content],
-                "content_scored": self.content_scored}
+                "content_scored": self.content_scored,
+                "confident_content": [[word, round(share, 4)] for word, share in self.confident_content]}
 
 
 def describe_clusters(clusters: np.ndarray, coords: np.ndarray, labels: Sequence[str] | np.ndarray | None = None,
                       metrics: Mapping[str, np.ndarray] | None = None,
                       flags: Mapping[str, np.ndarray] | None = None,
-                      content: Sequence[str] | np.ndarray | None = None) -> list[ClusterStats]:
+                      content: Sequence[str] | np.ndarray | None = None,
+                      content_confident: np.ndarray | None = None) -> list[ClusterStats]:
     """The cluster table: size, centre, labels and purity, mean metrics (NaN values skipped),
     the share of members carrying each flag (bool arrays), the most common content words (one
     per point, e.g. the model's top class; "" for a point not scored, so a sample of each
-    cluster may be given) with their share of the scored members, and a name (`name_clusters`)."""
+    cluster may be given) with their share of the scored members, the same counted over the
+    members whose word is confident (`content_confident`, bool per point; None: all are), and
+    a name (analysis/cluster_names.py)."""
     k = cluster_count(clusters)
     sizes = np.bincount(clusters[clusters >= 0], minlength=k)
     centres, radii = cluster_centres(clusters, coords)
@@ -246,13 +252,19 @@ def describe_clusters(clusters: np.ndarray, coords: np.ndarray, labels: Sequence
         for s in stats:
             s.flag_shares[name] = float(counts[s.id] / s.size) if s.size else 0.0
     if content is not None:
-        content = np.asarray(content, dtype=str)
-        scored = np.bincount(clusters[(clusters >= 0) & (content != "")], minlength=k)
-        for s, top in zip(stats, top_values(clusters, content)):
-            s.content_scored = int(scored[s.id])
-            s.content = [(word, count / s.content_scored) for word, count in top]
+        _describe_content(stats, clusters, np.asarray(content, dtype=str), content_confident)
     name_clusters(stats)
     return stats
+
+
+def _describe_content(stats: list[ClusterStats], clusters: np.ndarray, content: np.ndarray,
+                      confident: np.ndarray | None) -> None:
+    scored = np.bincount(clusters[(clusters >= 0) & (content != "")], minlength=len(stats))
+    sure = content if confident is None else np.where(np.asarray(confident, dtype=bool), content, "")
+    for s, top, top_sure in zip(stats, top_values(clusters, content), top_values(clusters, sure)):
+        s.content_scored = int(scored[s.id])
+        s.content = [(word, count / s.content_scored) for word, count in top]
+        s.confident_content = [(word, count / s.content_scored) for word, count in top_sure]
 
 
 def _cluster_means(clusters: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
@@ -261,23 +273,3 @@ def _cluster_means(clusters: np.ndarray, values: np.ndarray, k: int) -> np.ndarr
     counts = np.bincount(clusters[keep], minlength=k)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-
-
-def name_clusters(stats: Sequence[ClusterStats]) -> None:
-    """A short, unique name per cluster, largest cluster first: the dominant label (where there
-    are labels), then the most common content word not yet used beside that label, e.g.
-    "sneaker · running shoe"; without either, "cluster N". A name that is still taken gets the
-    cluster's number."""
-    used_words: dict[str, set[str]] = {}
-    taken: set[str] = set()
-    for s in sorted(stats, key=lambda s: (-s.size, s.id)):
-        label = s.dominant_label
-        words = [w for w, _ in s.content if w and w != label]
-        seen = used_words.setdefault(label, set())
-        word = next((w for w in words if w not in seen), words[0] if words else "")
-        seen.add(word)
-        name = " · ".join(part for part in (label, word) if part) or f"cluster {s.id}"
-        if name in taken:
-            name = f"{name} ({s.id})"
-        taken.add(name)
-        s.name = name

@@ -15,6 +15,8 @@ original image: pass its `size` when `rgb` is a reduced decode of it.
 - colourfulness: Hasler & Süsstrunk (2003), on the 0..255 scale: sigma_rgyb + 0.3 * mu_rgyb
   with rg = R - G, yb = (R + G) / 2 - B (0 for grey images; about 110+ is "extremely colourful")
 - aspect_ratio: width / height; area: width * height, in pixels
+- red, green, blue: the mean of each channel, 0..1 (a box: of the pixels inside it), as
+  Encord Active's per-channel colour metrics, to find tinted or washed-out images and objects
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ import numpy as np
 
 from analysis.knn import KnnGraph
 from store.schema import (
-    AREA, ASPECT_RATIO, BRIGHTNESS, COLOURFULNESS, CONTRAST, METRIC_FIELDS, SHARPNESS,
+    AREA, ASPECT_RATIO, BLUE, BRIGHTNESS, COLOURFULNESS, CONTRAST, GREEN, METRIC_FIELDS, RED, SHARPNESS,
 )
 
 __all__ = ["METRIC_FIELDS", "colourfulness", "downscale", "image_metrics", "laplacian_variance", "shrink_factor",
@@ -48,6 +50,7 @@ def image_metrics(rgb: np.ndarray, size: tuple[int, int] | None = None) -> dict[
         COLOURFULNESS: _colourfulness(*planes),
         ASPECT_RATIO: float(width / height),
         AREA: float(width * height),
+        **{name: float(plane.mean(dtype=np.float64)) / 255.0 for name, plane in zip((RED, GREEN, BLUE), planes)},
     }
 
 

@@ -56,6 +56,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "embeddings_file": quick(["--rows", "20000", "--runs", "1"]),
     "photos": quick(["--images", "200", "--runs", "1"]),
     "ray_engine": quick(["--images", "200", "--runs", "1"]),
+    "object_metrics": quick(["--runs", "3", "--boxes", "20000", "--masks", "500"]),
     "gpu": quick([]),
 }
 SKIP_REASONS: dict[str, Callable[[], str | None]] = {"gpu": gpu_skip_reason}

@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 from store import Collection, PointFilter
 from store.schema import (
-    ANNOTATION_ID, BBOX, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_ID, LABEL, OBJECT_COLLECTION,
+    ANNOTATION_ID, BBOX, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_ID, LABEL, MASK, OBJECT_COLLECTION,
     OBJECTS_KIND,
     ORIGINAL_LABEL, TAGS,
 )
 
-BOX_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS)
+BOX_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS, MASK)
 # Image ids per filter request: a match-any over thousands of keywords is one request each.
 ID_CHUNK = 1_000
 
@@ -41,6 +41,7 @@ class ObjectBox:
     label: str
     original_label: str = ""
     tags: tuple[str, ...] = field(default_factory=tuple)
+    mask: dict | None = field(default=None, hash=False, compare=False)   # detection/masks.py's form
 
 
 def is_object_collection(collection: Collection) -> bool:
@@ -69,7 +70,8 @@ def _box(point_id: str, payload: dict) -> ObjectBox | None:
         return None
     return ObjectBox(point_id, str(payload.get(IMAGE_ID) or ""), int(payload.get(ANNOTATION_ID) or 0),
                      tuple(float(v) for v in bbox), str(payload.get(LABEL) or ""),
-                     str(payload.get(ORIGINAL_LABEL) or ""), tuple(payload.get(TAGS) or ()))
+                     str(payload.get(ORIGINAL_LABEL) or ""), tuple(payload.get(TAGS) or ()),
+                     payload.get(MASK) if isinstance(payload.get(MASK), dict) else None)
 
 
 def box_of(objects: Collection, object_id: str) -> ObjectBox | None:

@@ -3,9 +3,12 @@
     coco   the images that hold the chosen boxes, and only those boxes: annotation and category
            ids as in the source, each box's class as it is now (a relabelled box keeps the class
            it came with in `original_label`), tags and scores as extra annotation fields.
+           A box with a mask gets its `segmentation` (polygons, or RLE compressed or not, as the
+           source had it), `iscrowd` and the mask's `area`, as COCO defines them.
            `python app.py index ROOT --labels this.json` reads it back.
     yolo   out/images/<path> (copies or symlinks), out/labels/... one `class cx cy w h` row per
-           box where Ultralytics looks for it, out/data.yaml with the class names.
+           box where Ultralytics looks for it (a box with a polygon mask: a segmentation row
+           `class x1 y1 x2 y2 ...`, its largest polygon), out/data.yaml with the class names.
 
 Classes keep the source's order and ids (the object collection's `categories` metadata);
 classes that exist only through a relabel come after them.
@@ -20,11 +23,12 @@ from export.errors import ExportError
 from export.files import place_file
 from export.records import ExportRecords
 from indexer.annotations import yolo_label_path
-from store.schema import ANNOTATION_ID, BBOX, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, PATH
+from detection.masks import coco_segmentation, rasterise, yolo_polygon
+from store.schema import ANNOTATION_ID, BBOX, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, MASK, PATH
 
 YOLO_YAML = "data.yaml"
 # Record fields that COCO's own annotation keys already carry (or that describe the image).
-_COCO_OWN = {"id", PATH, LABEL, "labels", BBOX, ANNOTATION_ID, IMAGE_ID, IMAGE_WIDTH, IMAGE_HEIGHT}
+_COCO_OWN = {"id", PATH, LABEL, "labels", BBOX, ANNOTATION_ID, IMAGE_ID, IMAGE_WIDTH, IMAGE_HEIGHT, MASK}
 
 
 def categories(data: ExportRecords) -> list[tuple[int, str]]:
@@ -64,6 +68,8 @@ def coco_objects_document(data: ExportRecords) -> dict[str, Any]:
             **{k: v for k, v in record.items() if k not in _COCO_OWN}}
         if not keep_ids:  # YOLO / VOC ids are per image: numbered anew, the source's kept beside
             annotation["source_annotation_id"] = record[ANNOTATION_ID]
+        if isinstance(record.get(MASK), dict):
+            annotation.update(_coco_mask_fields(record))
         annotations.append(annotation)
     return {
         "info": {"description": f"embedscape export of object collection '{data.collection}'",
@@ -74,6 +80,17 @@ def coco_objects_document(data: ExportRecords) -> dict[str, Any]:
         "annotations": annotations,
         "categories": [{"id": i, "name": n, "supercategory": ""} for i, n in categories(data)],
     }
+
+
+def _coco_mask_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """segmentation, iscrowd and the mask's area (COCO's `area` of a segmented object)."""
+    mask = record[MASK]
+    segmentation, crowd = coco_segmentation(mask)
+    try:
+        area = float(rasterise(mask, int(record.get(IMAGE_WIDTH) or 0), int(record.get(IMAGE_HEIGHT) or 0)).sum())
+    except ValueError:   # a polygon without the image size: the box's area stays
+        return {"segmentation": segmentation, "iscrowd": crowd}
+    return {"segmentation": segmentation, "iscrowd": crowd, "area": area}
 
 
 def write_coco_objects(data: ExportRecords, handle: TextIO) -> int:
@@ -122,7 +139,8 @@ def _yolo_row(record: dict[str, Any], class_index: dict[str, int]) -> str:
     width, height = float(record.get(IMAGE_WIDTH) or 0), float(record.get(IMAGE_HEIGHT) or 0)
     if not width or not height:
         raise ExportError(f"box {record['id']} of {record[PATH]} has no image size; re-index the collection")
-    values = ((x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
+    polygon = yolo_polygon(record.get(MASK) if isinstance(record.get(MASK), dict) else None, width, height)
+    values = polygon or ((x + w / 2) / width, (y + h / 2) / height, w / width, h / height)
     return f"{class_index[record[LABEL]]} " + " ".join(f"{v:.6f}" for v in values) + "\n"
 
 

@@ -27,6 +27,9 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--subset", metavar="S", help="in this saved subset")
     group.add_argument("--range", action="append", default=[], metavar="FIELD:LOW:HIGH", dest="ranges",
                        help="numeric field within [LOW, HIGH]; leave an end empty, e.g. mislabel_score:0.5:")
+    group.add_argument("--outlier", action="append", default=[], metavar="FIELD:moderate|severe", dest="outliers",
+                       help="in that tail of the field's values: moderate (1.5-3 x IQR beyond the quartiles) "
+                            "or severe (over 3 x IQR), e.g. sharpness:severe (repeatable)")
     group.add_argument("--ids-file", type=Path, metavar="FILE", help="only these point ids (one a line)")
     group.add_argument("--review", metavar="[ISSUE:]STATUS",
                        help="review status: pending, reviewed, accepted, kept, tagged (mislabels by default), "
@@ -39,6 +42,7 @@ def spec_from_args(args: argparse.Namespace) -> FilterSpec:
     return FilterSpec(tags_any=list(args.tags_any), tags_all=list(args.tags_all), tags_none=list(args.tags_none),
                       labels=list(args.labels), subset=args.subset, ids=_read_ids(args.ids_file),
                       ranges=dict(parse_range(r) for r in args.ranges), review=args.review,
+                      outliers=dict(parse_outlier(o) for o in getattr(args, "outliers", [])),
                       include_excluded=args.include_excluded)
 
 
@@ -56,6 +60,15 @@ def parse_range(text: str) -> tuple[str, tuple[float | None, float | None]]:
     if (low is not None and not math.isfinite(low)) or (high is not None and not math.isfinite(high)):
         raise SelectionError(f"bad --range {text!r}: bounds must be finite")
     return name, (low, high)
+
+
+def parse_outlier(text: str) -> tuple[str, str]:
+    """'sharpness:severe' -> ('sharpness', 'severe')."""
+    name, sep, level = text.rpartition(":")
+    level = level.strip().lower()
+    if not name or not sep or level not in ("moderate", "severe"):
+        raise SelectionError(f"bad --outlier {text!r}: use FIELD:moderate or FIELD:severe, e.g. sharpness:severe")
+    return name, level
 
 
 def _read_ids(path: Path | None) -> list[str] | None:

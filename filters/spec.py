@@ -13,6 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+
+from analysis.severity import LEVELS, tail_rows
 from store import Collection, PointFilter
 from store.schema import EXCLUDED_TAG, SUBSETS
 
@@ -41,6 +44,8 @@ class FilterSpec:
     ranges:    numeric field -> (low, high), inclusive, either end None
     review:    "[ISSUE:]STATUS", e.g. "accepted", "pending", "outlier:kept": the points whose
                review status for the issue (default mislabel) is that (review/decisions.py)
+    outliers:  numeric field -> "moderate" or "severe": the points in that tail of the field's
+               values over the whole collection (analysis/severity.py: 1.5 / 3 x IQR)
     include_excluded: also points tagged `excluded` (left out by default)
     """
 
@@ -52,19 +57,21 @@ class FilterSpec:
     ids: list[str] | None = None
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     review: str | None = None
+    outliers: dict[str, str] = field(default_factory=dict)
     include_excluded: bool = False
 
     def is_empty(self) -> bool:
         """True when nothing narrows the points down (the exclusion default aside)."""
         return not (self.tags_any or self.tags_all or self.tags_none or self.labels or self.subset
-                    or self.ids is not None or self.ranges or self.review)
+                    or self.ids is not None or self.ranges or self.review or self.outliers)
 
     def to_filter(self) -> PointFilter:
         """The store filter, without checking names against a collection. A `review` part
         needs the collection (a decision applies only while the point is unchanged): use
         `resolve`."""
-        if self.review:
-            raise SelectionError("a review filter is resolved against a collection: use FilterSpec.resolve")
+        if self.review or self.outliers:
+            raise SelectionError("review and outlier filters are resolved against a collection: "
+                                 "use FilterSpec.resolve")
         tags_none = list(self.tags_none)
         # Asking for excluded points by tag means wanting them: no default exclusion then.
         wants_excluded = EXCLUDED_TAG in self.tags_any or EXCLUDED_TAG in self.tags_all
@@ -81,13 +88,15 @@ class FilterSpec:
     def resolve(self, collection: Collection) -> PointFilter:
         """The store filter, after checking that every tag, label and subset asked for exists."""
         self.check(collection)
-        if not self.review:
+        if not self.review and not self.outliers:
             return self.to_filter()
-        from review import matching_ids, parse_status_filter
+        flt = replace(self, review=None, outliers={}).to_filter()
+        if self.review:
+            from review import matching_ids, parse_status_filter
 
-        flt = replace(self, review=None).to_filter()
-        reviewed = matching_ids(collection, *parse_status_filter(self.review))
-        flt.ids = reviewed if flt.ids is None else [i for i in flt.ids if i in set(reviewed)]
+            _narrow(flt, matching_ids(collection, *parse_status_filter(self.review)))
+        for name, level in self.outliers.items():
+            _narrow(flt, outlier_ids(collection, name, level))
         return flt
 
     def check(self, collection: Collection) -> None:
@@ -113,6 +122,9 @@ class FilterSpec:
         for name, (low, high) in self.ranges.items():
             if low is not None and high is not None and low > high:
                 raise SelectionError(f"range for {name!r} is empty: {low} > {high}")
+        for name, level in self.outliers.items():
+            if level not in LEVELS:
+                raise SelectionError(f"bad --outlier {name}:{level}: use FIELD:moderate or FIELD:severe")
         if self.review:
             from review import ReviewError, parse_status_filter
 
@@ -136,8 +148,28 @@ class FilterSpec:
             parts.append(f"{'' if low is None else f'{low} <= '}{name}{'' if high is None else f' <= {high}'}")
         if self.review:
             parts.append(f"review {self.review}")
+        for name, level in self.outliers.items():
+            parts.append(f"{level} outliers of {name}")
         parts.append("excluded points included" if self.include_excluded else f"without '{EXCLUDED_TAG}'")
         return "; ".join(parts)
+
+
+def _narrow(flt: PointFilter, ids: list[str]) -> None:
+    """Keep only `ids` in the filter's id list (AND with any ids already there)."""
+    flt.ids = ids if flt.ids is None else [i for i in flt.ids if i in set(ids)]
+
+
+def outlier_ids(collection: Collection, name: str, level: str) -> list[str]:
+    """The points in the `level` tail of field `name`, its fences taken over every point of
+    the collection that has a value (as the Metrics tab's histogram draws them)."""
+    columns = collection.columns([name])
+    try:
+        values = columns.array(name, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SelectionError(f"{name!r} is not a numeric field; outliers are found in numbers") from None
+    if not np.isfinite(values).any():
+        raise SelectionError(f"no points have a numeric {name!r}; nothing to find outliers of")
+    return [str(columns.ids[i]) for i in tail_rows(values, level)]
 
 
 def _listing(counts: dict[str, int]) -> str:

@@ -6,6 +6,8 @@ problems met. A bad annotation never stops a read: it is skipped and reported wi
 id or line:
 
 - zero or negative size, an unknown class, a malformed row or entry, a duplicate id;
+- a broken mask (COCO `segmentation`: polygons that are not x, y pairs, an RLE whose size is
+  not the image's or whose counts do not fill it): the mask is dropped, the box kept;
 - an annotation whose image is not listed or not found under the dataset folder;
 - (later, once the image is decoded, in indexer/objects.py) a box outside the image: clipped,
   and reported; a box wholly outside it, or an image that cannot be decoded: skipped.
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from detection.masks import coco_mask, yolo_mask
+
 BBox = tuple[float, float, float, float]  # x, y, width, height (COCO order)
 
 
@@ -42,6 +46,7 @@ class Box:
     bbox: BBox                   # pixels, or fractions of the image size when `normalised`
     normalised: bool = False
     origin: str = ""             # where it is written, for messages: "instances.json annotation 7"
+    mask: Any = field(default=None, hash=False)   # detection/masks.py's payload form (YOLO: fractions)
 
 
 @dataclass
@@ -87,9 +92,12 @@ def read_coco(coco_path: Path, coco: dict[str, Any], present: set[str]) -> Annot
                          if isinstance(c, dict) and "id" in c and "name" in c]
     names = dict(result.categories)
     path_of: dict[Any, str] = {}
+    size_of: dict[Any, tuple[int, int]] = {}   # (width, height) as listed, to check an RLE's size
     for image in coco["images"]:
         if isinstance(image, dict) and "id" in image and isinstance(image.get("file_name"), str):
             path_of[image["id"]] = Path(image["file_name"]).as_posix()
+            if isinstance(image.get("width"), int) and isinstance(image.get("height"), int):
+                size_of[image["id"]] = (image["width"], image["height"])
     result.listed = set(path_of.values())
     seen_ids: set[int] = set()
     missing: Counter[str] = Counter()
@@ -110,7 +118,12 @@ def read_coco(coco_path: Path, coco: dict[str, Any], present: set[str]) -> Annot
             result.image_labels.setdefault(relative, Counter())[label] += 1
             continue
         bbox = _finite_numbers(annotation["bbox"], 4) or []
-        result.add(relative, Box(annotation["id"], label, (bbox[0], bbox[1], bbox[2], bbox[3]), origin=where))
+        mask, problem = coco_mask(annotation.get("segmentation"), annotation.get("iscrowd", 0),
+                                  size_of.get(annotation["image_id"]))
+        if problem:
+            result.problems.append(f"{where}: {problem}; the mask dropped, the box kept")
+        result.add(relative, Box(annotation["id"], label, (bbox[0], bbox[1], bbox[2], bbox[3]), origin=where,
+                                 mask=mask))
     for relative in sorted(result.listed - present):
         count = missing[relative]
         result.problems.append(f"{relative}: in {name} but not found under the dataset folder"
@@ -240,12 +253,12 @@ def _read_yolo_file(label_file: Path, root: Path, relative: str, names: list[str
         if problem:
             result.problems.append(f"{shown}:{number}: {problem}; skipped")
             continue
-        label, bbox = box
-        result.add(relative, Box(number, label, bbox, normalised=True, origin=f"{shown}:{number}"))
+        label, bbox, mask = box
+        result.add(relative, Box(number, label, bbox, normalised=True, origin=f"{shown}:{number}", mask=mask))
 
 
 def _yolo_row(fields: list[str], names: list[str]) -> tuple[Any, str]:
-    """((label, normalised bbox), '') or (None, why the row is not a box)."""
+    """((label, normalised bbox, mask or None), '') or (None, why the row is not a box)."""
     numbers = _finite_numbers(fields)
     if numbers is None or not (len(numbers) == 5 or (len(numbers) >= 7 and len(numbers) % 2 == 1)):
         return None, f"malformed row {' '.join(fields)!r} (expected 'class cx cy w h')"
@@ -259,7 +272,8 @@ def _yolo_row(fields: list[str], names: list[str]) -> tuple[Any, str]:
         cx, cy, width, height = ((min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2, max(xs) - min(xs), max(ys) - min(ys))
     if width <= 0 or height <= 0:
         return None, f"box {' '.join(fields[1:])} has zero or negative size"
-    return (names[int(class_id)], (cx - width / 2, cy - height / 2, width, height)), ""
+    mask = yolo_mask(numbers[1:]) if len(numbers) > 5 else None
+    return (names[int(class_id)], (cx - width / 2, cy - height / 2, width, height), mask), ""
 
 
 def _orphan_label_files(expected: set[Path], root: Path) -> list[str]:

@@ -3,6 +3,7 @@ computed from the stored vectors alone (no image is decoded again, nothing is do
 
     words = load_content_words("mobilenet-v2")       # or a CLIP model's name / folder
     words.top_words(unit_vectors)                    # -> (n,) array of class names
+    words.top_words_with_confidence(unit_vectors)    # -> the same, and each word's probability
 
 - mobilenet-v2: its own ImageNet classifier head. The stored vector is the pooled 1280-d
   feature divided by its length, and the head's bias makes the logits' ranking depend on that
@@ -12,6 +13,11 @@ computed from the stored vectors alone (no image is decoded again, nothing is do
   them (without the bias: 98.3 %; with length 1: 53 %). See tests/test_cluster_naming.py.
 - a model with a text tower (CLIP through sentence-transformers): zero-shot, the class whose
   prompt "a photo of a {class}" embeds nearest to the point's vector.
+
+The probability of a word is the softmax of the scores: the head's logits, or for CLIP the
+cosine similarities times CLIP's trained logit scale (100). Cluster names use a word only where
+it is confident (scoring/clusters.py), because a model shown what it was never trained on
+(clothes, for an ImageNet model) still gives every point its nearest class.
 
 The vocabulary is the 1000 ImageNet class names (`imagenet_classes.txt`, copied from gradio's
 Apache-2.0 package data, see the file's header).
@@ -30,6 +36,7 @@ CLASSES_FILE = Path(__file__).with_name("imagenet_classes.txt")
 FEATURE_NORM = 24.0
 PROMPT = "a photo of a {}"
 BLOCK = 8192  # vectors scored at a time (bounds the (block, 1000) score matrix)
+CLIP_LOGIT_SCALE = 100.0  # CLIP's learnt temperature (clamped at 100 in training, where it ends)
 
 
 @lru_cache(maxsize=1)
@@ -58,6 +65,19 @@ class ContentWords:
         """(n,) the highest-scoring word of each vector."""
         return np.asarray(self.vocabulary, dtype=object)[self.top_indices(vectors)].astype(str)
 
+    def top_words_with_confidence(self, vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """((n,) the highest-scoring word of each vector, (n,) its softmax probability)."""
+        from scipy.special import softmax
+
+        vectors = np.asarray(vectors, dtype=np.float32)
+        tops, probabilities = [np.zeros(0, np.int64)], [np.zeros(0)]
+        for i in range(0, len(vectors), BLOCK):
+            scores = self.scores(vectors[i:i + BLOCK]).astype(np.float64)
+            tops.append(scores.argmax(axis=1))
+            probabilities.append(softmax(scores, axis=1).max(axis=1))
+        words = np.asarray(self.vocabulary, dtype=object)[np.concatenate(tops)].astype(str)
+        return words, np.concatenate(probabilities)
+
 
 def mobilenet_content_words() -> ContentWords:
     """mobilenet-v2's ImageNet head applied to the stored (unit) vectors, scaled by FEATURE_NORM."""
@@ -77,7 +97,8 @@ def zero_shot_content_words(embed_text: Callable[[list[str]], np.ndarray], model
     """Zero-shot classes through a model's text tower (`embed_text` returns unit vectors)."""
     vocabulary = imagenet_classes()
     text = np.asarray(embed_text([PROMPT.format(name) for name in vocabulary]), dtype=np.float32).T.copy()
-    return ContentWords(vocabulary, f"zero-shot with {model}'s text tower", lambda vectors: vectors @ text)
+    return ContentWords(vocabulary, f"zero-shot with {model}'s text tower",
+                        lambda vectors: CLIP_LOGIT_SCALE * (vectors @ text))
 
 
 def load_content_words(model: str | None) -> ContentWords | None:

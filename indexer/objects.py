@@ -14,6 +14,7 @@ image file is gone, are deleted.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from PIL import Image
 
 from analysis.image_metrics import image_metrics
 from detection.crops import cut_crop
+from detection.masks import pixel_mask, rasterise
 from detection.geometry import (
     CONTEXT_MARGIN, BBox, area_and_aspect, clip_box, crop_region, to_pixels, was_clipped,
 )
@@ -31,9 +33,10 @@ from indexer.models import Embedder
 from indexer.sources import Dataset, ImageSource, SourceError
 from store import Collection, point_id
 from store.schema import (
-    ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_HEIGHT,
+    ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, CATEGORIES, COLLECTION_KIND, CROP_MARGIN, CROP_MODE, IMAGE_COLLECTION,
+    IMAGE_HEIGHT,
     IMAGE_ID,
-    IMAGE_WIDTH, IMAGES_KIND, LABEL, OBJECT_COLLECTION, OBJECT_COLLECTION_SUFFIX, OBJECT_FIELDS, OBJECTS_KIND,
+    IMAGE_WIDTH, IMAGES_KIND, LABEL, MASK, OBJECT_COLLECTION, OBJECT_COLLECTION_SUFFIX, OBJECT_FIELDS, OBJECTS_KIND,
     ORIGINAL_LABEL, PATH, SHA1, SPLIT, TAGS,
 )
 
@@ -52,10 +55,20 @@ def object_point_id(relative_path: str, annotation_id: int) -> str:
     return point_id(f"{relative_path}#{annotation_id}")
 
 
-def box_hash(image_sha1: str, box: Box, margin: float = CONTEXT_MARGIN) -> str:
+BOX_CROP, MASK_CROP = "box", "mask"   # --crop: the box's pixels, or only its mask's
+BLANK = (124, 116, 104)   # ImageNet's mean colour: a blanked background is the model's "nothing"
+
+
+def box_hash(image_sha1: str, box: Box, margin: float = CONTEXT_MARGIN, crop: str = BOX_CROP) -> str:
     """What a box's vector depends on: its image's content, its coordinates as the source gives
-    them and the crop margin (another margin re-embeds every box)."""
+    them and the crop margin (another margin re-embeds every box); a box with a mask, its mask
+    too (so a mask changed in the labels reaches the payload; boxes without one keep the hash
+    they had before masks were read)."""
     text = f"{image_sha1}|{box.bbox}|{box.normalised}|margin={margin}"
+    if box.mask is not None:
+        text += "|mask=" + json.dumps(box.mask, sort_keys=True)
+    if crop != BOX_CROP:
+        text += f"|crop={crop}"
     return hashlib.sha1(text.encode()).hexdigest()
 
 
@@ -127,8 +140,26 @@ def model_input(crop: Image.Image, embedder: Embedder) -> Any:
     return embedder.preprocess(crop)
 
 
+def masked_crop(decoded: DecodedImage, box: Box, bbox: BBox, margin: float) -> Image.Image | None:
+    """`--crop mask`: the box's crop with every pixel outside its mask set to BLANK, so the
+    vector describes the object and not what stands behind it; None for a box without a usable
+    mask (it gets the plain crop)."""
+    mask = pixel_mask(box.mask, box.normalised, decoded.width, decoded.height)
+    if mask is None or decoded.image.size != (decoded.width, decoded.height):
+        return None   # no mask, or a picture decoded smaller than the file (never with boxes to cut)
+    try:
+        raster = rasterise(mask, decoded.width, decoded.height)
+    except (ValueError, TypeError, KeyError):
+        return None
+    if raster.shape != (decoded.height, decoded.width):
+        return None
+    blanked = np.asarray(decoded.image.convert("RGB")).copy()
+    blanked[~raster] = BLANK
+    return cut_crop(Image.fromarray(blanked), bbox, (decoded.width, decoded.height), margin)
+
+
 def crops(decoded: DecodedImage, source: ImageSource, image_sha1: str, boxes: list[Box], embedder: Embedder,
-          with_metrics: bool, margin: float = CONTEXT_MARGIN) -> Crops:
+          with_metrics: bool, margin: float = CONTEXT_MARGIN, crop_mode: str = BOX_CROP) -> Crops:
     """Crops of `boxes` from the decoded image (run by the decode workers)."""
     result = Crops()
     width, height = decoded.width, decoded.height
@@ -140,8 +171,9 @@ def crops(decoded: DecodedImage, source: ImageSource, image_sha1: str, boxes: li
             continue
         if note:
             result.notes.append(note)
-        crop = cut_crop(decoded.image, bbox, (width, height), margin)
-        payload = object_payload(source, box, bbox, width, height, box_hash(image_sha1, box, margin))
+        crop = (masked_crop(decoded, box, bbox, margin) if crop_mode == MASK_CROP else None) \
+            or cut_crop(decoded.image, bbox, (width, height), margin)
+        payload = object_payload(source, box, bbox, width, height, box_hash(image_sha1, box, margin, crop_mode))
         if pixels is not None:
             # Metrics of the object itself (no margin): brightness, contrast, ... of what is in the box.
             left, top, right, bottom = crop_region(bbox, width, height, margin=0.0)
@@ -153,13 +185,16 @@ def crops(decoded: DecodedImage, source: ImageSource, image_sha1: str, boxes: li
 
 def object_payload(source: ImageSource, box: Box, bbox: BBox, width: int, height: int, sha1: str) -> dict[str, Any]:
     area, aspect = area_and_aspect(bbox)
-    return {PATH: source.relative_path, IMAGE_ID: point_id(source.relative_path), ANNOTATION_ID: box.annotation_id,
-            BBOX: [float(v) for v in bbox], LABEL: box.label, SPLIT: source.split,
-            IMAGE_WIDTH: width, IMAGE_HEIGHT: height, SHA1: sha1, AREA: float(area), ASPECT_RATIO: float(aspect)}
+    payload = {PATH: source.relative_path, IMAGE_ID: point_id(source.relative_path), ANNOTATION_ID: box.annotation_id,
+               BBOX: [float(v) for v in bbox], LABEL: box.label, SPLIT: source.split,
+               IMAGE_WIDTH: width, IMAGE_HEIGHT: height, SHA1: sha1, AREA: float(area), ASPECT_RATIO: float(aspect)}
+    if box.mask is not None:
+        payload[MASK] = pixel_mask(box.mask, box.normalised, width, height)
+    return payload
 
 
 def link_collections(images: Collection, objects: Collection, dataset: Dataset,
-                     margin: float = CONTEXT_MARGIN) -> None:
+                     margin: float = CONTEXT_MARGIN, crop_mode: str = BOX_CROP) -> None:
     """Each collection's metadata names the other; the object one says what it is and keeps the
     source's categories (exports write them in the source's order, with its ids)."""
     kind = objects.read_metadata().get(COLLECTION_KIND)
@@ -169,7 +204,7 @@ def link_collections(images: Collection, objects: Collection, dataset: Dataset,
             f"rename it or index into another --collection")
     objects.update_metadata(**{COLLECTION_KIND: OBJECTS_KIND, IMAGE_COLLECTION: images.name,
                                CATEGORIES: [{"id": i, "name": n} for i, n in dataset.categories],
-                               CROP_MARGIN: margin})
+                               CROP_MARGIN: margin, CROP_MODE: crop_mode})
     images.update_metadata(**{COLLECTION_KIND: IMAGES_KIND, OBJECT_COLLECTION: objects.name})
     objects.index_fields(OBJECT_FIELDS)
 
@@ -179,9 +214,10 @@ class ObjectIndex:
     label changes of unchanged boxes, and removing boxes that are gone."""
 
     def __init__(self, collection: Collection, dataset: Dataset, sources: list[ImageSource],
-                 margin: float = CONTEXT_MARGIN) -> None:
+                 margin: float = CONTEXT_MARGIN, crop_mode: str = BOX_CROP) -> None:
         self.collection = collection
         self.margin = margin
+        self.crop_mode = crop_mode
         self.dataset = dataset
         self.sources = sources
         known = collection.columns([SHA1, LABEL, ORIGINAL_LABEL, SPLIT, IMAGE_WIDTH, IMAGE_HEIGHT])
@@ -197,7 +233,7 @@ class ObjectIndex:
         workers: each writes only the `dropped` entries of its own image's boxes."""
         boxes = [box for box in source.boxes
                  if (self.known.get(object_point_id(source.relative_path, box.annotation_id)) or {}).get(SHA1)
-                 != box_hash(image_sha1, box, self.margin)]
+                 != box_hash(image_sha1, box, self.margin, self.crop_mode)]
         if size is None:
             return boxes
         kept = []

@@ -96,6 +96,7 @@ class IndexOptions:
     progress: bool = True
     objects: bool = True  # labels with boxes: also the object collection NAME-objects, one point per box
     crop_margin: float = CONTEXT_MARGIN  # context around each box's crop, a share of its size per side
+    crop_mode: str = "box"  # "mask": a box with a mask is embedded with its background blanked
     engine: str = "local"  # "ray": decode and embed on a Ray cluster (indexer/ray_engine.py)
     ray_actors: int | None = None  # Ray: embedding actors (None: one per GPU, or per `workers` CPUs)
 
@@ -216,6 +217,9 @@ def finish_index(collection: Collection, options: IndexOptions, report: IndexRep
         objects.finish({s["path"]: s["reason"] for s in report.skipped})
         objects.report.projection_seconds, objects.report.quality = _map_and_score(objects.collection, options)
         objects.report.total_points = objects.collection.count()
+        from scoring.object_metrics import add_object_counts  # geometry only; scoring's, beside analyze
+
+        add_object_counts(collection, objects.collection)
         _save_report(objects.collection, report)
     _save_report(collection, report)
 
@@ -227,8 +231,8 @@ def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, datas
         return None
     name = object_collection_name(options.collection)
     collection = open_collection(store, replace(options, collection=name), embedder, dataset, report)
-    link_collections(images, collection, dataset, options.crop_margin)
-    return ObjectIndex(collection, dataset, sources, options.crop_margin)
+    link_collections(images, collection, dataset, options.crop_margin, options.crop_mode)
+    return ObjectIndex(collection, dataset, sources, options.crop_margin, options.crop_mode)
 
 
 def embed_and_write(jobs: Iterator[tuple[str, Any]], embedder: Embedder,
@@ -438,7 +442,8 @@ def prepare_image(source: ImageSource, embedder: Embedder, stored: StoredImage |
     min_side: int | None = None if boxes else getattr(embedder, "input_size", None)
     try:
         decoded = decode_image(source.path, data, min_side, MAX_ANALYSIS_SIDE if with_metrics else None, sha1)
-        box_crops = crops(decoded, source, sha1, boxes, embedder, with_metrics, crop_margin) if boxes else None
+        box_crops = crops(decoded, source, sha1, boxes, embedder, with_metrics, crop_margin,
+                          objects.crop_mode) if boxes and objects else None
         if unchanged:  # only boxes to embed (new, or moved in the labels)
             return PreparedImage(source, sha1, unchanged=True, crops=box_crops)
         metrics = image_metrics(np.asarray(decoded.image), (decoded.width, decoded.height)) if with_metrics else {}

@@ -10,7 +10,10 @@ the vectors, runs the pure functions of `analysis/` over them and stores per poi
 
 all indexed so that other tools can filter on them. On an object collection (one point per
 box) the same analyses run over the boxes, plus duplicate boxes (analysis/boxes.py):
-duplicate_box_group (int, -1 = none), max_box_iou (float) and the flag "duplicate_box".
+duplicate_box_group (int, -1 = none), max_box_iou (float) and the flag "duplicate_box", and the
+object metrics (scoring/object_metrics.py): relative_area, border_distance, shape_score and the
+flag "shape_outlier"; given the other collection of a detection dataset (`partner`), each
+image's object_count and object_density.
 Ranked confused class pairs go to `confused-pairs.json` in the collection folder. Then the
 clusters (scoring/clusters.py): `cluster` per point and the cluster table in `clusters.json`.
 `python app.py analyze` runs this; indexing runs it at its end. Image metrics missing from
@@ -43,6 +46,7 @@ from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
 from indexer.progress import progress_bar
 from scoring.clusters import compute_clusters
+from scoring.object_metrics import add_object_counts, add_object_metrics
 from store import DEFAULT_VECTOR, Collection
 from store.schema import (
     AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
@@ -65,11 +69,13 @@ class QualitySummary:
     confused_pairs: list[dict[str, Any]] = field(default_factory=list)
     metrics_added: int = 0
     duplicate_boxes: int | None = None  # object collections: boxes overlapping another of their image
+    shape_outliers: int | None = None   # object collections: boxes of a shape unusual for their class
     clusters: str = ""  # scoring/clusters.py's summary line
 
     def summary(self) -> str:
         top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
         boxes = "" if self.duplicate_boxes is None else f", {self.duplicate_boxes} duplicate boxes"
+        boxes += "" if self.shape_outliers is None else f", {self.shape_outliers} shape outliers"
         return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
                 f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
                 f"duplicate groups{boxes}" + (f"; most confused: {top}" if top else "")
@@ -98,12 +104,17 @@ def current_graph(collection: Collection, k: int, seed: int = 0,
 
 def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: bool = True,
                        clusters: ClusterConfig | None = ClusterConfig(),
-                       vector: str = DEFAULT_VECTOR) -> QualitySummary:
+                       vector: str = DEFAULT_VECTOR, partner: Collection | None = None) -> QualitySummary:
     """Score every point's label, outlierness and duplicates with the neighbours and probe of
-    `vector` (a named vector: `analyze --vector`; the scores then are that model's)."""
+    `vector` (a named vector: `analyze --vector`; the scores then are that model's).
+    `partner`: the other collection of a detection dataset (the image collection of an
+    object collection, or the reverse), for the images' object counts."""
     summary = QualitySummary(k=k)
     if add_metrics:
         summary.metrics_added = add_missing_image_metrics(collection)
+    if partner is not None:
+        objects = collection if is_object_collection(collection) else partner
+        add_object_counts(partner if objects is collection else collection, objects)
     if collection.count() < 2:
         return summary
     point_ids, matrix = collection.vectors(using=vector)
@@ -131,6 +142,7 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     _add_flagged_by(collection, graph.ids, payloads, mislabels.flagged, vector)
     if is_object_collection(collection):
         summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
+        summary.shape_outliers = add_object_metrics(collection, graph.ids, payloads)
     collection.set_payloads(list(graph.ids), payloads)
     collection.index_fields([*SCORE_FIELDS, *([MISLABEL_FLAGGED_BY] if MISLABEL_FLAGGED_BY in payloads[0] else [])])
     collection.flush()
@@ -228,9 +240,11 @@ def add_missing_image_metrics(collection: Collection, workers: int = 2) -> int:
     Object points get the metrics of the pixels inside their box (their area and aspect ratio
     are the box's, set at indexing)."""
     root = Path(collection.read_metadata().get("source_root", "."))
-    columns = collection.columns([PATH, BBOX, METRIC_FIELDS[0]])
-    todo = [(pid, p, b) for pid, p, b, m in zip(columns.ids, columns.values[PATH], columns.values[BBOX],
-                                                columns.values[METRIC_FIELDS[0]]) if m is None and p]
+    # The first and the last metric: collections made before the colour metrics lack the last.
+    columns = collection.columns([PATH, BBOX, METRIC_FIELDS[0], METRIC_FIELDS[-1]])
+    todo = [(pid, p, b) for pid, p, b, first, last in zip(
+        columns.ids, columns.values[PATH], columns.values[BBOX], columns.values[METRIC_FIELDS[0]],
+        columns.values[METRIC_FIELDS[-1]]) if (first is None or last is None) and p]
     if not todo:
         return 0
 

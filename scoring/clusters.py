@@ -11,7 +11,9 @@ cluster with id, name, size, centre `x`/`y` and `radius` on the map (where to wr
 the most common labels with counts, `dominant_label`, `purity`, `impure`, the mean of each
 image metric, `flag_shares` (share of members flagged `mislabel`, `outlier`, `duplicate` by
 the analysis) and `content` (the model's most common classes with their shares, counted over
-`content_scored` members: up to CONTENT_SAMPLE per cluster, see indexer/concepts.py).
+`content_scored` members: up to CONTENT_SAMPLE per cluster, see indexer/concepts.py) and
+`confident_content` (the same, counting only members whose word has a probability of at least
+CONFIDENT_WORD: the only words a name may use, see analysis/cluster_names.py).
 The method and its parameters go to the collection metadata under `clusters`.
 """
 from __future__ import annotations
@@ -37,6 +39,8 @@ CLUSTERS_FILE = "clusters.json"
 # Members per cluster whose model class is computed: shares within about +-3 % at this size,
 # and reading every vector back (20 of the 34 s at 70,000 points) is not needed for a name.
 CONTENT_SAMPLE = 256
+# A member's model word counts towards its cluster's name only at this probability or more.
+CONFIDENT_WORD = 0.5
 FLAGS = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
 log = logging.getLogger(__name__)
 
@@ -78,12 +82,13 @@ def compute_clusters(collection: Collection, graph: KnnGraph, config: ClusterCon
     clusters = find_clusters(graph, coords, config)
     flags = [columns.values[QUALITY_FLAGS][i] or [] for i in order]
     summary = ClusterSummary(points=len(graph), clustered=int((clusters >= 0).sum()), method=config.method)
-    content = _content_words(collection, graph, clusters, summary) if content_words else None
+    content, confident = (_content_words(collection, graph, clusters, summary) if content_words
+                          else (None, None))
     summary.clusters = describe_clusters(
         clusters, coords, labels=[columns.values[LABEL][i] or "" for i in order],
         metrics={name: columns.array(name)[order] for name in METRIC_FIELDS},
         flags={flag: np.fromiter((flag in f for f in flags), dtype=bool, count=len(flags)) for flag in FLAGS},
-        content=content)
+        content=content, content_confident=confident)
     _write_clusters(collection, graph.ids, clusters)
     _save_table(collection, summary.clusters)
     summary.seconds = time.perf_counter() - started
@@ -94,10 +99,10 @@ def compute_clusters(collection: Collection, graph: KnnGraph, config: ClusterCon
 
 
 def _content_words(collection: Collection, graph: KnnGraph, clusters: np.ndarray,
-                   summary: ClusterSummary) -> np.ndarray | None:
+                   summary: ClusterSummary) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The model's top class of up to CONTENT_SAMPLE random members of each cluster ("" for the
-    other rows), or None without a model that can give one (the reason goes into
-    `summary.content_note`)."""
+    other rows) and whether it is confident (probability >= CONFIDENT_WORD), or (None, None)
+    without a model that can give one (the reason goes into `summary.content_note`)."""
     from indexer.concepts import load_content_words
     from indexer.models import ModelLoadError
 
@@ -107,18 +112,20 @@ def _content_words(collection: Collection, graph: KnnGraph, clusters: np.ndarray
     except (ModelLoadError, OSError) as error:
         summary.content_note = f"no content words: {error}"
         log.warning(summary.content_note)
-        return None
+        return None, None
     if words is None:
-        return None
+        return None, None
     summary.content_source = words.source
     rows = sample_members(clusters, CONTENT_SAMPLE)
-    out = np.full(len(graph), "", dtype=object)
+    out, confident = np.full(len(graph), "", dtype=object), np.zeros(len(graph), dtype=bool)
     for chunk in chunked(rows.tolist(), WRITE_BATCH * 10):
         row_of = {str(graph.ids[row]): row for row in chunk}
         records = [r for r in collection.retrieve(list(row_of), [], with_vectors=True) if r.vector is not None]
         if records:
-            out[[row_of[r.id] for r in records]] = words.top_words(np.vstack([r.vector for r in records]))
-    return out.astype(str)
+            rows_read = [row_of[r.id] for r in records]
+            found, probability = words.top_words_with_confidence(np.vstack([r.vector for r in records]))
+            out[rows_read], confident[rows_read] = found, probability >= CONFIDENT_WORD
+    return out.astype(str), confident
 
 
 def sample_members(clusters: np.ndarray, per_cluster: int, seed: int = 0) -> np.ndarray:
@@ -152,3 +159,10 @@ def cluster_table(collection: Collection) -> list[dict[str, Any]]:
     """The cluster table of the last analysis, largest cluster first ([] before any)."""
     path = collection.artifact_dir / CLUSTERS_FILE
     return json.loads(path.read_text()) if path.exists() else []
+
+
+def cluster_summaries(collection: Collection) -> list[dict[str, Any]]:
+    """What `info` lists of each cluster: id, name, size, and its most common labels with
+    their counts (`dominant_label` first)."""
+    return [{"id": r["id"], "name": r["name"], "size": r["size"], "dominant_label": r.get("dominant_label", ""),
+             "labels": r.get("labels", [])} for r in cluster_table(collection)]

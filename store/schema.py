@@ -54,6 +54,11 @@ IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 MODEL_OVERLAP = "model_overlap"  # two embedding models of the collection compared (compare-models)
 MISLABEL_FLAGGED_BY = "mislabel_flagged_by"  # the vectors whose analysis flags the label (analyze --vector)
+# Per-channel colour (images and boxes) and the object metrics (analysis/object_metrics.py).
+RED, GREEN, BLUE = "red", "green", "blue"
+RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE = "relative_area", "border_distance", "shape_score"
+OBJECT_COUNT, OBJECT_DENSITY = "object_count", "object_density"
+MASK, MASK_FILL, POLYGON_VERTICES = "mask", "mask_fill", "polygon_vertices"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -86,7 +91,7 @@ _FIELDS = (
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
-                 description="mislabel, outlier, duplicate, duplicate_box"),
+                 description="mislabel, outlier, duplicate, duplicate_box, shape_outlier"),
     PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
     PayloadField(ORIGINAL_LABEL, "keyword", description="the label before a relabel in the app"),
     PayloadField(REVIEW, "object", shown=False,
@@ -111,6 +116,22 @@ _FIELDS = (
                  description="share of its k nearest neighbours two embedding models agree on (compare-models)"),
     PayloadField(MISLABEL_FLAGGED_BY, "keyword", indexed=True, is_list=True,
                  description="collections with named vectors: the vectors whose analysis flags the label"),
+    PayloadField(RED, "float", indexed=True, description="mean red, 0..1 (a box: of its pixels)"),
+    PayloadField(GREEN, "float", indexed=True, description="mean green, 0..1 (a box: of its pixels)"),
+    PayloadField(BLUE, "float", indexed=True, description="mean blue, 0..1 (a box: of its pixels)"),
+    PayloadField(RELATIVE_AREA, "float", indexed=True, description="the box's area / its image's area"),
+    PayloadField(BORDER_DISTANCE, "float", indexed=True,
+                 description="the box's smallest gap to an image edge, as a share of that side (0 = touching)"),
+    PayloadField(SHAPE_SCORE, "float", indexed=True,
+                 description="how unusual the box's shape is for its class (robust z; flag shape_outlier)"),
+    PayloadField(MASK, "object", shown=False,
+                 description="the box's mask: {polygons: [[x, y, ...]]} or {rle, size, uncompressed}, iscrowd "
+                             "(detection/masks.py)"),
+    PayloadField(MASK_FILL, "float", indexed=True, description="the share of the box its mask covers"),
+    PayloadField(POLYGON_VERTICES, "integer", indexed=True, description="the points of the mask's polygons"),
+    PayloadField(OBJECT_COUNT, "integer", indexed=True, description="image points: how many boxes it holds"),
+    PayloadField(OBJECT_DENSITY, "float", indexed=True,
+                 description="image points: the total area of its boxes / its area"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
@@ -118,6 +139,7 @@ FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG = "mislabel", "outlier", "duplicate"
 QUALITY_FLAG_VALUES = (MISLABEL_FLAG, OUTLIER_FLAG, DUPLICATE_FLAG)
 DUPLICATE_BOX_FLAG = "duplicate_box"  # object points: overlaps another box of its image
+SHAPE_OUTLIER_FLAG = "shape_outlier"  # object points: a shape unusual for its class
 FLAG_COLUMN_SUFFIX = "_flag"  # exports give each flag a yes/no column: mislabel_flag, ...
 
 
@@ -132,12 +154,14 @@ def review_column(issue: str) -> str:
 
 
 # --- groups other modules use ----------------------------------------------------------------
-METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA)
+METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA, RED, GREEN, BLUE)
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
                 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
+OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE, MASK_FILL, POLYGON_VERTICES)  # per box
+IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
                               IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
@@ -151,6 +175,7 @@ COLLECTION_KIND, OBJECTS_KIND, IMAGES_KIND = "kind", "objects", "images"
 IMAGE_COLLECTION, OBJECT_COLLECTION = "image_collection", "object_collection"
 CATEGORIES = "categories"  # object collections: [{"id", "name"}] of the source, in its order
 CROP_MARGIN = "crop_margin"  # object collections: the context margin its crops were cut with
+CROP_MODE = "crop"  # object collections: "box" (the box's pixels) or "mask" (background blanked)
 OBJECT_COLLECTION_SUFFIX = "-objects"
 # What made a collection's vectors (indexer/pipeline.py); vectors mix only with the same MODEL
 # and PRECISION ("fp32" / "bf16", as it actually ran), whatever the RUNTIME and DEVICE.

@@ -96,7 +96,9 @@ def test_table_by_hand() -> None:
     assert first.content_scored == 4
     assert (second.size, second.labels, second.labelled, second.purity) == (2, [("c", 1)], 1, 1.0)
     assert second.metrics["brightness"] == pytest.approx(0.6) and second.flag_shares["mislabel"] == 0.5
-    assert (first.name, second.name) == ("a · cup", "c · dog")
+    # cluster 0: every member labelled, "b" a quarter of them -> both labels; cluster 1: half
+    # labelled is not most, so the (confident) model word names it.
+    assert (first.name, second.name) == ("a / b", "dog")
     assert second.content == [("dog", 1.0)] and second.content_scored == 1
     assert not first.impure and not second.impure
     assert (second.x, second.y) == (10.0, 10.5)
@@ -113,13 +115,53 @@ def test_impure_cluster_names_the_confused_classes() -> None:
 
 
 def test_names_are_unique_and_fall_back_to_numbers() -> None:
-    stats = [ClusterStats(0, 50, 0, 0, 1, labels=[("shoe", 50)], content=[("sandal", 30), ("clog", 20)]),
-             ClusterStats(1, 40, 0, 0, 1, labels=[("shoe", 40)], content=[("sandal", 25), ("loafer", 15)]),
-             ClusterStats(2, 30, 0, 0, 1, labels=[("shoe", 30)], content=[("sandal", 30)]),
+    stats = [ClusterStats(0, 50, 0, 0, 1, labels=[("shoe", 50)], labelled=50, confident_content=[("sandal", 0.9)]),
+             ClusterStats(1, 40, 0, 0, 1, labels=[("shoe", 40)], labelled=40),
+             ClusterStats(2, 30, 0, 0, 1, labels=[("shoe", 30)], labelled=30),
              ClusterStats(3, 20, 0, 0, 1),
-             ClusterStats(4, 10, 0, 0, 1, content=[("shoe", 10)])]
+             ClusterStats(4, 10, 0, 0, 1, confident_content=[("shoe", 0.8)])]
     name_clusters(stats)
-    assert [s.name for s in stats] == ["shoe · sandal", "shoe · loafer", "shoe · sandal (2)", "cluster 3", "shoe"]
+    assert [s.name for s in stats] == ["shoe", "shoe (cluster 1)", "shoe (cluster 2)", "cluster 3",
+                                       "shoe (cluster 4)"]
+
+
+def cluster(size: int, labels: list[tuple[str, int]] = (), words: list[tuple[str, float]] = (),
+            confident: list[tuple[str, float]] = (), labelled: int | None = None) -> ClusterStats:
+    """Cluster 7 of `size` members; `labels` the most common ones (labelled: their sum unless given)."""
+    labelled = sum(c for _, c in labels) if labelled is None else labelled
+    return ClusterStats(7, size, 0, 0, 1, labels=list(labels), labelled=labelled,
+                        content=list(words), confident_content=list(confident))
+
+
+@pytest.mark.parametrize("stats, name", [
+    # Labelled clusters are named by their labels, never by the model's words beside them.
+    (cluster(100, [("coat", 90), ("shirt", 6)], [("nipple", 0.6)], [("nipple", 0.6)]), "coat"),
+    (cluster(100, [("coat", 55), ("shirt", 40), ("pullover", 5)]), "coat / shirt"),
+    (cluster(100, [("coat", 40), ("shirt", 30), ("pullover", 25)]), "coat / shirt / pullover"),
+    # Labels too mixed to name it (the named labels cover under 60 %): number and shares.
+    (cluster(100, [("coat", 25), ("shirt", 19), ("bag", 18)], labelled=100), "cluster 7: coat 25%, shirt 19%"),
+    # Mostly unlabelled: a model word only when most members show it with confidence.
+    (cluster(100, [("coat", 30)], [("hatchet", 0.7)], [("hatchet", 0.2)]), "cluster 7: coat 30%"),
+    (cluster(100, [], [("hatchet", 0.7)], [("hatchet", 0.2)]), "cluster 7"),
+    (cluster(100, [], [("tabby", 0.8)], [("tabby", 0.6)]), "tabby"),
+    (cluster(100, [("cat", 50)], [("tabby", 0.8)], [("tabby", 0.6)]), "tabby"),   # half is not most
+    (cluster(100, [("cat", 51)], [("tabby", 0.8)], [("tabby", 0.6)]), "cat"),
+])
+def test_the_naming_rule(stats: ClusterStats, name: str) -> None:
+    name_clusters([stats])
+    assert stats.name == name
+
+
+def test_unconfident_words_never_name_a_cluster() -> None:
+    """The same word for every member, confident for only a third of them: no name from it."""
+    clusters = np.zeros(9, np.int64)
+    words = np.array(["nipple"] * 9)
+    confident = np.array([True] * 3 + [False] * 6)
+    (unsure,) = describe_clusters(clusters, np.zeros((9, 2)), content=words, content_confident=confident)
+    assert unsure.content == [("nipple", 1.0)] and unsure.confident_content == [("nipple", pytest.approx(1 / 3))]
+    assert unsure.name == "cluster 0"
+    (sure,) = describe_clusters(clusters, np.zeros((9, 2)), content=words, content_confident=~confident)
+    assert sure.name == "nipple" and sure.as_dict()["confident_content"] == [["nipple", 0.6667]]
 
 
 def test_naming_picks_the_dominant_label_of_found_clusters() -> None:

@@ -51,6 +51,23 @@ def test_mobilenet_words_from_unit_vectors_match_the_full_model() -> None:
                                               + words.scores(np.zeros_like(unit))).argmax(1)]) != reference
 
 
+def test_confidence_is_the_softmax_of_the_head() -> None:
+    """The word's probability from the stored unit vector is close to the full network's softmax
+    (the length is one typical length, not the image's own), and an image the model was never
+    trained on (a random texture) gets a low one: what keeps such words out of cluster names."""
+    images = photos()
+    rng = np.random.default_rng(0)
+    images.append(Image.fromarray(rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)))
+    features, _ = full_model(images)
+    with torch.inference_mode():
+        full = torch.softmax(load_pretrained().classifier(torch.from_numpy(features)), dim=1).max(dim=1).values.numpy()
+    words = load_content_words("mobilenet-v2")
+    found, confidence = words.top_words_with_confidence(features / np.linalg.norm(features, axis=1, keepdims=True))
+    assert found[0] == "espresso"
+    np.testing.assert_allclose(confidence, full, atol=0.15)
+    assert confidence[0] > 0.5 > confidence[-1]
+
+
 def test_mobilenet_words_through_the_indexing_embedder(mobilenet) -> None:
     words = load_content_words("mobilenet-v2")
     images = photos()
@@ -70,6 +87,12 @@ def test_clip_zero_shot_uses_the_text_tower(tiny_clip) -> None:
     text = model.encode([f"a photo of a {name}" for name in imagenet_classes()], normalize_embeddings=True)
     expected = [imagenet_classes()[i] for i in (vectors @ text.T).argmax(axis=1)]
     assert list(words.top_words(vectors)) == expected
+    # Probabilities: CLIP's softmax over 100 x cosine similarity.
+    logits = 100.0 * (vectors @ text.T).astype(np.float64)
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    found, confidence = words.top_words_with_confidence(vectors)
+    assert list(found) == expected
+    np.testing.assert_allclose(confidence, (probabilities / probabilities.sum(1, keepdims=True)).max(1), rtol=1e-3)
 
 
 def test_models_without_words_or_unloadable() -> None:

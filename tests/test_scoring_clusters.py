@@ -131,7 +131,17 @@ def test_cli_analyze_on_a_mobilenet_collection(indexed, capsys) -> None:
             assert record["content_scored"] == record["size"]            # small clusters: every member
             assert sum(share for _, share in record["content"]) == pytest.approx(1.0, abs=1e-3) \
                 or len(record["content"]) == 3
-            assert record["content"][0][0] in record["name"]
+            # Every member is labelled: the name is made of its labels, not of the model's words.
+            named = record["name"].split(" (cluster ")[0].split(" / ")
+            assert set(named) <= {label for label, _ in record["labels"]} and named[0] == record["dominant_label"]
+            confident = dict(record["confident_content"])
+            assert all(confident.get(word, 0.0) <= share for word, share in record["content"])
         assert json.loads((collection.artifact_dir / CLUSTERS_FILE).read_text()) == table
     finally:
         store.close()
+    assert app.main([*argv, "info", "--collection", indexed["collection"], "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["clusters"]
+    assert listed == [{"id": r["id"], "name": r["name"], "size": r["size"], "dominant_label": r["dominant_label"],
+                       "labels": r["labels"]} for r in table] and listed
+    assert app.main([*argv, "info", "--collection", indexed["collection"]]) == 0
+    assert f"clusters     {len(table)}: {table[0]['name']} ({table[0]['size']})" in capsys.readouterr().out

@@ -38,7 +38,7 @@ from detection.boxes import boxes_of_image, crop_margin, is_object_collection
 from detection.crops import crop_thumbnail, draw_boxes
 from indexer.images import ImageSkipped
 from store import Collection
-from store.schema import BBOX, IMAGE_ID, PATH, SHA1
+from store.schema import BBOX, IMAGE_ID, MASK, PATH, SHA1
 
 THUMB_SIZE = 160
 # Pictures with boxes: shrunk to BOXES_SIDE pixels a side, small ones enlarged to about
@@ -103,7 +103,7 @@ class ImageServer:
         for source in self.sources:
             if source.root is None:
                 continue
-            records = source.collection.retrieve([point_id], [PATH, SHA1, BBOX, IMAGE_ID])
+            records = source.collection.retrieve([point_id], [PATH, SHA1, BBOX, IMAGE_ID, MASK])
             if records:
                 return self._checked(source, point_id, records[0].payload)
         raise HTTPException(404, "not found")
@@ -149,7 +149,9 @@ class ImageServer:
             if found.source.objects and bbox is not None:
                 # The crop with the margin it was embedded with; small crops are enlarged
                 # (nearest neighbour) so that a 12-pixel box still fills its card.
-                image = crop_thumbnail(found.path, bbox, THUMB_SIZE, found.source.margin)
+                mask = found.payload.get(MASK)   # its outline drawn on the crop
+                image = crop_thumbnail(found.path, bbox, THUMB_SIZE, found.source.margin,
+                                       mask=mask if isinstance(mask, dict) else None)
                 small = max(bbox[2], bbox[3]) * (1 + 2 * found.source.margin) <= THUMB_SIZE
             else:
                 with Image.open(found.path) as opened:

@@ -3,6 +3,9 @@
 * a histogram of the selection (blue) over the whole dataset (grey), both normalised to shares,
   with the selection's count / mean / median beside it; it follows every selection change;
 * "Select range": every point whose value lies in [min, max] becomes the map's selection;
+* the moderate (1.5-3 x IQR beyond the quartiles) and severe (over 3 x IQR) tails of the whole
+  dataset's values are shaded on the histogram (analysis/severity.py), counted beside it, and
+  "Select moderate outliers" / "Select severe outliers" select them in one click;
 * weak labels: set a label on the selection (`Collection.relabel` keeps `original_label`)
   and give the originals back (`restore_labels`); the label view recolours.
 
@@ -17,6 +20,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
+from analysis.severity import MODERATE, MODERATE_IQR, SEVERE, SEVERE_IQR, Fences, iqr_fences, severity
 from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
 from ui.context import AppContext
 from ui.state import MapState
@@ -110,10 +114,28 @@ def range_rows(values: np.ndarray, low: float | None, high: float | None,
     return np.flatnonzero(keep)
 
 
-def histogram_figure(name: str, hist: Histogram) -> go.Figure:
+TAIL_COLOURS = {"moderate": "#f3c77a", "severe": "#e0605a"}
+
+
+def tail_spans(edges: np.ndarray, fences: Fences | None) -> list[tuple[str, float, float]]:
+    """(level, from, to) of each outlier tail within the histogram's range, for shading."""
+    if fences is None:
+        return []
+    low, high = float(edges[0]), float(edges[-1])
+    spans = [("severe", low, fences.low(SEVERE_IQR)),
+             ("moderate", fences.low(SEVERE_IQR), fences.low(MODERATE_IQR)),
+             ("moderate", fences.high(MODERATE_IQR), fences.high(SEVERE_IQR)),
+             ("severe", fences.high(SEVERE_IQR), high)]
+    return [(level, max(a, low), min(b, high)) for level, a, b in spans if min(b, high) > max(a, low)]
+
+
+def histogram_figure(name: str, hist: Histogram, fences: Fences | None = None) -> go.Figure:
     centres = (hist.edges[:-1] + hist.edges[1:]) / 2
     width = float(hist.edges[1] - hist.edges[0])
     figure = go.Figure()
+    for level, a, b in tail_spans(hist.edges, fences):
+        figure.add_shape(type="rect", x0=a, x1=b, y0=0, y1=1, yref="paper", layer="below", line_width=0,
+                         fillcolor=TAIL_COLOURS[level], opacity=0.35, name=f"{level} outliers")
     figure.add_bar(x=centres, y=hist.all_share, width=width, name=f"whole dataset ({hist.all_count:,})",
                    marker_color="#c3c3c3", opacity=0.8)
     if hist.sel_count:
@@ -126,8 +148,15 @@ def histogram_figure(name: str, hist: Histogram) -> go.Figure:
     return figure
 
 
+def tail_counts(values: np.ndarray, fences: Fences | None) -> dict[str, int]:
+    level = severity(values, fences)
+    return {"moderate": int((level == MODERATE).sum()), "severe": int((level == SEVERE).sum())}
+
+
 def stats_html(name: str, values: np.ndarray, rows: np.ndarray | None) -> str:
     s, everything = stats(values, rows), stats(values, None)
+    fences = iqr_fences(values)
+    tails = tail_counts(values, fences)
 
     def fmt(v: float) -> str:
         return "–" if not np.isfinite(v) else f"{v:,.4g}"
@@ -136,7 +165,10 @@ def stats_html(name: str, values: np.ndarray, rows: np.ndarray | None) -> str:
     return (f'<div class="es-metric-stats" data-field="{html_text(name)}" data-count="{s["count"]}">'
             f'<b>{html_text(name)}</b> · {scope}: <b>{s["count"]:,}</b> points, mean {fmt(s["mean"])}, '
             f'median {fmt(s["median"])} · dataset: mean {fmt(everything["mean"])}, '
-            f'median {fmt(everything["median"])}, range {fmt(everything["min"])} … {fmt(everything["max"])}</div>')
+            f'median {fmt(everything["median"])}, range {fmt(everything["min"])} … {fmt(everything["max"])}'
+            f'<br><span class="es-metric-tails" data-moderate="{tails["moderate"]}" data-severe="{tails["severe"]}">'
+            f'outliers (1.5 / 3 × IQR): <b>{tails["moderate"]:,}</b> moderate, <b>{tails["severe"]:,}</b> severe'
+            f'</span></div>')
 
 
 def clean_label(name: str | None) -> str:
@@ -169,6 +201,9 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         low = gr.Number(None, label="min", elem_id="es-metric-min", scale=1)
         high = gr.Number(None, label="max", elem_id="es-metric-max", scale=1)
         pick = gr.Button("Select range", elem_id="es-metric-select", scale=1, variant="primary")
+    with gr.Row(equal_height=True):
+        moderate = gr.Button("Select moderate outliers", elem_id="es-metric-moderate", size="sm")
+        severe = gr.Button("Select severe outliers", elem_id="es-metric-severe", size="sm")
     plot = gr.HTML("", html_template=PLOT_TEMPLATE, js_on_load=PLOT_JS, elem_id="es-metric-plot",
                    padding=False)
     summary = gr.HTML(elem_id="es-metric-stats")
@@ -182,7 +217,8 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         if values is None:
             return "", ""
         rows = state.selected_rows()
-        return histogram_figure(name, histogram_data(values, rows)).to_json(), stats_html(name, values, rows)
+        figure = histogram_figure(name, histogram_data(values, rows), iqr_fences(values))
+        return figure.to_json(), stats_html(name, values, rows)
 
     def follow(state: MapState, name: str | None, a: float | None, b: float | None) -> tuple[Any, ...]:
         shown = views(state, name)
@@ -214,6 +250,27 @@ def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:
         return state, markdown_text(f"Selected {len(rows):,} points with {name} in [{lo}, {hi}].")
 
     ctx.map_event(pick.click, select_range, [metric, low, high], [range_status], name="metric_range")
+    for button, level in ((moderate, "moderate"), (severe, "severe")):
+        ctx.map_event(button.click, _tail_selector(values_of, level), [metric], [range_status],
+                      name=f"metric_{level}_outliers")
+
+
+def _tail_selector(values_of: Any, level: str) -> Any:
+    """The click handler that selects the `level` tail of the chosen metric (visible points)."""
+    wanted = SEVERE if level == "severe" else MODERATE
+
+    def select_tail(state: MapState, name: str | None) -> tuple[MapState, str]:
+        values = values_of(name)
+        if values is None:
+            return state, "Pick a metric first."
+        keep = severity(values, iqr_fences(values)) == wanted
+        if state.visible is not None:
+            keep &= state.visible
+        rows = np.flatnonzero(keep)
+        state.select(rows, f"{level} outliers of {name}")
+        return state, f"Selected {len(rows):,} {level} outliers of {name} (beyond the dataset's IQR fences)."
+
+    return select_tail
 
 
 def _weak_label_panel(ctx: AppContext) -> None:
