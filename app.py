@@ -11,7 +11,8 @@
     python app.py compare --collection NAME A B
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
-    python app.py predictions --collection NAME FILE
+    python app.py predictions --collection NAME FILE [--name RUN] [--labels FILE]
+    python app.py evaluate --collection NAME-objects [--name RUN] [FILTERS] [--iou 0.5] [--confidence C] [--json]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -112,10 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="leiden: higher gives more, smaller clusters (default 1.0)")
     analyze.set_defaults(handler=cmd_analyze)
 
-    predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
+    predictions = commands.add_parser("predictions", help="import a model's predictions: a classifier's (CSV or "
+                                                          "JSON Lines), or a detector's boxes on NAME-objects")
     predictions.add_argument("--collection", required=True)
-    predictions.add_argument("file", type=Path)
+    predictions.add_argument("file", type=Path, help="CSV / JSON Lines; boxes: COCO results JSON, a folder of YOLO "
+                                                     "prediction .txt files, or CSV / JSON Lines with bbox and score")
+    predictions.add_argument("--name", help="detector runs: the run's name (default: the file's name); "
+                                            "importing a run again replaces it")
+    predictions.add_argument("--labels", type=Path, help="COCO results: the instances JSON whose image ids they use "
+                                                         "(default: the labels file the collection was indexed from)")
     predictions.set_defaults(handler=cmd_predictions)
+    _add_evaluate_command(commands)
 
     _add_serve_command(commands)
 
@@ -127,6 +135,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_evaluate_command(commands: Any) -> None:
+    from filters.cli import add_filter_arguments
+
+    evaluate = commands.add_parser("evaluate", help="COCO metrics of a detector run on NAME-objects, on the images "
+                                                    "of the matching boxes")
+    evaluate.add_argument("--collection", required=True)
+    evaluate.add_argument("--name", help="the run (default: the last one imported)")
+    evaluate.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the counts, the confusion matrix "
+                                                                 "and the outcomes (default 0.5)")
+    evaluate.add_argument("--confidence", type=float, default=0.0, help="count predictions scoring at least this")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output (torchmetrics' key names)")
+    add_filter_arguments(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -391,8 +414,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predictions(args: argparse.Namespace) -> int:
+    from indexer.detections import looks_like_detections
     from indexer.predictions import import_predictions
 
+    if args.file.exists() and looks_like_detections(args.file):
+        return _import_detections(args)
     store = open_configured_store(args)
     try:
         result = import_predictions(store.open(args.collection), args.file)
@@ -402,6 +428,67 @@ def cmd_predictions(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(result.summary())
     return 0 if result.written else 1
+
+
+def _import_detections(args: argparse.Namespace) -> int:
+    """`predictions` with a detector's boxes: save the run, then match it and write the outcomes."""
+    from detection.boxes import is_object_collection
+    from evaluation.evaluate import evaluate_run, write_outcomes
+    from indexer.detections import DetectionsRejected, import_detections
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        if not is_object_collection(objects):
+            print(f"error: '{args.collection}' holds images, not boxes: import a detector's boxes into its object "
+                  f"collection ({args.collection}-objects)", file=sys.stderr)
+            return 2
+        images = _partner(store, objects)
+        try:
+            result = import_detections(objects, images, args.file, args.name, args.labels)
+        except DetectionsRejected as rejected:
+            for where, reason in rejected.problems[:20]:
+                print(f"{where}: {reason}", file=sys.stderr)
+            raise
+        result.boxes_scored = write_outcomes(objects, evaluate_run(objects, images, result.run))
+    finally:
+        store.close()
+    print(result.summary())
+    return 0
+
+
+def _partner(store: Any, objects: Any) -> Any:
+    from detection.boxes import partner_name
+
+    name = partner_name(objects)
+    return store.open(name) if name and store.exists(name) else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detection.boxes import is_object_collection
+    from evaluation.evaluate import evaluate_run
+    from evaluation.report import format_report
+    from filters import matching_ids
+    from filters.cli import spec_from_args
+
+    if not 0 < args.iou < 1 or not 0 <= args.confidence <= 1:
+        print("error: --iou must be in (0, 1) and --confidence in [0, 1]", file=sys.stderr)
+        return 2
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        if not is_object_collection(objects):
+            print(f"error: '{args.collection}' holds images; evaluate its boxes: --collection "
+                  f"{args.collection}-objects", file=sys.stderr)
+            return 2
+        evaluation = evaluate_run(objects, _partner(store, objects), args.name, args.iou)
+        spec = spec_from_args(args)
+        images = None if spec.is_empty() else evaluation.images_of(matching_ids(objects, spec))
+        report = evaluation.report(images, args.confidence)
+    finally:
+        store.close()
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -52,6 +52,8 @@ PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "predictio
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
+# Object points against a detector's run (evaluation/): what happened to the labelled box.
+DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -105,6 +107,10 @@ _FIELDS = (
     PayloadField(DUPLICATE_BOX_GROUP, "integer", indexed=True,
                  description="boxes of one image overlapping at IoU >= 0.7, -1 for none"),
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
+    PayloadField(DETECTION_OUTCOME, "keyword", indexed=True,
+                 description="the current detector run, COCO matching at IoU 0.5: tp, missed or crowd"),
+    PayloadField(DETECTION_IOU, "float", indexed=True, description="IoU of the prediction that found the box"),
+    PayloadField(DETECTION_SCORE, "float", indexed=True, description="score of the prediction that found the box"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
@@ -132,6 +138,7 @@ SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGRE
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
+DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
                               IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})

@@ -150,3 +150,26 @@ def test_counts_and_confusion_at_a_confidence() -> None:
     assert low.false_positives.tolist() == [3, 0, 0]  # the 0.2 duplicate of the found cat
     only_second = threshold_counts(data, matching, np.array([1]), iou=0.5, confidence=0.5)
     assert only_second.totals() == {"tp": 0, "fp": 1, "fn": 1, "precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_false_positive_reasons_and_box_outcomes() -> None:
+    """One image: a cat found (and found again, lower), a dog box predicted as cat, a cat box
+    predicted loosely, a prediction on empty ground, and a crowd region that swallows one."""
+    from analysis.detection_outcomes import box_outcomes
+
+    data = DetectionData(
+        n_images=1, n_classes=2,
+        gt_image=np.zeros(4, np.int64), gt_class=np.array([0, 1, 0, 0]),
+        gt_bbox=np.array([[0.0, 0, 20, 20], [100, 100, 20, 20], [200, 0, 40, 40], [300, 300, 100, 100]]),
+        gt_area=np.array([400.0, 400, 1600, 10000]), gt_crowd=np.array([False, False, False, True]),
+        dt_image=np.zeros(6, np.int64), dt_class=np.zeros(6, np.int64),
+        dt_bbox=np.array([[0.0, 0, 20, 20], [1, 1, 20, 20], [101, 100, 20, 20], [220, 20, 40, 40],
+                          [500, 500, 10, 10], [310, 310, 10, 10]]),
+        dt_score=np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]))
+    outcome = box_outcomes(data, match(data), iou=0.5)
+    assert outcome.dt_outcome.tolist() == ["tp", "fp", "fp", "fp", "fp", "ignored"]
+    assert outcome.dt_reason.tolist() == ["", "duplicate", "wrong_class", "badly_placed", "background", ""]
+    assert outcome.gt_outcome.tolist() == ["tp", "missed", "missed", "crowd"]
+    assert outcome.gt_match.tolist() == [0, -1, -1, -1]
+    assert outcome.gt_iou[0] == pytest.approx(1.0) and outcome.gt_score[0] == pytest.approx(0.9)
+    assert outcome.dt_iou[3] == pytest.approx(400 / 2800)
