@@ -92,14 +92,14 @@ def coco_metrics(data: DetectionData, matching: Matching, images: np.ndarray | N
     for a in range(len(AREA_NAMES)):
         counted = np.bincount(data.gt_class[gt_selected & ~matching.gt_ignore[a]], minlength=n_k)
         labelled = counted if a == 0 else labelled
+        need = _needed_hits(counted)
         for m, max_det in enumerate(MAX_DETS):
             dets = _ordered(data, matching, dt_selected & (matching.dt_rank < max_det))
-            hits = (matching.dt_match[a][:, dets] >= 0) & ~matching.dt_ignore[a][:, dets]
-            misses = (matching.dt_match[a][:, dets] < 0) & ~matching.dt_ignore[a][:, dets]
-            bounds = np.searchsorted(data.dt_class[dets], np.arange(n_k + 1))
-            for k in np.flatnonzero(counted):
-                curve = _class_curve(hits[:, bounds[k]:bounds[k + 1]], misses[:, bounds[k]:bounds[k + 1]], counted[k])
-                precision[:, :, k, a, m], recall[:, k, a, m] = curve
+            match_ = matching.dt_match[a][:, dets] >= 0
+            ignored = matching.dt_ignore[a][:, dets]
+            q, r = _curves(data.dt_class[dets], match_ & ~ignored, ~match_ & ~ignored, counted, need)
+            precision[:, :, :, a, m] = np.where(counted > 0, q, -1.0)
+            recall[:, :, a, m] = np.where(counted > 0, r, -1.0)
     return CocoMetrics(matching.thresholds, precision, recall, labelled)
 
 
@@ -110,22 +110,63 @@ def _ordered(data: DetectionData, matching: Matching, keep: np.ndarray) -> np.nd
     return dets[order]
 
 
-def _class_curve(hits: np.ndarray, misses: np.ndarray, labelled: int) -> tuple[np.ndarray, np.ndarray]:
-    """One class: (T, R) interpolated precision and (T,) recall, as COCOeval.accumulate."""
-    tp = np.cumsum(hits, axis=1, dtype=np.float64)
-    fp = np.cumsum(misses, axis=1, dtype=np.float64)
-    n_t, n_d = tp.shape
-    q = np.zeros((n_t, len(RECALL_THRESHOLDS)))
-    if n_d == 0:
-        return q, np.zeros(n_t)
-    rc = tp / labelled
+def _needed_hits(counted: np.ndarray) -> np.ndarray:
+    """(K, R): the fewest true positives whose recall, tp / counted as pycocotools divides, reaches
+    each recall threshold (exact: the integer is corrected by the same float division)."""
+    total = np.maximum(counted, 1).astype(np.float64)[:, None]
+    need = np.ceil(RECALL_THRESHOLDS[None, :] * total).astype(np.int64)
+    for _ in range(2):
+        need = np.where((need > 0) & ((need - 1) / total >= RECALL_THRESHOLDS), need - 1, need)
+        need = np.where(need / total < RECALL_THRESHOLDS, need + 1, need)
+    return need
+
+
+def _curves(cls: np.ndarray, hits: np.ndarray, misses: np.ndarray, counted: np.ndarray,
+            need: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(T, R, K) interpolated precision and (T, K) recall of predictions sorted by class then score,
+    every class at once: per-class cumulative counts, the monotone precision envelope, and the
+    first prediction reaching each recall threshold, as COCOeval.accumulate computes them."""
+    n_t, n = hits.shape
+    n_k = len(counted)
+    starts, ends = np.searchsorted(cls, np.arange(n_k), "left"), np.searchsorted(cls, np.arange(n_k), "right")
+    q, recall = np.zeros((n_t, len(RECALL_THRESHOLDS), n_k)), np.zeros((n_t, n_k))
+    if n == 0:
+        return q, recall
+    tp, fp = (_within_class(np.cumsum(v, axis=1), starts, cls) for v in (hits, misses))
     pr = tp / (fp + tp + np.spacing(1))
-    pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-    for t in range(n_t):
-        at = np.searchsorted(rc[t], RECALL_THRESHOLDS, side="left")
-        inside = at < n_d
-        q[t, inside] = pr[t, at[inside]]
-    return q, rc[:, -1]
+    envelope = _suffix_max(pr, cls, n_k)
+    has = ends > starts
+    recall[:, has] = tp[:, ends[has] - 1] / np.maximum(counted[has], 1)
+    span = n + 2
+    keys = ((np.arange(n_t)[:, None] * n_k + cls[None, :]) * span + tp).ravel()
+    block = np.arange(n_t)[:, None, None] * n_k + np.arange(n_k)[None, None, :]
+    found = np.searchsorted(keys, (block * span + need.T[None, :, :]).ravel()).reshape(n_t, len(RECALL_THRESHOLDS), n_k)
+    offset = np.arange(n_t)[:, None, None] * n
+    inside = found < offset + ends[None, None, :]
+    flat = envelope.ravel()
+    q[inside] = flat[found[inside]]
+    return q, recall
+
+
+def _within_class(cumulative: np.ndarray, starts: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Per-class running counts from running counts over all classes (sorted by class)."""
+    before = np.where(starts > 0, cumulative[:, np.maximum(starts - 1, 0)], 0)
+    return (cumulative - before[:, cls]).astype(np.float64)
+
+
+def _suffix_max(values: np.ndarray, cls: np.ndarray, n_k: int) -> np.ndarray:
+    """Each value's maximum with the values after it in its class (row by row), exactly: the
+    values' ranks, offset per (row, class) block so that no block reaches into another, run
+    through one cumulative maximum from the end."""
+    n_t, n = values.shape
+    flat = values.ravel()
+    order = np.argsort(flat, kind="stable")
+    rank = np.empty(len(flat), np.int64)
+    rank[order] = np.arange(len(flat))
+    block = (np.arange(n_t)[:, None] * n_k + cls[None, :]).ravel()
+    lift = (n_t * n_k - block) * len(flat)
+    best = np.maximum.accumulate((rank + lift)[::-1])[::-1] - lift
+    return flat[order][best].reshape(n_t, n)
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,13 @@ class RunEvaluation:
     def outcomes(self) -> BoxOutcomes:
         return box_outcomes(self.data, self.matching, self.iou)
 
-    def report(self, images: np.ndarray | None = None, confidence: float = 0.0) -> dict[str, Any]:
-        """Everything the command line prints and the app shows, as plain JSON values."""
+    def report(self, images: np.ndarray | None = None, confidence: float = 0.0,
+               metrics: CocoMetrics | None = None) -> dict[str, Any]:
+        """Everything the command line prints and the app shows, as plain JSON values (`metrics`:
+        those of the same images, when the caller has them already)."""
         mask = np.ones(self.data.n_images, bool) if images is None else images
-        metrics, counts = self.metrics(mask), self.counts(mask, confidence)
+        metrics = metrics or self.metrics(mask)
+        counts = self.counts(mask, confidence)
         ap, ar = metrics.per_class()
         ap50 = [float(np.mean(metrics.pr_curve(k, 0.5))) if metrics.labelled[k] else -1.0
                 for k in range(len(self.classes))]

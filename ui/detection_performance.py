@@ -17,6 +17,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
+from analysis.detection_metrics import CocoMetrics
 from evaluation.evaluate import RunEvaluation, evaluate_run
 from evaluation.runs import active_run, list_runs
 from ui.context import AppContext
@@ -68,9 +69,8 @@ def classes_html(current: dict[str, Any], dataset: dict[str, Any]) -> str:
             '<th>AP50</th><th>boxes</th><th>TP</th><th>FP</th><th>missed</th></tr>' + "".join(rows) + "</table>")
 
 
-def pr_figure(evaluation: RunEvaluation, images: np.ndarray | None) -> go.Figure:
+def pr_figure(evaluation: RunEvaluation, metrics: CocoMetrics) -> go.Figure:
     """Precision-recall at IoU 0.5 (COCO's 101 recall points) of the classes with most boxes."""
-    metrics = evaluation.metrics(images)
     recall = np.linspace(0, 1, 101)
     fig = go.Figure()
     for k in np.argsort(-metrics.labelled, kind="stable")[:MAX_CURVES]:
@@ -108,7 +108,7 @@ def build(ctx: AppContext) -> None:
     curves = gr.Plot(elem_id="es-det-pr", show_label=False)
     confusion = gr.Plot(elem_id="es-det-confusion", show_label=False)
     cache: dict[tuple[str, int], RunEvaluation] = {}
-    whole: dict[tuple[int, float], dict[str, Any]] = {}  # the dataset's report, per evaluation and confidence
+    whole: dict[tuple[int, float], tuple[CocoMetrics, dict[str, Any]]] = {}  # all images, per run and confidence
 
     def evaluation_of(name: str | None) -> RunEvaluation:
         key = (name or active_run(ctx.collection) or "", ctx.table.version)
@@ -122,13 +122,18 @@ def build(ctx: AppContext) -> None:
         evaluation = evaluation_of(name)
         ids = state.selected_ids(ctx.table) if state.selected_rows() is not None else None
         images = evaluation.images_of(ids)
-        if (id(evaluation), float(threshold)) not in whole:
-            whole[(id(evaluation), float(threshold))] = evaluation.report(None, float(threshold))
-        dataset = whole[(id(evaluation), float(threshold))]
-        selection = evaluation.report(images, float(threshold)) if images is not None else None
+        key = (id(evaluation), float(threshold))
+        if key not in whole:
+            everything = evaluation.metrics(None)
+            whole[key] = (everything, evaluation.report(None, float(threshold), everything))
+        metrics, dataset = whole[key]
+        selection = None
+        if images is not None:
+            metrics = evaluation.metrics(images)
+            selection = evaluation.report(images, float(threshold), metrics)
         current = selection or dataset
         title = "Confusion matrix: " + ("selection" if selection else "all images")
-        return (summary_html(selection, dataset), classes_html(current, dataset), pr_figure(evaluation, images),
+        return (summary_html(selection, dataset), classes_html(current, dataset), pr_figure(evaluation, metrics),
                 confusion_figure(current, title))
 
     outputs = [summary, per_class, curves, confusion]
