@@ -148,6 +148,9 @@ def _add_evaluate_command(commands: Any) -> None:
                                                                  "and the outcomes (default 0.5)")
     evaluate.add_argument("--confidence", type=float, default=0.0, help="count predictions scoring at least this")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output (torchmetrics' key names)")
+    evaluate.add_argument("--by-metric", action="store_true",
+                          help="also recall and false-positive rate in bins of each box metric, the metric that "
+                               "best separates found from missed boxes first")
     add_filter_arguments(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -485,9 +488,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         spec = spec_from_args(args)
         images = None if spec.is_empty() else evaluation.images_of(matching_ids(objects, spec))
         report = evaluation.report(images, args.confidence)
+        table = None
+        if args.by_metric:
+            from evaluation.failures import box_metric_columns, failures
+
+            table = failures(evaluation, box_metric_columns(objects, evaluation), images, args.confidence)
     finally:
         store.close()
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    if args.json:
+        from evaluation.failures import failures_json
+
+        print(json.dumps({**report, **({"by_metric": failures_json(table)} if table is not None else {})}, indent=2))
+        return 0
+    print(format_report(report))
+    if table is not None:
+        from evaluation.report import format_failures
+
+        print(format_failures(table))
     return 0
 
 

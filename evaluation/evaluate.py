@@ -13,7 +13,7 @@ run knows it. Matching is done once per run; a selection only picks images, as C
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
@@ -43,6 +43,7 @@ class RunEvaluation:
     image_ids: np.ndarray
     gt_ids: np.ndarray
     iou: float
+    _outcomes: BoxOutcomes | None = field(default=None, repr=False)
 
     def images_of(self, object_ids: Sequence[str] | None) -> np.ndarray | None:
         """The mask of the images that hold the given object points (None: every image)."""
@@ -63,7 +64,10 @@ class RunEvaluation:
         return threshold_counts(self.data, self.matching, images, self.iou, confidence)
 
     def outcomes(self) -> BoxOutcomes:
-        return box_outcomes(self.data, self.matching, self.iou)
+        """Each box's and prediction's outcome at `iou` (computed once)."""
+        if self._outcomes is None:
+            self._outcomes = box_outcomes(self.data, self.matching, self.iou)
+        return self._outcomes
 
     def report(self, images: np.ndarray | None = None, confidence: float = 0.0,
                metrics: CocoMetrics | None = None) -> dict[str, Any]:

@@ -169,3 +169,20 @@ def test_reimport_replaces_the_run(dataset, tmp_path, capsys) -> None:
     assert cli(qdrant, "evaluate", "--collection", "d-objects", "--name", "nope") == 2
     assert "no run 'nope' (runs: det)" in capsys.readouterr().err
     assert cli(qdrant, "evaluate", "--collection", "d") == 2
+
+
+def test_evaluate_by_metric(dataset, capsys) -> None:
+    qdrant, gt, results, results_file = dataset
+    assert cli(qdrant, "predictions", "--collection", "d-objects", str(results_file)) == 0
+    report = evaluate_json(qdrant, capsys, "--by-metric", "--confidence", "0.3")
+    by_metric = {m["metric"]: m for m in report["by_metric"]}
+    assert {"area", "relative_area", "aspect_ratio"} <= set(by_metric)
+    separations = [m["separation"] for m in report["by_metric"]]
+    assert separations == sorted(separations, reverse=True)
+    area = by_metric["area"]["bins"]
+    assert sum(b["boxes"] for b in area) == report["tp"] + report["fn"]
+    found = sum(b["recall"] * b["boxes"] for b in area)
+    assert found == pytest.approx(report["tp"])
+    assert sum(b["predictions"] for b in area) == report["tp"] + report["fp"]
+    assert cli(qdrant, "evaluate", "--collection", "d-objects", "--by-metric") == 0
+    assert "where the model fails" in capsys.readouterr().out
