@@ -78,6 +78,8 @@ def test_performance_tab_shows_the_selection_beside_all_images(served, browser) 
     assert shown(page, "fn", 0) == selection["fn"]
     rows = page.eval_on_selector_all("#es-det-classes tr[data-class]", "rows => rows.map(r => r.dataset.class)")
     assert set(rows) <= {"cat", "dog", "bird"} and rows
+    metrics = page.eval_on_selector_all("#es-det-failures-table tr[data-metric]", "rows => rows.map(r => r.dataset.metric)")
+    assert "area" in metrics and "relative_area" in metrics
     assert page.locator("#es-det-pr .js-plotly-plot").count() == 1
     assert page.locator("#es-det-confusion .js-plotly-plot").count() == 1
 

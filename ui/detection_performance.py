@@ -3,7 +3,8 @@ of the selection beside the whole dataset.
 
 On every selection change (and confidence or run change): COCO mAP@[.5:.95], AP50, AP75, AP by
 size and AR@100, TP / FP / missed with precision, recall and F1 at the confidence slider, AP per
-class, the precision-recall curves and the confusion matrix with a background row and column.
+class, where the model fails (recall and FP rate in bins of each box metric), the
+precision-recall curves and the confusion matrix with a background row and column.
 A selection of boxes is evaluated on the images those boxes are in (COCOeval's
 `params.imgIds`). The run is matched once per run and table version (evaluation/evaluate.py);
 a selection only picks images, which takes milliseconds.
@@ -17,8 +18,10 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
+from analysis.detection_failures import MetricFailures
 from analysis.detection_metrics import CocoMetrics
 from evaluation.evaluate import RunEvaluation, evaluate_run
+from evaluation.failures import box_metric_columns, failures
 from evaluation.runs import active_run, list_runs
 from ui.context import AppContext
 from ui.state import MapState
@@ -69,6 +72,25 @@ def classes_html(current: dict[str, Any], dataset: dict[str, Any]) -> str:
             '<th>AP50</th><th>boxes</th><th>TP</th><th>FP</th><th>missed</th></tr>' + "".join(rows) + "</table>")
 
 
+def _share(value: float) -> str:
+    return "–" if value != value else f"{100 * value:.0f}%"
+
+
+def failures_html(table: list[MetricFailures]) -> str:
+    """Where the model fails: per metric (most separating first), recall and FP rate per bin."""
+    if not table:
+        return ""
+    rows = []
+    for metric in table:
+        cells = "".join(f'<td title="{b.boxes:,} boxes, {b.predictions:,} predictions">{escape(b.label)}<br>'
+                        f'recall {_share(b.recall)} · FP {_share(b.fp_rate)}</td>' for b in metric.bins)
+        rows.append(f'<tr data-metric="{escape(metric.name)}"><td><b>{escape(metric.name)}</b><br>'
+                    f'{metric.separation:.3f}</td>{cells}</tr>')
+    return ("<p>Where the model fails: recall of the labelled boxes and false-positive rate of the predictions "
+            "per bin; metrics that best tell found from missed boxes first.</p>"
+            '<table class="es-q-table" id="es-det-failures-table">' + "".join(rows) + "</table>")
+
+
 def pr_figure(evaluation: RunEvaluation, metrics: CocoMetrics) -> go.Figure:
     """Precision-recall at IoU 0.5 (COCO's 101 recall points) of the classes with most boxes."""
     recall = np.linspace(0, 1, 101)
@@ -105,9 +127,11 @@ def build(ctx: AppContext) -> None:
                            elem_id="es-det-confidence")
     summary = gr.HTML(elem_id="es-det-metrics")
     per_class = gr.HTML(elem_id="es-det-per-class")
+    where = gr.HTML(elem_id="es-det-failures")
     curves = gr.Plot(elem_id="es-det-pr", show_label=False)
     confusion = gr.Plot(elem_id="es-det-confusion", show_label=False)
     cache: dict[tuple[str, int], RunEvaluation] = {}
+    box_metrics: dict[int, dict[str, np.ndarray]] = {}  # the labelled boxes' metrics, per evaluation
     whole: dict[tuple[int, float], tuple[CocoMetrics, dict[str, Any]]] = {}  # all images, per run and confidence
 
     def evaluation_of(name: str | None) -> RunEvaluation:
@@ -115,6 +139,7 @@ def build(ctx: AppContext) -> None:
         if key not in cache:
             cache.clear()  # one run at a time in memory
             whole.clear()
+            box_metrics.clear()
             cache[key] = evaluate_run(ctx.collection, None, key[0])
         return cache[key]
 
@@ -133,10 +158,13 @@ def build(ctx: AppContext) -> None:
             selection = evaluation.report(images, float(threshold), metrics)
         current = selection or dataset
         title = "Confusion matrix: " + ("selection" if selection else "all images")
-        return (summary_html(selection, dataset), classes_html(current, dataset), pr_figure(evaluation, metrics),
-                confusion_figure(current, title))
+        if id(evaluation) not in box_metrics:
+            box_metrics[id(evaluation)] = box_metric_columns(ctx.collection, evaluation)
+        table = failures(evaluation, box_metrics[id(evaluation)], images, float(threshold))
+        return (summary_html(selection, dataset), classes_html(current, dataset), failures_html(table),
+                pr_figure(evaluation, metrics), confusion_figure(current, title))
 
-    outputs = [summary, per_class, curves, confusion]
+    outputs = [summary, per_class, where, curves, confusion]
     ctx.on_selection_change(views, [run, confidence], outputs)
     for control in (run.change, confidence.change):  # while dragging: the last value only
         ctx.event(control, views, [run, confidence], outputs, trigger_mode="always_last")
