@@ -13,6 +13,7 @@
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE [--name RUN] [--labels FILE]
     python app.py evaluate --collection NAME-objects [--name RUN] [FILTERS] [--iou 0.5] [--confidence C] [--json]
+    python app.py missing-labels --collection NAME-objects [--name RUN] [--k 10] [--top N] [--out CSV]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -153,6 +154,15 @@ def _add_evaluate_command(commands: Any) -> None:
                                "best separates found from missed boxes first")
     add_filter_arguments(evaluate)
     evaluate.set_defaults(handler=cmd_evaluate)
+
+    missing = commands.add_parser("missing-labels", help="rank a detector run's unexplained predictions by how much "
+                                                         "they look like labelled objects of their class")
+    missing.add_argument("--collection", required=True)
+    missing.add_argument("--name", help="the run (default: the last one imported)")
+    missing.add_argument("--k", type=positive_int, default=10, help="labelled neighbours per crop (default 10)")
+    missing.add_argument("--top", type=int, default=20, help="print this many (default 20)")
+    missing.add_argument("--out", type=Path, help="write every candidate, best first, to this CSV")
+    missing.set_defaults(handler=cmd_missing_labels)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -417,7 +427,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_predictions(args: argparse.Namespace) -> int:
-    from indexer.detections import looks_like_detections
+    from evaluation.readers import looks_like_detections
     from indexer.predictions import import_predictions
 
     if args.file.exists() and looks_like_detections(args.file):
@@ -437,7 +447,7 @@ def _import_detections(args: argparse.Namespace) -> int:
     """`predictions` with a detector's boxes: save the run, then match it and write the outcomes."""
     from detection.boxes import is_object_collection
     from evaluation.evaluate import evaluate_run, write_outcomes
-    from indexer.detections import DetectionsRejected, import_detections
+    from evaluation.readers import DetectionsRejected, import_detections
 
     store = open_configured_store(args)
     try:
@@ -505,6 +515,35 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from evaluation.report import format_failures
 
         print(format_failures(table))
+    return 0
+
+
+def cmd_missing_labels(args: argparse.Namespace) -> int:
+    from evaluation.evaluate import evaluate_run
+    from evaluation.missing_labels import save_missing_labels, score_missing_labels, write_candidates
+    from indexer.models import load_embedder
+    from store.schema import MODEL, PRECISION, RUNTIME
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        images = _partner(store, objects)
+        evaluation = evaluate_run(objects, images, args.name)
+        metadata = objects.read_metadata()
+        embedder = load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
+                                 precision=metadata.get(PRECISION) or "auto")
+        result = score_missing_labels(objects, images, evaluation, embedder, k=args.k)
+        save_missing_labels(objects, evaluation.run.name, result)
+        rows = write_candidates(objects, images, evaluation, result, args.out)
+    finally:
+        store.close()
+    for line in result.skipped[:20]:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"run {evaluation.run.name}: {len(rows)} likely missing labels ranked"
+          + (f", written to {args.out}" if args.out else ""))
+    for row in rows[:args.top]:
+        print(f"{row['missing_label_score']:.3f}  {row['label']:16} score {row['score']:.3f}  {row['path']}  "
+              f"{row['bbox']}")
     return 0
 
 

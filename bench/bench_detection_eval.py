@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from evaluation.evaluate import evaluate_run  # noqa: E402
-from indexer.detections import import_detections  # noqa: E402
+from evaluation.readers import import_detections  # noqa: E402
 from indexer.objects import object_point_id  # noqa: E402
 from store import open_store, point_id  # noqa: E402
 

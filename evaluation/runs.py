@@ -71,6 +71,7 @@ def save_run(collection: Collection, run: DetectionRun, source: dict[str, Any]) 
     temporary = path.with_name(f".{path.stem}.{os.getpid()}.npz")
     np.savez(temporary, **{k: np.asarray(v) for k, v in arrays.items()})
     os.replace(temporary, path)
+    path.with_name(f"{run.name}.missing.npz").unlink(missing_ok=True)  # scores of the run it replaces
     runs = dict(collection.read_metadata().get(RUNS_KEY) or {})
     runs[run.name] = {**source, "predictions": len(run), "imported_at": datetime.now(timezone.utc).isoformat()}
     collection.update_metadata(**{RUNS_KEY: runs, ACTIVE_KEY: run.name})

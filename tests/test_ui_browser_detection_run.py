@@ -9,7 +9,7 @@ import pytest
 
 from detection_fixtures import UI_BOX_CENTRES, build_detection_ui, ui_detection_boxes
 from evaluation.evaluate import evaluate_run, write_outcomes
-from indexer.detections import import_detections
+from evaluation.readers import import_detections
 from test_ui_browser import CHROMIUM, drag, inside_box, open_page, open_tab, wait_selected
 from ui.app import start_server
 

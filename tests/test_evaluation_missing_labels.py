@@ -1,0 +1,115 @@
+"""Likely missing labels on a real index run (real scenes, real mobilenet-v2, the embedded
+Qdrant engine): objects painted but never labelled and background boxes get predictions of the
+same confidence; the missing-label score ranks the unlabelled objects first, confidence alone
+cannot. Also the `missing-labels` command (ranked CSV) and the scores' file beside the run."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import app
+from detection_fixtures import COLOURS, scene
+from evaluation.evaluate import evaluate_run
+from evaluation.missing_labels import load_missing_labels, save_missing_labels, score_missing_labels
+from evaluation.readers import import_detections
+from indexer.pipeline import IndexOptions, index_dataset
+from store import open_store
+
+CELLS = [(x, y) for y in (5, 65) for x in (5, 65, 125)]   # six 50x50 cells of a 180x120 image
+SIZE = (180, 120)
+
+
+def missing_label_dataset(base: Path, n_images: int = 16) -> tuple[Path, Path, list[dict], list[str]]:
+    """(image folder, instances.json, predictions, kind of each prediction: tp / unlabelled / background)."""
+    rng = np.random.default_rng(3)
+    classes = list(COLOURS)
+    root = base / "images"
+    root.mkdir(parents=True)
+    images, annotations, predictions, kinds = [], [], [], []
+    for i in range(n_images):
+        cells = rng.permutation(len(CELLS))
+        painted = [(classes[(i + j) % 3], (*CELLS[c], 40, 40)) for j, c in enumerate(cells[:3])]
+        scene(SIZE, painted, seed=i).save(root / f"{i:02d}.png")
+        images.append({"id": i + 1, "file_name": f"{i:02d}.png", "width": SIZE[0], "height": SIZE[1]})
+        for label, box in painted[:2]:   # the third painted object is never labelled
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": classes.index(label) + 1,
+                                "bbox": list(box), "area": 1600, "iscrowd": 0})
+            predictions.append({"image_id": i + 1, "category_id": classes.index(label) + 1, "bbox": list(box),
+                                "score": 0.9})
+            kinds.append("tp")
+        unlabelled, background = painted[2], (*CELLS[cells[3]], 40, 40)
+        predictions.append({"image_id": i + 1, "category_id": classes.index(unlabelled[0]) + 1,
+                            "bbox": list(unlabelled[1]), "score": 0.6})
+        kinds.append("unlabelled")
+        predictions.append({"image_id": i + 1, "category_id": int(rng.integers(1, 4)), "bbox": list(background),
+                            "score": 0.6})
+        kinds.append("background")
+    labels = base / "instances.json"
+    labels.write_text(json.dumps({"images": images, "annotations": annotations,
+                                  "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}))
+    return root, labels, predictions, kinds
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """P(a positive outranks a negative), ties half."""
+    pos, neg = scores[positive], scores[~positive]
+    return float(((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum())
+                 / (len(pos) * len(neg)))
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory, mobilenet):
+    base = tmp_path_factory.mktemp("missing-labels")
+    root, labels, predictions, kinds = missing_label_dataset(base)
+    (base / "run.json").write_text(json.dumps(predictions))
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+                                                progress=False, analyze=False), mobilenet)
+    finally:
+        store.close()
+    return base, kinds
+
+
+def test_unlabelled_objects_outrank_background_at_equal_confidence(indexed, mobilenet) -> None:
+    base, kinds = indexed
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        objects, images = store.open("m-objects"), store.open("m")
+        import_detections(objects, images, base / "run.json", "det")
+        evaluation = evaluate_run(objects, images, "det")
+        result = score_missing_labels(objects, images, evaluation, mobilenet)
+        save_missing_labels(objects, "det", result)
+        stored = load_missing_labels(objects, "det")
+    finally:
+        store.close()
+    kind = np.array(kinds)[result.predictions]
+    assert sorted(kind.tolist()) == sorted(["unlabelled"] * 16 + ["background"] * 16)  # the candidates
+    unlabelled = kind == "unlabelled"
+    assert auc(result.scores, unlabelled) > 0.9
+    confidence = np.array([0.6] * len(kind))
+    assert auc(confidence, unlabelled) == 0.5
+    assert np.array_equal(stored.predictions, result.predictions) and np.allclose(stored.scores, result.scores)
+    assert np.all(np.diff(result.scores) <= 0)  # best first
+
+
+def test_missing_labels_command_writes_a_ranked_csv(indexed, capsys) -> None:
+    base, kinds = indexed
+    flags = ["--qdrant-path", str(base / "qdrant")]
+    assert app.main([*flags, "predictions", "--collection", "m-objects", str(base / "run.json"), "--name", "cli"]) == 0
+    out = base / "missing.csv"
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--out", str(out), "--top", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert "likely missing labels" in printed
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 32 and {"path", "label", "bbox", "score", "missing_label_score"} <= set(rows[0])
+    scores = [float(r["missing_label_score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    top = rows[:10]
+    truth = {(json.dumps([float(v) for v in p["bbox"]]), f"{p['image_id'] - 1:02d}.png"): k
+             for p, k in zip(json.loads((base / "run.json").read_text()), kinds)}
+    assert sum(truth[(r["bbox"], r["path"])] == "unlabelled" for r in top) >= 8
