@@ -81,24 +81,33 @@ def image_mask(n_images: int, images: np.ndarray | None) -> np.ndarray:
     return mask
 
 
-def coco_metrics(data: DetectionData, matching: Matching, images: np.ndarray | None = None) -> CocoMetrics:
-    """COCOeval.accumulate over `images` (indices or a mask; None: all)."""
+def coco_metrics(data: DetectionData, matching: Matching, images: np.ndarray | None = None,
+                 full: bool = False) -> CocoMetrics:
+    """COCOeval.accumulate over `images` (indices or a mask; None: all). COCO's summary reads
+    precision only at maxDets 100; `full` also fills it at maxDets 1 and 10 (left -1 otherwise;
+    recall is always complete), as COCOeval.eval holds it."""
     selected = image_mask(data.n_images, images)
     n_t, n_k = len(matching.thresholds), data.n_classes
     precision = -np.ones((n_t, len(RECALL_THRESHOLDS), n_k, len(AREA_NAMES), len(MAX_DETS)))
     recall = -np.ones((n_t, n_k, len(AREA_NAMES), len(MAX_DETS)))
     gt_selected, dt_selected = selected[data.gt_image], selected[data.dt_image]
     labelled = np.zeros(n_k, np.int64)
+    ordered = _ordered(data, matching, dt_selected & (matching.dt_rank < MAX_DETS[-1]))
     for a in range(len(AREA_NAMES)):
         counted = np.bincount(data.gt_class[gt_selected & ~matching.gt_ignore[a]], minlength=n_k)
         labelled = counted if a == 0 else labelled
         need = _needed_hits(counted)
         for m, max_det in enumerate(MAX_DETS):
-            dets = _ordered(data, matching, dt_selected & (matching.dt_rank < max_det))
+            dets = ordered[matching.dt_rank[ordered] < max_det]
             match_ = matching.dt_match[a][:, dets] >= 0
             ignored = matching.dt_ignore[a][:, dets]
-            q, r = _curves(data.dt_class[dets], match_ & ~ignored, ~match_ & ~ignored, counted, need)
-            precision[:, :, :, a, m] = np.where(counted > 0, q, -1.0)
+            hits, cls = match_ & ~ignored, data.dt_class[dets]
+            if full or max_det == MAX_DETS[-1]:
+                q, r = _curves(cls, hits, ~match_ & ~ignored, counted, need)
+                precision[:, :, :, a, m] = np.where(counted > 0, q, -1.0)
+            else:  # recall is the last running recall of each class: its hits over its boxes
+                found = np.stack([np.bincount(cls[row], minlength=n_k) for row in hits]).astype(np.float64)
+                r = found / np.maximum(counted, 1)
             recall[:, :, a, m] = np.where(counted > 0, r, -1.0)
     return CocoMetrics(matching.thresholds, precision, recall, labelled)
 
@@ -134,7 +143,7 @@ def _curves(cls: np.ndarray, hits: np.ndarray, misses: np.ndarray, counted: np.n
         return q, recall
     tp, fp = (_within_class(np.cumsum(v, axis=1), starts, cls) for v in (hits, misses))
     pr = tp / (fp + tp + np.spacing(1))
-    envelope = _suffix_max(pr, cls, n_k)
+    envelope = _suffix_max(pr, starts, ends)
     has = ends > starts
     recall[:, has] = tp[:, ends[has] - 1] / np.maximum(counted[has], 1)
     span = n + 2
@@ -154,19 +163,14 @@ def _within_class(cumulative: np.ndarray, starts: np.ndarray, cls: np.ndarray) -
     return (cumulative - before[:, cls]).astype(np.float64)
 
 
-def _suffix_max(values: np.ndarray, cls: np.ndarray, n_k: int) -> np.ndarray:
-    """Each value's maximum with the values after it in its class (row by row), exactly: the
-    values' ranks, offset per (row, class) block so that no block reaches into another, run
-    through one cumulative maximum from the end."""
-    n_t, n = values.shape
-    flat = values.ravel()
-    order = np.argsort(flat, kind="stable")
-    rank = np.empty(len(flat), np.int64)
-    rank[order] = np.arange(len(flat))
-    block = (np.arange(n_t)[:, None] * n_k + cls[None, :]).ravel()
-    lift = (n_t * n_k - block) * len(flat)
-    best = np.maximum.accumulate((rank + lift)[::-1])[::-1] - lift
-    return flat[order][best].reshape(n_t, n)
+def _suffix_max(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Each value's maximum with the values after it in its class (row by row): COCO's monotone
+    precision envelope, one cumulative maximum from the end per class."""
+    out = np.empty_like(values)
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        if end > start:
+            out[:, start:end] = np.maximum.accumulate(values[:, start:end][:, ::-1], axis=1)[:, ::-1]
+    return out
 
 
 @dataclass(frozen=True)

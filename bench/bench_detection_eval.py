@@ -21,6 +21,13 @@ accumulate + summarize, what a user runs):
   `images_of` + `report` (the metrics once, as the tab computes them);
 and the 12 summary numbers of ours against both, on the whole set and on the selection.
 
+Missing labels (--missing-images, real mobilenet-v2, a real index run): scenes of coloured
+objects (tests/detection_fixtures.py `scene`) with three objects an image of which two are
+labelled; a detector run that finds the labelled ones (0.9), the unlabelled one (0.6) and a
+patch of background (0.6, a random class). The unexplained predictions ranked by
+`missing_label_score` against confidence alone: average precision and recall in the top N
+(N = number of unlabelled objects), with the unlabelled objects as positives.
+
 Prints Markdown and writes bench/results/detection_eval.json.
 """
 from __future__ import annotations
@@ -166,13 +173,54 @@ def _boxes(objects) -> tuple[list[str], list[int]]:
     return list(columns.values["path"]), [int(a) for a in columns.values["annotation_id"]]
 
 
+def missing_label_ranking(n_images: int) -> dict:
+    """Average precision and recall@N of the missing-label score and of confidence alone."""
+    from sklearn.metrics import average_precision_score
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from evaluation.missing_labels import score_missing_labels
+    from indexer.models import load_embedder
+    from indexer.pipeline import IndexOptions, index_dataset
+    from test_evaluation_missing_labels import missing_label_dataset
+
+    with tempfile.TemporaryDirectory() as folder:
+        base = Path(folder)
+        os.environ["EMBEDSCAPE_ARTIFACTS"] = str(base / "artifacts")
+        root, labels, predictions, kinds = missing_label_dataset(base, n_images)
+        (base / "run.json").write_text(json.dumps(predictions))
+        embedder = load_embedder("mobilenet-v2", precision="fp32")
+        store = open_store(path=str(base / "qdrant"))
+        try:
+            index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, progress=False,
+                                                    analyze=False, precision="fp32"), embedder)
+            objects, images = store.open("m-objects"), store.open("m")
+            import_detections(objects, images, base / "run.json", "det")
+            started = time.perf_counter()
+            result = score_missing_labels(objects, images, evaluate_run(objects, images, "det"), embedder)
+            seconds = time.perf_counter() - started
+        finally:
+            store.close()
+    positive = np.array(kinds)[result.predictions] == "unlabelled"
+    confidence = np.array([predictions[i]["score"] for i in result.predictions])
+    top = int(positive.sum())
+    shuffled = np.random.default_rng(0).permutation(len(confidence))  # equal confidences: any order
+    by_confidence = shuffled[np.argsort(-confidence[shuffled], kind="stable")]
+    return {"candidates": len(positive), "unlabelled": top, "seconds": seconds,
+            "score_ap": float(average_precision_score(positive, result.scores)),
+            "confidence_ap": float(average_precision_score(positive, confidence)),
+            "score_recall_at_n": float(positive[:top].mean()),
+            "confidence_recall_at_n": float(positive[by_confidence][:top].mean())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=5000)
     parser.add_argument("--boxes", type=int, default=36000)
     parser.add_argument("--selection", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--missing-images", type=int, default=150, help="missing-label fixture images (0: skip)")
     args = parser.parse_args()
+    ranking = missing_label_ranking(args.missing_images) if args.missing_images else None
     gt, results = fixture(args.images, args.boxes)
     rng = np.random.default_rng(2)
     labelled_images = sorted({a["image_id"] for a in gt["annotations"]})
@@ -188,12 +236,12 @@ def main() -> int:
         timings = [ours(base, results_file, labels, [path_of[i] for i in chosen]) for _ in range(args.runs)]
     refs = {name: [reference(name, gt, results) for _ in range(args.runs)] for name in ("pycocotools", "faster_coco_eval")}
     subset = {name: reference(name, gt, results, chosen) for name in ("pycocotools", "faster_coco_eval")}
-    report(args, gt, results, timings, refs, subset)
+    report(args, gt, results, timings, refs, subset, ranking)
     return 0
 
 
 def report(args: argparse.Namespace, gt: dict, results: list[dict], timings: list[dict], refs: dict,
-           subset: dict) -> None:
+           subset: dict, ranking: dict | None) -> None:
     median = lambda values: statistics.median(values)  # noqa: E731
     mine = {k: median([t[k] for t in timings]) for k in ("import_s", "evaluate_s", "selection_s")}
     whole = [timings[0]["whole"][k] for k in KEYS]
@@ -206,7 +254,8 @@ def report(args: argparse.Namespace, gt: dict, results: list[dict], timings: lis
            "selection_images": timings[0]["selection"]["images"],
            "selection_reference_s": {n: v[1] for n, v in subset.items()},
            "selection_max_difference": {n: max(abs(a - b) for a, b in zip(selection, v[0])) for n, v in subset.items()},
-           "ours": dict(zip(KEYS, whole)), "pycocotools": dict(zip(KEYS, refs["pycocotools"][0][0]))}
+           "ours": dict(zip(KEYS, whole)), "pycocotools": dict(zip(KEYS, refs["pycocotools"][0][0])),
+           "missing_labels": ranking}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "detection_eval.json").write_text(json.dumps(out, indent=2))
     print(f"{out['images']} images, {out['boxes']} boxes, {out['predictions']} predictions; {args.runs} runs, "
@@ -222,6 +271,12 @@ def report(args: argparse.Namespace, gt: dict, results: list[dict], timings: lis
           f"{out['selection_max_difference']['pycocotools']:.1e} / "
           f"{out['selection_max_difference']['faster_coco_eval']:.1e} |")
     print(f"| import (read + check + save) | {mine['import_s']:.2f} s | | | |")
+    if ranking:
+        print(f"\nmissing labels: {ranking['unlabelled']} unlabelled objects among {ranking['candidates']} unexplained "
+              f"predictions ({ranking['seconds']:.1f} s to score)\n")
+        print("| ranking | average precision | recall in the top N |\n|---|---|---|")
+        print(f"| missing_label_score | {ranking['score_ap']:.3f} | {ranking['score_recall_at_n']:.3f} |")
+        print(f"| confidence alone | {ranking['confidence_ap']:.3f} | {ranking['confidence_recall_at_n']:.3f} |")
 
 
 if __name__ == "__main__":

@@ -89,7 +89,7 @@ def test_metrics_equal_pycocotools_on_the_whole_set_and_on_subsets(seed: int) ->
     data, ids = as_data(gt, results)
     matching = match(data)
     reference = pycocotools_eval(gt, results)
-    ours = coco_metrics(data, matching)
+    ours = coco_metrics(data, matching, full=True)
     assert ours.summary() == pytest.approx(dict(zip(SUMMARY_KEYS, reference.stats)), abs=1e-4)
     np.testing.assert_allclose(ours.precision, reference.eval["precision"], atol=1e-9)
     np.testing.assert_allclose(ours.recall, reference.eval["recall"], atol=1e-9)
@@ -98,9 +98,13 @@ def test_metrics_equal_pycocotools_on_the_whole_set_and_on_subsets(seed: int) ->
     for size in (1, 7, 30):
         chosen = sorted(rng.choice(len(ids), size, replace=False).tolist())
         subset = pycocotools_eval(gt, results, [ids[i] for i in chosen])
-        mine = coco_metrics(data, matching, np.array(chosen))
+        mine = coco_metrics(data, matching, np.array(chosen), full=size > 1)
         assert mine.summary() == pytest.approx(dict(zip(SUMMARY_KEYS, subset.stats)), abs=1e-4)
-        np.testing.assert_allclose(mine.precision, subset.eval["precision"], atol=1e-9)
+        if size > 1:
+            np.testing.assert_allclose(mine.precision, subset.eval["precision"], atol=1e-9)
+        else:  # the summary's precision only: at maxDets 100
+            np.testing.assert_allclose(mine.precision[..., -1], subset.eval["precision"][..., -1], atol=1e-9)
+        np.testing.assert_allclose(mine.recall, subset.eval["recall"], atol=1e-9)
 
 
 def test_every_match_equals_pycocotools_evaluate_img() -> None:
