@@ -162,6 +162,8 @@ def _add_evaluate_command(commands: Any) -> None:
     missing.add_argument("--k", type=positive_int, default=10, help="labelled neighbours per crop (default 10)")
     missing.add_argument("--top", type=int, default=20, help="print this many (default 20)")
     missing.add_argument("--out", type=Path, help="write every candidate, best first, to this CSV")
+    missing.add_argument("--accept", type=positive_int, nargs="+", metavar="RANK",
+                         help="add these places of the saved ranking (1 = first) as labelled boxes")
     missing.set_defaults(handler=cmd_missing_labels)
 
 
@@ -532,6 +534,8 @@ def cmd_missing_labels(args: argparse.Namespace) -> int:
         metadata = objects.read_metadata()
         embedder = load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
                                  precision=metadata.get(PRECISION) or "auto")
+        if args.accept:
+            return _accept_missing_labels(args, objects, images, evaluation, embedder)
         result = score_missing_labels(objects, images, evaluation, embedder, k=args.k)
         save_missing_labels(objects, evaluation.run.name, result)
         rows = write_candidates(objects, images, evaluation, result, args.out)
@@ -544,6 +548,24 @@ def cmd_missing_labels(args: argparse.Namespace) -> int:
     for row in rows[:args.top]:
         print(f"{row['missing_label_score']:.3f}  {row['label']:16} score {row['score']:.3f}  {row['path']}  "
               f"{row['bbox']}")
+    return 0
+
+
+def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, evaluation: Any, embedder: Any) -> int:
+    from evaluation.accept import accept_missing_labels, without_ranks
+    from evaluation.evaluate import evaluate_run, write_outcomes
+    from evaluation.missing_labels import load_missing_labels, save_missing_labels
+
+    ranking = load_missing_labels(objects, evaluation.run.name)
+    if ranking is None:
+        print(f"error: no missing-label ranking of run '{evaluation.run.name}' yet: run `missing-labels` without "
+              "--accept first", file=sys.stderr)
+        return 2
+    added = accept_missing_labels(objects, images, evaluation, ranking, args.accept, embedder)
+    save_missing_labels(objects, evaluation.run.name, without_ranks(ranking, args.accept))
+    write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
+    print(f"added {len(added)} labelled boxes to {objects.name} (source: added; review.missing_label: accepted); "
+          "the ranking's later places moved up")
     return 0
 
 

@@ -141,7 +141,8 @@ def match(data: DetectionData, thresholds: np.ndarray = COCO_IOU_THRESHOLDS, max
                 dt_match[a], gt_match[a])
         matched = dt_match[a] >= 0
         out_of_range = (data.dt_area < low) | (data.dt_area > high)
-        dt_ignore[a] = np.where(matched, gt_ignore[a][np.maximum(dt_match[a], 0)], out_of_range[None, :])
+        matched_ignored = gt_ignore[a][np.maximum(dt_match[a], 0)] if n_gt else np.zeros_like(matched)
+        dt_ignore[a] = np.where(matched, matched_ignored, out_of_range[None, :])
         dt_ignore[a][:, ~evaluated] = True
     return Matching(thresholds, max_det, ranks, dt_match, dt_ignore, gt_ignore, gt_match, pair_dt, pair_gt,
                     pair_iou)

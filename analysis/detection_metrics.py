@@ -231,7 +231,8 @@ def _confuse(data: DetectionData, false: np.ndarray, missed: np.ndarray, iou: fl
     paired = across.dt_match[0, 0]
     background = data.n_classes
     pred = data.dt_class[fp]
-    true = np.where(paired >= 0, data.gt_class[fn][np.maximum(paired, 0)], background)
+    labelled = np.append(data.gt_class[fn], background)  # -1 (unpaired) picks the background
+    true = labelled[np.where(paired >= 0, paired, len(fn))]
     np.add.at(confusion, (true, pred), 1)
     unpaired = across.gt_match[0, 0] < 0
     np.add.at(confusion, (data.gt_class[fn][unpaired], background), 1)

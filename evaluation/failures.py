@@ -31,8 +31,8 @@ def box_metric_columns(objects: Collection, evaluation: RunEvaluation) -> dict[s
     order = np.array([row.get(pid, -1) for pid in evaluation.gt_ids.tolist()], np.int64)
 
     def aligned(name: str) -> np.ndarray:
-        values = columns.array(name, np.float64)
-        return np.where(order >= 0, values[np.maximum(order, 0)], np.nan)
+        values = np.append(columns.array(name, np.float64), np.nan)  # row -1 (no such point): NaN
+        return values[np.where(order >= 0, order, len(values) - 1)]
 
     boxes = evaluation.data.gt_bbox
     pixels = aligned(IMAGE_WIDTH) * aligned(IMAGE_HEIGHT)

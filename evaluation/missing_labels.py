@@ -79,7 +79,7 @@ def score_missing_labels(objects: Collection, images: Collection | None, evaluat
     for start in range(0, len(rows), BATCH):
         batch, items = [], []
         for row in rows[start:start + BATCH].tolist():
-            item = _crop(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin, embedder)
+            item = crop_input(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin, embedder)
             if isinstance(item, str):
                 skipped.append(f"prediction {row}: {item}")
                 continue
@@ -95,7 +95,7 @@ def score_missing_labels(objects: Collection, images: Collection | None, evaluat
     return MissingLabels(np.asarray(kept, np.int64)[order], np.asarray(scores, np.float64)[order], skipped)
 
 
-def _crop(root: Path, path: str | None, bbox: np.ndarray, margin: float, embedder: Embedder) -> object:
+def crop_input(root: Path, path: str | None, bbox: np.ndarray, margin: float, embedder: Embedder) -> object:
     """The model's input for the box's crop, or why there is none."""
     if path is None:
         return "its image is not in the collection"

@@ -54,6 +54,8 @@ IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 # Object points against a detector's run (evaluation/): what happened to the labelled box.
 DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
+SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
+ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -111,6 +113,8 @@ _FIELDS = (
                  description="the current detector run, COCO matching at IoU 0.5: tp, missed or crowd"),
     PayloadField(DETECTION_IOU, "float", indexed=True, description="IoU of the prediction that found the box"),
     PayloadField(DETECTION_SCORE, "float", indexed=True, description="score of the prediction that found the box"),
+    PayloadField(SOURCE, "keyword", indexed=True,
+                 description="object points: 'added' for a detector's box accepted as a missing label"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 

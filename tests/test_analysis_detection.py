@@ -177,3 +177,19 @@ def test_false_positive_reasons_and_box_outcomes() -> None:
     assert outcome.gt_match.tolist() == [0, -1, -1, -1]
     assert outcome.gt_iou[0] == pytest.approx(1.0) and outcome.gt_score[0] == pytest.approx(0.9)
     assert outcome.dt_iou[3] == pytest.approx(400 / 2800)
+
+
+def test_no_labelled_box_and_no_prediction() -> None:
+    """Nothing labelled: every prediction is a false positive, no class has an AP; nothing predicted: all missed."""
+    empty = np.zeros(0, np.int64)
+    boxes = np.zeros((0, 4))
+    only_predictions = DetectionData(2, 2, empty, empty, boxes, np.zeros(0), np.zeros(0, bool),
+                                     np.array([0, 1]), np.array([0, 1]), np.array([[0.0, 0, 5, 5], [1, 1, 5, 5]]),
+                                     np.array([0.5, 0.7]))
+    counts = threshold_counts(only_predictions, match(only_predictions), None)
+    assert counts.totals()["fp"] == 2 and counts.confusion[2].tolist() == [1, 1, 0]
+    assert coco_metrics(only_predictions, match(only_predictions)).summary()["map"] == -1
+    only_labels = DetectionData(1, 1, np.array([0]), np.array([0]), np.array([[0.0, 0, 5, 5]]), np.array([25.0]),
+                                np.zeros(1, bool), empty, empty, boxes, np.zeros(0))
+    assert coco_metrics(only_labels, match(only_labels)).summary()["map"] == 0.0
+    assert threshold_counts(only_labels, match(only_labels), None).totals()["fn"] == 1

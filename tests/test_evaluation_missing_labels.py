@@ -113,3 +113,45 @@ def test_missing_labels_command_writes_a_ranked_csv(indexed, capsys) -> None:
     truth = {(json.dumps([float(v) for v in p["bbox"]]), f"{p['image_id'] - 1:02d}.png"): k
              for p, k in zip(json.loads((base / "run.json").read_text()), kinds)}
     assert sum(truth[(r["bbox"], r["path"])] == "unlabelled" for r in top) >= 8
+
+
+def test_accepting_adds_labelled_boxes_that_export_evaluate_and_survive_reindexing(indexed, mobilenet, capsys) -> None:
+    base, kinds = indexed
+    flags = ["--qdrant-path", str(base / "qdrant")]
+    assert app.main([*flags, "predictions", "--collection", "m-objects", str(base / "run.json"), "--name", "acc"]) == 0
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--out", str(base / "before.csv")]) == 0
+    before = list(csv.DictReader((base / "before.csv").open()))
+    capsys.readouterr()
+    assert app.main([*flags, "evaluate", "--collection", "m-objects", "--json"]) == 0
+    tp_before = json.loads(capsys.readouterr().out)["tp"]
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--accept", "1", "2", "3"]) == 0
+    assert "added 3 labelled boxes" in capsys.readouterr().out
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        added = [r.payload for batch in store.open("m-objects").scroll(None) for r in batch
+                 if r.payload.get("source") == "added"]
+    finally:
+        store.close()
+    assert sorted((p["path"], json.dumps(p["bbox"]), p["label"]) for p in added) == sorted(
+        (r["path"], r["bbox"], r["label"]) for r in before[:3])
+    assert all(p["review"]["missing_label"]["decision"] == "accepted" for p in added)
+    assert all(isinstance(p["x"], float) and p["annotation_id"] > 32 for p in added)
+    assert app.main([*flags, "evaluate", "--collection", "m-objects", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tp"] == tp_before + 3   # those predictions now find a label
+    out = base / "export.json"
+    assert app.main([*flags, "export", "--collection", "m-objects", "--format", "coco", "--out", str(out)]) == 0
+    exported = json.loads(out.read_text())
+    boxes = {(a["bbox"][0], a["bbox"][1]) for a in exported["annotations"]}
+    assert all((p["bbox"][0], p["bbox"][1]) in boxes for p in added) and len(exported["annotations"]) == 35
+    # the next ranking starts after the accepted ones
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--accept", "30"]) == 2
+    # re-indexing the same folder keeps the accepted boxes
+    labels = base / "instances.json"
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        index_dataset(base / "images", store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+                                                           progress=False, analyze=False), mobilenet)
+        sources = [r.payload.get("source") for batch in store.open("m-objects").scroll(None) for r in batch]
+    finally:
+        store.close()
+    assert sources.count("added") == 3 and len(sources) == 35
