@@ -24,7 +24,8 @@ from analysis.detection_outcomes import BoxOutcomes, box_outcomes
 from evaluation.runs import DetectionRun, load_run
 from store import Collection
 from store.schema import (
-    ANNOTATION_ID, BBOX, CATEGORIES, DETECTION_FIELDS, DETECTION_IOU, DETECTION_OUTCOME, DETECTION_SCORE, IMAGE_ID,
+    ANNOTATION_ID, BBOX, CATEGORIES, DETECTION_FIELDS, DETECTION_IOU, DETECTION_OUTCOME, DETECTION_REASON,
+    DETECTION_SCORE, IMAGE_ID,
     LABEL, PATH,
 )
 
@@ -157,12 +158,14 @@ def detection_data(objects: Collection, images: Collection | None,
 
 
 def write_outcomes(objects: Collection, evaluation: RunEvaluation) -> int:
-    """Write each labelled box's outcome (tp / missed / crowd), and the IoU and score of the
-    prediction that found it, into its payload; returns the number of boxes written."""
+    """Write each labelled box's outcome (tp / missed / crowd), why a missed one was missed, and
+    the IoU and score of the prediction that found it (missed: its nearest same-class one)
+    into its payload; returns the number of boxes written."""
     outcome = evaluation.outcomes()
-    payloads = [{DETECTION_OUTCOME: str(o), DETECTION_IOU: None if np.isnan(i) else float(i),
-                 DETECTION_SCORE: None if np.isnan(s) else float(s)}
-                for o, i, s in zip(outcome.gt_outcome.tolist(), outcome.gt_iou.tolist(), outcome.gt_score.tolist())]
+    payloads = [{DETECTION_OUTCOME: str(o), DETECTION_REASON: str(r) or None,
+                 DETECTION_IOU: None if np.isnan(i) else float(i), DETECTION_SCORE: None if np.isnan(s) else float(s)}
+                for o, r, i, s in zip(outcome.gt_outcome.tolist(), outcome.gt_reason.tolist(),
+                                      outcome.gt_iou.tolist(), outcome.gt_score.tolist())]
     objects.set_payloads(evaluation.gt_ids.tolist(), payloads)
     objects.index_fields(DETECTION_FIELDS)
     objects.flush()

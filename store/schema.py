@@ -54,6 +54,7 @@ IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 # Object points against a detector's run (evaluation/): what happened to the labelled box.
 DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
+DETECTION_REASON = "detection_reason"
 SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
 ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
 
@@ -111,8 +112,12 @@ _FIELDS = (
     PayloadField(MAX_BOX_IOU, "float", indexed=True, description="highest IoU with another box of its image"),
     PayloadField(DETECTION_OUTCOME, "keyword", indexed=True,
                  description="the current detector run, COCO matching at IoU 0.5: tp, missed or crowd"),
-    PayloadField(DETECTION_IOU, "float", indexed=True, description="IoU of the prediction that found the box"),
-    PayloadField(DETECTION_SCORE, "float", indexed=True, description="score of the prediction that found the box"),
+    PayloadField(DETECTION_REASON, "keyword", indexed=True,
+                 description="a missed box: badly_placed, wrong_class or unseen (analysis/detection_outcomes.py)"),
+    PayloadField(DETECTION_IOU, "float", indexed=True,
+                 description="IoU of the prediction that found the box (missed: of its nearest same-class one)"),
+    PayloadField(DETECTION_SCORE, "float", indexed=True,
+                 description="score of the prediction that found the box (missed: of its nearest same-class one)"),
     PayloadField(SOURCE, "keyword", indexed=True,
                  description="object points: 'added' for a detector's box accepted as a missing label"),
 )
@@ -142,7 +147,7 @@ SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGRE
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
-DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE)
+DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_REASON, DETECTION_IOU, DETECTION_SCORE)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
                               IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})

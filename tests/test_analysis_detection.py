@@ -177,6 +177,13 @@ def test_false_positive_reasons_and_box_outcomes() -> None:
     assert outcome.gt_match.tolist() == [0, -1, -1, -1]
     assert outcome.gt_iou[0] == pytest.approx(1.0) and outcome.gt_score[0] == pytest.approx(0.9)
     assert outcome.dt_iou[3] == pytest.approx(400 / 2800)
+    assert outcome.gt_reason.tolist() == ["", "wrong_class", "badly_placed", ""]
+    assert outcome.gt_near.tolist() == [-1, -1, 3, -1]
+    assert outcome.gt_iou[2] == pytest.approx(400 / 2800) and outcome.gt_score[2] == pytest.approx(0.6)
+    lonely = DetectionData(1, 1, np.array([0]), np.array([0]), np.array([[0.0, 0, 10, 10]]), np.array([100.0]),
+                           np.zeros(1, bool), np.array([0]), np.array([0]), np.array([[50.0, 50, 10, 10]]),
+                           np.array([0.9]))
+    assert box_outcomes(lonely, match(lonely)).gt_reason.tolist() == ["unseen"]
 
 
 def test_no_labelled_box_and_no_prediction() -> None:

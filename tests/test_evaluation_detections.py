@@ -113,6 +113,13 @@ def test_outcomes_are_written_into_the_labelled_boxes(dataset, capsys) -> None:
     assert outcomes.count("tp") == report["tp"] and outcomes.count("missed") == report["fn"]
     found = [p for p in payloads.values() if p["detection_outcome"] == "tp"]
     assert all(0.5 <= p["detection_iou"] <= 1 and 0 <= p["detection_score"] <= 1 for p in found)
+    missed = [p for p in payloads.values() if p["detection_outcome"] == "missed"]
+    reasons = {p.get("detection_reason") for p in missed}
+    assert {"badly_placed", "unseen"} <= reasons <= {"badly_placed", "wrong_class", "unseen", None}
+    assert all(p.get("detection_reason") is None for p in payloads.values() if p["detection_outcome"] != "missed")
+    loose = [p for p in missed if p.get("detection_reason") == "badly_placed"]
+    assert all(0.1 <= p["detection_iou"] < 0.5 for p in loose)
+    assert all(p.get("detection_iou") is None for p in missed if p.get("detection_reason") == "unseen")
 
 
 def test_yolo_and_csv_runs_equal_the_coco_run(dataset, tmp_path, capsys) -> None:
