@@ -13,7 +13,8 @@
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE [--name RUN] [--labels FILE]
     python app.py evaluate --collection NAME-objects [--name RUN] [FILTERS] [--iou 0.5] [--confidence C] [--json]
-    python app.py missing-labels --collection NAME-objects [--name RUN] [--k 10] [--top N] [--out CSV]
+    python app.py missing-labels --collection NAME-objects [--name RUN] [--k 10] [--top N] [--out CSV] [--accept R..]
+    python app.py badly-placed --collection NAME-objects [--name RUN] [--top N] [--out CSV] [--accept ID ...]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -165,6 +166,15 @@ def _add_evaluate_command(commands: Any) -> None:
     missing.add_argument("--accept", type=positive_int, nargs="+", metavar="RANK",
                          help="add these places of the saved ranking (1 = first) as labelled boxes")
     missing.set_defaults(handler=cmd_missing_labels)
+
+    placed = commands.add_parser("badly-placed", help="labelled boxes a detector run saw off their place (a same-class "
+                                                      "prediction at IoU 0.1-0.5), most confident first")
+    placed.add_argument("--collection", required=True)
+    placed.add_argument("--name", help="the run (default: the last one imported)")
+    placed.add_argument("--top", type=int, default=20, help="print this many (default 20)")
+    placed.add_argument("--out", type=Path, help="write them all to this CSV")
+    placed.add_argument("--accept", nargs="+", metavar="ID", help="move these boxes (point ids) onto the prediction")
+    placed.set_defaults(handler=cmd_badly_placed)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -523,17 +533,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_missing_labels(args: argparse.Namespace) -> int:
     from evaluation.evaluate import evaluate_run
     from evaluation.missing_labels import save_missing_labels, score_missing_labels, write_candidates
-    from indexer.models import load_embedder
-    from store.schema import MODEL, PRECISION, RUNTIME
 
     store = open_configured_store(args)
     try:
         objects = store.open(args.collection)
         images = _partner(store, objects)
         evaluation = evaluate_run(objects, images, args.name)
-        metadata = objects.read_metadata()
-        embedder = load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
-                                 precision=metadata.get(PRECISION) or "auto")
+        embedder = _collection_embedder(objects)
         if args.accept:
             return _accept_missing_labels(args, objects, images, evaluation, embedder)
         result = score_missing_labels(objects, images, evaluation, embedder, k=args.k)
@@ -567,6 +573,49 @@ def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, 
     print(f"added {len(added)} labelled boxes to {objects.name} (source: added; review.missing_label: accepted); "
           "the ranking's later places moved up")
     return 0
+
+
+def cmd_badly_placed(args: argparse.Namespace) -> int:
+    import csv
+
+    from evaluation.accept import badly_placed, move_badly_placed
+    from evaluation.evaluate import evaluate_run, write_outcomes
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        images = _partner(store, objects)
+        evaluation = evaluate_run(objects, images, args.name)
+        if args.accept:
+            moved = move_badly_placed(objects, images, evaluation, args.accept, _collection_embedder(objects))
+            write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
+            print(f"moved {moved} boxes onto the predictions of run {evaluation.run.name} (old boxes in original_bbox)")
+            return 0
+        rows = badly_placed(evaluation)
+    finally:
+        store.close()
+    if args.out:
+        with args.out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "label", "bbox", "predicted_bbox", "score", "iou",
+                                                        "prediction"])
+            writer.writeheader()
+            writer.writerows({**r, "bbox": json.dumps(r["bbox"]), "predicted_bbox": json.dumps(r["predicted_bbox"])}
+                             for r in rows)
+    print(f"run {evaluation.run.name}: {len(rows)} badly placed boxes" + (f", written to {args.out}" if args.out else ""))
+    for r in rows[:args.top]:
+        print(f"{r['id']}  {r['label']:16} score {r['score']:.3f}  IoU {r['iou']:.2f}  {r['bbox']} -> "
+              f"{r['predicted_bbox']}")
+    return 0
+
+
+def _collection_embedder(objects: Any) -> Any:
+    """The model that made the collection's vectors, at the same precision and runtime."""
+    from indexer.models import load_embedder
+    from store.schema import MODEL, PRECISION, RUNTIME
+
+    metadata = objects.read_metadata()
+    return load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
+                         precision=metadata.get(PRECISION) or "auto")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Accept likely missing labels: a detector's box becomes a labelled box of the object collection.
+"""Accept a detector's evidence about the labels: add a missing label, or move a badly placed box.
 
     added = accept_missing_labels(objects, images, evaluation, ranks=[1, 2, 5], embedder)
 
@@ -9,6 +9,13 @@ similarity-weighted mean of its 10 nearest boxes, `label` the predicted class, a
 `annotation_id` (past every existing one, so COCO exports keep ids unique), `source: added`
 (re-indexing keeps it although the labels file does not have it) and the decision in
 `review.missing_label` (run, prediction, scores, time). Exports then carry it as a label.
+
+    moved = move_badly_placed(objects, images, evaluation, point_ids, embedder)
+
+moves each labelled box whose `detection_reason` is badly_placed onto its nearest same-class
+prediction: `bbox` becomes the prediction's, the old one is kept in `original_bbox`, the crop
+is embedded again (the vector follows the box), and `review.badly_placed` records the run,
+the prediction, its score and IoU.
 """
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from analysis.detection_metrics import BADLY_PLACED
 from detection.boxes import crop_margin
 from detection.geometry import area_and_aspect
 from evaluation.evaluate import RunEvaluation
@@ -27,7 +35,7 @@ from indexer.objects import object_point_id
 from store import Collection, StoreError
 from store.schema import (
     ADDED_SOURCE, ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, HEIGHT, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, LABELS,
-    PATH, REVIEW, SOURCE, TAGS, WIDTH, X, Y,
+    ORIGINAL_BBOX, PATH, REVIEW, SOURCE, TAGS, WIDTH, X, Y,
 )
 
 ISSUE = "missing_label"
@@ -109,3 +117,47 @@ def _image_sizes(objects: Collection, images: Collection | None) -> dict[str, tu
 def _next_annotation_id(objects: Collection) -> int:
     values = [v for v in objects.columns([ANNOTATION_ID]).values[ANNOTATION_ID] if isinstance(v, (int, float))]
     return int(max(values, default=0)) + 1
+
+
+def badly_placed(evaluation: RunEvaluation) -> list[dict[str, Any]]:
+    """The labelled boxes missed with a same-class prediction overlapping at IoU 0.1-threshold,
+    most confident prediction first: (point id, label, bbox, the prediction's bbox, score, IoU)."""
+    outcome = evaluation.outcomes()
+    rows = np.flatnonzero(outcome.gt_reason == BADLY_PLACED)
+    rows = rows[np.argsort(-outcome.gt_score[rows], kind="stable")]
+    run = evaluation.run
+    return [{"id": str(evaluation.gt_ids[j]), "label": str(run.label[outcome.gt_near[j]]),
+             "bbox": [round(float(v), 2) for v in evaluation.data.gt_bbox[j]],
+             "predicted_bbox": [round(float(v), 2) for v in run.bbox[outcome.gt_near[j]]],
+             "score": float(outcome.gt_score[j]), "iou": float(outcome.gt_iou[j]),
+             "prediction": int(outcome.gt_near[j])} for j in rows.tolist()]
+
+
+def move_badly_placed(objects: Collection, images: Collection | None, evaluation: RunEvaluation,
+                      point_ids: Sequence[str], embedder: Embedder) -> int:
+    """Move the given badly placed boxes onto their nearest same-class prediction."""
+    candidates = {row["id"]: row for row in badly_placed(evaluation)}
+    unknown = [pid for pid in point_ids if pid not in candidates]
+    if unknown:
+        raise StoreError(f"not badly placed boxes of run '{evaluation.run.name}': {', '.join(unknown[:5])}")
+    root = Path(str((images or objects).read_metadata().get("source_root") or "."))
+    records = {r.id: r for r in objects.retrieve(list(point_ids), None, with_vectors=False)}
+    ids, vectors, payloads = [], [], []
+    for pid in dict.fromkeys(point_ids):
+        row, payload = candidates[pid], dict(records[pid].payload)
+        item = crop_input(root, payload.get(PATH), np.asarray(row["predicted_bbox"]), crop_margin(objects), embedder)
+        if isinstance(item, str):
+            raise StoreError(f"{pid}: {item}")
+        area, aspect = area_and_aspect(tuple(row["predicted_bbox"]))
+        decision = {"decision": "accepted", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    "run": evaluation.run.name, "prediction": row["prediction"], "score": row["score"],
+                    "iou": row["iou"], "previous": payload.get(BBOX)}
+        payload.update({ORIGINAL_BBOX: payload.get(ORIGINAL_BBOX) or payload.get(BBOX), BBOX: row["predicted_bbox"],
+                        AREA: float(area), ASPECT_RATIO: float(aspect),
+                        REVIEW: {**(payload.get(REVIEW) or {}), BADLY_PLACED: decision}})
+        ids.append(pid)
+        vectors.append(embedder.embed_batch([item])[0])
+        payloads.append(payload)
+    objects.upsert(ids, np.asarray(vectors, np.float32), payloads)
+    objects.flush()
+    return len(ids)

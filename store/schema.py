@@ -55,6 +55,7 @@ DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 # Object points against a detector's run (evaluation/): what happened to the labelled box.
 DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
 DETECTION_REASON = "detection_reason"
+ORIGINAL_BBOX = "original_bbox"  # object points: the box before a move accepted in review
 SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
 ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
 
@@ -118,6 +119,8 @@ _FIELDS = (
                  description="IoU of the prediction that found the box (missed: of its nearest same-class one)"),
     PayloadField(DETECTION_SCORE, "float", indexed=True,
                  description="score of the prediction that found the box (missed: of its nearest same-class one)"),
+    PayloadField(ORIGINAL_BBOX, "float", is_list=True, shown=False,
+                 description="object points: [x, y, w, h] before the box was moved to a detector's box"),
     PayloadField(SOURCE, "keyword", indexed=True,
                  description="object points: 'added' for a detector's box accepted as a missing label"),
 )

@@ -155,3 +155,38 @@ def test_accepting_adds_labelled_boxes_that_export_evaluate_and_survive_reindexi
     finally:
         store.close()
     assert sources.count("added") == 3 and len(sources) == 35
+
+
+def test_a_badly_placed_box_is_listed_and_moved_onto_the_prediction(indexed, capsys) -> None:
+    base, kinds = indexed
+    flags = ["--qdrant-path", str(base / "qdrant")]
+    predictions = json.loads((base / "run.json").read_text())
+    x, y = predictions[0]["bbox"][:2]
+    shifted = dict(predictions[0], bbox=[x + (20 if x < 100 else -20), y + (12 if y < 60 else -12), 40, 40],
+                   score=0.95)   # the first labelled box, seen 20 px and 12 px off (IoU ~0.25), inside the image
+    (base / "shifted.json").write_text(json.dumps([shifted] + predictions[1:]))
+    assert app.main([*flags, "predictions", "--collection", "m-objects", str(base / "shifted.json"),
+                     "--name", "shifted"]) == 0
+    out = base / "placed.csv"
+    assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1 and json.loads(rows[0]["predicted_bbox"]) == [float(v) for v in shifted["bbox"]]
+    assert 0.1 <= float(rows[0]["iou"]) < 0.5 and float(rows[0]["score"]) == 0.95
+    capsys.readouterr()
+    assert app.main([*flags, "evaluate", "--collection", "m-objects", "--json"]) == 0
+    before = json.loads(capsys.readouterr().out)
+    assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--accept", rows[0]["id"]]) == 0
+    assert "moved 1 boxes" in capsys.readouterr().out
+    assert app.main([*flags, "evaluate", "--collection", "m-objects", "--json"]) == 0
+    after = json.loads(capsys.readouterr().out)
+    assert (after["tp"], after["fn"], after["fp"]) == (before["tp"] + 1, before["fn"] - 1, before["fp"] - 1)
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        record = store.open("m-objects").retrieve([rows[0]["id"]], None, with_vectors=True)[0]
+    finally:
+        store.close()
+    assert record.payload["bbox"] == [float(v) for v in shifted["bbox"]]
+    assert record.payload["original_bbox"] == [float(v) for v in predictions[0]["bbox"]]
+    assert record.payload["review"]["badly_placed"]["decision"] == "accepted"
+    assert record.payload["detection_outcome"] == "tp"
+    assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--accept", "no-such-id"]) == 2
