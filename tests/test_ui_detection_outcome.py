@@ -43,3 +43,29 @@ def test_colour_by_detection_outcome(detection) -> None:
         p = payloads[pid]
         assert shown.hover_names[shown.hover_codes[row]] == OUTCOME_NAMES[(p["detection_outcome"],
                                                                            p.get("detection_reason") or "")]
+
+
+def test_a_boxes_picture_shows_the_runs_predictions_dashed_beside_the_labels(detection) -> None:
+    import io
+
+    import numpy as np
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from indexer.objects import object_point_id
+    from ui.app import create_server_app
+    from ui.run_overlay import PREDICTION_COLOUR
+
+    base, images, objects = detection
+    path = "scenes/01.png"
+    (base / "one.csv").write_text('path,label,bbox,score\n'
+                                  f'{path},dog,"20,30,100,60",0.8\n{path},cat,"200,150,50,50",0.1\n')
+    app = create_server_app(images, objects=objects)
+    with TestClient(app) as http:
+        before = np.asarray(Image.open(io.BytesIO(http.get(f"/boxes/{object_point_id(path, 1)}").content)).convert("RGB"))
+        import_detections(objects, images, base / "one.csv", "one")
+        after = np.asarray(Image.open(io.BytesIO(http.get(f"/boxes/{object_point_id(path, 1)}").content)).convert("RGB"))
+    assert before.shape == after.shape == (240, 320, 3)  # the picture at its own size: scale 1
+    assert tuple(after[30, 22]) == PREDICTION_COLOUR and tuple(before[30, 22]) != PREDICTION_COLOUR  # top edge, a dash
+    assert tuple(after[30, 28]) != PREDICTION_COLOUR  # ... and a gap (x 27-29): dashed
+    assert (np.all(after[150:200, 200:250] == before[150:200, 200:250]))  # the 0.1 prediction is not drawn
