@@ -609,13 +609,9 @@ def cmd_badly_placed(args: argparse.Namespace) -> int:
 
 
 def _collection_embedder(objects: Any) -> Any:
-    """The model that made the collection's vectors, at the same precision and runtime."""
-    from indexer.models import load_embedder
-    from store.schema import MODEL, PRECISION, RUNTIME
+    from evaluation.missing_labels import collection_embedder
 
-    metadata = objects.read_metadata()
-    return load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
-                         precision=metadata.get(PRECISION) or "auto")
+    return collection_embedder(objects)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

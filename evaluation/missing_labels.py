@@ -115,6 +115,16 @@ def _vote(objects: Collection, vector: np.ndarray, label: str, k: int) -> float:
     return float(weights[same].sum() / weights.sum()) if weights.sum() > 0 else 0.0
 
 
+def collection_embedder(objects: Collection) -> Embedder:
+    """The model that made the collection's vectors, at the same precision and runtime."""
+    from indexer.models import load_embedder
+    from store.schema import MODEL, PRECISION, RUNTIME
+
+    metadata = objects.read_metadata()
+    return load_embedder(metadata.get(MODEL) or "mobilenet-v2", runtime=metadata.get(RUNTIME) or "auto",
+                         precision=metadata.get(PRECISION) or "auto")
+
+
 def _file(objects: Collection, run: str) -> Path:
     return Path(objects.artifact_dir) / RUNS_DIR / f"{validate_run_name(run)}.missing.npz"
 
