@@ -174,6 +174,9 @@ def _add_evaluate_command(commands: Any) -> None:
     placed.add_argument("--top", type=int, default=20, help="print this many (default 20)")
     placed.add_argument("--out", type=Path, help="write them all to this CSV")
     placed.add_argument("--accept", nargs="+", metavar="ID", help="move these boxes (point ids) onto the prediction")
+    placed.add_argument("--spurious", action="store_true",
+                        help="instead: boxes no prediction overlaps although the detector finds most of their "
+                             "look-alikes (possibly spurious), by mislabel score")
     placed.set_defaults(handler=cmd_badly_placed)
 
 
@@ -578,7 +581,7 @@ def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, 
 def cmd_badly_placed(args: argparse.Namespace) -> int:
     import csv
 
-    from evaluation.accept import badly_placed, move_badly_placed
+    from evaluation.accept import badly_placed, move_badly_placed, spurious_boxes
     from evaluation.evaluate import evaluate_run, write_outcomes
 
     store = open_configured_store(args)
@@ -591,6 +594,8 @@ def cmd_badly_placed(args: argparse.Namespace) -> int:
             write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
             print(f"moved {moved} boxes onto the predictions of run {evaluation.run.name} (old boxes in original_bbox)")
             return 0
+        if args.spurious:
+            return _print_spurious(spurious_boxes(objects, evaluation), args)
         rows = badly_placed(evaluation)
     finally:
         store.close()
@@ -605,6 +610,21 @@ def cmd_badly_placed(args: argparse.Namespace) -> int:
     for r in rows[:args.top]:
         print(f"{r['id']}  {r['label']:16} score {r['score']:.3f}  IoU {r['iou']:.2f}  {r['bbox']} -> "
               f"{r['predicted_bbox']}")
+    return 0
+
+
+def _print_spurious(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    import csv
+
+    if args.out:
+        with args.out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "label", "bbox", "neighbours_found", "mislabel_score"])
+            writer.writeheader()
+            writer.writerows({**r, "bbox": json.dumps(r["bbox"])} for r in rows)
+    print(f"{len(rows)} possibly spurious boxes" + (f", written to {args.out}" if args.out else ""))
+    for r in rows[:args.top]:
+        score = "-" if r["mislabel_score"] is None else f"{r['mislabel_score']:.3f}"
+        print(f"{r['id']}  {r['label']:16} mislabel {score}  look-alikes found {r['neighbours_found']:.0%}  {r['bbox']}")
     return 0
 
 

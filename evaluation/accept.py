@@ -16,6 +16,11 @@ moves each labelled box whose `detection_reason` is badly_placed onto its neares
 prediction: `bbox` becomes the prediction's, the old one is kept in `original_bbox`, the crop
 is embedded again (the vector follows the box), and `review.badly_placed` records the run,
 the prediction, its score and IoU.
+
+    spurious_boxes(objects, evaluation)
+
+lists the labelled boxes the detector saw nothing at (`unseen`) while it finds most of their
+look-alikes: candidates for a box drawn on nothing.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ from indexer.objects import object_point_id
 from store import Collection, StoreError
 from store.schema import (
     ADDED_SOURCE, ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, HEIGHT, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, LABELS,
-    ORIGINAL_BBOX, PATH, REVIEW, SOURCE, TAGS, WIDTH, X, Y,
+    MISLABEL_SCORE, ORIGINAL_BBOX, PATH, REVIEW, SOURCE, TAGS, WIDTH, X, Y,
 )
 
 ISSUE = "missing_label"
@@ -161,3 +166,20 @@ def move_badly_placed(objects: Collection, images: Collection | None, evaluation
     objects.upsert(ids, np.asarray(vectors, np.float32), payloads)
     objects.flush()
     return len(ids)
+
+
+def spurious_boxes(objects: Collection, evaluation: RunEvaluation, k: int = 10) -> list[dict[str, Any]]:
+    """Labelled boxes no prediction of any class overlaps (`unseen`) although the detector finds
+    most of their look-alikes: the share of their k nearest labelled boxes (by their own
+    vectors) that it found. Ranked by the mislabel score where `analyze` left one, then that share."""
+    outcome = evaluation.outcomes()
+    unseen = [str(evaluation.gt_ids[j]) for j in np.flatnonzero(outcome.gt_reason == "unseen").tolist()]
+    found = dict(zip(evaluation.gt_ids.tolist(), (outcome.gt_outcome == "tp").tolist()))
+    rows = []
+    for record in objects.retrieve(unseen, [LABEL, BBOX, MISLABEL_SCORE], with_vectors=True):
+        hits = [h for h in objects.search(record.vector, limit=k + 1, fields=[]) if h.id != record.id][:k]
+        share = float(np.mean([found.get(h.id, False) for h in hits])) if hits else 0.0
+        rows.append({"id": record.id, "label": str(record.payload.get(LABEL, "")), "bbox": record.payload.get(BBOX),
+                     "neighbours_found": share, "mislabel_score": record.payload.get(MISLABEL_SCORE)})
+    rows = [r for r in rows if r["neighbours_found"] >= 0.5]
+    return sorted(rows, key=lambda r: (-(r["mislabel_score"] or 0.0), -r["neighbours_found"], r["id"]))

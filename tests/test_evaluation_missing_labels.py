@@ -190,3 +190,37 @@ def test_a_badly_placed_box_is_listed_and_moved_onto_the_prediction(indexed, cap
     assert record.payload["review"]["badly_placed"]["decision"] == "accepted"
     assert record.payload["detection_outcome"] == "tp"
     assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--accept", "no-such-id"]) == 2
+
+
+def test_a_box_on_nothing_is_listed_as_possibly_spurious(indexed, capsys) -> None:
+    """A run that finds every labelled box of the labels file but one: that one is `unseen`, and
+    its look-alikes (the other boxes of its class) were found, so it is listed; with every one
+    found, none of them is (boxes other tests of this module added stay unseen)."""
+    base, kinds = indexed
+    flags = ["--qdrant-path", str(base / "qdrant")]
+    predictions = [p for p, k in zip(json.loads((base / "run.json").read_text()), kinds) if k == "tp"]
+    dropped = predictions[2]   # a box of the second image (the first image's first box may have been moved)
+    (base / "all-but-one.json").write_text(json.dumps(predictions[:2] + predictions[3:]))
+    assert app.main([*flags, "predictions", "--collection", "m-objects", str(base / "all-but-one.json")]) == 0
+    out = base / "spurious.csv"
+    assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--spurious", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open()))
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        unseen = {r.id for batch in store.open("m-objects").scroll(["detection_reason"]) for r in batch
+                  if r.payload.get("detection_reason") == "unseen"}
+    finally:
+        store.close()
+    assert {r["id"] for r in rows} <= unseen and len(rows) >= 1
+    assert [r for r in rows if json.loads(r["bbox"]) == [float(v) for v in dropped["bbox"]]]
+    assert all(float(r["neighbours_found"]) >= 0.5 for r in rows)
+    (base / "every.json").write_text(json.dumps(predictions))
+    assert app.main([*flags, "predictions", "--collection", "m-objects", str(base / "every.json")]) == 0
+    assert app.main([*flags, "badly-placed", "--collection", "m-objects", "--spurious", "--out", str(out)]) == 0
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        added = {r.id for batch in store.open("m-objects").scroll(["source"]) for r in batch
+                 if r.payload.get("source") == "added"}
+    finally:
+        store.close()
+    assert {r["id"] for r in csv.DictReader(out.open())} <= added
