@@ -14,7 +14,10 @@
     python app.py compare-models --collection NAME [A B] [--json]   # two embedding models of its points
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
-    python app.py predictions --collection NAME FILE
+    python app.py predictions --collection NAME FILE [--name RUN] [--labels FILE]
+    python app.py evaluate --collection NAME-objects [--name RUN] [FILTERS] [--iou 0.5] [--confidence C] [--json]
+    python app.py missing-labels --collection NAME-objects [--name RUN] [--k 10] [--top N] [--out CSV] [--accept R..]
+    python app.py badly-placed --collection NAME-objects [--name RUN] [--top N] [--out CSV] [--accept ID ...]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -123,10 +126,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_compare_models_command(commands)
 
-    predictions = commands.add_parser("predictions", help="import a model's predictions (CSV or JSON Lines)")
+    predictions = commands.add_parser("predictions", help="import a model's predictions: a classifier's (CSV or "
+                                                          "JSON Lines), or a detector's boxes on NAME-objects")
     predictions.add_argument("--collection", required=True)
-    predictions.add_argument("file", type=Path)
+    predictions.add_argument("file", type=Path, help="CSV / JSON Lines; boxes: COCO results JSON, a folder of YOLO "
+                                                     "prediction .txt files, or CSV / JSON Lines with bbox and score")
+    predictions.add_argument("--name", help="detector runs: the run's name (default: the file's name); "
+                                            "importing a run again replaces it")
+    predictions.add_argument("--labels", type=Path, help="COCO results: the instances JSON whose image ids they use "
+                                                         "(default: the labels file the collection was indexed from)")
     predictions.set_defaults(handler=cmd_predictions)
+    _add_evaluate_command(commands)
 
     _add_serve_command(commands)
 
@@ -151,6 +161,47 @@ def _add_compare_models_command(commands: Any) -> None:
     models.add_argument("--worst", type=int, default=10, help="list this many most different points (default 10)")
     models.add_argument("--json", action="store_true", help="machine-readable output")
     models.set_defaults(handler=cmd_compare_models)
+
+
+def _add_evaluate_command(commands: Any) -> None:
+    from filters.cli import add_filter_arguments
+
+    evaluate = commands.add_parser("evaluate", help="COCO metrics of a detector run on NAME-objects, on the images "
+                                                    "of the matching boxes")
+    evaluate.add_argument("--collection", required=True)
+    evaluate.add_argument("--name", help="the run (default: the last one imported)")
+    evaluate.add_argument("--iou", type=float, default=0.5, help="IoU threshold of the counts, the confusion matrix "
+                                                                 "and the outcomes (default 0.5)")
+    evaluate.add_argument("--confidence", type=float, default=0.0, help="count predictions scoring at least this")
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output (torchmetrics' key names)")
+    evaluate.add_argument("--by-metric", action="store_true",
+                          help="also recall and false-positive rate in bins of each box metric, the metric that "
+                               "best separates found from missed boxes first")
+    add_filter_arguments(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    missing = commands.add_parser("missing-labels", help="rank a detector run's unexplained predictions by how much "
+                                                         "they look like labelled objects of their class")
+    missing.add_argument("--collection", required=True)
+    missing.add_argument("--name", help="the run (default: the last one imported)")
+    missing.add_argument("--k", type=positive_int, default=10, help="labelled neighbours per crop (default 10)")
+    missing.add_argument("--top", type=int, default=20, help="print this many (default 20)")
+    missing.add_argument("--out", type=Path, help="write every candidate, best first, to this CSV")
+    missing.add_argument("--accept", type=positive_int, nargs="+", metavar="RANK",
+                         help="add these places of the saved ranking (1 = first) as labelled boxes")
+    missing.set_defaults(handler=cmd_missing_labels)
+
+    placed = commands.add_parser("badly-placed", help="labelled boxes a detector run saw off their place (a same-class "
+                                                      "prediction at IoU 0.1-0.5), most confident first")
+    placed.add_argument("--collection", required=True)
+    placed.add_argument("--name", help="the run (default: the last one imported)")
+    placed.add_argument("--top", type=int, default=20, help="print this many (default 20)")
+    placed.add_argument("--out", type=Path, help="write them all to this CSV")
+    placed.add_argument("--accept", nargs="+", metavar="ID", help="move these boxes (point ids) onto the prediction")
+    placed.add_argument("--spurious", action="store_true",
+                        help="instead: boxes no prediction overlaps although the detector finds most of their "
+                             "look-alikes (possibly spurious), by mislabel score")
+    placed.set_defaults(handler=cmd_badly_placed)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -500,8 +551,11 @@ def cmd_compare_models(args: argparse.Namespace) -> int:
 
 
 def cmd_predictions(args: argparse.Namespace) -> int:
+    from evaluation.readers import looks_like_detections
     from indexer.predictions import import_predictions
 
+    if args.file.exists() and looks_like_detections(args.file):
+        return _import_detections(args)
     store = open_configured_store(args)
     try:
         result = import_predictions(store.open(args.collection), args.file)
@@ -511,6 +565,182 @@ def cmd_predictions(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(result.summary())
     return 0 if result.written else 1
+
+
+def _import_detections(args: argparse.Namespace) -> int:
+    """`predictions` with a detector's boxes: save the run, then match it and write the outcomes."""
+    from detection.boxes import is_object_collection
+    from evaluation.evaluate import evaluate_run, write_outcomes
+    from evaluation.readers import DetectionsRejected, import_detections
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        if not is_object_collection(objects):
+            print(f"error: '{args.collection}' holds images, not boxes: import a detector's boxes into its object "
+                  f"collection ({args.collection}-objects)", file=sys.stderr)
+            return 2
+        images = _partner(store, objects)
+        try:
+            result = import_detections(objects, images, args.file, args.name, args.labels)
+        except DetectionsRejected as rejected:
+            for where, reason in rejected.problems[:20]:
+                print(f"{where}: {reason}", file=sys.stderr)
+            raise
+        result.boxes_scored = write_outcomes(objects, evaluate_run(objects, images, result.run))
+    finally:
+        store.close()
+    print(result.summary())
+    return 0
+
+
+def _partner(store: Any, objects: Any) -> Any:
+    from detection.boxes import partner_name
+
+    name = partner_name(objects)
+    return store.open(name) if name and store.exists(name) else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from detection.boxes import is_object_collection
+    from evaluation.evaluate import evaluate_run
+    from evaluation.report import format_report
+    from filters import matching_ids
+    from filters.cli import spec_from_args
+
+    if not 0 < args.iou < 1 or not 0 <= args.confidence <= 1:
+        print("error: --iou must be in (0, 1) and --confidence in [0, 1]", file=sys.stderr)
+        return 2
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        if not is_object_collection(objects):
+            print(f"error: '{args.collection}' holds images; evaluate its boxes: --collection "
+                  f"{args.collection}-objects", file=sys.stderr)
+            return 2
+        evaluation = evaluate_run(objects, _partner(store, objects), args.name, args.iou)
+        spec = spec_from_args(args)
+        images = None if spec.is_empty() else evaluation.images_of(matching_ids(objects, spec))
+        report = evaluation.report(images, args.confidence)
+        table = None
+        if args.by_metric:
+            from evaluation.failures import box_metric_columns, failures
+
+            table = failures(evaluation, box_metric_columns(objects, evaluation), images, args.confidence)
+    finally:
+        store.close()
+    if args.json:
+        from evaluation.failures import failures_json
+
+        print(json.dumps({**report, **({"by_metric": failures_json(table)} if table is not None else {})}, indent=2))
+        return 0
+    print(format_report(report))
+    if table is not None:
+        from evaluation.report import format_failures
+
+        print(format_failures(table))
+    return 0
+
+
+def cmd_missing_labels(args: argparse.Namespace) -> int:
+    from evaluation.evaluate import evaluate_run
+    from evaluation.missing_labels import save_missing_labels, score_missing_labels, write_candidates
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        images = _partner(store, objects)
+        evaluation = evaluate_run(objects, images, args.name)
+        embedder = _collection_embedder(objects)
+        if args.accept:
+            return _accept_missing_labels(args, objects, images, evaluation, embedder)
+        result = score_missing_labels(objects, images, evaluation, embedder, k=args.k)
+        save_missing_labels(objects, evaluation.run.name, result)
+        rows = write_candidates(objects, images, evaluation, result, args.out)
+    finally:
+        store.close()
+    for line in result.skipped[:20]:
+        print(f"skipped {line}", file=sys.stderr)
+    print(f"run {evaluation.run.name}: {len(rows)} likely missing labels ranked"
+          + (f", written to {args.out}" if args.out else ""))
+    for row in rows[:args.top]:
+        print(f"{row['missing_label_score']:.3f}  {row['label']:16} score {row['score']:.3f}  {row['path']}  "
+              f"{row['bbox']}")
+    return 0
+
+
+def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, evaluation: Any, embedder: Any) -> int:
+    from evaluation.accept import accept_missing_labels, without_ranks
+    from evaluation.evaluate import evaluate_run, write_outcomes
+    from evaluation.missing_labels import load_missing_labels, save_missing_labels
+
+    ranking = load_missing_labels(objects, evaluation.run.name)
+    if ranking is None:
+        print(f"error: no missing-label ranking of run '{evaluation.run.name}' yet: run `missing-labels` without "
+              "--accept first", file=sys.stderr)
+        return 2
+    added = accept_missing_labels(objects, images, evaluation, ranking, args.accept, embedder)
+    save_missing_labels(objects, evaluation.run.name, without_ranks(ranking, args.accept))
+    write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
+    print(f"added {len(added)} labelled boxes to {objects.name} (source: added; review.missing_label: accepted); "
+          "the ranking's later places moved up")
+    return 0
+
+
+def cmd_badly_placed(args: argparse.Namespace) -> int:
+    import csv
+
+    from evaluation.accept import badly_placed, move_badly_placed, spurious_boxes
+    from evaluation.evaluate import evaluate_run, write_outcomes
+
+    store = open_configured_store(args)
+    try:
+        objects = store.open(args.collection)
+        images = _partner(store, objects)
+        evaluation = evaluate_run(objects, images, args.name)
+        if args.accept:
+            moved = move_badly_placed(objects, images, evaluation, args.accept, _collection_embedder(objects))
+            write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
+            print(f"moved {moved} boxes onto the predictions of run {evaluation.run.name} (old boxes in original_bbox)")
+            return 0
+        if args.spurious:
+            return _print_spurious(spurious_boxes(objects, evaluation), args)
+        rows = badly_placed(evaluation)
+    finally:
+        store.close()
+    if args.out:
+        with args.out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "label", "bbox", "predicted_bbox", "score", "iou",
+                                                        "prediction"])
+            writer.writeheader()
+            writer.writerows({**r, "bbox": json.dumps(r["bbox"]), "predicted_bbox": json.dumps(r["predicted_bbox"])}
+                             for r in rows)
+    print(f"run {evaluation.run.name}: {len(rows)} badly placed boxes" + (f", written to {args.out}" if args.out else ""))
+    for r in rows[:args.top]:
+        print(f"{r['id']}  {r['label']:16} score {r['score']:.3f}  IoU {r['iou']:.2f}  {r['bbox']} -> "
+              f"{r['predicted_bbox']}")
+    return 0
+
+
+def _print_spurious(rows: list[dict[str, Any]], args: argparse.Namespace) -> int:
+    import csv
+
+    if args.out:
+        with args.out.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["id", "label", "bbox", "neighbours_found", "mislabel_score"])
+            writer.writeheader()
+            writer.writerows({**r, "bbox": json.dumps(r["bbox"])} for r in rows)
+    print(f"{len(rows)} possibly spurious boxes" + (f", written to {args.out}" if args.out else ""))
+    for r in rows[:args.top]:
+        score = "-" if r["mislabel_score"] is None else f"{r['mislabel_score']:.3f}"
+        print(f"{r['id']}  {r['label']:16} mislabel {score}  look-alikes found {r['neighbours_found']:.0%}  {r['bbox']}")
+    return 0
+
+
+def _collection_embedder(objects: Any) -> Any:
+    from evaluation.missing_labels import collection_embedder
+
+    return collection_embedder(objects)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -50,6 +50,8 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "projection": projection_arguments,
     "clusters": quick(["--sizes", "10000", "--repeats", "1"]),  # reads label_quality's cached vectors
     "detection": quick(["--canvases", "200", "--seeds", "2", "--timing-canvases", "50", "--repeats", "1"]),
+    "detection_eval": quick(["--images", "1000", "--boxes", "7200", "--selection", "200", "--runs", "1",
+                                "--missing-images", "40"]),
     "ui": quick(["--points", "10000"]),
     "density": quick(["--points", "1000000", "--runs", "2"]),
     "map_overlays": quick(["--points", "70000", "--runs", "1"]),

@@ -37,7 +37,7 @@ from store.schema import (
     IMAGE_HEIGHT,
     IMAGE_ID,
     IMAGE_WIDTH, IMAGES_KIND, LABEL, MASK, OBJECT_COLLECTION, OBJECT_COLLECTION_SUFFIX, OBJECT_FIELDS, OBJECTS_KIND,
-    ORIGINAL_LABEL, PATH, SHA1, SPLIT, TAGS,
+    ORIGINAL_LABEL, PATH, SHA1, SPLIT, TAGS, ADDED_SOURCE, SOURCE,
 )
 
 
@@ -309,8 +309,8 @@ class ObjectIndex:
         boxes whose image file is gone."""
         wanted = {object_point_id(s.relative_path, b.annotation_id) for s in self.dataset.images for b in s.boxes}
         wanted -= set(self.dropped)
-        paths = self.collection.columns([PATH])
-        gone = [pid for pid, path in zip(paths.ids, paths.values[PATH])
-                if pid not in wanted or not (self.dataset.root / str(path)).exists()]
+        paths = self.collection.columns([PATH, SOURCE])
+        gone = [pid for pid, path, source in zip(paths.ids, paths.values[PATH], paths.values[SOURCE])
+                if (pid not in wanted and source != ADDED_SOURCE) or not (self.dataset.root / str(path)).exists()]
         self.collection.delete(gone)
         return len(gone)

@@ -334,6 +334,8 @@ def open_collection(store: Store, options: IndexOptions, space: VectorSpace, dat
     if options.reembed:
         _start_reembed(collection)
     collection.update_metadata(layout=dataset.layout, has_text_encoder=space.has_text, **embedding_of(space))
+    if options.labels_file is not None:  # a detector's COCO results name images by this file's ids
+        collection.update_metadata(labels_file=str(Path(options.labels_file).expanduser().resolve()))
     return collection
 
 

@@ -59,6 +59,12 @@ RED, GREEN, BLUE = "red", "green", "blue"
 RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE = "relative_area", "border_distance", "shape_score"
 OBJECT_COUNT, OBJECT_DENSITY = "object_count", "object_density"
 MASK, MASK_FILL, POLYGON_VERTICES = "mask", "mask_fill", "polygon_vertices"
+# Object points against a detector's run (evaluation/): what happened to the labelled box.
+DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
+DETECTION_REASON = "detection_reason"
+ORIGINAL_BBOX = "original_bbox"  # object points: the box before a move accepted in review
+SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
+ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -132,6 +138,18 @@ _FIELDS = (
     PayloadField(OBJECT_COUNT, "integer", indexed=True, description="image points: how many boxes it holds"),
     PayloadField(OBJECT_DENSITY, "float", indexed=True,
                  description="image points: the total area of its boxes / its area"),
+    PayloadField(DETECTION_OUTCOME, "keyword", indexed=True,
+                 description="the current detector run, COCO matching at IoU 0.5: tp, missed or crowd"),
+    PayloadField(DETECTION_REASON, "keyword", indexed=True,
+                 description="a missed box: badly_placed, wrong_class or unseen (analysis/detection_outcomes.py)"),
+    PayloadField(DETECTION_IOU, "float", indexed=True,
+                 description="IoU of the prediction that found the box (missed: of its nearest same-class one)"),
+    PayloadField(DETECTION_SCORE, "float", indexed=True,
+                 description="score of the prediction that found the box (missed: of its nearest same-class one)"),
+    PayloadField(ORIGINAL_BBOX, "float", is_list=True, shown=False,
+                 description="object points: [x, y, w, h] before the box was moved to a detector's box"),
+    PayloadField(SOURCE, "keyword", indexed=True,
+                 description="object points: 'added' for a detector's box accepted as a missing label"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 
@@ -162,6 +180,7 @@ OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
 OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE, MASK_FILL, POLYGON_VERTICES)  # per box
 IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
+DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_REASON, DETECTION_IOU, DETECTION_SCORE)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
                               IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})

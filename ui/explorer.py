@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 
 from store import PointFilter
-from store.schema import PREDICTION_CORRECT, InvalidTag, validate_tag
+from store.schema import DETECTION_OUTCOME, PREDICTION_CORRECT, InvalidTag, validate_tag
 from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.map_view import rows_in_shape
@@ -109,10 +109,13 @@ def build_map_controls(table: PointTable) -> MapControls:
 
 
 def colour_fields(table: PointTable) -> list[str]:
-    """Numeric payload fields the map can be coloured by, plus prediction correctness."""
+    """Numeric payload fields the map can be coloured by, plus prediction correctness and a
+    detector run's outcome per box."""
     fields = numeric_fields(table)
     if table.has_fields([PREDICTION_CORRECT]) and np.isfinite(table.numeric(PREDICTION_CORRECT)).any():
         fields.append(PREDICTION_CORRECT)
+    if table.has_fields([DETECTION_OUTCOME]):  # categories: found, missed and why (ui/figure.py)
+        fields.append(DETECTION_OUTCOME)
     return fields
 
 

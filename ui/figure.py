@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from store.schema import DETECTION_OUTCOME, DETECTION_REASON
 from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
 from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
@@ -36,6 +37,9 @@ DATA_COLOUR = "#3b6ea8"
 HIDDEN = 65535  # category code of points the filters hide
 FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "field:brightness"
 CLUSTER_COLOURING = "cluster"  # colour_by value: the clusters `analyze` found
+OUTCOME_NAMES = {("tp", ""): "found", ("missed", ""): "missed", ("crowd", ""): "crowd region",
+                 ("missed", "badly_placed"): "missed: badly placed", ("missed", "wrong_class"): "missed: wrong class",
+                 ("missed", "unseen"): "missed: unseen", ("", ""): "no outcome"}
 # Viridis in 8 steps: ordered, colour-blind safe, readable on white.
 SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
 YES_NO = ["#d62728", "#2ca02c"]
@@ -80,6 +84,8 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         return _compared(len(table), *state.compare_rows, state)
     if state.colour_by.startswith(FIELD_PREFIX):
         name = state.colour_by[len(FIELD_PREFIX):]
+        if name == DETECTION_OUTCOME:
+            return _categorical(*detection_outcomes(table), state)
         return _binned(table.numeric(name), name, state)
     if state.colour_by == CLUSTER_COLOURING:
         return _clustered(table, state)
@@ -91,6 +97,16 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
     return _categorical(table.label_codes, table.label_names, state)
+
+
+def detection_outcomes(table: PointTable) -> tuple[np.ndarray, list[str]]:
+    """Each box's outcome against the last detector run ("found", "missed: badly placed", ...,
+    "no outcome"): the map's colouring by `detection_outcome`."""
+    columns = table.payload_columns([DETECTION_OUTCOME, DETECTION_REASON])
+    shown = [OUTCOME_NAMES.get((o or "", r or ""), f"missed: {r}" if r else (o or "no outcome"))
+             for o, r in zip(columns[DETECTION_OUTCOME], columns[DETECTION_REASON])]
+    names, codes = np.unique(np.asarray(shown, dtype=object).astype(str), return_inverse=True)
+    return codes.astype(np.int32), [str(n) for n in names]
 
 
 def primary_tags(table: PointTable) -> tuple[list[str], np.ndarray]:

@@ -39,6 +39,7 @@ from detection.crops import crop_thumbnail, draw_boxes
 from indexer.images import ImageSkipped
 from store import Collection
 from store.schema import BBOX, IMAGE_ID, MASK, PATH, SHA1
+from ui.run_overlay import draw_predictions
 
 THUMB_SIZE = 160
 # Pictures with boxes: shrunk to BOXES_SIDE pixels a side, small ones enlarged to about
@@ -176,6 +177,7 @@ class ImageServer:
         boxes = boxes_of_image(self.objects, image_id) if image_id else []
         try:
             picture = draw_boxes(found.path, boxes, highlight, max_side=BOXES_SIDE, min_side=BOXES_MIN_SIDE)
+            draw_predictions(picture, self.objects, image_id, _upright_size(found.path))  # a detector's, dashed
         except _UNUSABLE:
             raise HTTPException(404, "not found") from None
         return _encode(picture, max(picture.size) <= SMALL_SIDE)
@@ -185,6 +187,13 @@ class ImageServer:
             if len(self._locks) > 10_000:
                 self._locks.clear()
             return self._locks.setdefault(key, threading.Lock())
+
+
+def _upright_size(path: Path) -> tuple[int, int]:
+    """The image's size as viewers show it (EXIF orientations 5-8 swap width and height)."""
+    with Image.open(path) as image:
+        turned = image.getexif().get(0x0112) in (5, 6, 7, 8)
+        return (image.height, image.width) if turned else image.size
 
 
 def _bbox(payload: dict[str, Any]) -> tuple[float, float, float, float] | None:

@@ -1,7 +1,8 @@
 """The Model performance tab: a model's predictions against the labels, selection beside dataset.
 
 Predictions come from `python app.py predictions --collection NAME FILE` (payload field
-`prediction`). The true label is the table's current label, so relabelling in another tab
+`prediction`); a detector's run on an object collection gets ui/detection_performance.py
+instead. The true label is the table's current label, so relabelling in another tab
 counts at once. On every selection change: accuracy, per-class precision / recall / F1 /
 support (analysis.performance.classification_report) and a confusion-matrix heatmap of the
 selection (the whole dataset when nothing is selected).
@@ -16,6 +17,7 @@ import plotly.graph_objects as go
 
 from analysis.performance import PerformanceReport, classification_report
 from store.schema import PREDICTION
+from ui import detection_performance
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import PointTable
@@ -91,6 +93,9 @@ def confusion_figure(report: PerformanceReport | None, title: str) -> go.Figure 
 
 
 def build(ctx: AppContext) -> None:
+    if detection_performance.has_run(ctx):  # an object explorer with a detector's run: COCO metrics
+        detection_performance.build(ctx)
+        return
     predictions = load_predictions(ctx.table)
     if predictions is None:
         gr.Markdown(f"No model predictions in this collection. Import them with "

@@ -1,0 +1,3 @@
+"""A detector's runs on an object collection: reading its files (`readers.py`), the run store
+(`runs.py`), matching the labels and the metrics of any set of images (`evaluate.py`), where it
+fails (`failures.py`), likely missing labels (`missing_labels.py`), the report as text (`report.py`)."""
