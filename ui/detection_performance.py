@@ -11,7 +11,7 @@ a selection only picks images, which takes milliseconds.
 """
 from __future__ import annotations
 
-from html import escape
+from ui.text import html_text as escape, plotly_text
 from typing import Any
 
 import gradio as gr
@@ -99,7 +99,7 @@ def pr_figure(evaluation: RunEvaluation, metrics: CocoMetrics) -> go.Figure:
     for k in np.argsort(-metrics.labelled, kind="stable")[:MAX_CURVES]:
         if metrics.labelled[k]:
             fig.add_trace(go.Scatter(x=recall, y=metrics.pr_curve(int(k), 0.5), mode="lines",
-                                     name=evaluation.classes[k]))
+                                     name=plotly_text(evaluation.classes[k])))
     fig.update_layout(title="Precision-recall, IoU 0.5", xaxis_title="recall", yaxis_title="precision",
                       xaxis_range=[0, 1], yaxis_range=[0, 1.02], margin=dict(l=10, r=10, t=40, b=10), height=360)
     return fig
@@ -110,7 +110,7 @@ def confusion_figure(report: dict[str, Any], title: str) -> go.Figure:
     matrix = np.asarray(report["confusion"]["matrix"])
     used = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
     used[-1] = True
-    names = [name for name, keep in zip(labels, used) if keep]
+    names = [plotly_text(name) for name, keep in zip(labels, used) if keep]
     matrix = matrix[np.ix_(used, used)]
     fig = go.Figure(go.Heatmap(z=matrix, x=names, y=names, colorscale="Blues", text=matrix,
                                texttemplate="%{text}" if len(names) <= 15 else None,

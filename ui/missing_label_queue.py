@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from html import escape
+from ui.text import html_text as escape
 from typing import Any
 
 import gradio as gr
