@@ -1,0 +1,182 @@
+"""Active-learning benchmark: which strategy picks the labels that teach a classifier most.
+
+    .venv/bin/pip install -r bench/requirements.txt          # modAL-python, the library compared against
+    .venv/bin/python bench/bench_active_learning.py           # the simulated loop, 3 seeds (~10-20 min, 2 cores)
+    .venv/bin/python bench/bench_active_learning.py --part speed   # k-center over 1,000,000 vectors
+
+Simulated loop on Fashion-MNIST train images (bench/al_vectors.py: the first 7,000, mobilenet-v2
+vectors, cached): a pool of the first 5,000, the next 2,000 held out. 100 labels drawn at random
+(per seed), then rounds of 100 chosen by the strategy up to 1,000. After every round a
+scikit-learn LogisticRegression is fitted on the labelled vectors and scored on the held-out
+2,000. Our strategies (analysis/selection, uncertainty from the cross-validated linear probe the
+app uses, no model needed) and random, against modAL's (modAL-python: margin, entropy and
+least-confidence sampling and ranked batch-mode sampling, each with the same LogisticRegression
+as its learner, as a modAL user would set it up), seeds 0, 1, 2, same initial labels per seed.
+Reported: accuracy at 600 and 1,000 labels (median over seeds), and the labels each needs to
+reach random's median accuracy at 1,000.
+Speed: k-center greedy choosing 1,000 of 1,000,000 64-d vectors (1,000 labelled), median of runs.
+Results: bench/results/active_learning.json; the Markdown tables are printed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from statistics import median
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from al_vectors import fashion_train_vectors  # noqa: E402
+from analysis.knn import build_knn_graph  # noqa: E402
+from analysis.selection import STRATEGIES, USES_GRAPH, USES_PROBABILITIES, Pool, probe_probabilities, select  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+OUT = RESULTS / "active_learning.json"
+POOL, HELD_OUT, START, STEP, END = 5_000, 2_000, 100, 100, 1_000
+SEEDS = (0, 1, 2)
+CLASSES = 10
+
+
+def evaluate(vectors: np.ndarray, labels: np.ndarray, rows: np.ndarray, test_x: np.ndarray,
+             test_y: np.ndarray) -> float:
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=2000).fit(vectors[rows], labels[rows])
+    return float((model.predict(test_x) == test_y).mean())
+
+
+def our_loop(strategy: str, vectors: np.ndarray, labels: np.ndarray, first: np.ndarray, graph: Any,
+             test: tuple[np.ndarray, np.ndarray], seed: int) -> list[float]:
+    labelled = np.zeros(len(vectors), dtype=bool)
+    labelled[first] = True
+    curve = []
+    while True:
+        curve.append(evaluate(vectors, labels, np.flatnonzero(labelled), *test))
+        if labelled.sum() >= END:
+            return curve
+        probabilities = None
+        if strategy in USES_PROBABILITIES:
+            probabilities = probe_probabilities(vectors, np.where(labelled, labels, -1), CLASSES)
+        pool = Pool(vectors, labelled, ~labelled, probabilities, graph if strategy in USES_GRAPH else None)
+        labelled[select(strategy, pool, STEP, seed).rows] = True
+
+
+def modal_loop(query: Callable[..., Any], vectors: np.ndarray, labels: np.ndarray, first: np.ndarray,
+               test: tuple[np.ndarray, np.ndarray]) -> list[float]:
+    from modAL.models import ActiveLearner
+    from sklearn.linear_model import LogisticRegression
+
+    learner = ActiveLearner(estimator=LogisticRegression(max_iter=2000), query_strategy=query,
+                            X_training=vectors[first], y_training=labels[first])
+    unlabelled = np.setdiff1d(np.arange(len(vectors)), first)
+    curve = [float(learner.score(*test))]
+    while len(vectors) - len(unlabelled) < END:
+        picked, _ = learner.query(vectors[unlabelled], n_instances=STEP)
+        rows = unlabelled[np.asarray(picked)]
+        learner.teach(vectors[rows], labels[rows])
+        unlabelled = np.setdiff1d(unlabelled, rows)
+        curve.append(float(learner.score(*test)))
+    return curve
+
+
+def modal_strategies() -> dict[str, Callable[..., Any]]:
+    from modAL.batch import uniform_batch_sampling
+    from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
+
+    return {"modAL margin": margin_sampling, "modAL entropy": entropy_sampling,
+            "modAL least-confidence": uncertainty_sampling, "modAL ranked batch": uniform_batch_sampling}
+
+
+def loop_part(seeds: tuple[int, ...], only: list[str] | None) -> dict[str, Any]:
+    vectors, labels = fashion_train_vectors()
+    pool_x, pool_y = vectors[:POOL], labels[:POOL]
+    test = (vectors[POOL:POOL + HELD_OUT], labels[POOL:POOL + HELD_OUT])
+    graph = build_knn_graph(np.arange(POOL).astype(str), pool_x, k=15)
+    names = [*STRATEGIES, *modal_strategies()]
+    curves: dict[str, dict[str, list[float]]] = {}
+    seconds: dict[str, float] = {}
+    for name in names if not only else [n for n in names if n in only]:
+        for seed in seeds:
+            first = np.random.default_rng(seed).choice(POOL, START, replace=False)
+            started = time.perf_counter()
+            if name in STRATEGIES:
+                curve = our_loop(name, pool_x, pool_y, first, graph, test, seed)
+            else:
+                curve = modal_loop(modal_strategies()[name], pool_x, pool_y, first, test)
+            seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
+            curves.setdefault(name, {})[str(seed)] = curve
+            print(f"{name:24} seed {seed}: " + " ".join(f"{a:.3f}" for a in curve), flush=True)
+    return {"curves": curves, "seconds": seconds, "labels": list(range(START, END + 1, STEP))}
+
+
+def speed_part(runs: int, points: int, budget: int) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(200, 64)).astype(np.float32)
+    vectors = centres[rng.integers(200, size=points)] + 0.6 * rng.normal(size=(points, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labelled = np.zeros(points, dtype=bool)
+    labelled[rng.choice(points, 1000, replace=False)] = True
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        select("k-center", Pool(vectors, labelled, ~labelled), budget)
+        times.append(time.perf_counter() - started)
+        print(f"k-center {budget} of {points:,} x 64: {times[-1]:.1f} s", flush=True)
+    return {"points": points, "dimensions": 64, "budget": budget, "labelled": 1000, "seconds": times}
+
+
+def report(results: dict[str, Any]) -> None:
+    loop = results.get("loop")
+    if loop:
+        steps = loop["labels"]
+        med = {name: [median(c[i] for c in by_seed.values()) for i in range(len(steps))]
+               for name, by_seed in loop["curves"].items()}
+        target = med["random"][-1] if "random" in med else None
+        print(f"\n| strategy | accuracy at 600 | at 1,000 | labels to reach random's {target:.3f} at 1,000 |"
+              if target else "")
+        print("|---|---|---|---|")
+        for name, curve in sorted(med.items(), key=lambda kv: -kv[1][steps.index(600)]):
+            reach = next((steps[i] for i, a in enumerate(curve) if target is not None and a >= target), None)
+            print(f"| {name} | {curve[steps.index(600)]:.3f} | {curve[-1]:.3f} | "
+                  f"{reach if reach is not None else '> 1,000'} |")
+    if results.get("speed"):
+        speed = results["speed"]
+        print(f"\nk-center: {speed['budget']} of {speed['points']:,} x {speed['dimensions']}: median "
+              f"{median(speed['seconds']):.1f} s over {len(speed['seconds'])} runs")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=["loop", "speed", "all"], default="loop")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    parser.add_argument("--only", nargs="+", help="these strategies only (names as in the table)")
+    parser.add_argument("--runs", type=int, default=3, help="speed: repeats")
+    parser.add_argument("--points", type=int, default=1_000_000, help="speed: vectors")
+    parser.add_argument("--budget", type=int, default=1_000, help="speed: batch size")
+    parser.add_argument("--report", action="store_true", help="print the tables of the saved results")
+    args = parser.parse_args()
+    results = json.loads(OUT.read_text()) if OUT.exists() else {}
+    if not args.report:
+        meta = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "machine": platform.node(),
+                "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+        if args.part in ("loop", "all"):
+            results["loop"] = {**loop_part(tuple(args.seeds), args.only), **meta}
+        if args.part in ("speed", "all"):
+            results["speed"] = {**speed_part(args.runs, args.points, args.budget), **meta}
+        OUT.parent.mkdir(parents=True, exist_ok=True)
+        OUT.write_text(json.dumps(results, indent=1))
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
