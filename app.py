@@ -12,6 +12,10 @@
     python app.py push --collection NAME --url URL [--api-key K] [--target-collection NAME2]
     python app.py analyze --collection NAME [--clusters leiden|hdbscan-map|none] [--cluster-resolution R]
     python app.py predictions --collection NAME FILE
+    python app.py select-next --collection NAME --budget N [--strategy S] [--tag T] [--balance class|cluster]
+                        [--out DIR] [FILTERS but --tag]
+    python app.py labels --collection NAME FILE      # labels back from annotators (CSV, JSON Lines, Label Studio)
+    python app.py rounds --collection NAME [--json]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -117,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     predictions.add_argument("file", type=Path)
     predictions.set_defaults(handler=cmd_predictions)
 
+    _add_loop_commands(commands)
     _add_serve_command(commands)
 
     demo = commands.add_parser("demo", help="build the Fashion-MNIST demo collection (then `serve`)")
@@ -127,6 +132,39 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=7860)
     demo.set_defaults(handler=cmd_demo)
     return parser
+
+
+def _add_loop_commands(commands: Any) -> None:
+    """select-next, labels, rounds: the labelling loop (labelling/, analysis/selection/)."""
+    from analysis.selection import DEFAULT_STRATEGY, STRATEGIES
+    from filters.cli import add_filter_arguments
+
+    select = commands.add_parser("select-next", help="choose the next images to label, tag them, write the "
+                                                     "annotators' files")
+    select.add_argument("--collection", required=True)
+    select.add_argument("--budget", required=True, type=positive_int, help="how many to choose")
+    select.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=list(STRATEGIES),
+                        help=f"how to choose (default {DEFAULT_STRATEGY}, the benchmark's best)")
+    select.add_argument("--tag", dest="batch_tag", metavar="T",
+                        help="tag for the batch (default batch-<round>); filter by tag with --tag-all / --tag-none")
+    select.add_argument("--balance", choices=["class", "cluster"], help="share the batch evenly over predicted "
+                                                                        "classes or clusters")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--out", type=Path, metavar="DIR", help="write the batch's files for annotators here: "
+                                                               "CSV, Label Studio tasks, COCO, YOLO image list")
+    add_filter_arguments(select, tag_flag=False)
+    select.set_defaults(handler=cmd_select_next)
+
+    labels = commands.add_parser("labels", help="write labels from annotators onto the points they name "
+                                                "(CSV / JSON Lines: path or id, label; or a Label Studio export)")
+    labels.add_argument("--collection", required=True)
+    labels.add_argument("file", type=Path)
+    labels.set_defaults(handler=cmd_labels)
+
+    rounds = commands.add_parser("rounds", help="the labelling rounds and the probe's accuracy per round")
+    rounds.add_argument("--collection", required=True)
+    rounds.add_argument("--json", action="store_true")
+    rounds.set_defaults(handler=cmd_rounds)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -402,6 +440,55 @@ def cmd_predictions(args: argparse.Namespace) -> int:
         print(line, file=sys.stderr)
     print(result.summary())
     return 0 if result.written else 1
+
+
+def cmd_select_next(args: argparse.Namespace) -> int:
+    from filters.cli import spec_from_args
+    from labelling import SelectRequest, select_next
+    from labelling.batch_files import write_batch_files
+
+    request = SelectRequest(budget=args.budget, strategy=args.strategy, tag=args.batch_tag,
+                            spec=spec_from_args(args), balance=args.balance, seed=args.seed)
+    store = open_configured_store(args)
+    try:
+        collection = store.open(args.collection)
+        result = select_next(collection, request)
+        files = write_batch_files(collection, result.ids, result.tag, args.out) if args.out else []
+    finally:
+        store.close()
+    print(result.summary())
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from indexer.labels_import import import_labels
+
+    store = open_configured_store(args)
+    try:
+        result = import_labels(store.open(args.collection), args.file)
+    finally:
+        store.close()
+    for line in result.bad_rows[:20] + [f"unknown point: {p}" for p in result.unknown_points[:20]]:
+        print(line, file=sys.stderr)
+    print(result.summary())
+    return 0 if result.written else 1
+
+
+def cmd_rounds(args: argparse.Namespace) -> int:
+    from labelling import rounds_report
+
+    store = open_configured_store(args)
+    try:
+        report = rounds_report(store.open(args.collection))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"rounds": report.rounds, "now": report.now}, indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -90,21 +90,28 @@ def modal_loop(query: Callable[..., Any], vectors: np.ndarray, labels: np.ndarra
 
 
 def modal_strategies() -> dict[str, Callable[..., Any]]:
-    from modAL.batch import uniform_batch_sampling
+    from modAL.batch import uncertainty_batch_sampling
     from modAL.uncertainty import entropy_sampling, margin_sampling, uncertainty_sampling
 
     return {"modAL margin": margin_sampling, "modAL entropy": entropy_sampling,
-            "modAL least-confidence": uncertainty_sampling, "modAL ranked batch": uniform_batch_sampling}
+            "modAL least-confidence": uncertainty_sampling, "modAL ranked batch": uncertainty_batch_sampling}
 
 
-def loop_part(seeds: tuple[int, ...], only: list[str] | None) -> dict[str, Any]:
+# The comparisons that decide the default first, so a cut-short run still answers it.
+ORDER = ("random", "margin-coreset", "margin-clusters", "class-balanced-margin", "margin", "modAL margin",
+         "modAL ranked batch", "k-center", "entropy", "least-confidence", "modAL entropy", "modAL least-confidence",
+         "representative", "cluster-balanced")
+
+
+def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     vectors, labels = fashion_train_vectors()
     pool_x, pool_y = vectors[:POOL], labels[:POOL]
     test = (vectors[POOL:POOL + HELD_OUT], labels[POOL:POOL + HELD_OUT])
     graph = build_knn_graph(np.arange(POOL).astype(str), pool_x, k=15)
-    names = [*STRATEGIES, *modal_strategies()]
+    names = [n for n in ORDER if n in STRATEGIES or n in modal_strategies()]
     curves: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
+    part = {"curves": curves, "seconds": seconds, "labels": list(range(START, END + 1, STEP))}
     for name in names if not only else [n for n in names if n in only]:
         for seed in seeds:
             first = np.random.default_rng(seed).choice(POOL, START, replace=False)
@@ -116,7 +123,8 @@ def loop_part(seeds: tuple[int, ...], only: list[str] | None) -> dict[str, Any]:
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
             curves.setdefault(name, {})[str(seed)] = curve
             print(f"{name:24} seed {seed}: " + " ".join(f"{a:.3f}" for a in curve), flush=True)
-    return {"curves": curves, "seconds": seconds, "labels": list(range(START, END + 1, STEP))}
+        save(part)  # after every strategy: a cut-short run keeps what it measured
+    return part
 
 
 def speed_part(runs: int, points: int, budget: int) -> dict[str, Any]:
@@ -169,12 +177,15 @@ def main() -> None:
     if not args.report:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "machine": platform.node(),
                 "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+        def save(part: dict[str, Any], key: str = "loop") -> None:
+            results[key] = {**part, **meta}
+            OUT.parent.mkdir(parents=True, exist_ok=True)
+            OUT.write_text(json.dumps(results, indent=1))
+
         if args.part in ("loop", "all"):
-            results["loop"] = {**loop_part(tuple(args.seeds), args.only), **meta}
+            save(loop_part(tuple(args.seeds), args.only, save))
         if args.part in ("speed", "all"):
-            results["speed"] = {**speed_part(args.runs, args.points, args.budget), **meta}
-        OUT.parent.mkdir(parents=True, exist_ok=True)
-        OUT.write_text(json.dumps(results, indent=1))
+            save(speed_part(args.runs, args.points, args.budget), "speed")
     report(results)
 
 

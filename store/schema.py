@@ -48,6 +48,7 @@ CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
 REVIEW = "review"
 PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "prediction_confidence", "prediction_correct"
+PREDICTION_PROBABILITIES = "prediction_probabilities"
 # Object (bounding-box) points: one per labelled box, in the collection NAME-objects.
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
@@ -92,6 +93,8 @@ _FIELDS = (
     PayloadField(PREDICTION, "keyword", indexed=True, description="an imported model's predicted label"),
     PayloadField(PREDICTION_CONFIDENCE, "float", indexed=True, description="its confidence"),
     PayloadField(PREDICTION_CORRECT, "bool", indexed=True, description="prediction == label"),
+    PayloadField(PREDICTION_PROBABILITIES, "object", shown=False,
+                 description="an imported model's probability per class, {class: p} (uncertainty sampling)"),
     # Object points only. image_id is indexed: "the boxes of this image" and "the images of these
     # boxes" are filters on it. annotation_id is unique per point, so it gets no index (see
     # indexer/pipeline.py on why an index on a per-point-unique field costs every open).

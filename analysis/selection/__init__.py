@@ -11,10 +11,12 @@ least-confidence; `probe_probabilities` gives them without a model), hybrid.py (
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from analysis.selection.base import Batch, Pool, SelectionInputError, Strategy
-from analysis.selection.diversity import cluster_balanced, k_center_greedy, representative
+from analysis.selection.diversity import balanced, cluster_balanced, cluster_groups, k_center_greedy, representative
 from analysis.selection.hybrid import class_balanced_margin, margin_clusters, margin_coreset
 from analysis.selection.uncertainty import entropy, least_confidence, margin, probe_probabilities
 
@@ -43,17 +45,33 @@ USES_PROBABILITIES = frozenset({"margin-coreset", "margin-clusters", "class-bala
                                 "least-confidence"})
 USES_GRAPH = frozenset({"representative", "cluster-balanced"})
 DEFAULT_STRATEGY = "margin-coreset"  # the benchmark's winner at 600 labels (docs/BENCHMARKS.md)
+BALANCE_WIDTH = 5  # a balanced batch is drawn from the strategy's top BALANCE_WIDTH x budget
 
 
-def select(strategy: str, pool: Pool, budget: int, seed: int = 0) -> Batch:
-    """The next `budget` candidates to label under `strategy` (fewer when fewer candidates)."""
+def select(strategy: str, pool: Pool, budget: int, seed: int = 0, balanced_groups: bool = False) -> Batch:
+    """The next `budget` candidates to label under `strategy` (fewer when fewer candidates).
+
+    balanced_groups: share the batch evenly over `pool.groups` (k-means clusters when None),
+    labelled points counted, taking each group's candidates in the strategy's order from its
+    top BALANCE_WIDTH x budget."""
     if strategy not in STRATEGIES:
         raise SelectionInputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
     if budget < 1:
         raise SelectionInputError(f"the budget must be at least 1, not {budget}")
     if not pool.candidates.any():
         raise SelectionInputError("no candidates: every point in the filter is labelled already")
-    return STRATEGIES[strategy](pool, min(budget, int(pool.candidates.sum())), seed)
+    available = int(pool.candidates.sum())
+    if not balanced_groups:
+        return STRATEGIES[strategy](pool, min(budget, available), seed)
+    wide = STRATEGIES[strategy](pool, min(budget * BALANCE_WIDTH, available), seed)
+    groups = pool.groups if pool.groups is not None else cluster_groups(pool, budget, seed)
+    rank = np.full(len(pool.candidates), -np.inf)
+    rank[wide.rows] = -np.arange(len(wide.rows), dtype=np.float64)
+    short = np.zeros(len(pool.candidates), dtype=bool)
+    short[wide.rows] = True
+    batch = balanced(replace(pool, candidates=short), min(budget, available), rank, groups, wide.strategy)
+    strategy_score = dict(zip(wide.rows.tolist(), wide.scores.tolist()))
+    return Batch(batch.rows, np.array([strategy_score[r] for r in batch.rows.tolist()]), f"{wide.strategy}, balanced")
 
 
 __all__ = ["Batch", "DEFAULT_STRATEGY", "Pool", "STRATEGIES", "SelectionInputError", "USES_GRAPH",
