@@ -41,7 +41,7 @@ from analysis.knn import build_knn_graph  # noqa: E402
 from analysis.selection import STRATEGIES, USES_GRAPH, USES_PROBABILITIES, Pool, probe_probabilities, select  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
-OUT = RESULTS / "active_learning.json"
+OUT = RESULTS / "active_learning.json"  # --out: another file (runs side by side); --report merges them
 POOL, HELD_OUT, START, STEP, END = 5_000, 2_000, 100, 100, 1_000
 SEEDS = (0, 1, 2)
 CLASSES = 10
@@ -55,8 +55,23 @@ def evaluate(vectors: np.ndarray, labels: np.ndarray, rows: np.ndarray, test_x: 
     return float((model.predict(test_x) == test_y).mean())
 
 
-def our_loop(strategy: str, vectors: np.ndarray, labels: np.ndarray, first: np.ndarray, graph: Any,
+LR_SUFFIX = " + LR"  # the strategy on the evaluator's own LogisticRegression probabilities
+
+
+def lr_probabilities(vectors: np.ndarray, labels: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """(n, CLASSES) probabilities of the evaluator's LogisticRegression fitted on the labelled
+    points: what select-next reads when a model's probabilities are imported."""
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=2000).fit(vectors[labelled], labels[labelled])
+    dense = np.zeros((len(vectors), CLASSES))
+    dense[:, model.classes_] = model.predict_proba(vectors)
+    return dense
+
+
+def our_loop(name: str, vectors: np.ndarray, labels: np.ndarray, first: np.ndarray, graph: Any,
              test: tuple[np.ndarray, np.ndarray], seed: int) -> list[float]:
+    strategy, with_lr = name.removesuffix(LR_SUFFIX), name.endswith(LR_SUFFIX)
     labelled = np.zeros(len(vectors), dtype=bool)
     labelled[first] = True
     curve = []
@@ -65,7 +80,9 @@ def our_loop(strategy: str, vectors: np.ndarray, labels: np.ndarray, first: np.n
         if labelled.sum() >= END:
             return curve
         probabilities = None
-        if strategy in USES_PROBABILITIES:
+        if strategy in USES_PROBABILITIES and with_lr:
+            probabilities = lr_probabilities(vectors, labels, labelled)
+        elif strategy in USES_PROBABILITIES:
             probabilities = probe_probabilities(vectors, np.where(labelled, labels, -1), CLASSES)
         pool = Pool(vectors, labelled, ~labelled, probabilities, graph if strategy in USES_GRAPH else None)
         labelled[select(strategy, pool, STEP, seed).rows] = True
@@ -73,20 +90,23 @@ def our_loop(strategy: str, vectors: np.ndarray, labels: np.ndarray, first: np.n
 
 def modal_loop(query: Callable[..., Any], vectors: np.ndarray, labels: np.ndarray, first: np.ndarray,
                test: tuple[np.ndarray, np.ndarray]) -> list[float]:
+    """modAL's loop. The learner is made anew on the labelled set every round: modAL 0.4.2's
+    `teach` passes `force_all_finite` to scikit-learn's check_X_y, which scikit-learn 1.8
+    removed; a new ActiveLearner fits the same estimator on the same rows."""
     from modAL.models import ActiveLearner
     from sklearn.linear_model import LogisticRegression
 
-    learner = ActiveLearner(estimator=LogisticRegression(max_iter=2000), query_strategy=query,
-                            X_training=vectors[first], y_training=labels[first])
-    unlabelled = np.setdiff1d(np.arange(len(vectors)), first)
-    curve = [float(learner.score(*test))]
-    while len(vectors) - len(unlabelled) < END:
-        picked, _ = learner.query(vectors[unlabelled], n_instances=STEP)
-        rows = unlabelled[np.asarray(picked)]
-        learner.teach(vectors[rows], labels[rows])
-        unlabelled = np.setdiff1d(unlabelled, rows)
+    labelled = np.asarray(first)
+    curve = []
+    while True:
+        learner = ActiveLearner(estimator=LogisticRegression(max_iter=2000), query_strategy=query,
+                                X_training=vectors[labelled], y_training=labels[labelled])
         curve.append(float(learner.score(*test)))
-    return curve
+        if len(labelled) >= END:
+            return curve
+        unlabelled = np.setdiff1d(np.arange(len(vectors)), labelled)
+        picked, _ = learner.query(vectors[unlabelled], n_instances=STEP)
+        labelled = np.concatenate([labelled, unlabelled[np.asarray(picked)]])
 
 
 def modal_strategies() -> dict[str, Callable[..., Any]]:
@@ -100,23 +120,29 @@ def modal_strategies() -> dict[str, Callable[..., Any]]:
 # The comparisons that decide the default first, so a cut-short run still answers it.
 ORDER = ("random", "margin-coreset", "margin-clusters", "class-balanced-margin", "margin", "modAL margin",
          "modAL ranked batch", "k-center", "entropy", "least-confidence", "modAL entropy", "modAL least-confidence",
-         "representative", "cluster-balanced")
+         "representative", "cluster-balanced", "class-balanced-margin + LR", "margin-clusters + LR",
+         "margin-coreset + LR", "margin + LR")
 
 
-def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[dict[str, Any]], None],
+              previous: dict[str, Any]) -> dict[str, Any]:
+    """Every strategy's curves (with `only`: those, kept beside the `previous` run's others)."""
     vectors, labels = fashion_train_vectors()
     pool_x, pool_y = vectors[:POOL], labels[:POOL]
     test = (vectors[POOL:POOL + HELD_OUT], labels[POOL:POOL + HELD_OUT])
     graph = build_knn_graph(np.arange(POOL).astype(str), pool_x, k=15)
-    names = [n for n in ORDER if n in STRATEGIES or n in modal_strategies()]
-    curves: dict[str, dict[str, list[float]]] = {}
-    seconds: dict[str, float] = {}
+    names = [n for n in ORDER if n.removesuffix(LR_SUFFIX) in STRATEGIES or n in modal_strategies()]
+    curves: dict[str, dict[str, list[float]]] = dict(previous.get("curves", {})) if only else {}
+    seconds: dict[str, float] = dict(previous.get("seconds", {})) if only else {}
+    for name in only or []:
+        curves.pop(name, None)
+        seconds.pop(name, None)
     part = {"curves": curves, "seconds": seconds, "labels": list(range(START, END + 1, STEP))}
     for name in names if not only else [n for n in names if n in only]:
         for seed in seeds:
             first = np.random.default_rng(seed).choice(POOL, START, replace=False)
             started = time.perf_counter()
-            if name in STRATEGIES:
+            if name.removesuffix(LR_SUFFIX) in STRATEGIES:
                 curve = our_loop(name, pool_x, pool_y, first, graph, test, seed)
             else:
                 curve = modal_loop(modal_strategies()[name], pool_x, pool_y, first, test)
@@ -163,6 +189,20 @@ def report(results: dict[str, Any]) -> None:
               f"{median(speed['seconds']):.1f} s over {len(speed['seconds'])} runs")
 
 
+def merged_results() -> dict[str, Any]:
+    """Every bench/results/active_learning*.json together (curves of runs made side by side)."""
+    merged: dict[str, Any] = {}
+    for path in sorted(RESULTS.glob("active_learning*.json")):
+        data = json.loads(path.read_text())
+        if "loop" in data:
+            loop = merged.setdefault("loop", {"curves": {}, "seconds": {}, "labels": data["loop"]["labels"]})
+            loop["curves"].update(data["loop"]["curves"])
+            loop["seconds"].update(data["loop"].get("seconds", {}))
+        if "speed" in data:
+            merged["speed"] = data["speed"]
+    return merged
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=["loop", "speed", "all"], default="loop")
@@ -171,19 +211,23 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="speed: repeats")
     parser.add_argument("--points", type=int, default=1_000_000, help="speed: vectors")
     parser.add_argument("--budget", type=int, default=1_000, help="speed: batch size")
-    parser.add_argument("--report", action="store_true", help="print the tables of the saved results")
+    parser.add_argument("--report", action="store_true", help="print the tables of every saved results file")
+    parser.add_argument("--out", type=Path, default=OUT, help="results file (runs side by side: one each)")
     args = parser.parse_args()
-    results = json.loads(OUT.read_text()) if OUT.exists() else {}
-    if not args.report:
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    if args.report:
+        results = merged_results()
+    else:
         meta = {"date": datetime.now(timezone.utc).isoformat(timespec="minutes"), "machine": platform.node(),
                 "cpus": os.cpu_count(), "load": os.getloadavg()[0]}
+
         def save(part: dict[str, Any], key: str = "loop") -> None:
             results[key] = {**part, **meta}
-            OUT.parent.mkdir(parents=True, exist_ok=True)
-            OUT.write_text(json.dumps(results, indent=1))
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=1))
 
         if args.part in ("loop", "all"):
-            save(loop_part(tuple(args.seeds), args.only, save))
+            save(loop_part(tuple(args.seeds), args.only, save, results.get("loop", {})))
         if args.part in ("speed", "all"):
             save(speed_part(args.runs, args.points, args.budget), "speed")
     report(results)

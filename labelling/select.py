@@ -10,6 +10,7 @@ metadata under `rounds` (labelling/rounds.py).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from analysis.selection import DEFAULT_STRATEGY, STRATEGIES, SelectionInputError, select
@@ -66,8 +67,11 @@ def check_request(request: SelectRequest) -> str | None:
     return validate_tag(request.tag) if request.tag is not None else None
 
 
-def select_next(collection: Collection, request: SelectRequest) -> SelectResult:
-    """Choose, tag and record the next batch; SelectionError (nothing written) when it cannot."""
+def select_next(collection: Collection, request: SelectRequest,
+                tagger: Callable[[list[str], str], object] | None = None) -> SelectResult:
+    """Choose, tag and record the next batch; SelectionError (nothing written) when it cannot.
+    `tagger(ids, tag)` writes the tag (default `collection.add_tag`; the app passes its table's
+    edit, which keeps its in-memory tags in step)."""
     tag = check_request(request)
     number = next_round(collection)
     tag = tag or f"batch-{number}"
@@ -81,7 +85,7 @@ def select_next(collection: Collection, request: SelectRequest) -> SelectResult:
     except SelectionInputError as error:
         raise SelectionError(str(error)) from None
     ids = data.ids[batch.rows].tolist()
-    collection.add_tag(ids, tag)
+    (tagger or collection.add_tag)(ids, tag)
     accuracy = probe_accuracy(data.pool.vectors, data.codes)
     result = SelectResult(ids=ids, scores=[float(s) for s in batch.scores], tag=tag, round=number,
                           strategy=batch.strategy, candidates=int(data.pool.candidates.sum()),

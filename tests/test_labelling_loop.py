@@ -71,7 +71,7 @@ def test_select_label_and_select_again(loop, capsys) -> None:
     out = loop.tmp / "batch"
     assert loop("select-next", "--collection", "loop", "--budget", "12", "--out", str(out)) == 0
     printed = capsys.readouterr().out
-    assert "round 1: chose 12 of 51 unlabelled points by margin-coreset" in printed
+    assert "round 1: chose 12 of 51 unlabelled points by class-balanced-margin" in printed
     assert "tagged 'batch-1'" in printed and "linear probe" in printed
     points = payloads(loop.tmp)
     batch = {p for p, payload in points.items() if "batch-1" in payload["tags"]}
@@ -111,7 +111,7 @@ def test_select_label_and_select_again(loop, capsys) -> None:
     report = json.loads(capsys.readouterr().out)
     assert [(r["round"], r["tag"], r["size"], r["labelled"], r["batch_labelled"]) for r in report["rounds"]] == \
         [(1, "batch-1", 12, 9, 12), (2, "batch-2", 5, 21, 0)]
-    assert report["rounds"][0]["strategy"] == "margin-coreset" and report["now"]["labelled"] == 21
+    assert report["rounds"][0]["strategy"] == "class-balanced-margin" and report["now"]["labelled"] == 21
     assert 0.8 <= report["now"]["probe_accuracy"] <= 1.0  # three separated clusters
     assert all(0.5 <= r["probe_accuracy"] <= 1.0 for r in report["rounds"])
     assert loop("rounds", "--collection", "loop") == 0
@@ -194,7 +194,7 @@ def test_uncertainty_needs_two_labelled_classes(tmp_path: Path, monkeypatch, cap
     assert run("select-next", "--collection", "loop", "--budget", "3", "--strategy", "entropy") == 2
     assert "entropy needs class probabilities" in capsys.readouterr().err
     assert run("select-next", "--collection", "loop", "--budget", "3") == 0  # the default starts cold
-    assert "margin-coreset (k-center: no class probabilities yet)" in capsys.readouterr().out
+    assert "class-balanced-margin (k-center: no class probabilities yet)" in capsys.readouterr().out
     store = open_store(path=str(tmp_path / "qdrant"))
     tagged = store.open("loop").columns(["path"], PointFilter(tags_any=["batch-1"])).values["path"]
     store.close()

@@ -37,7 +37,7 @@ from starlette.routing import Mount
 from detection.boxes import box_of, boxes_of_image, images_of_objects, is_object_collection, objects_of_images
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import box_quality_page, clusters_page, performance_page, quality_page
+from ui import box_quality_page, clusters_page, labelling_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.explorer import PointKind
 from ui.handoff import CSS as HANDOFF_CSS
@@ -68,6 +68,7 @@ DEFAULT_PAGES: list[Page] = [
     ("Label quality", quality_page.build),
     ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
+    ("Label next", labelling_page.build),
 ]
 # Other writers' edits show within this many seconds (the map's own timer ticks as often).
 DEFAULT_REFRESH_S = 10.0

@@ -29,9 +29,9 @@ def random_batch(pool: Pool, budget: int, seed: int = 0) -> Batch:
 
 
 STRATEGIES: dict[str, Strategy] = {
+    "class-balanced-margin": class_balanced_margin,
     "margin-coreset": margin_coreset,
     "margin-clusters": margin_clusters,
-    "class-balanced-margin": class_balanced_margin,
     "margin": margin,
     "entropy": entropy,
     "least-confidence": least_confidence,
@@ -44,7 +44,9 @@ STRATEGIES: dict[str, Strategy] = {
 USES_PROBABILITIES = frozenset({"margin-coreset", "margin-clusters", "class-balanced-margin", "margin", "entropy",
                                 "least-confidence"})
 USES_GRAPH = frozenset({"representative", "cluster-balanced"})
-DEFAULT_STRATEGY = "margin-coreset"  # the benchmark's winner at 600 labels (docs/BENCHMARKS.md)
+# The benchmark's winner at 600 labels among the strategies that need no model (the probe's
+# probabilities): bench/bench_active_learning.py, docs/BENCHMARKS.md.
+DEFAULT_STRATEGY = "class-balanced-margin"
 BALANCE_WIDTH = 5  # a balanced batch is drawn from the strategy's top BALANCE_WIDTH x budget
 
 
