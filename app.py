@@ -396,7 +396,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "source_root": metadata.get("source_root"), "indexed_at": metadata.get("indexed_at"),
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
-                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION)}
+                "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
+                "split_leaks": _split_leaks(collection, metadata), "rounds": len(metadata.get("rounds") or [])}
     finally:
         store.close()
     if args.json:
@@ -409,7 +410,25 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{'boxes in' if info['kind'] == IMAGES_KIND else 'images in':12} {info['linked']}")
     print(f"{'labels':12} {len(info['labels'])}: " + ", ".join(f"{k} ({v})" for k, v in info["labels"].items()))
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
+    labelled = sum(v for k, v in info["labels"].items() if k)
+    print(f"{'labelled':12} {labelled} of {info['points']} ({info['points'] - labelled} unlabelled); "
+          f"labelling rounds: {info['rounds']}")
+    if info["split_leaks"] is not None:
+        groups, points = info["split_leaks"]["groups"], info["split_leaks"]["points"]
+        print(f"{'split leaks':12} {groups} near-duplicate groups across splits, {points} points "
+              "(--range split_leak_group:0: selects them)")
     return 0
+
+
+def _split_leaks(collection: Any, metadata: dict[str, Any]) -> dict[str, int] | None:
+    """Near-duplicate groups across splits and their points (None before `analyze`)."""
+    from store import PointFilter
+    from store.schema import SPLIT_LEAK_GROUP
+
+    groups = (metadata.get("analysis") or {}).get("split_leak_groups")
+    if groups is None:
+        return None
+    return {"groups": int(groups), "points": collection.count(PointFilter(ranges={SPLIT_LEAK_GROUP: (0, None)}))}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

@@ -43,6 +43,7 @@ MISLABEL_SCORE, SUGGESTED_LABEL = "mislabel_score", "suggested_label"
 NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT = "neighbour_agreement", "probe_agreement"
 OUTLIER_SCORE, UNIQUENESS = "outlier_score", "uniqueness"
 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP = "duplicate_group", "exact_duplicate_group"
+SPLIT_LEAK_GROUP = "split_leak_group"
 QUALITY_FLAGS = "quality_flags"
 CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
@@ -84,6 +85,8 @@ _FIELDS = (
     PayloadField(UNIQUENESS, "float", indexed=True, description="cosine distance to the nearest neighbour"),
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
+    PayloadField(SPLIT_LEAK_GROUP, "integer", indexed=True,
+                 description="near-duplicate group with members in two or more splits (a leak), -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
                  description="mislabel, outlier, duplicate, duplicate_box"),
     PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
@@ -131,13 +134,13 @@ def review_column(issue: str) -> str:
 # --- groups other modules use ----------------------------------------------------------------
 METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA)
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
-                DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
+                DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, SPLIT_LEAK_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
-NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
-                              IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
+NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, SPLIT_LEAK_GROUP, DUPLICATE_BOX_GROUP,
+                              ANNOTATION_ID, IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
 NOT_SHOWN = frozenset(f.name for f in _FIELDS if not f.shown)
 LIST_FIELDS = tuple(f.name for f in _FIELDS if f.is_list)
 
