@@ -199,3 +199,22 @@ def test_uncertainty_needs_two_labelled_classes(tmp_path: Path, monkeypatch, cap
     tagged = store.open("loop").columns(["path"], PointFilter(tags_any=["batch-1"])).values["path"]
     store.close()
     assert len({p.split("-")[0] for p in tagged}) == 3  # cold start: one from each cluster
+
+
+def test_probability_columns_and_bad_probabilities(loop, capsys) -> None:
+    path = loop.tmp / "predictions.csv"
+    path.write_text("path,prob_cat,prob_dog,prob_bird\n"
+                    "img/cat-10.png,0.7,0.2,0.1\n"
+                    "img/dog-10.png,0.2,1.5,0.1\n"
+                    "img/bird-10.png,x,0.5,0.5\n")
+    assert loop("predictions", "--collection", "loop", str(path)) == 0
+    captured = capsys.readouterr()
+    assert "1 of 3 predictions written; 2 rows unusable" in captured.out
+    assert "row 2: probabilities must lie between 0 and 1" in captured.err
+    assert "row 3: probabilities must be numbers" in captured.err
+    point = payloads(loop.tmp)["img/cat-10.png"]
+    assert point["prediction"] == "cat" and point["prediction_probabilities"] == {"cat": 0.7, "dog": 0.2, "bird": 0.1}
+    jsonl = loop.tmp / "short.jsonl"
+    jsonl.write_text(json.dumps({"path": "img/cat-11.png", "probabilities": [0.5, 0.5]}) + "\n")
+    assert loop("predictions", "--collection", "loop", str(jsonl)) == 1
+    assert "2 probabilities for 3 classes (the collection's labels, sorted)" in capsys.readouterr().err
