@@ -251,6 +251,7 @@ def _add_action_commands(commands: Any) -> None:
     compare.add_argument("a")
     compare.add_argument("b")
     compare.add_argument("--include-excluded", action="store_true")
+    compare.add_argument("--split", action="store_true", help="A and B are splits (e.g. train test), not subsets")
     compare.set_defaults(handler=cmd_compare)
 
     push = commands.add_parser("push", help="copy a collection (vectors, payloads, metadata, artifacts) to a "
@@ -605,11 +606,12 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from subsets.compare import compare_saved_subsets, format_comparison
+    from subsets.compare import compare_saved_subsets, compare_splits, format_comparison
 
     store = open_configured_store(args)
     try:
-        result = compare_saved_subsets(store.open(args.collection), args.a, args.b, args.include_excluded)
+        compare = compare_splits if args.split else compare_saved_subsets
+        result = compare(store.open(args.collection), args.a, args.b, args.include_excluded)
     finally:
         store.close()
     print(format_comparison(result, args.a, args.b))

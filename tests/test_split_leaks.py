@@ -45,3 +45,8 @@ def test_analyze_finds_a_copy_across_splits_and_info_counts_it(tmp_path: Path, m
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["path"] for r in rows) == ["img/bird-09.png", "img/cat-05.png", "img/dog-07.png"]
     assert {r["split"] for r in rows} == {"train", "test"} and len({r["split_leak_group"] for r in rows}) == 1
+    assert run("compare", "--collection", "loop", "--split", "train", "test") == 0
+    printed = capsys.readouterr().out
+    assert "subset A: train (59 points)" in printed and "subset B: test (1 points)" in printed
+    assert run("compare", "--collection", "loop", "--split", "train", "val") == 2
+    assert "no split 'val' in 'loop'; splits: test, train" in capsys.readouterr().err
