@@ -2,13 +2,14 @@
 chosen, and the class probabilities, graph and groups the strategies read.
 
 Labelled means a non-empty `label`. Candidates are the unlabelled points inside the request's
-filter (by default everything not tagged `excluded`). Class probabilities come from an
+filter (by default everything not tagged `excluded`) that no earlier round chose: those are
+out with the annotators (their round's tag says which). Class probabilities come from an
 imported model (`prediction_probabilities`) when every candidate has them, else from the
 cross-validated linear probe on the labelled points (the one label quality trains).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -16,7 +17,8 @@ from analysis.knn import KnnGraph
 from analysis.label_quality import encode_labels
 from analysis.selection import USES_GRAPH, USES_PROBABILITIES, Pool, probe_probabilities
 from filters import FilterSpec
-from store import Collection
+from labelling.rounds import rounds
+from store import Collection, Columns, PointFilter
 from store.schema import CLUSTER, LABEL, PREDICTION_PROBABILITIES
 
 PROBE, MODEL = "linear probe (cross-validated)", "imported model"
@@ -42,7 +44,7 @@ def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, bal
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     classes, codes = encode_labels(labels)
     labelled = codes >= 0
-    allowed = set(collection.ids(spec.resolve(collection)))
+    allowed = set(collection.ids(_without_earlier_rounds(collection, spec.resolve(collection))))
     candidates = ~labelled & np.fromiter((pid in allowed for pid in ids), dtype=bool, count=len(ids))
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     probabilities, source = None, None
@@ -52,6 +54,11 @@ def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, bal
     groups = _groups(columns, order, probabilities, balance)
     return CollectionPool(ids, Pool(unit.astype(np.float32), labelled, candidates, probabilities, graph, groups),
                           classes, codes, source)
+
+
+def _without_earlier_rounds(collection: Collection, flt: PointFilter) -> PointFilter:
+    tags = [str(r["tag"]) for r in rounds(collection)]
+    return replace(flt, tags_none=[*(flt.tags_none or []), *tags]) if tags else flt
 
 
 def _probabilities(collection: Collection, ids: np.ndarray, candidates: np.ndarray, classes: np.ndarray,
@@ -94,11 +101,13 @@ def _graph(collection: Collection, ids: np.ndarray) -> KnnGraph:
     return KnnGraph(ids, to_ours[graph.indices[rows]].astype(np.int32), graph.similarities[rows])
 
 
-def _groups(columns: object, order: np.ndarray, probabilities: np.ndarray | None,
+def _groups(columns: Columns, order: np.ndarray, probabilities: np.ndarray | None,
             balance: str | None) -> np.ndarray | None:
+    """Each row's group for a balanced batch: predicted class, or `analyze`'s cluster (None:
+    no balance, or no clusters stored: the strategy makes k-means groups)."""
     if balance == "class":
         return None if probabilities is None else probabilities.argmax(axis=1)
     if balance == "cluster":
-        clusters = columns.floats(CLUSTER)[order]  # type: ignore[attr-defined]
+        clusters = columns.floats(CLUSTER)[order]
         return np.where(np.isfinite(clusters), clusters, -1).astype(np.int64) if np.isfinite(clusters).any() else None
     return None

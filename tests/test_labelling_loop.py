@@ -218,3 +218,17 @@ def test_probability_columns_and_bad_probabilities(loop, capsys) -> None:
     jsonl.write_text(json.dumps({"path": "img/cat-11.png", "probabilities": [0.5, 0.5]}) + "\n")
     assert loop("predictions", "--collection", "loop", str(jsonl)) == 1
     assert "2 probabilities for 3 classes (the collection's labels, sorted)" in capsys.readouterr().err
+
+
+def test_class_balance_spreads_the_batch_over_predicted_classes(loop, capsys) -> None:
+    assert loop("select-next", "--collection", "loop", "--budget", "9", "--strategy", "entropy",
+                "--balance", "class") == 0
+    assert "by entropy, balanced" in capsys.readouterr().out
+    points = payloads(loop.tmp)
+    chosen = [loop.truth[p] for p, payload in points.items() if "batch-1" in payload["tags"]]
+    counts = [chosen.count(name) for name in CLASSES]
+    assert min(counts) >= 2 and max(counts) - min(counts) <= 2  # predicted classes: mostly the true ones
+    assert loop("select-next", "--collection", "loop", "--budget", "9") == 0
+    points = payloads(loop.tmp)
+    second = {p for p, payload in points.items() if "batch-2" in payload["tags"]}
+    assert len(second) == 9 and not any("batch-1" in points[p]["tags"] for p in second)  # out for labelling
