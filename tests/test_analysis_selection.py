@@ -157,19 +157,3 @@ def test_bad_requests_are_refused_with_a_reason() -> None:
         select("k-center", Pool(vectors, none, ~none), budget=0)
     with pytest.raises(SelectionInputError, match="no candidates"):
         select("k-center", Pool(vectors, ~none, none), budget=3)
-
-
-def test_k_center_skipping_far_blocks_picks_exactly_what_touching_every_point_picks(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(4)
-    vectors = rng.normal(size=(3000, 12)).astype(np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    labelled = np.zeros(len(vectors), dtype=bool)
-    labelled[rng.choice(len(vectors), 40, replace=False)] = True
-    pool = Pool(vectors, labelled, ~labelled)
-    plain = select("k-center", pool, budget=60)
-    monkeypatch.setattr(diversity, "BLOCKED_FROM", 100)
-    monkeypatch.setattr(diversity, "BLOCKS", 32)
-    blocked = select("k-center", pool, budget=60)
-    assert blocked.rows.tolist() == plain.rows.tolist()
-    assert np.allclose(blocked.scores, plain.scores, atol=1e-5)

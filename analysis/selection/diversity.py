@@ -23,9 +23,7 @@ from analysis.selection.base import Batch, Pool, SelectionInputError
 # points to ~20-40 ms (the same reduction the kNN graph uses, analysis/knn.py).
 REDUCE_ABOVE = 20_000_000
 REDUCED_DIMENSIONS = 64
-BLOCKED_FROM = 20_000  # candidates from which k-center skips far blocks (below: one block, all touched)
-BLOCKS = 256
-ROW_BLOCK = 65_536
+CENTRE_BLOCK = 2048
 
 
 def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
@@ -33,84 +31,34 @@ def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
     each pick's cosine distance to its nearest centre when it was taken (falls as the space fills)."""
     vectors = _reduced(pool.vectors, seed)
     candidates = pool.candidate_rows
+    points = np.ascontiguousarray(vectors[candidates])
+    nearest = _nearest_centre_similarity(points, vectors[np.flatnonzero(pool.labelled)])
     budget = min(budget, len(candidates))
-    cover = _Cover(np.ascontiguousarray(vectors[candidates]), seed)
-    for centre in vectors[np.flatnonzero(pool.labelled)]:
-        cover.add(centre)
     chosen = np.empty(budget, dtype=np.int64)
     scores = np.empty(budget)
-    for step in range(budget):
-        if step == 0 and not pool.labelled.any():  # nothing labelled yet: begin at a seeded random candidate
-            pick, distance = int(np.random.default_rng(seed).integers(len(candidates))), 2.0
-        else:
-            pick, distance = cover.farthest()
-        chosen[step], scores[step] = pick, distance ** 2 / 2  # Euclidean on unit vectors -> cosine distance
-        cover.take(pick)
+    similarity = np.empty(len(points), dtype=np.float32)
+    start = 0
+    if budget and not np.isfinite(nearest).any():  # nothing labelled yet: begin at a seeded random candidate
+        first = int(np.random.default_rng(seed).integers(len(points)))
+        chosen[0], scores[0], start = first, 2.0, 1
+        nearest = points @ points[first]
+        nearest[first] = np.inf
+    for step in range(start, budget):
+        pick = int(np.argmin(nearest))
+        chosen[step], scores[step] = pick, 1.0 - float(nearest[pick])
+        np.dot(points, points[pick], out=similarity)
+        np.maximum(nearest, similarity, out=nearest)
+        nearest[pick] = np.inf  # taken
     return Batch(candidates[chosen], scores, "k-center")
 
 
-class _Cover:
-    """Each point's Euclidean distance to its nearest centre (unit vectors: the order of cosine
-    distance), updated centre by centre, exactly but without touching every point: the points
-    are grouped into blocks (k-means), and a block whose centroid lies so far from the new centre
-    that, by the triangle inequality, none of its points can come closer than they already are
-    is skipped. Early centres touch most blocks; once the space is covered, a centre touches the
-    few blocks around it (what makes 1,000 centres over a million points take seconds)."""
-
-    def __init__(self, points: np.ndarray, seed: int) -> None:
-        blocks = 1 if len(points) < BLOCKED_FROM else BLOCKS
-        assign = _blocks(points, blocks, seed)
-        self.order = np.argsort(assign, kind="stable")
-        self.points = points[self.order]
-        bounds = np.searchsorted(assign[self.order], np.arange(blocks + 1))
-        keep = bounds[1:] > bounds[:-1]
-        self.starts, self.stops = bounds[:-1][keep], bounds[1:][keep]
-        self.centroids = np.stack([self.points[a:b].mean(axis=0) for a, b in zip(self.starts, self.stops)])
-        self.radius = np.array([np.linalg.norm(self.points[a:b] - c, axis=1).max()
-                                for a, b, c in zip(self.starts, self.stops, self.centroids)])
-        self.position = np.empty(len(points), dtype=np.int64)
-        self.position[self.order] = np.arange(len(points))
-        self.distance = np.full(len(points), np.inf, dtype=np.float32)
-        self.block_max = np.full(len(self.starts), np.inf)
-
-    def add(self, centre: np.ndarray) -> None:
-        gap = np.linalg.norm(self.centroids - centre, axis=1) - self.radius
-        for block in np.flatnonzero(gap < self.block_max):
-            a, b = self.starts[block], self.stops[block]
-            new = np.sqrt(np.maximum(2.0 - 2.0 * (self.points[a:b] @ centre), 0.0))
-            np.minimum(self.distance[a:b], new, out=self.distance[a:b])
-            self.block_max[block] = self.distance[a:b].max()
-
-    def farthest(self) -> tuple[int, float]:
-        """(index of the point farthest from every centre, its distance)."""
-        block = int(np.argmax(self.block_max))
-        a, b = self.starts[block], self.stops[block]
-        at = a + int(np.argmax(self.distance[a:b]))
-        return int(self.order[at]), float(self.distance[at])
-
-    def take(self, index: int) -> None:
-        """Make point `index` a centre, and never pick it again."""
-        at = self.position[index]
-        self.add(self.points[at])
-        self.distance[at] = -np.inf
-        block = int(np.searchsorted(self.stops, at, side="right"))
-        self.block_max[block] = self.distance[self.starts[block]:self.stops[block]].max()
-
-
-def _blocks(points: np.ndarray, blocks: int, seed: int) -> np.ndarray:
-    """(n,) block of each point: k-means (fitted on a sample) nearest centroid, in row blocks."""
-    if blocks == 1:
-        return np.zeros(len(points), dtype=np.int64)
-    from sklearn.cluster import MiniBatchKMeans
-
-    sample = points[np.random.default_rng(seed).choice(len(points), min(len(points), 20_000), replace=False)]
-    centres = MiniBatchKMeans(n_clusters=blocks, random_state=seed, n_init=1, batch_size=4096).fit(sample)
-    centres = centres.cluster_centers_.astype(np.float32)
-    half_norms = (centres ** 2).sum(axis=1) / 2
-    assign = np.empty(len(points), dtype=np.int64)
-    for start in range(0, len(points), ROW_BLOCK):  # nearest centroid: argmax of x.m - |m|^2 / 2
-        assign[start:start + ROW_BLOCK] = (points[start:start + ROW_BLOCK] @ centres.T - half_norms).argmax(axis=1)
-    return assign
+def _nearest_centre_similarity(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """(n,) float32 cosine similarity of each point to its most similar centre (-inf: none)."""
+    nearest = np.full(len(points), -np.inf, dtype=np.float32)
+    for start in range(0, len(centres), CENTRE_BLOCK):
+        block = (points @ centres[start:start + CENTRE_BLOCK].T).max(axis=1)
+        np.maximum(nearest, block, out=nearest)
+    return nearest
 
 
 def _reduced(vectors: np.ndarray, seed: int) -> np.ndarray:
