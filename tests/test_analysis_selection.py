@@ -157,3 +157,11 @@ def test_bad_requests_are_refused_with_a_reason() -> None:
         select("k-center", Pool(vectors, none, ~none), budget=0)
     with pytest.raises(SelectionInputError, match="no candidates"):
         select("k-center", Pool(vectors, ~none, none), budget=3)
+
+
+def test_nearest_centre_similarity_in_blocks_equals_the_whole_product(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(5)
+    points, centres = rng.normal(size=(500, 8)).astype(np.float32), rng.normal(size=(70, 8)).astype(np.float32)
+    monkeypatch.setattr(diversity, "ROW_BLOCK", 64)
+    monkeypatch.setattr(diversity, "CENTRE_BLOCK", 16)
+    assert np.allclose(diversity._nearest_centre_similarity(points, centres), (points @ centres.T).max(axis=1))

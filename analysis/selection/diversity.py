@@ -23,7 +23,8 @@ from analysis.selection.base import Batch, Pool, SelectionInputError
 # points to ~20-40 ms (the same reduction the kNN graph uses, analysis/knn.py).
 REDUCE_ABOVE = 20_000_000
 REDUCED_DIMENSIONS = 64
-CENTRE_BLOCK = 2048
+CENTRE_BLOCK = 1024
+ROW_BLOCK = 65_536
 
 
 def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
@@ -53,11 +54,14 @@ def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
 
 
 def _nearest_centre_similarity(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """(n,) float32 cosine similarity of each point to its most similar centre (-inf: none)."""
+    """(n,) float32 cosine similarity of each point to its most similar centre (-inf: none),
+    in blocks of rows and centres: a million points x a thousand centres at once would be 4 GB."""
     nearest = np.full(len(points), -np.inf, dtype=np.float32)
-    for start in range(0, len(centres), CENTRE_BLOCK):
-        block = (points @ centres[start:start + CENTRE_BLOCK].T).max(axis=1)
-        np.maximum(nearest, block, out=nearest)
+    for row in range(0, len(points), ROW_BLOCK):
+        part = nearest[row:row + ROW_BLOCK]
+        for start in range(0, len(centres), CENTRE_BLOCK):
+            np.maximum(part, (points[row:row + ROW_BLOCK] @ centres[start:start + CENTRE_BLOCK].T).max(axis=1),
+                       out=part)
     return nearest
 
 
