@@ -165,3 +165,30 @@ def test_nearest_centre_similarity_in_blocks_equals_the_whole_product(monkeypatc
     monkeypatch.setattr(diversity, "ROW_BLOCK", 64)
     monkeypatch.setattr(diversity, "CENTRE_BLOCK", 16)
     assert np.allclose(diversity._nearest_centre_similarity(points, centres), (points @ centres.T).max(axis=1))
+
+
+def farthest_first(vectors: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
+    """The textbook k-center greedy, one full pass per pick (the reference)."""
+    nearest = (vectors @ vectors[labelled].T).max(axis=1)
+    nearest[labelled] = np.inf
+    picks = []
+    for _ in range(budget):
+        pick = int(np.argmin(nearest))
+        picks.append(pick)
+        nearest = np.maximum(nearest, vectors @ vectors[pick])
+        nearest[pick] = np.inf
+    return picks
+
+
+@pytest.mark.parametrize("short_list", [2048, 50, 3])
+def test_k_center_with_a_short_list_picks_exactly_the_textbook_greedy(monkeypatch: pytest.MonkeyPatch,
+                                                                     short_list: int) -> None:
+    rng = np.random.default_rng(4)
+    centres = rng.normal(size=(20, 12))
+    vectors = (centres[rng.integers(20, size=3000)] + 0.5 * rng.normal(size=(3000, 12))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labelled = np.zeros(len(vectors), dtype=bool)
+    labelled[rng.choice(len(vectors), 40, replace=False)] = True
+    monkeypatch.setattr(diversity, "SHORT_LIST", short_list)
+    batch = select("k-center", Pool(vectors, labelled, ~labelled), budget=120)
+    assert batch.rows.tolist() == farthest_first(vectors, np.flatnonzero(labelled), 120)

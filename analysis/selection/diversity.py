@@ -24,33 +24,60 @@ from analysis.selection.base import Batch, Pool, SelectionInputError
 REDUCE_ABOVE = 20_000_000
 REDUCED_DIMENSIONS = 64
 CENTRE_BLOCK = 1024
+SHORT_LIST = 2048  # k-center: candidates kept up to date between full passes
 ROW_BLOCK = 65_536
 
 
 def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
     """Coreset: farthest-first traversal from the labelled points over the candidates. Scores:
-    each pick's cosine distance to its nearest centre when it was taken (falls as the space fills)."""
+    each pick's cosine distance to its nearest centre when it was taken (falls as the space fills).
+
+    Exact greedy, computed lazily: similarities only grow as centres are added, so after a full
+    pass the SHORT_LIST least covered candidates are the only ones that can be picked until the
+    best of them (kept up to date, cheaply) falls to the level of the first left out. Picks are
+    taken from the short list until then; the next full pass applies all centres added since
+    in one matrix product. Each full pass yields many picks instead of one."""
     vectors = _reduced(pool.vectors, seed)
     candidates = pool.candidate_rows
     points = np.ascontiguousarray(vectors[candidates])
     nearest = _nearest_centre_similarity(points, vectors[np.flatnonzero(pool.labelled)])
     budget = min(budget, len(candidates))
-    chosen = np.empty(budget, dtype=np.int64)
-    scores = np.empty(budget)
-    similarity = np.empty(len(points), dtype=np.float32)
-    start = 0
+    chosen: list[int] = []
+    scores: list[float] = []
     if budget and not np.isfinite(nearest).any():  # nothing labelled yet: begin at a seeded random candidate
         first = int(np.random.default_rng(seed).integers(len(points)))
-        chosen[0], scores[0], start = first, 2.0, 1
+        chosen, scores = [first], [2.0]
         nearest = points @ points[first]
         nearest[first] = np.inf
-    for step in range(start, budget):
-        pick = int(np.argmin(nearest))
-        chosen[step], scores[step] = pick, 1.0 - float(nearest[pick])
-        np.dot(points, points[pick], out=similarity)
-        np.maximum(nearest, similarity, out=nearest)
-        nearest[pick] = np.inf  # taken
-    return Batch(candidates[chosen], scores, "k-center")
+    pending: list[int] = []  # centres not yet applied to `nearest`
+    while len(chosen) < budget:
+        _apply(points, nearest, pending)
+        short = np.argpartition(nearest, min(SHORT_LIST, len(nearest) - 1))[:SHORT_LIST]
+        level = float(nearest[short].max())  # every candidate left out is at least this covered
+        covered = nearest[short].copy()
+        while len(chosen) < budget:
+            best = int(np.argmin(covered))
+            if covered[best] > level and len(short) < len(nearest):
+                break  # one left out may now be less covered: full pass
+            pick = int(short[best])
+            chosen.append(pick)
+            scores.append(1.0 - float(covered[best]))
+            pending.append(pick)
+            np.maximum(covered, points[short] @ points[pick], out=covered)
+            covered[best] = np.inf
+            nearest[pick] = np.inf
+    return Batch(candidates[np.array(chosen, dtype=np.int64)], np.array(scores), "k-center")
+
+
+def _apply(points: np.ndarray, nearest: np.ndarray, pending: list[int]) -> None:
+    """Bring `nearest` up to date with the centres in `pending` (one blocked product), then
+    empty it; taken points stay at +inf."""
+    if not pending:
+        return
+    taken = nearest == np.inf
+    np.maximum(nearest, _nearest_centre_similarity(points, points[pending]), out=nearest)
+    nearest[taken] = np.inf
+    pending.clear()
 
 
 def _nearest_centre_similarity(points: np.ndarray, centres: np.ndarray) -> np.ndarray:
