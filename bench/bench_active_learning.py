@@ -14,7 +14,9 @@ least-confidence sampling and ranked batch-mode sampling, each with the same Log
 as its learner, as a modAL user would set it up), seeds 0, 1, 2, same initial labels per seed.
 Reported: accuracy at 600 and 1,000 labels (median over seeds), and the labels each needs to
 reach random's median accuracy at 1,000.
-Speed: k-center greedy choosing 1,000 of 1,000,000 64-d vectors (1,000 labelled), median of runs.
+Speed: k-center greedy choosing 1,000 of 1,000,000 64-d vectors (1,000 labelled), median of runs;
+then ours against the textbook greedy (a full pass per pick) on the same vectors in the same run:
+seconds, picks in common, and the covering radius each reaches (k-center's objective).
 Results: bench/results/active_learning.json; the Markdown tables are printed.
 """
 from __future__ import annotations
@@ -153,20 +155,65 @@ def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[di
     return part
 
 
-def speed_part(runs: int, points: int, budget: int) -> dict[str, Any]:
-    rng = np.random.default_rng(0)
+def textbook_k_center(vectors: np.ndarray, labelled: np.ndarray, budget: int) -> list[int]:
+    """The baseline: one full pass over every candidate per pick."""
+    nearest = np.full(len(vectors), -np.inf, dtype=np.float32)
+    for start in range(0, len(vectors), 65_536):
+        nearest[start:start + 65_536] = (vectors[start:start + 65_536] @ vectors[labelled].T).max(axis=1)
+    nearest[labelled] = np.inf
+    similarity = np.empty(len(vectors), dtype=np.float32)
+    picks = []
+    for _ in range(budget):
+        pick = int(np.argmin(nearest))
+        picks.append(pick)
+        np.dot(vectors, vectors[pick], out=similarity)
+        np.maximum(nearest, similarity, out=nearest)
+        nearest[pick] = np.inf
+    return picks
+
+
+def clustered_unit_vectors(points: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(points x 64 unit vectors around 200 centres, 1,000 of them labelled)."""
+    rng = np.random.default_rng(seed)
     centres = rng.normal(size=(200, 64)).astype(np.float32)
     vectors = centres[rng.integers(200, size=points)] + 0.6 * rng.normal(size=(points, 64)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     labelled = np.zeros(points, dtype=bool)
     labelled[rng.choice(points, 1000, replace=False)] = True
+    return vectors, labelled
+
+
+def coverage(vectors: np.ndarray, centres: np.ndarray) -> float:
+    """The largest cosine distance from a point to its nearest centre (k-center's objective)."""
+    from analysis.selection.diversity import _nearest_centre_similarity
+
+    return float(1.0 - _nearest_centre_similarity(vectors, vectors[centres]).min())
+
+
+def speed_part(runs: int, points: int, budget: int, baseline_points: int) -> dict[str, Any]:
+    vectors, labelled = clustered_unit_vectors(points)
     times = []
     for _ in range(runs):
         started = time.perf_counter()
-        select("k-center", Pool(vectors, labelled, ~labelled), budget)
+        ours = select("k-center", Pool(vectors, labelled, ~labelled), budget).rows
         times.append(time.perf_counter() - started)
         print(f"k-center {budget} of {points:,} x 64: {times[-1]:.1f} s", flush=True)
-    return {"points": points, "dimensions": 64, "budget": budget, "labelled": 1000, "seconds": times}
+    small, small_labelled = (vectors, labelled) if baseline_points == points else \
+        clustered_unit_vectors(baseline_points, seed=1)
+    started = time.perf_counter()
+    ours = select("k-center", Pool(small, small_labelled, ~small_labelled), budget).rows
+    ours_s = time.perf_counter() - started
+    started = time.perf_counter()
+    textbook = np.array(textbook_k_center(small, np.flatnonzero(small_labelled), budget))
+    textbook_s = time.perf_counter() - started
+    known = np.flatnonzero(small_labelled)
+    baseline = {"points": baseline_points, "ours_s": ours_s, "textbook_s": textbook_s,
+                "common_picks": len(set(ours.tolist()) & set(textbook.tolist())),
+                "ours_coverage": coverage(small, np.concatenate([known, ours])),
+                "textbook_coverage": coverage(small, np.concatenate([known, textbook]))}
+    print(f"at {baseline_points:,}: {baseline}", flush=True)
+    return {"points": points, "dimensions": 64, "budget": budget, "labelled": 1000, "seconds": times,
+            "baseline": baseline}
 
 
 def report(results: dict[str, Any]) -> None:
@@ -187,6 +234,11 @@ def report(results: dict[str, Any]) -> None:
         speed = results["speed"]
         print(f"\nk-center: {speed['budget']} of {speed['points']:,} x {speed['dimensions']}: median "
               f"{median(speed['seconds']):.1f} s over {len(speed['seconds'])} runs")
+        if "baseline" in speed:
+            b = speed["baseline"]
+            print(f"at {b['points']:,}: {b['ours_s']:.2f} s vs the textbook greedy {b['textbook_s']:.1f} s "
+                  f"({b['textbook_s'] / b['ours_s']:.0f}x); {b['common_picks']} picks in common; covering "
+                  f"radius {b['ours_coverage']:.4f} vs {b['textbook_coverage']:.4f}")
 
 
 def merged_results() -> dict[str, Any]:
@@ -211,6 +263,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="speed: repeats")
     parser.add_argument("--points", type=int, default=1_000_000, help="speed: vectors")
     parser.add_argument("--budget", type=int, default=1_000, help="speed: batch size")
+    parser.add_argument("--baseline-points", type=int, default=1_000_000,
+                        help="speed: vectors for ours against the textbook greedy, same run")
     parser.add_argument("--report", action="store_true", help="print the tables of every saved results file")
     parser.add_argument("--out", type=Path, default=OUT, help="results file (runs side by side: one each)")
     args = parser.parse_args()
@@ -229,7 +283,7 @@ def main() -> None:
         if args.part in ("loop", "all"):
             save(loop_part(tuple(args.seeds), args.only, save, results.get("loop", {})))
         if args.part in ("speed", "all"):
-            save(speed_part(args.runs, args.points, args.budget), "speed")
+            save(speed_part(args.runs, args.points, args.budget, args.baseline_points), "speed")
     report(results)
 
 

@@ -32,11 +32,11 @@ def k_center_greedy(pool: Pool, budget: int, seed: int = 0) -> Batch:
     """Coreset: farthest-first traversal from the labelled points over the candidates. Scores:
     each pick's cosine distance to its nearest centre when it was taken (falls as the space fills).
 
-    Exact greedy, computed lazily: similarities only grow as centres are added, so after a full
-    pass the SHORT_LIST least covered candidates are the only ones that can be picked until the
-    best of them (kept up to date, cheaply) falls to the level of the first left out. Picks are
-    taken from the short list until then; the next full pass applies all centres added since
-    in one matrix product. Each full pass yields many picks instead of one."""
+    The greedy's picks (up to floating-point near-ties), computed lazily: similarities only grow
+    as centres are added, so after a full pass the SHORT_LIST least covered candidates are the
+    only ones that can be picked until the best of them (kept up to date, cheaply) falls to the
+    level of the first left out. Picks are taken from the short list until then; the next full
+    pass applies all centres added since in one matrix product. Each pass yields many picks."""
     vectors = _reduced(pool.vectors, seed)
     candidates = pool.candidate_rows
     points = np.ascontiguousarray(vectors[candidates])
