@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import app
 from analysis.leaks import split_leak_groups
