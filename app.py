@@ -18,6 +18,11 @@
     python app.py evaluate --collection NAME-objects [--name RUN] [FILTERS] [--iou 0.5] [--confidence C] [--json]
     python app.py missing-labels --collection NAME-objects [--name RUN] [--k 10] [--top N] [--out CSV] [--accept R..]
     python app.py badly-placed --collection NAME-objects [--name RUN] [--top N] [--out CSV] [--accept ID ...]
+    python app.py predictions --collection NAME FILE
+    python app.py select-next --collection NAME --budget N [--strategy S] [--tag T] [--balance class|cluster]
+                        [--out DIR] [FILTERS but --tag]
+    python app.py labels --collection NAME FILE      # labels back from annotators (CSV, JSON Lines, Label Studio)
+    python app.py rounds --collection NAME [--json]
     python app.py serve --collection NAME [--port 7860] [--map-points N] [--map-thumbnails N]
     python app.py demo [--full]
     python app.py                      # the explorer, configured by the environment (Spaces)
@@ -138,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     predictions.set_defaults(handler=cmd_predictions)
     _add_evaluate_command(commands)
 
+    _add_loop_commands(commands)
     _add_serve_command(commands)
 
     demo = commands.add_parser("demo", help="build the Fashion-MNIST demo collection (then `serve`)")
@@ -202,6 +208,37 @@ def _add_evaluate_command(commands: Any) -> None:
                         help="instead: boxes no prediction overlaps although the detector finds most of their "
                              "look-alikes (possibly spurious), by mislabel score")
     placed.set_defaults(handler=cmd_badly_placed)
+def _add_loop_commands(commands: Any) -> None:
+    """select-next, labels, rounds: the labelling loop (labelling/, analysis/selection/)."""
+    from analysis.selection import DEFAULT_STRATEGY, STRATEGIES
+    from filters.cli import add_filter_arguments
+
+    select = commands.add_parser("select-next", help="choose the next images to label, tag them, write the "
+                                                     "annotators' files")
+    select.add_argument("--collection", required=True)
+    select.add_argument("--budget", required=True, type=positive_int, help="how many to choose")
+    select.add_argument("--strategy", default=DEFAULT_STRATEGY, choices=list(STRATEGIES),
+                        help=f"how to choose (default {DEFAULT_STRATEGY}, the benchmark's best)")
+    select.add_argument("--tag", dest="batch_tag", metavar="T",
+                        help="tag for the batch (default batch-<round>); filter by tag with --tag-all / --tag-none")
+    select.add_argument("--balance", choices=["class", "cluster"], help="share the batch evenly over predicted "
+                                                                        "classes or clusters")
+    select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--out", type=Path, metavar="DIR", help="write the batch's files for annotators here: "
+                                                               "CSV, Label Studio tasks, COCO, YOLO image list")
+    add_filter_arguments(select, tag_flag=False)
+    select.set_defaults(handler=cmd_select_next)
+
+    labels = commands.add_parser("labels", help="write labels from annotators onto the points they name "
+                                                "(CSV / JSON Lines: path or id, label; or a Label Studio export)")
+    labels.add_argument("--collection", required=True)
+    labels.add_argument("file", type=Path)
+    labels.set_defaults(handler=cmd_labels)
+
+    rounds = commands.add_parser("rounds", help="the labelling rounds and the probe's accuracy per round")
+    rounds.add_argument("--collection", required=True)
+    rounds.add_argument("--json", action="store_true")
+    rounds.set_defaults(handler=cmd_rounds)
 
 
 def _add_serve_command(commands: Any) -> None:
@@ -291,6 +328,7 @@ def _add_action_commands(commands: Any) -> None:
     compare.add_argument("a")
     compare.add_argument("b")
     compare.add_argument("--include-excluded", action="store_true")
+    compare.add_argument("--split", action="store_true", help="A and B are splits (e.g. train test), not subsets")
     compare.set_defaults(handler=cmd_compare)
 
     push = commands.add_parser("push", help="copy a collection (vectors, payloads, metadata, artifacts) to a "
@@ -478,7 +516,8 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "labels": collection.label_counts(), "tags": collection.tag_counts(),
                 "projection": metadata.get("projection"), "kind": metadata.get(COLLECTION_KIND, IMAGES_KIND),
                 "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
-                "vectors": _vectors_info(collection, metadata), "clusters": cluster_summaries(collection)}
+                "vectors": _vectors_info(collection, metadata), "clusters": cluster_summaries(collection),
+                "split_leaks": _split_leaks(collection, metadata), "rounds": len(metadata.get("rounds") or [])}
     finally:
         store.close()
     if args.json:
@@ -497,6 +536,13 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"{'tags':12} {len(info['tags'])}: " + ", ".join(f"{k} ({v})" for k, v in info["tags"].items()))
     clusters = ", ".join(f"{c['name']} ({c['size']})" for c in info["clusters"])
     print(f"{'clusters':12} {len(info['clusters'])}: {clusters}")
+    labelled = sum(v for k, v in info["labels"].items() if k)
+    print(f"{'labelled':12} {labelled} of {info['points']} ({info['points'] - labelled} unlabelled); "
+          f"labelling rounds: {info['rounds']}")
+    if info["split_leaks"] is not None:
+        groups, points = info["split_leaks"]["groups"], info["split_leaks"]["points"]
+        print(f"{'split leaks':12} {groups} near-duplicate groups across splits, {points} points "
+              "(--range split_leak_group:0: selects them)")
     return 0
 
 
@@ -510,6 +556,17 @@ def _vectors_info(collection: Any, metadata: dict[str, Any]) -> dict[str, dict[s
     for name, dimension in collection.vector_names().items():
         out[name] = {"dimension": dimension, **named.get(name, {})}
     return out
+
+
+def _split_leaks(collection: Any, metadata: dict[str, Any]) -> dict[str, int] | None:
+    """Near-duplicate groups across splits and their points (None before `analyze`)."""
+    from store import PointFilter
+    from store.schema import SPLIT_LEAK_GROUP
+
+    groups = (metadata.get("analysis") or {}).get("split_leak_groups")
+    if groups is None:
+        return None
+    return {"groups": int(groups), "points": collection.count(PointFilter(ranges={SPLIT_LEAK_GROUP: (0, None)}))}
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -743,6 +800,55 @@ def _collection_embedder(objects: Any) -> Any:
     return collection_embedder(objects)
 
 
+def cmd_select_next(args: argparse.Namespace) -> int:
+    from filters.cli import spec_from_args
+    from labelling import SelectRequest, select_next
+    from labelling.batch_files import write_batch_files
+
+    request = SelectRequest(budget=args.budget, strategy=args.strategy, tag=args.batch_tag,
+                            spec=spec_from_args(args), balance=args.balance, seed=args.seed)
+    store = open_configured_store(args)
+    try:
+        collection = store.open(args.collection)
+        result = select_next(collection, request)
+        files = write_batch_files(collection, result.ids, result.tag, args.out) if args.out else []
+    finally:
+        store.close()
+    print(result.summary())
+    for path in files:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    from indexer.labels_import import import_labels
+
+    store = open_configured_store(args)
+    try:
+        result = import_labels(store.open(args.collection), args.file)
+    finally:
+        store.close()
+    for line in result.bad_rows[:20] + [f"unknown point: {p}" for p in result.unknown_points[:20]]:
+        print(line, file=sys.stderr)
+    print(result.summary())
+    return 0 if result.written else 1
+
+
+def cmd_rounds(args: argparse.Namespace) -> int:
+    from labelling import rounds_report
+
+    store = open_configured_store(args)
+    try:
+        report = rounds_report(store.open(args.collection))
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps({"rounds": report.rounds, "now": report.now}, indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from export import export_points
     from filters.cli import spec_from_args
@@ -838,11 +944,12 @@ def cmd_subset(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from subsets.compare import compare_saved_subsets, format_comparison
+    from subsets.compare import compare_saved_subsets, compare_splits, format_comparison
 
     store = open_configured_store(args)
     try:
-        result = compare_saved_subsets(store.open(args.collection), args.a, args.b, args.include_excluded)
+        compare = compare_splits if args.split else compare_saved_subsets
+        result = compare(store.open(args.collection), args.a, args.b, args.include_excluded)
     finally:
         store.close()
     print(format_comparison(result, args.a, args.b))

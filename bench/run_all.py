@@ -60,6 +60,9 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "ray_engine": quick(["--images", "200", "--runs", "1"]),
     "object_metrics": quick(["--runs", "3", "--boxes", "20000", "--masks", "500"]),
     "gpu": quick([]),
+    "active_learning": quick(["--part", "all", "--seeds", "0", "--only", "random", "class-balanced-margin",
+                              "modAL margin", "--points", "200000", "--runs", "1",
+                              "--baseline-points", "20000"]),
 }
 SKIP_REASONS: dict[str, Callable[[], str | None]] = {"gpu": gpu_skip_reason}
 

@@ -10,7 +10,8 @@
                  of an object collection, its boxes (export/detection.py)
     yolo         object collections: a YOLO folder (images/, labels/, data.yaml)
     imagefolder  out/<label>/<file>, copies or symlinks of the source images
-    paths        the image files' paths, one a line (for labelling scripts)
+    paths        the image files' paths, one a line (for labelling scripts; a YOLO image list)
+    label-studio Label Studio tasks JSON (export/label_studio.py)
 
 An object collection's csv / jsonl have one row per box (with annotation_id and bbox).
 """
@@ -27,6 +28,7 @@ from typing import Any, TextIO
 from export.detection import write_coco_objects
 from export.errors import ExportError
 from export.files import place_file
+from export.label_studio import write_label_studio
 from export.records import LIST_FIELDS, ExportRecords
 from store.schema import BBOX
 
@@ -158,9 +160,15 @@ def folder_name(label: str) -> str:
     return UNLABELLED_DIR if name in ("", ".", "..") else name
 
 
+def write_label_studio_tasks(data: ExportRecords, handle: TextIO) -> WriteResult:
+    return WriteResult(write_label_studio(data, handle))
+
+
 TEXT_WRITERS: dict[str, Callable[[ExportRecords, TextIO], WriteResult]] = {
     "csv": write_csv, "jsonl": write_jsonl, "coco": write_coco, "paths": write_paths,
+    "label-studio": write_label_studio_tasks,
 }
-EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "coco": ".json", "paths": ".txt", "imagefolder": "", "yolo": ""}
+EXTENSIONS = {"csv": ".csv", "jsonl": ".jsonl", "coco": ".json", "paths": ".txt", "label-studio": ".json",
+              "imagefolder": "", "yolo": ""}
 FOLDER_FORMATS = ("imagefolder", "yolo")
 FORMATS = (*TEXT_WRITERS, *FOLDER_FORMATS)

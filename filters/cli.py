@@ -13,11 +13,13 @@ from filters.spec import FilterSpec, SelectionError
 from store.schema import EXCLUDED_TAG
 
 
-def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
-    """The filter flags shared by export, tag, delete and subset save."""
+def add_filter_arguments(parser: argparse.ArgumentParser, tag_flag: bool = True) -> None:
+    """The filter flags shared by export, tag, delete and subset save. `tag_flag=False` leaves
+    out `--tag` (select-next names its batch's tag with it; --tag-all filters by tag there)."""
     group = parser.add_argument_group("filters (all given must hold)")
-    group.add_argument("--tag", action="append", default=[], metavar="T", dest="tags_any",
-                       help="has any of these tags (repeatable)")
+    if tag_flag:
+        group.add_argument("--tag", action="append", default=[], metavar="T", dest="tags_any",
+                           help="has any of these tags (repeatable)")
     group.add_argument("--tag-all", action="append", default=[], metavar="T", dest="tags_all",
                        help="has all of these tags (repeatable)")
     group.add_argument("--tag-none", action="append", default=[], metavar="T", dest="tags_none",
@@ -39,7 +41,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_args(args: argparse.Namespace) -> FilterSpec:
-    return FilterSpec(tags_any=list(args.tags_any), tags_all=list(args.tags_all), tags_none=list(args.tags_none),
+    return FilterSpec(tags_any=list(getattr(args, "tags_any", None) or []), tags_all=list(args.tags_all),
+                      tags_none=list(args.tags_none),
                       labels=list(args.labels), subset=args.subset, ids=_read_ids(args.ids_file),
                       ranges=dict(parse_range(r) for r in args.ranges), review=args.review,
                       outliers=dict(parse_outlier(o) for o in getattr(args, "outliers", [])),

@@ -2,10 +2,13 @@
 
 Input: CSV or JSON Lines, one row per image, naming it by `path` (dataset-relative) or `id`
 (an object collection's boxes: `path` and `annotation_id`, or `id`),
-with the predicted label in `prediction` (also accepted: `predicted_label`, `pred`), an
-optional `confidence`, and optional per-class probabilities (JSON Lines: a `probabilities`
-object; CSV: `prob_<class>` columns; the top probability becomes the confidence).
-Written per point: `prediction`, `prediction_confidence`, `prediction_correct`.
+with the predicted label in `prediction` (also accepted: `predicted_label`, `pred`; optional
+when probabilities are given: then the most probable class), an optional `confidence`, and
+optional per-class probabilities (JSON Lines: a `probabilities` object {class: p}, or a list
+of numbers in the order of a `classes` list in the row, else of the collection's labels
+sorted; CSV: `prob_<class>` columns; the top probability becomes the confidence).
+Written per point: `prediction`, `prediction_confidence`, `prediction_correct`, and with
+probabilities `prediction_probabilities` ({class: p}, what uncertainty sampling reads).
 Rows naming no known point, rows without a prediction, and predicted labels the dataset
 does not have are reported, never silently dropped.
 """
@@ -20,7 +23,9 @@ from typing import Any
 from indexer.objects import object_point_id
 from indexer.sources import SourceError
 from store import Collection, point_id
-from store.schema import LABEL, PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT, PREDICTION_FIELDS
+from store.schema import (
+    LABEL, PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT, PREDICTION_FIELDS, PREDICTION_PROBABILITIES,
+)
 
 PREDICTION_KEYS = ("prediction", "predicted_label", "pred")
 
@@ -68,22 +73,26 @@ def import_predictions(collection: Collection, path: Path) -> PredictionImport:
     columns = collection.columns([LABEL])
     label_of = dict(zip(columns.ids, columns.values[LABEL]))
     known_labels = set(label_of.values())
+    class_order = sorted(label for label in known_labels if label)
     ids: list[str] = []
     payloads: list[dict[str, Any]] = []
     for number, row in enumerate(rows, 1):
-        parsed = _parse(row, number)
+        parsed = _parse(row, number, class_order)
         if isinstance(parsed, str):
             result.bad_rows.append(parsed)
             continue
-        pid, prediction, confidence = parsed
+        pid, prediction, confidence, probabilities = parsed
         if pid not in label_of:
             result.unknown_points.append(str(row.get("path") or row.get("id")))
             continue
         if prediction not in known_labels:
             result.unknown_labels[prediction] = result.unknown_labels.get(prediction, 0) + 1
         ids.append(pid)
-        payloads.append({PREDICTION: prediction, PREDICTION_CONFIDENCE: confidence,
-                         PREDICTION_CORRECT: prediction == label_of[pid]})
+        payload = {PREDICTION: prediction, PREDICTION_CONFIDENCE: confidence,
+                   PREDICTION_CORRECT: prediction == label_of[pid]}
+        if probabilities:
+            payload[PREDICTION_PROBABILITIES] = probabilities
+        payloads.append(payload)
     collection.set_payloads(ids, payloads)
     collection.index_fields(PREDICTION_FIELDS)
     collection.flush()
@@ -92,7 +101,8 @@ def import_predictions(collection: Collection, path: Path) -> PredictionImport:
     return result
 
 
-def _parse(row: dict[str, Any], number: int) -> tuple[str, str, float | None] | str:
+def _parse(row: dict[str, Any], number: int,
+           class_order: list[str]) -> tuple[str, str, float | None, dict[str, float]] | str:
     if "_error" in row:
         return row["_error"]
     if row.get("id"):
@@ -106,13 +116,37 @@ def _parse(row: dict[str, Any], number: int) -> tuple[str, str, float | None] | 
         pid = point_id(Path(str(row["path"])).as_posix())
     else:
         return f"row {number}: no 'path' or 'id'"
-    prediction = next((str(row[k]) for k in PREDICTION_KEYS if row.get(k) not in (None, "")), None)
-    if prediction is None:
-        return f"row {number}: no prediction (columns {', '.join(PREDICTION_KEYS)})"
     try:
-        return pid, prediction, _confidence(row, prediction)
+        probabilities = _probabilities(row, class_order)
+        prediction = next((str(row[k]) for k in PREDICTION_KEYS if row.get(k) not in (None, "")), None)
+        if prediction is None and probabilities:
+            prediction = max(probabilities, key=lambda name: probabilities[name])
+        if prediction is None:
+            return f"row {number}: no prediction (columns {', '.join(PREDICTION_KEYS)}) and no probabilities"
+        return pid, prediction, _confidence(row, prediction), probabilities
     except ValueError as error:
         return f"row {number}: {error}"
+
+
+def _probabilities(row: dict[str, Any], class_order: list[str]) -> dict[str, float]:
+    """{class: probability} from a `probabilities` object or list, or `prob_<class>` columns
+    ({} when the row has none); ValueError for values that are not probabilities."""
+    given = row.get("probabilities")
+    if isinstance(given, list):
+        names = row.get("classes") if isinstance(row.get("classes"), list) else class_order
+        if len(names) != len(given):
+            source = "the row's classes" if "classes" in row else "the collection's labels, sorted"
+            raise ValueError(f"{len(given)} probabilities for {len(names)} classes ({source})")
+        given = dict(zip((str(name) for name in names), given))
+    if not isinstance(given, dict):
+        given = {k[5:]: v for k, v in row.items() if k.startswith("prob_") and v not in (None, "")}
+    try:
+        probabilities = {str(name): float(value) for name, value in given.items()}
+    except (TypeError, ValueError):
+        raise ValueError("probabilities must be numbers") from None
+    if any(not 0.0 <= p <= 1.0 for p in probabilities.values()):
+        raise ValueError("probabilities must lie between 0 and 1")
+    return probabilities
 
 
 def _confidence(row: dict[str, Any], prediction: str) -> float | None:

@@ -5,7 +5,8 @@ the vectors, runs the pure functions of `analysis/` over them and stores per poi
 
     mislabel_score (float, P(label wrong)), suggested_label (keyword), neighbour_agreement,
     probe_agreement (floats), outlier_score (float, robust z), uniqueness (float),
-    duplicate_group (int, -1 = none), exact_duplicate_group (int),
+    duplicate_group (int, -1 = none), exact_duplicate_group (int), split_leak_group (int: a
+    near-duplicate group with members in two or more splits, -1 = none),
     quality_flags (keywords: "mislabel", "outlier", "duplicate")
 
 all indexed so that other tools can filter on them. On an object collection (one point per
@@ -35,6 +36,7 @@ from analysis.boxes import duplicate_boxes
 from analysis.clusters import ClusterConfig
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import KnnGraph, build_knn_graph, graph_file
+from analysis.leaks import split_leak_groups
 from analysis.label_quality import (
     DEFAULT_K, confused_class_pairs, encode_labels, exact_duplicate_groups, near_duplicate_groups,
 )
@@ -51,8 +53,8 @@ from store import DEFAULT_VECTOR, Collection
 from store.schema import (
     AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
     DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, IMAGE_ID, LABEL, MAX_BOX_IOU, METRIC_FIELDS, MISLABEL_FLAG,
-    MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT, QUALITY_FLAGS,
-    SCORE_FIELDS, SHA1, SUGGESTED_LABEL, UNIQUENESS,
+    MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT,
+    QUALITY_FLAGS, SCORE_FIELDS, SHA1, SPLIT, SPLIT_LEAK_GROUP, SUGGESTED_LABEL, UNIQUENESS,
 )
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
@@ -71,6 +73,7 @@ class QualitySummary:
     duplicate_boxes: int | None = None  # object collections: boxes overlapping another of their image
     shape_outliers: int | None = None   # object collections: boxes of a shape unusual for their class
     clusters: str = ""  # scoring/clusters.py's summary line
+    split_leaks: int = 0  # near-duplicate groups with members in two or more splits
 
     def summary(self) -> str:
         top = ", ".join(f"{p['class_a']}<->{p['class_b']} ({p['count']})" for p in self.confused_pairs[:3])
@@ -78,7 +81,8 @@ class QualitySummary:
         boxes += "" if self.shape_outliers is None else f", {self.shape_outliers} shape outliers"
         return (f"{self.points} points scored (k={self.k}): {self.mislabels} likely mislabels, {self.outliers} "
                 f"outliers, {self.duplicate_groups} near-duplicate groups, {self.exact_duplicate_groups} exact "
-                f"duplicate groups{boxes}" + (f"; most confused: {top}" if top else "")
+                f"duplicate groups{boxes}" + (f", {self.split_leaks} near-duplicate groups across splits (leaks)"
+                                                  if self.split_leaks else "") + (f"; most confused: {top}" if top else "")
                 + (f"\n{self.clusters}" if self.clusters else ""))
 
 
@@ -124,21 +128,24 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     small = graph.truncated(min(k, graph.k))
     vector_row = {pid: i for i, pid in enumerate(point_ids)}
     vectors = matrix[np.array([vector_row[pid] for pid in graph.ids])]
-    columns = collection.columns([LABEL, SHA1])
+    columns = collection.columns([LABEL, SHA1, SPLIT])
     row_of = {pid: i for i, pid in enumerate(columns.ids)}
     order = np.array([row_of[pid] for pid in graph.ids])
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     hashes = np.array([columns.values[SHA1][i] or pid for i, pid in zip(order, graph.ids)], dtype=str)
+    splits = np.array([columns.values[SPLIT][i] or "" for i in order], dtype=str)
 
     probe = CrossValidatedProbe(vectors, encode_labels(labels)[1])  # fold statistics, shared by both
     mislabels = mislabel_scores(small, labels, probe=probe)
     outliers = outlier_scores(small, probe=probe)
     near = near_duplicate_groups(small)
+    leaks = split_leak_groups(near, splits)
     exact = exact_duplicate_groups(hashes)
     unique = uniqueness(small)
     pairs = confused_class_pairs(small, labels)
 
-    payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
+    payloads = [{**_payload(i, mislabels, outliers, near, exact, unique), SPLIT_LEAK_GROUP: int(leaks[i])}
+                for i in range(len(graph))]
     _add_flagged_by(collection, graph.ids, payloads, mislabels.flagged, vector)
     if is_object_collection(collection):
         summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
@@ -146,6 +153,7 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     collection.set_payloads(list(graph.ids), payloads)
     collection.index_fields([*SCORE_FIELDS, *([MISLABEL_FLAGGED_BY] if MISLABEL_FLAGGED_BY in payloads[0] else [])])
     collection.flush()
+    summary.split_leaks = int(len(set(leaks[leaks >= 0].tolist())))
     _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
     collection.update_metadata(analysis={**collection.read_metadata().get("analysis", {}), "vector": vector})
     if clusters is not None:  # after the flags are written: the cluster table counts them
@@ -179,6 +187,7 @@ def _summarise(summary: QualitySummary, collection: Collection, graph: KnnGraph,
     collection.update_metadata(analysis={
         "k": summary.k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mislabels": summary.mislabels, "outliers": summary.outliers, "outlier_cutoff": float(outliers.cutoff),
+        "split_leak_groups": summary.split_leaks,
         "outlier_method": outliers.method, "neighbour_vote_weight": float(mislabels.vote_weight),
         "noise_shrinkage": float(mislabels.noise.shrinkage)})
 

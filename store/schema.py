@@ -43,11 +43,13 @@ MISLABEL_SCORE, SUGGESTED_LABEL = "mislabel_score", "suggested_label"
 NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT = "neighbour_agreement", "probe_agreement"
 OUTLIER_SCORE, UNIQUENESS = "outlier_score", "uniqueness"
 DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP = "duplicate_group", "exact_duplicate_group"
+SPLIT_LEAK_GROUP = "split_leak_group"
 QUALITY_FLAGS = "quality_flags"
 CLUSTER = "cluster"
 ORIGINAL_LABEL = "original_label"
 REVIEW = "review"
 PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT = "prediction", "prediction_confidence", "prediction_correct"
+PREDICTION_PROBABILITIES = "prediction_probabilities"
 # Object (bounding-box) points: one per labelled box, in the collection NAME-objects.
 IMAGE_ID, ANNOTATION_ID, BBOX = "image_id", "annotation_id", "bbox"
 IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
@@ -96,6 +98,8 @@ _FIELDS = (
     PayloadField(UNIQUENESS, "float", indexed=True, description="cosine distance to the nearest neighbour"),
     PayloadField(DUPLICATE_GROUP, "integer", indexed=True, description="near-duplicate group, -1 for none"),
     PayloadField(EXACT_DUPLICATE_GROUP, "integer", indexed=True, description="identical-content group, -1 for none"),
+    PayloadField(SPLIT_LEAK_GROUP, "integer", indexed=True,
+                 description="near-duplicate group with members in two or more splits (a leak), -1 for none"),
     PayloadField(QUALITY_FLAGS, "keyword", indexed=True, is_list=True,
                  description="mislabel, outlier, duplicate, duplicate_box, shape_outlier"),
     PayloadField(CLUSTER, "integer", indexed=True, description="cluster of similar points (analyze), -1 for none"),
@@ -105,6 +109,8 @@ _FIELDS = (
     PayloadField(PREDICTION, "keyword", indexed=True, description="an imported model's predicted label"),
     PayloadField(PREDICTION_CONFIDENCE, "float", indexed=True, description="its confidence"),
     PayloadField(PREDICTION_CORRECT, "bool", indexed=True, description="prediction == label"),
+    PayloadField(PREDICTION_PROBABILITIES, "object", shown=False,
+                 description="an imported model's probability per class, {class: p} (uncertainty sampling)"),
     # Object points only. image_id is indexed: "the boxes of this image" and "the images of these
     # boxes" are filters on it. annotation_id is unique per point, so it gets no index (see
     # indexer/pipeline.py on why an index on a per-point-unique field costs every open).
@@ -174,7 +180,7 @@ def review_column(issue: str) -> str:
 # --- groups other modules use ----------------------------------------------------------------
 METRIC_FIELDS = (BRIGHTNESS, CONTRAST, SHARPNESS, COLOURFULNESS, ASPECT_RATIO, AREA, RED, GREEN, BLUE)
 SCORE_FIELDS = (MISLABEL_SCORE, SUGGESTED_LABEL, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE, UNIQUENESS,
-                DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, QUALITY_FLAGS)
+                DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, SPLIT_LEAK_GROUP, QUALITY_FLAGS)
 PREDICTION_FIELDS = (PREDICTION, PREDICTION_CONFIDENCE, PREDICTION_CORRECT)
 OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
@@ -182,8 +188,8 @@ OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE, MASK_FILL, 
 IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
 DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_REASON, DETECTION_IOU, DETECTION_SCORE)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
-NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, DUPLICATE_BOX_GROUP, ANNOTATION_ID,
-                              IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
+NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, SPLIT_LEAK_GROUP, DUPLICATE_BOX_GROUP,
+                              ANNOTATION_ID, IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})
 NOT_SHOWN = frozenset(f.name for f in _FIELDS if not f.shown)
 LIST_FIELDS = tuple(f.name for f in _FIELDS if f.is_list)
 

@@ -12,7 +12,7 @@ from typing import Any
 from filters.spec import default_filter
 from store import Collection
 from store.schema import NOT_MEASUREMENTS
-from subsets.saved import subset_arrays
+from subsets.saved import group_arrays, subset_arrays
 
 
 def compare_saved_subsets(collection: Collection, a: str, b: str, include_excluded: bool = False) -> Any:
@@ -21,6 +21,21 @@ def compare_saved_subsets(collection: Collection, a: str, b: str, include_exclud
     from analysis.compare import compare_subsets
 
     arrays = subset_arrays(collection, a, b, default_filter(include_excluded), skip_fields=sorted(NOT_MEASUREMENTS))
+    return compare_subsets(arrays.a_mask, arrays.b_mask, arrays.labels, arrays.numeric)
+
+
+def compare_splits(collection: Collection, a: str, b: str, include_excluded: bool = False) -> Any:
+    """`compare_saved_subsets` for two values of the `split` field (e.g. train and test)."""
+    from analysis.compare import compare_subsets
+    from store import StoreError
+    from store.schema import SPLIT
+
+    known = collection.facet(SPLIT)
+    for name in (a, b):
+        if name not in known:
+            raise StoreError(f"no split {name!r} in '{collection.name}'; splits: {', '.join(sorted(known)) or 'none'}")
+    arrays = group_arrays(collection, SPLIT, a, b, default_filter(include_excluded),
+                          skip_fields=sorted(NOT_MEASUREMENTS))
     return compare_subsets(arrays.a_mask, arrays.b_mask, arrays.labels, arrays.numeric)
 
 

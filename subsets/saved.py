@@ -151,19 +151,32 @@ def subset_arrays(collection: Collection, a: str, b: str, flt: PointFilter | Non
     for name in (a, b):
         if name not in known:
             raise StoreError(f"no subset {name!r} in '{collection.name}'; subsets: {', '.join(known) or 'none'}")
+    return group_arrays(collection, SUBSETS, a, b, flt, skip_fields)
+
+
+def group_arrays(collection: Collection, field_name: str, a: str, b: str, flt: PointFilter | None = None,
+                 skip_fields: Sequence[str] = ()) -> SubsetArrays:
+    """`subset_arrays` for any keyword field (SUBSETS, a list; or e.g. SPLIT): A = the points
+    whose `field_name` is or holds `a`, B the same for `b`."""
     union = PointFilter(**{**(flt.__dict__ if flt else {}),
-                           "values": {**(flt.values if flt else {}), SUBSETS: [a, b]}})
+                           "values": {**(flt.values if flt else {}), field_name: [a, b]}})
     rows = [(r.id, r.payload) for batch in collection.scroll(None, union) for r in batch]
     skipped = set(skip_fields)
     fields = sorted({k for _, p in rows for k, v in p.items()
                      if k not in skipped and isinstance(v, (int, float)) and not isinstance(v, bool)})
-    member = [set(p.get(SUBSETS) or []) for _, p in rows]
+    member = [_members(p.get(field_name)) for _, p in rows]
     numeric = {f: np.array([_float(p.get(f)) for _, p in rows], dtype=np.float64) for f in fields}
     return SubsetArrays(ids=np.array([i for i, _ in rows], dtype=str),
                         a_mask=np.array([a in m for m in member], dtype=bool),
                         b_mask=np.array([b in m for m in member], dtype=bool),
                         labels=np.array([str(p.get(LABEL) or "") for _, p in rows], dtype=object).astype(str),
                         numeric=numeric)
+
+
+def _members(value: Any) -> set[str]:
+    if isinstance(value, (list, tuple)):
+        return set(value)
+    return set() if value in (None, "") else {str(value)}
 
 
 def _float(value: Any) -> float:

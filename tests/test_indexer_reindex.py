@@ -145,6 +145,24 @@ def test_edited_labels_file_relabels_without_re_embedding(tmp_path: Path, mobile
     assert points["0.png"]["label"] == "cat"
 
 
+def test_a_partial_labels_file_leaves_the_rest_unlabelled_until_a_newer_one_labels_them(
+        tmp_path: Path, mobilenet) -> None:
+    root, qdrant = tmp_path / "images", tmp_path / "qdrant"
+    for i in range(5):
+        write_image(root / f"{i}.png", seed=i)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,label\n0.png,cat\n1.png,dog\n")
+    first = index(root, qdrant, mobilenet, labels_file=labels)
+    assert first.embedded == 5
+    assert {p: v["label"] for p, v in snapshot(qdrant).items()} == {"0.png": "cat", "1.png": "dog", "2.png": "",
+                                                                    "3.png": "", "4.png": ""}
+    labels.write_text("path,label\n0.png,cat\n1.png,dog\n2.png,dog\n3.png,cat\n")  # annotators' answers added
+    second = index(root, qdrant, mobilenet, labels_file=labels)
+    assert (second.embedded, second.unchanged, second.relabelled) == (0, 5, 2)
+    assert {p: v["label"] for p, v in snapshot(qdrant).items()} == {"0.png": "cat", "1.png": "dog", "2.png": "dog",
+                                                                    "3.png": "cat", "4.png": ""}
+
+
 def test_single_image_collection_gets_a_map(tmp_path: Path, mobilenet) -> None:
     root, qdrant = tmp_path / "images", tmp_path / "qdrant"
     write_image(root / "only.png")

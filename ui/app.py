@@ -37,7 +37,7 @@ from starlette.routing import Mount
 from detection.boxes import box_of, boxes_of_image, images_of_objects, is_object_collection, objects_of_images
 from store import Collection
 from ui import explorer, export_page, figure, metrics_page
-from ui import box_quality_page, clusters_page, models_page, performance_page, quality_page
+from ui import box_quality_page, clusters_page, labelling_page, models_page, performance_page, quality_page
 from ui.context import AppContext, TextEncoder
 from ui.edit_watch import edit_watch_control
 from ui.explorer import PointKind
@@ -71,6 +71,7 @@ DEFAULT_PAGES: list[Page] = [
     ("Clusters", clusters_page.build),
     ("Model performance", performance_page.build),
     ("Models", models_page.build),
+    ("Label next", labelling_page.build),
 ]
 # Other writers' edits show within this many seconds (the map's own timer ticks as often).
 DEFAULT_REFRESH_S = 10.0

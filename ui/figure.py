@@ -22,7 +22,7 @@ from store.schema import DETECTION_OUTCOME, DETECTION_REASON
 from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
 from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
-from ui.table import PointTable
+from ui.table import NO_LABEL, PointTable
 
 # Distinct colours for the largest classes (Tableau 10 and its light partners, then darker
 # tones); every smaller class shares OTHER_COLOUR so 100+ classes stay readable.
@@ -96,7 +96,14 @@ def colouring(table: PointTable, state: MapState) -> Colouring:
     if state.colour_by == "tag":
         names, codes = primary_tags(table)
         return _categorical(codes, names, state, untagged=names.index("untagged") if "untagged" in names else None)
-    return _categorical(table.label_codes, table.label_names, state)
+    return _by_label(table, state)
+
+
+def _by_label(table: PointTable, state: MapState) -> Colouring:
+    """Unlabelled points are grey and listed last, like untagged ones: the labelled classes
+    stand out, and what is still to label reads as one background."""
+    unlabelled = table.label_names.index(NO_LABEL) if NO_LABEL in table.label_names else None
+    return _categorical(table.label_codes, table.label_names, state, untagged=unlabelled)
 
 
 def detection_outcomes(table: PointTable) -> tuple[np.ndarray, list[str]]:
@@ -156,7 +163,7 @@ def _clustered(table: PointTable, state: MapState) -> Colouring:
 
     view = load_clusters(table)
     if view is None:
-        return _categorical(table.label_codes, table.label_names, state)
+        return _by_label(table, state)
     k = len(view)
     names = [*view.names, NO_CLUSTER_NAME]
     codes = np.where(view.codes >= 0, view.codes, k)

@@ -2,7 +2,9 @@
 
 Predictions come from `python app.py predictions --collection NAME FILE` (payload field
 `prediction`); a detector's run on an object collection gets ui/detection_performance.py
-instead. The true label is the table's current label, so relabelling in another tab
+instead; a collection with labels but no imported predictions can use the linear probe's
+cross-validated ones (labelling/probe.py: each labelled point predicted by a probe that
+never saw it), named as such above the report. The true label is the table's current label, so relabelling in another tab
 counts at once. On every selection change: accuracy, per-class precision / recall / F1 /
 support (analysis.performance.classification_report) and a confusion-matrix heatmap of the
 selection (the whole dataset when nothing is selected).
@@ -16,6 +18,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from analysis.performance import PerformanceReport, classification_report
+from labelling.probe import PROBE_NAME, probe_predictions
 from store.schema import PREDICTION
 from ui import detection_performance
 from ui.context import AppContext
@@ -97,31 +100,52 @@ def build(ctx: AppContext) -> None:
         detection_performance.build(ctx)
         return
     predictions = load_predictions(ctx.table)
+    probe_button = None
     if predictions is None:
         gr.Markdown(f"No model predictions in this collection. Import them with "
                     f"`python app.py predictions --collection {ctx.collection.name} FILE` "
-                    f"(CSV or JSON Lines: path or id, prediction) and restart the explorer.",
-                    elem_id="es-perf-missing")
-        return
+                    f"(CSV or JSON Lines: path or id, prediction) and restart the explorer, or use the "
+                    f"{PROBE_NAME}'s predictions: a linear model on the embeddings, each labelled point "
+                    f"predicted by one trained without it.", elem_id="es-perf-missing")
+        probe_button = gr.Button("Use the linear probe's cross-validated predictions", elem_id="es-perf-probe")
     summary = gr.HTML(elem_id="es-perf-summary")
     plot = gr.Plot(elem_id="es-perf-plot", show_label=False)
+    # The source of the predictions shown: an imported model's (read per table version: other
+    # writers), or the probe's by point id once asked for.
+    source: dict[str, Any] = {"probe": None, "by_version": {ctx.table.version: predictions}}
 
-    by_version = {ctx.table.version: predictions}  # a newer table (other writers) is read again
-
-    def views(state: MapState) -> tuple[str, Any]:
-        table = ctx.table
+    def current_predictions(table: PointTable) -> np.ndarray | None:
+        if source["probe"] is not None:
+            probe = source["probe"]
+            return np.array([probe.get(pid, "") for pid in table.ids], dtype=object)
+        by_version = source["by_version"]
         if table.version not in by_version:
             by_version.clear()
             by_version[table.version] = load_predictions(table)
-        current = by_version[table.version]
+        return by_version[table.version]
+
+    def views(state: MapState) -> tuple[str, Any]:
+        table = ctx.table
+        current = current_predictions(table)
         if current is None:
             return "", None
         rows = state.selected_rows()
         dataset = report_for(table, current, None)
         selected = rows is not None
         selection = report_for(table, current, rows) if selected else None
-        current = selection if selected else dataset
+        shown = selection if selected else dataset
         title = "Confusion matrix: " + ("selection" if selected else "all points")
-        return report_html(selection, dataset, selected), confusion_figure(current, title)
+        named = f'<p class="es-perf-source">Predictions of the {html_text(PROBE_NAME)}.</p>' \
+            if source["probe"] is not None else ""
+        return named + report_html(selection, dataset, selected), confusion_figure(shown, title)
+
+    def use_probe(state: MapState) -> tuple[str, Any]:
+        source["probe"] = probe_predictions(ctx.collection)
+        if not source["probe"]:
+            source["probe"] = None
+            return '<p class="es-perf-empty">The probe needs labelled points of at least two classes.</p>', None
+        return views(state)
 
     ctx.on_selection_change(views, [], [summary, plot])
+    if probe_button is not None:
+        ctx.event(probe_button.click, use_probe, [], [summary, plot])
