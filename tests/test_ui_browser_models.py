@@ -130,3 +130,47 @@ def test_switch_maps_keeps_the_selection_and_the_side_map_highlights_it(browser,
         page.context.close()
     finally:
         running.stop()
+
+
+def side_client(page, x: float, y: float) -> tuple[float, float]:
+    """Where the side map draws the data point (x, y), in the page's pixels."""
+    return tuple(page.evaluate("""([x, y]) => { const gd = document.querySelector('#es-side-map .js-plotly-plot');
+        const fl = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + fl.xaxis.d2p(x), box.top + fl.yaxis.d2p(y)]; }""", [x, y]))
+
+
+def test_a_box_on_the_side_map_selects_on_the_main_map_and_the_most_different_in_one_click(browser,
+                                                                                          two_models) -> None:
+    collection, coords = two_models
+    running = start_server(collection)
+    try:
+        page = open_page(browser, running.url)
+        open_tab(page, "Models")
+        page.wait_for_function("() => { const gd = document.querySelector('#es-side-map .js-plotly-plot');"
+                               " return gd && gd.layout && /the map of second/.test(gd.layout.title.text); }")
+        page.locator("#es-side-map").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)  # the main map's script binds the side map within 0.4 s
+        expected = {pid for pid, (x, y) in coords.items() if 19 < x < 29 and -1 < y < 3}
+        start, end = side_client(page, 19, 3), side_client(page, 29, -1)
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=8)
+        page.mouse.up()
+        wait_selected(page, len(expected))  # the main map's count line
+        assert set(page.eval_on_selector_all("#es-grid .es-card", "cards => cards.map(c => c.dataset.id)")) \
+            == expected
+        rows = {r for t in side_map(page)["traces"] if t["name"] != "not selected" for r in t["rows"]}
+        page.wait_for_function("n => window.embedscapeMap.selectedRows().length === n", arg=len(expected))
+        assert set(page.evaluate("() => window.embedscapeMap.selectedRows()")) == rows  # drawn on the main map
+
+        with np.load(collection.artifact_dir / "model-comparison.npz") as saved:
+            order = np.lexsort((saved["ids"], saved["overlap"]))
+            different = set(saved["ids"][order[:7]].tolist())
+        page.locator("#es-different-count input").fill("7")
+        page.locator("#es-select-different").click()
+        wait_selected(page, 7)
+        assert set(page.eval_on_selector_all("#es-grid .es-card", "cards => cards.map(c => c.dataset.id)")) \
+            == different
+        page.context.close()
+    finally:
+        running.stop()
