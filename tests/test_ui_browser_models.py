@@ -174,3 +174,34 @@ def test_a_box_on_the_side_map_selects_on_the_main_map_and_the_most_different_in
         page.context.close()
     finally:
         running.stop()
+
+
+def test_the_review_queue_shows_either_models_scores(browser, two_models) -> None:
+    from review import PENDING, QueueFilter, ReviewBook
+    from scoring.analyze import analyze_collection
+
+    collection, _ = two_models
+    analyze_collection(collection, clusters=None)
+    analyze_collection(collection, clusters=None, vector="second")  # beside the default's, not over them
+    first = {vector: [item.key for item in ReviewBook(collection, vector).queue("mislabel", QueueFilter(
+        statuses=(PENDING,)))] for vector in ("", "second")}
+    assert first["second"] and first["second"][0] != (first[""] or [None])[0]  # the two queues differ
+    running = start_server(collection)
+    try:
+        page = open_page(browser, running.url)
+        open_tab(page, "Label quality")
+        card = page.locator("#es-rq-card .es-rq-card")
+        if first[""]:
+            page.wait_for_function("k => { const c = document.querySelector('#es-rq-card .es-rq-card');"
+                                   " return c && c.dataset.key === k; }", arg=first[""][0])
+            assert "vector default" in card.inner_text()
+        page.locator("#es-rq-model input").click()
+        page.get_by_role("option", name="second-model (vector second)").click()
+        page.wait_for_function("k => { const c = document.querySelector('#es-rq-card .es-rq-card');"
+                               " return c && c.dataset.key === k; }", arg=first["second"][0])
+        assert "Neighbours and scores by second-model (vector second)" in card.inner_text()
+        progress = page.locator("#es-rq-progress").inner_text()
+        assert f"0 of {len(first['second'])} reviewed" in progress
+        page.context.close()
+    finally:
+        running.stop()
