@@ -282,6 +282,27 @@ def test_analyze_by_either_model_keeps_both_models_scores_and_either_queue(tmp_p
     store.close()
 
 
+def test_each_named_vectors_scores_are_kept_beside_the_others_on_both_backends(store, tmp_path: Path) -> None:
+    from scoring.analyze import analyze_collection
+
+    collection, ids, _ = _two_model_collection(store, tmp_path)
+    third = np.random.default_rng(3).normal(size=(len(ids), 5)).astype(np.float32)
+    collection.add_vector("other", 5)
+    collection.set_vectors("other", ids, third)
+    analyze_collection(collection, clusters=None)
+    default_only = _scores(collection)
+    analyze_collection(collection, clusters=None, vector="noisy")
+    after_noisy = _scores(collection)
+    analyze_collection(collection, clusters=None, vector="other")
+    payloads = _scores(collection)
+    plain = ("mislabel_score", "suggested_label", "quality_flags", "outlier_score")
+    assert all(payloads[pid].get(k) == p.get(k) for pid, p in default_only.items() for k in plain)
+    for pid, payload in payloads.items():
+        assert set(payload["scores_by_vector"]) == {"noisy", "other"}
+        assert _same(payload["scores_by_vector"]["noisy"], after_noisy[pid]["scores_by_vector"]["noisy"])
+    assert set(collection.read_metadata()["analysis_by_vector"]) == {"noisy", "other"}
+
+
 def test_pixel_vectors_script_gives_a_second_model_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """scripts/pixel_vectors.py (the demo's weightless second model) through --add-vector."""
     import sys
