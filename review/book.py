@@ -21,15 +21,15 @@ from review.decisions import (
     DUPLICATE_FLAG, ISSUES, PENDING, check_decision, entry_of, group_fingerprint, merged_review, new_entry,
     status, status_matches,
 )
-from review.queue import WIDEST_MIN_SCORE, QueueFilter, QueueItem, progress, queue_items, select
+from review.queue import WIDEST_MIN_SCORE, QueueFilter, QueueItem, progress, queue_items, select, vector_view
 from store import Collection
 from store.schema import (
     DUPLICATE_GROUP, LABEL, MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE, PROBE_AGREEMENT,
-    QUALITY_FLAGS, REVIEW, SHA1, SUGGESTED_LABEL,
+    QUALITY_FLAGS, REVIEW, SCORES_BY_VECTOR, SHA1, SUGGESTED_LABEL,
 )
 
 FIELDS = (LABEL, SUGGESTED_LABEL, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, PROBE_AGREEMENT, OUTLIER_SCORE,
-          DUPLICATE_GROUP, QUALITY_FLAGS, SHA1, REVIEW, MISLABEL_FLAGGED_BY)
+          DUPLICATE_GROUP, QUALITY_FLAGS, SHA1, REVIEW, MISLABEL_FLAGGED_BY, SCORES_BY_VECTOR)
 
 
 def _candidate(payload: dict[str, Any]) -> bool:
@@ -47,17 +47,25 @@ def _candidate(payload: dict[str, Any]) -> bool:
 
 class ReviewBook:
     """Candidates' payloads (id -> the FIELDS above) and the queues built from them. One book
-    per collection per process; decisions from every session go through it (one lock)."""
+    per collection per process; decisions from every session go through it (one lock).
+    `vector`: whose scores the queues follow ("": the default vector's; a named vector's: its
+    `analyze --vector` scores), and so whose suggestion a decision is recorded against."""
 
-    def __init__(self, collection: Collection) -> None:
+    def __init__(self, collection: Collection, vector: str = "") -> None:
         self.collection = collection
+        self.vector = vector
         self._lock = threading.RLock()
         self._payloads: dict[str, dict[str, Any]] = {}
         self._items: dict[str, list[QueueItem]] = {}
         for batch in collection.scroll(list(FIELDS)):
             for record in batch:
-                if _candidate(record.payload):
-                    self._payloads[record.id] = dict(record.payload)
+                payload = vector_view(record.payload, vector)
+                if _candidate(payload):
+                    self._payloads[record.id] = payload
+
+    def _read(self, ids: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(id, payload as this book's vector scored it) of `ids`, read from the store now."""
+        return [(r.id, vector_view(r.payload, self.vector)) for r in self.collection.retrieve(list(ids), list(FIELDS))]
 
     # --- reading ---------------------------------------------------------------------
     def items(self, issue: str) -> list[QueueItem]:
@@ -89,43 +97,43 @@ class ReviewBook:
         on what the store now holds); returns how many were recorded."""
         check_decision(issue, decision)
         with self._lock:
-            records = self.collection.retrieve(list(ids), list(FIELDS))
+            records = self._read(ids)
             reviews = []
-            for record in records:
-                entry = new_entry(issue, decision, record.payload, group, tag, previous_label)
-                reviews.append(merged_review(record.payload, issue, entry))
+            for _, payload in records:
+                entry = new_entry(issue, decision, payload, group, tag, previous_label)
+                reviews.append(merged_review(payload, issue, entry))
             self._write(records, reviews)
             return len(records)
 
     def undo(self, issue: str, ids: Sequence[str]) -> int:
         """Forget the `issue` decision of `ids` (pending again); returns how many had one."""
         with self._lock:
-            records = [r for r in self.collection.retrieve(list(ids), list(FIELDS)) if entry_of(r.payload, issue)]
-            self._write(records, [merged_review(r.payload, issue, None) for r in records])
+            records = [(pid, payload) for pid, payload in self._read(ids) if entry_of(payload, issue)]
+            self._write(records, [merged_review(payload, issue, None) for _, payload in records])
             return len(records)
 
     def refresh(self, ids: Sequence[str]) -> None:
         """Read `ids` again (after an edit made elsewhere, e.g. a relabel)."""
         with self._lock:
-            for record in self.collection.retrieve(list(ids), list(FIELDS)):
-                self._payloads[record.id] = dict(record.payload)
+            for pid, payload in self._read(ids):
+                self._payloads[pid] = payload
             self._items.clear()
 
-    def _write(self, records: Sequence[Any], reviews: list[dict[str, Any]]) -> None:
+    def _write(self, records: Sequence[tuple[str, dict[str, Any]]], reviews: list[dict[str, Any]]) -> None:
         if not records:
             return
-        written = [(r.id, review) for r, review in zip(records, reviews) if review]
-        emptied = [r.id for r, review in zip(records, reviews) if not review]
+        written = [(pid, review) for (pid, _), review in zip(records, reviews) if review]
+        emptied = [pid for (pid, _), review in zip(records, reviews) if not review]
         if written:
             self.collection.set_payloads([pid for pid, _ in written], [{REVIEW: review} for _, review in written])
         if emptied:  # no decision left: no review field at all
             self.collection.delete_payload_keys(emptied, [REVIEW])
         self.collection.flush_soon()
-        for record, review in zip(records, reviews):
-            payload = {**record.payload, REVIEW: review}
+        for (pid, before), review in zip(records, reviews):
+            payload = {**before, REVIEW: review}
             if not review:
                 payload.pop(REVIEW)
-            self._payloads[record.id] = payload
+            self._payloads[pid] = payload
         self._items.clear()
 
 

@@ -23,8 +23,8 @@ from review.decisions import (
     DUPLICATE_FLAG, MISLABEL_FLAG, OUTLIER_FLAG, PENDING, group_fingerprint, status, status_matches,
 )
 from store.schema import (
-    DUPLICATE_GROUP, LABEL, MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE, QUALITY_FLAGS,
-    SUGGESTED_LABEL,
+    CLUSTER, DUPLICATE_GROUP, LABEL, MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE,
+    QUALITY_FLAGS, SCORE_FIELDS, SCORES_BY_VECTOR, SUGGESTED_LABEL,
 )
 
 SCORE_FIELD = {MISLABEL_FLAG: MISLABEL_SCORE, OUTLIER_FLAG: OUTLIER_SCORE}
@@ -65,6 +65,18 @@ class QueueFilter:
     score_range: tuple[float | None, float | None] = (None, None)
     min_score: float | None = None
     statuses: tuple[str, ...] | None = None
+
+
+def vector_view(payload: Mapping[str, Any], vector: str = "") -> dict[str, Any]:
+    """The payload as the analysis of `vector` scored it: the default vector ("") reads the plain
+    score fields; a named one its entry of SCORES_BY_VECTOR in their place (none: unscored)."""
+    if not vector:
+        return dict(payload)
+    scores = (payload.get(SCORES_BY_VECTOR) or {}).get(vector)
+    view = {k: v for k, v in payload.items() if k not in SCORE_FIELDS and k not in (CLUSTER, SCORES_BY_VECTOR)}
+    if isinstance(scores, Mapping):
+        view.update(scores)
+    return view
 
 
 def _number(value: Any, default: float = float("nan")) -> float:

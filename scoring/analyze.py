@@ -17,6 +17,11 @@ flag "shape_outlier"; given the other collection of a detection dataset (`partne
 image's object_count and object_density.
 Ranked confused class pairs go to `confused-pairs.json` in the collection folder. Then the
 clusters (scoring/clusters.py): `cluster` per point and the cluster table in `clusters.json`.
+A named vector's analysis (`analyze --vector NAME2`) leaves those fields (the default vector's)
+as they are and writes the same scores, with its Leiden clusters, into `scores_by_vector.NAME2`
+of each point, its confused pairs into `confused-pairs-NAME2.json` and its record into the
+metadata's `analysis_by_vector`, so both models' label-error flags coexist; `mislabel_flagged_by`
+lists every vector whose last analysis flags the label.
 `python app.py analyze` runs this; indexing runs it at its end. Image metrics missing from
 older collections are added here too, by
 decoding the files again (no re-embedding).
@@ -33,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from analysis.boxes import duplicate_boxes
-from analysis.clusters import ClusterConfig
+from analysis.clusters import ClusterConfig, ClusteringUnavailable, find_clusters
 from analysis.image_metrics import image_metrics, uniqueness
 from analysis.knn import KnnGraph, build_knn_graph, graph_file
 from analysis.leaks import split_leak_groups
@@ -51,13 +56,14 @@ from scoring.clusters import compute_clusters
 from scoring.object_metrics import add_object_counts, add_object_metrics
 from store import DEFAULT_VECTOR, Collection
 from store.schema import (
-    AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
+    AREA, ASPECT_RATIO, BBOX, BOX_SCORE_FIELDS, CLUSTER, DUPLICATE_BOX_FLAG, DUPLICATE_BOX_GROUP, DUPLICATE_FLAG,
     DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, IMAGE_ID, LABEL, MAX_BOX_IOU, METRIC_FIELDS, MISLABEL_FLAG,
     MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, OUTLIER_SCORE, PATH, PROBE_AGREEMENT,
-    QUALITY_FLAGS, SCORE_FIELDS, SHA1, SPLIT, SPLIT_LEAK_GROUP, SUGGESTED_LABEL, UNIQUENESS,
+    QUALITY_FLAGS, SCORE_FIELDS, SCORES_BY_VECTOR, SHA1, SPLIT, SPLIT_LEAK_GROUP, SUGGESTED_LABEL, UNIQUENESS,
 )
 
 CONFUSED_PAIRS_FILE = "confused-pairs.json"
+ANALYSIS_BY_VECTOR = "analysis_by_vector"  # metadata: each named vector's last analysis (analyze --vector)
 
 
 @dataclass
@@ -144,8 +150,13 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     unique = uniqueness(small)
     pairs = confused_class_pairs(small, labels)
 
-    payloads = [{**_payload(i, mislabels, outliers, near, exact, unique), SPLIT_LEAK_GROUP: int(leaks[i])}
-                for i in range(len(graph))]
+    payloads = [_payload(i, mislabels, outliers, near, exact, unique) for i in range(len(graph))]
+    if vector != DEFAULT_VECTOR:  # a named vector's scores go beside the default one's
+        _write_named_scores(collection, graph, payloads, mislabels.flagged, vector, clusters)
+        _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs, vector)
+        return summary
+    for payload, leak in zip(payloads, leaks):  # split leaks: near-duplicates of the default vector's graph
+        payload[SPLIT_LEAK_GROUP] = int(leak)
     _add_flagged_by(collection, graph.ids, payloads, mislabels.flagged, vector)
     if is_object_collection(collection):
         summary.duplicate_boxes = add_duplicate_boxes(collection, graph.ids, payloads)
@@ -154,11 +165,32 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     collection.index_fields([*SCORE_FIELDS, *([MISLABEL_FLAGGED_BY] if MISLABEL_FLAGGED_BY in payloads[0] else [])])
     collection.flush()
     summary.split_leaks = int(len(set(leaks[leaks >= 0].tolist())))
-    _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs)
-    collection.update_metadata(analysis={**collection.read_metadata().get("analysis", {}), "vector": vector})
+    _summarise(summary, collection, graph, mislabels, outliers, near, exact, pairs, vector)
     if clusters is not None:  # after the flags are written: the cluster table counts them
         summary.clusters = compute_clusters(collection, graph, clusters).summary()
     return summary
+
+
+def _write_named_scores(collection: Collection, graph: KnnGraph, scores: list[dict[str, Any]], flagged: np.ndarray,
+                        vector: str, clusters: ClusterConfig | None) -> None:
+    """A named vector's scores (and its Leiden clusters) into SCORES_BY_VECTOR[vector] of each
+    point, keeping the other named vectors' entries; the default vector's fields stay as they are."""
+    if clusters is not None and clusters.method == "leiden":
+        try:
+            found = find_clusters(graph, None, clusters)
+            for score, cluster in zip(scores, found.tolist()):
+                score[CLUSTER] = int(cluster)
+        except ClusteringUnavailable:
+            pass
+    column = collection.columns([SCORES_BY_VECTOR])
+    before = dict(zip(column.ids.tolist(), column.values[SCORES_BY_VECTOR]))
+    flags_by: list[dict[str, Any]] = [{} for _ in scores]
+    _add_flagged_by(collection, graph.ids, flags_by, flagged, vector)
+    payloads = [{SCORES_BY_VECTOR: {**(before.get(pid) or {}), vector: score}, **flagged_by}
+                for pid, score, flagged_by in zip(graph.ids.tolist(), scores, flags_by)]
+    collection.set_payloads(list(graph.ids), payloads)
+    collection.index_fields([MISLABEL_FLAGGED_BY])
+    collection.flush()
 
 
 def _add_flagged_by(collection: Collection, ids: np.ndarray, payloads: list[dict[str, Any]], flagged: np.ndarray,
@@ -176,20 +208,27 @@ def _add_flagged_by(collection: Collection, ids: np.ndarray, payloads: list[dict
 
 
 def _summarise(summary: QualitySummary, collection: Collection, graph: KnnGraph, mislabels: Any, outliers: Any,
-               near: np.ndarray, exact: np.ndarray, pairs: list[Any]) -> None:
+               near: np.ndarray, exact: np.ndarray, pairs: list[Any], vector: str = DEFAULT_VECTOR) -> None:
+    """The summary, the confused pairs and the metadata's record of the analysis (a named
+    vector's: under ANALYSIS_BY_VECTOR, beside the default vector's `analysis`)."""
     summary.points = len(graph)
     summary.mislabels = int(mislabels.flagged.sum())
     summary.outliers = int(outliers.flagged.sum())
     summary.duplicate_groups = int(len(set(near[near >= 0].tolist())))
     summary.exact_duplicate_groups = int(len(set(exact[exact >= 0].tolist())))
     summary.confused_pairs = [_pair_record(p, graph.ids) for p in pairs]
-    _save_pairs(collection, summary.confused_pairs)
-    collection.update_metadata(analysis={
+    _save_pairs(collection, summary.confused_pairs, vector)
+    record = {
         "k": summary.k, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "mislabels": summary.mislabels, "outliers": summary.outliers, "outlier_cutoff": float(outliers.cutoff),
         "split_leak_groups": summary.split_leaks,
         "outlier_method": outliers.method, "neighbour_vote_weight": float(mislabels.vote_weight),
-        "noise_shrinkage": float(mislabels.noise.shrinkage)})
+        "noise_shrinkage": float(mislabels.noise.shrinkage), "vector": vector}
+    if vector == DEFAULT_VECTOR:
+        collection.update_metadata(analysis=record)
+    else:
+        by_vector = collection.read_metadata().get(ANALYSIS_BY_VECTOR) or {}
+        collection.update_metadata(**{ANALYSIS_BY_VECTOR: {**by_vector, vector: record}})
 
 
 def _payload(i: int, mislabels: Any, outliers: Any, near: np.ndarray, exact: np.ndarray,
@@ -232,15 +271,20 @@ def _pair_record(pair: Any, ids: np.ndarray) -> dict[str, Any]:
             "count": int(pair.count), "share": float(pair.share), "ids": [str(ids[i]) for i in pair.indices]}
 
 
-def _save_pairs(collection: Collection, pairs: list[dict[str, Any]]) -> None:
-    path = collection.artifact_dir / CONFUSED_PAIRS_FILE
+def pairs_file(vector: str = DEFAULT_VECTOR) -> str:
+    """The confused pairs of `vector`'s analysis: CONFUSED_PAIRS_FILE, a named vector's beside it."""
+    return CONFUSED_PAIRS_FILE if vector == DEFAULT_VECTOR else f"confused-pairs-{vector}.json"
+
+
+def _save_pairs(collection: Collection, pairs: list[dict[str, Any]], vector: str = DEFAULT_VECTOR) -> None:
+    path = collection.artifact_dir / pairs_file(vector)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(pairs))
 
 
-def confused_pairs(collection: Collection) -> list[dict[str, Any]]:
-    """The ranked confused class pairs of the last analysis ([] before any)."""
-    path = collection.artifact_dir / CONFUSED_PAIRS_FILE
+def confused_pairs(collection: Collection, vector: str = DEFAULT_VECTOR) -> list[dict[str, Any]]:
+    """The ranked confused class pairs of the last analysis of `vector` ([] before any)."""
+    path = collection.artifact_dir / pairs_file(vector)
     return json.loads(path.read_text()) if path.exists() else []
 
 

@@ -182,6 +182,15 @@ def saved_clusters(collection: Collection, vector: str) -> tuple[np.ndarray, np.
         return (data["ids"], data[key]) if key in data.files else None
 
 
+def saved_overlap(collection: Collection) -> tuple[np.ndarray, np.ndarray] | None:
+    """(ids, neighbour overlap) of every point of the last comparison, or None before any."""
+    path = collection.artifact_dir / COMPARISON_ARRAYS
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return data["ids"], data["overlap"]
+
+
 def saved_comparison(collection: Collection) -> dict[str, Any] | None:
     path = collection.artifact_dir / COMPARISON_FILE
     return json.loads(path.read_text()) if path.exists() else None

@@ -56,6 +56,7 @@ IMAGE_WIDTH, IMAGE_HEIGHT = "image_width", "image_height"
 DUPLICATE_BOX_GROUP, MAX_BOX_IOU = "duplicate_box_group", "max_box_iou"
 MODEL_OVERLAP = "model_overlap"  # two embedding models of the collection compared (compare-models)
 MISLABEL_FLAGGED_BY = "mislabel_flagged_by"  # the vectors whose analysis flags the label (analyze --vector)
+SCORES_BY_VECTOR = "scores_by_vector"  # a named vector's own scores (analyze --vector): {NAME2: {SCORE_FIELDS}}
 # Per-channel colour (images and boxes) and the object metrics (analysis/object_metrics.py).
 RED, GREEN, BLUE = "red", "green", "blue"
 RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE = "relative_area", "border_distance", "shape_score"
@@ -128,6 +129,10 @@ _FIELDS = (
                  description="share of its k nearest neighbours two embedding models agree on (compare-models)"),
     PayloadField(MISLABEL_FLAGGED_BY, "keyword", indexed=True, is_list=True,
                  description="collections with named vectors: the vectors whose analysis flags the label"),
+    PayloadField(SCORES_BY_VECTOR, "object", shown=False,
+                 description="collections with named vectors: each named vector's own label-quality scores "
+                             "(analyze --vector NAME2): {NAME2: {mislabel_score, suggested_label, ...}}; the "
+                             "default vector's are the plain fields"),
     PayloadField(RED, "float", indexed=True, description="mean red, 0..1 (a box: of its pixels)"),
     PayloadField(GREEN, "float", indexed=True, description="mean green, 0..1 (a box: of its pixels)"),
     PayloadField(BLUE, "float", indexed=True, description="mean blue, 0..1 (a box: of its pixels)"),

@@ -209,9 +209,23 @@ def test_cli_compare_models_and_export_column(tmp_path: Path, capsys: pytest.Cap
 
 
 # --- analyze --vector ------------------------------------------------------------------------
-def test_analyze_by_either_model_and_the_queue_puts_labels_both_doubt_first(tmp_path: Path,
+def _same(a: dict, b: dict) -> bool:
+    """Equal score records; floats to within 1e-9 (the embedded engine reads a rewritten
+    payload's floats back to within an ulp)."""
+    return a.keys() == b.keys() and all(
+        a[k] == pytest.approx(b[k], rel=1e-9) if isinstance(b[k], float) else a[k] == b[k] for k in b)
+
+
+def _scores(collection) -> dict[str, dict]:
+    fields = ["mislabel_score", "suggested_label", "quality_flags", "outlier_score", "scores_by_vector",
+              "mislabel_flagged_by"]
+    return {r.id: dict(r.payload) for b in collection.scroll(fields) for r in b}
+
+
+def test_analyze_by_either_model_keeps_both_models_scores_and_either_queue(tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture) -> None:
     from review.book import ReviewBook
+    from review.decisions import KEPT
     from ui.quality_page import analysis_vector
 
     store = open_store(path=str(tmp_path / "q"))
@@ -221,25 +235,72 @@ def test_analyze_by_either_model_and_the_queue_puts_labels_both_doubt_first(tmp_
     store.close()
     qdrant = ["--qdrant-path", str(tmp_path / "q")]
     assert app.main([*qdrant, "analyze", "--collection", "m", "--clusters", "none"]) == 0
-    assert app.main([*qdrant, "analyze", "--collection", "m", "--vector", "noisy", "--clusters", "none"]) == 0
+    store = open_store(path=str(tmp_path / "q"))
+    default_only = {pid: {k: v for k, v in p.items() if k != "mislabel_flagged_by"}
+                    for pid, p in _scores(store.open("m")).items()}
+    store.close()
+    assert app.main([*qdrant, "analyze", "--collection", "m", "--vector", "noisy"]) == 0
     assert app.main([*qdrant, "analyze", "--collection", "m", "--vector", "nope"]) == 2
     assert "has no vector 'nope'" in capsys.readouterr().err
 
     store = open_store(path=str(tmp_path / "q"))
     collection = store.open("m")
-    assert collection.read_metadata()["analysis"]["vector"] == "noisy"
-    assert "mislabel_flagged_by" in collection.indexed_fields()  # filterable: PointFilter(values=...)
-    assert analysis_vector(collection) == ("noisy", "noisy-model (vector noisy)")
-    flagged_by = {r.id: r.payload.get("mislabel_flagged_by") for b in collection.scroll(["mislabel_flagged_by"])
-                  for r in b}
-    both = {pid for pid, by in flagged_by.items() if by == ["default", "noisy"]}
-    assert set(wrong) <= both
-    assert any(by == ["noisy"] for by in flagged_by.values())  # the a/b mix: the second model alone
-    assert set(collection.ids(PointFilter(values={"mislabel_flagged_by": ["default"]}))) >= both
-    queue = ReviewBook(collection).items("mislabel")
-    assert {item.key for item in queue[:len(both)]} == both and all(item.models == 2 for item in queue[:len(both)])
-    assert queue[len(both)].models == 1
+    payloads = _scores(collection)
+    # The default vector's scores are where they were; the second model's are its own.
+    assert {pid: {k: v for k, v in p.items() if k not in ("mislabel_flagged_by", "scores_by_vector")}
+            for pid, p in payloads.items()} == default_only
+    noisy = {pid: p["scores_by_vector"]["noisy"] for pid, p in payloads.items()}
+    assert all({"mislabel_score", "suggested_label", "quality_flags", "cluster"} <= set(s) for s in noisy.values())
+    default_flagged = {pid for pid, p in payloads.items() if "mislabel" in (p.get("quality_flags") or [])}
+    noisy_flagged = {pid for pid, s in noisy.items() if "mislabel" in s["quality_flags"]}
+    assert set(wrong) <= default_flagged & noisy_flagged and noisy_flagged - default_flagged  # the a/b mix
+    metadata = collection.read_metadata()
+    assert metadata["analysis"]["vector"] == "" and metadata["analysis_by_vector"]["noisy"]["mislabels"] == len(
+        noisy_flagged)
+    assert (collection.artifact_dir / "confused-pairs-noisy.json").is_file()
+    assert analysis_vector(collection) == ("", "clean-model (vector default)")
+    both = {pid for pid, p in payloads.items() if p.get("mislabel_flagged_by") == ["default", "noisy"]}
+    assert set(wrong) <= both == default_flagged & noisy_flagged
+    assert set(collection.ids(PointFilter(values={"mislabel_flagged_by": ["default"]}))) == default_flagged
+
+    # Either model's queue: its own flags, labels both doubt first; a decision records its suggestion.
+    for vector, flagged in (("", default_flagged), ("noisy", noisy_flagged)):
+        queue = [item for item in ReviewBook(collection, vector).items("mislabel") if item.flagged]
+        assert {item.key for item in queue} == flagged
+        assert {item.key for item in queue[:len(both)]} == both and all(item.models == 2 for item in queue[:len(both)])
+    only_noisy = sorted(noisy_flagged - default_flagged)[0]
+    ReviewBook(collection, "noisy").decide("mislabel", [only_noisy], KEPT)
+    entry = collection.retrieve([only_noisy], ["review"])[0].payload["review"]["mislabel"]
+    assert entry["suggested"] == noisy[only_noisy]["suggested_label"]
     store.close()
+
+    # Analysing the default vector again leaves the second model's scores in place.
+    assert app.main([*qdrant, "analyze", "--collection", "m", "--clusters", "none"]) == 0
+    store = open_store(path=str(tmp_path / "q"))
+    after = {pid: p["scores_by_vector"]["noisy"] for pid, p in _scores(store.open("m")).items()}
+    assert after.keys() == noisy.keys() and all(_same(after[pid], noisy[pid]) for pid in noisy)
+    store.close()
+
+
+def test_each_named_vectors_scores_are_kept_beside_the_others_on_both_backends(store, tmp_path: Path) -> None:
+    from scoring.analyze import analyze_collection
+
+    collection, ids, _ = _two_model_collection(store, tmp_path)
+    third = np.random.default_rng(3).normal(size=(len(ids), 5)).astype(np.float32)
+    collection.add_vector("other", 5)
+    collection.set_vectors("other", ids, third)
+    analyze_collection(collection, clusters=None)
+    default_only = _scores(collection)
+    analyze_collection(collection, clusters=None, vector="noisy")
+    after_noisy = _scores(collection)
+    analyze_collection(collection, clusters=None, vector="other")
+    payloads = _scores(collection)
+    plain = ("mislabel_score", "suggested_label", "quality_flags", "outlier_score")
+    assert all(payloads[pid].get(k) == p.get(k) for pid, p in default_only.items() for k in plain)
+    for pid, payload in payloads.items():
+        assert set(payload["scores_by_vector"]) == {"noisy", "other"}
+        assert _same(payload["scores_by_vector"]["noisy"], after_noisy[pid]["scores_by_vector"]["noisy"])
+    assert set(collection.read_metadata()["analysis_by_vector"]) == {"noisy", "other"}
 
 
 def test_pixel_vectors_script_gives_a_second_model_from_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -130,3 +130,78 @@ def test_switch_maps_keeps_the_selection_and_the_side_map_highlights_it(browser,
         page.context.close()
     finally:
         running.stop()
+
+
+def side_client(page, x: float, y: float) -> tuple[float, float]:
+    """Where the side map draws the data point (x, y), in the page's pixels."""
+    return tuple(page.evaluate("""([x, y]) => { const gd = document.querySelector('#es-side-map .js-plotly-plot');
+        const fl = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
+        return [box.left + fl.xaxis.d2p(x), box.top + fl.yaxis.d2p(y)]; }""", [x, y]))
+
+
+def test_a_box_on_the_side_map_selects_on_the_main_map_and_the_most_different_in_one_click(browser,
+                                                                                          two_models) -> None:
+    collection, coords = two_models
+    running = start_server(collection)
+    try:
+        page = open_page(browser, running.url)
+        open_tab(page, "Models")
+        page.wait_for_function("() => { const gd = document.querySelector('#es-side-map .js-plotly-plot');"
+                               " return gd && gd.layout && /the map of second/.test(gd.layout.title.text); }")
+        page.locator("#es-side-map").scroll_into_view_if_needed()
+        page.wait_for_timeout(500)  # the main map's script binds the side map within 0.4 s
+        expected = {pid for pid, (x, y) in coords.items() if 19 < x < 29 and -1 < y < 3}
+        start, end = side_client(page, 19, 3), side_client(page, 29, -1)
+        page.mouse.move(*start)
+        page.mouse.down()
+        page.mouse.move(*end, steps=8)
+        page.mouse.up()
+        wait_selected(page, len(expected))  # the main map's count line
+        assert set(page.eval_on_selector_all("#es-grid .es-card", "cards => cards.map(c => c.dataset.id)")) \
+            == expected
+        rows = {r for t in side_map(page)["traces"] if t["name"] != "not selected" for r in t["rows"]}
+        page.wait_for_function("n => window.embedscapeMap.selectedRows().length === n", arg=len(expected))
+        assert set(page.evaluate("() => window.embedscapeMap.selectedRows()")) == rows  # drawn on the main map
+
+        with np.load(collection.artifact_dir / "model-comparison.npz") as saved:
+            order = np.lexsort((saved["ids"], saved["overlap"]))
+            different = set(saved["ids"][order[:7]].tolist())
+        page.locator("#es-different-count input").fill("7")
+        page.locator("#es-select-different").click()
+        wait_selected(page, 7)
+        assert set(page.eval_on_selector_all("#es-grid .es-card", "cards => cards.map(c => c.dataset.id)")) \
+            == different
+        page.context.close()
+    finally:
+        running.stop()
+
+
+def test_the_review_queue_shows_either_models_scores(browser, two_models) -> None:
+    from review import PENDING, QueueFilter, ReviewBook
+    from scoring.analyze import analyze_collection
+
+    collection, _ = two_models
+    analyze_collection(collection, clusters=None)
+    analyze_collection(collection, clusters=None, vector="second")  # beside the default's, not over them
+    first = {vector: [item.key for item in ReviewBook(collection, vector).queue("mislabel", QueueFilter(
+        statuses=(PENDING,)))] for vector in ("", "second")}
+    assert first["second"] and first["second"][0] != (first[""] or [None])[0]  # the two queues differ
+    running = start_server(collection)
+    try:
+        page = open_page(browser, running.url)
+        open_tab(page, "Label quality")
+        card = page.locator("#es-rq-card .es-rq-card")
+        if first[""]:
+            page.wait_for_function("k => { const c = document.querySelector('#es-rq-card .es-rq-card');"
+                                   " return c && c.dataset.key === k; }", arg=first[""][0])
+            assert "vector default" in card.inner_text()
+        page.locator("#es-rq-model input").click()
+        page.get_by_role("option", name="second-model (vector second)").click()
+        page.wait_for_function("k => { const c = document.querySelector('#es-rq-card .es-rq-card');"
+                               " return c && c.dataset.key === k; }", arg=first["second"][0])
+        assert "Neighbours and scores by second-model (vector second)" in card.inner_text()
+        progress = page.locator("#es-rq-progress").inner_text()
+        assert f"0 of {len(first['second'])} reviewed" in progress
+        page.context.close()
+    finally:
+        running.stop()

@@ -362,7 +362,8 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
             return state.clear(from_map=not payload.get("redraw"))
         rows = np.unique(np.asarray([r for r in rows if isinstance(r, int)], dtype=np.int64))
         rows = rows[(rows >= 0) & (rows < len(ctx.table))]
-        return state.select(rows, kind, from_map=True)
+        # Drawn on a linked map (the Models tab's): this map has yet to show it.
+        return state.select(rows, kind, from_map=not payload.get("external"))
 
     ctx.map_select_event(on_map_select)
     def colour_by(state: MapState, colour: str) -> tuple[MapState, Any]:

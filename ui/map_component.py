@@ -22,8 +22,10 @@ Selections: over points, Plotly selects and the row numbers (`customdata`) go to
 `select` event, as before; over the density image the drawn shape goes instead (box corners
 or lasso vertices in data units), and Python finds the points in numpy (ui/map_geometry.py)
 and sends the selection back, so the next image dims the rest. Double-click (Plotly's
-deselect) sends `rows: null`. Hover: Plotly's over points; over the image, the nearest point
-comes from NEAR_ROUTE.
+deselect) sends `rows: null`. A box or lasso on a linked map (a Plotly chart in an element of
+class `es-linked-map` whose customdata are rows: the Models tab's side map) sends its rows with
+`external: true`, and Python sends the selection back to draw here. Hover: Plotly's over
+points; over the image, the nearest point comes from NEAR_ROUTE.
 
 Overlays (ui/map_overlays.py): cluster names and, when few points are in view, their
 thumbnails, drawn as HTML over the plot area in its pixels at every render and zoom step.
@@ -398,6 +400,22 @@ function toClient(x, y) {
   const fl = gd._fullLayout, box = gd.querySelector('.nsewdrag').getBoundingClientRect();
   return {x: box.left + fl.xaxis.d2p(x), y: box.top + fl.yaxis.d2p(y)};
 }
+
+// Linked maps (the Models tab's side map, a plain Plotly chart whose points' customdata are the
+// same rows): a box or lasso there selects those rows here. Gradio may re-create that chart
+// (a new event registry), so it is bound again whenever its registry changes.
+function bindLinkedMaps() {
+  for (const other of document.querySelectorAll('.es-linked-map .js-plotly-plot')) {
+    if (!other.on || !other._ev || other._esLinkedEv === other._ev) continue;
+    other._esLinkedEv = other._ev;
+    other.on('plotly_selected', ev => {
+      if (!ev || !ev.points) return;
+      const rows = [...new Set(ev.points.map(p => p.customdata).filter(r => Number.isInteger(r) && r >= 0))];
+      trigger('select', {value: {rows, kind: 'side map', external: true}});
+    });
+  }
+}
+setInterval(bindLinkedMaps, 400);
 
 window.embedscapeMap = {
   gd, state: S, toClient, view: currentView,

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from indexer.named_vectors import load_map
-from scoring.model_compare import DEFAULT_NAME, saved_clusters
+from scoring.model_compare import DEFAULT_NAME, saved_clusters, saved_overlap
 from store.schema import MODEL, VECTORS
 from ui.table import PointTable
 
@@ -105,3 +105,19 @@ def model_cluster_codes(table: PointTable, vector: str) -> tuple[np.ndarray, lis
     count = int(clusters.max(initial=-1)) + 1
     names = [f"{vector or DEFAULT_NAME} cluster {c}" for c in range(count)] + ["no cluster"]
     return np.where(clusters >= 0, clusters, count), names
+
+
+def most_different_rows(table: PointTable, count: int) -> np.ndarray | None:
+    """The `count` live rows whose neighbourhoods the two models of the last comparison share
+    least (lowest `model_overlap`; equal overlaps by point id, so the choice is stable); None
+    before any comparison."""
+    saved = saved_overlap(table.collection) if table.collection is not None else None
+    if saved is None:
+        return None
+    ids, overlap = saved
+    rows = np.array([table.row_of.get(str(point), -1) for point in ids.tolist()], dtype=np.int64)
+    keep = rows >= 0
+    keep[keep] = table.alive[rows[keep]]
+    rows, overlap, ids = rows[keep], overlap[keep], ids[keep]
+    order = np.lexsort((ids, overlap))[:max(int(count), 0)]
+    return np.sort(rows[order])

@@ -5,7 +5,12 @@
                switch above the map chooses): the points selected on the main map are
                highlighted on it, so a cluster of one model can be seen split or scattered
                on the other; coloured by label, or by either model's clusters (from the
-               last `compare-models`)
+               last `compare-models`); a box or lasso on it selects the same points on the
+               main map (and so the grid, counts and every tab): the map component's JS
+               binds charts of class `es-linked-map` (ui/map_component.py)
+    most different
+               one click selects the N points whose neighbourhoods the two models of the
+               last comparison share least (lowest `model_overlap`)
     table      the last `compare-models` table: per model its linear-probe accuracy, cluster
                purity / ARI, label errors and confused pairs, the flags' agreement, the verdict
 
@@ -22,7 +27,7 @@ import plotly.graph_objects as go
 
 from scoring.model_compare import DEFAULT_NAME, saved_comparison
 from ui.context import AppContext
-from ui.model_maps import coordinates, map_choices, model_cluster_codes
+from ui.model_maps import coordinates, map_choices, model_cluster_codes, most_different_rows
 from ui.state import MapState
 from ui.table import PointTable
 from ui.text import html_text, plotly_text
@@ -31,6 +36,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
            "#756bb1", "#636363")
 UNSELECTED = "rgba(160,160,160,0.18)"
+MOST_DIFFERENT = 50  # the points "Select the most different neighbourhoods" selects at first
 COLOURINGS = [("Label", "label"), ("Main map's model's clusters", "main"), ("This model's clusters", "side")]
 
 
@@ -45,8 +51,9 @@ def side_figure(table: PointTable, state: MapState, vector: str, colour: str) ->
     codes, names = _categories(table, state, vector, colour)
     figure = go.Figure()
     faded = rows[~highlight[rows]]
+    # hoverinfo "none", not "skip": the faded points stay selectable by a box or lasso.
     figure.add_trace(go.Scattergl(x=x[faded], y=y[faded], mode="markers", name="not selected",
-                                  marker={"size": 4, "color": UNSELECTED}, customdata=faded.tolist(), hoverinfo="skip"))
+                                  marker={"size": 4, "color": UNSELECTED}, customdata=faded.tolist(), hoverinfo="none"))
     shown = rows[highlight[rows]]
     for code, name in enumerate(names):
         members = shown[codes[shown] == code]
@@ -59,7 +66,7 @@ def side_figure(table: PointTable, state: MapState, vector: str, colour: str) ->
     figure.update_layout(title={"text": plotly_text(title), "font": {"size": 13}}, height=520,
                          margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"itemsizing": "constant"},
                          xaxis={"visible": False}, yaxis={"visible": False}, plot_bgcolor="white",
-                         dragmode="pan", uirevision=vector)
+                         dragmode="select", uirevision=vector)  # a drag selects, as on the main map
     return figure
 
 
@@ -113,12 +120,23 @@ def build(ctx: AppContext) -> None:
     with gr.Row():
         side = gr.Dropdown(choices, value=choices[1][1], label="Beside the map: the map of", elem_id="es-side-vector")
         colour = gr.Radio(COLOURINGS, value="label", label="Colour by", elem_id="es-side-colour")
-    plot = gr.Plot(elem_id="es-side-map", show_label=False)
+    plot = gr.Plot(elem_id="es-side-map", elem_classes=["es-linked-map"], show_label=False)
+    with gr.Row():
+        count = gr.Number(value=MOST_DIFFERENT, minimum=1, precision=0, label="Points", elem_id="es-different-count")
+        pick = gr.Button("Select the most different neighbourhoods", elem_id="es-select-different")
     gr.HTML(comparison_html(saved_comparison(ctx.collection)) if ctx.collection is not None else "")
 
     def follow(state: MapState, vector: str, how: str) -> go.Figure:
         return side_figure(ctx.table, state, vector or "", how or "label")
 
+    def most_different(state: MapState, n: float | None) -> MapState:
+        rows = most_different_rows(ctx.table, int(n or MOST_DIFFERENT))
+        if rows is None:
+            gr.Warning("No comparison yet: run python app.py compare-models --collection NAME")
+            return state
+        return state.select(rows, "most different neighbourhoods")
+
     ctx.on_selection_change(follow, [side, colour], [plot])
     for control in (side, colour):
         ctx.event(control.input, follow, [side, colour], [plot])
+    ctx.map_event(pick.click, most_different, [count], name="most_different")

@@ -14,6 +14,9 @@ restarts, shows in exports and filters, and is never suggested again unless the 
 The queue is filtered by issue, class pair (which also selects the pair on the map), class,
 score range and status; "N of M reviewed" counts the filtered queue. Labels and tags change
 through the shared `PointTable`, so the map and the other tabs see an accepted label at once.
+On a collection with several embedding models analysed (`analyze --vector NAME2`), "Scores and
+neighbours of" chooses whose scores, flags and neighbours the queue shows (review/book.py's
+ReviewBook per vector); the card names the model.
 Nothing here is specific to images: the queue works on any collection's points (objects too).
 """
 from __future__ import annotations
@@ -102,6 +105,7 @@ class Filters:
     high: float | None
     show: str
     widen: bool
+    vector: str = ""  # whose scores: "" the default model's, else a named vector's (analyze --vector)
 
     def queue_filter(self) -> QueueFilter:
         pair = tuple(self.pair.split("|", 1)) if self.pair and "|" in self.pair else None
@@ -122,9 +126,9 @@ def _number(value: Any) -> float | None:
 
 
 def filters_of(issue: str, pair: str | None, label: str | None, low: Any, high: Any, show: str | None,
-               widen: bool | None) -> Filters:
+               widen: bool | None, vector: str | None = "") -> Filters:
     return Filters(issue or MISLABEL_FLAG, pair or ANY, label or ANY, _number(low), _number(high), show or PENDING,
-                   bool(widen))
+                   bool(widen), vector or "")
 
 
 # --- evidence: neighbours as the analysis saw them ---------------------------------------
@@ -132,14 +136,14 @@ class NeighbourIndex:
     """Each point's nearest neighbours from the kNN graph the analysis used (loaded on first
     use); a point the graph does not know falls back to a search in the store."""
 
-    def __init__(self, ctx: AppContext) -> None:
+    def __init__(self, ctx: AppContext, vector: str | None = None) -> None:
         self.ctx = ctx
         self.objects = is_object_collection(ctx.collection)  # neighbours are boxes; cards show their image
         self._graph: Any = None
         self._row: dict[str, int] | None = None
-        # The vector (embedding model) the last analysis scored with (`analyze --vector`), and
-        # how the card names it where the collection has more than one.
-        self.vector, self.source = analysis_vector(ctx.collection)
+        # The vector (embedding model) whose scores the queue shows (None: the one the default
+        # fields were scored with), and how the card names it where the collection has several.
+        self.vector, self.source = analysis_vector(ctx.collection, vector)
 
     def __call__(self, point: str) -> list[Neighbour]:
         if self._row is None:
@@ -161,16 +165,32 @@ class NeighbourIndex:
         return [Neighbour(h.id, float(h.score or 0.0)) for h in hits if h.id != point][:NEIGHBOURS]
 
 
-def analysis_vector(collection: Any) -> tuple[str, str]:
-    """(the vector the scores come from, its description for the card; "" with one vector)."""
+def analysis_vector(collection: Any, vector: str | None = None) -> tuple[str, str]:
+    """(the vector the scores come from, its description for the card; "" with one vector).
+    `vector` None: the one the plain score fields come from."""
     from store.schema import MODEL, VECTORS
 
     metadata = collection.read_metadata()
-    vector = str((metadata.get("analysis") or {}).get("vector") or "")
+    if vector is None:
+        vector = str((metadata.get("analysis") or {}).get("vector") or "")
     if not metadata.get(VECTORS):
         return vector, ""
     model = metadata.get(MODEL) if not vector else metadata[VECTORS].get(vector, {}).get(MODEL)
     return vector, f"{model or 'model not recorded'} (vector {vector or 'default'})"
+
+
+def scored_models(collection: Any) -> list[tuple[str, str]]:
+    """(shown name, vector) of each model whose scores the queue can show: the plain fields'
+    one, then each named vector analysed with `analyze --vector`."""
+    from scoring.analyze import ANALYSIS_BY_VECTOR
+
+    metadata = collection.read_metadata()
+    first = analysis_vector(collection)
+    choices = [(first[1] or "default", first[0])]
+    for name in sorted(metadata.get(ANALYSIS_BY_VECTOR) or {}):
+        if name != first[0]:
+            choices.append((analysis_vector(collection, name)[1], name))
+    return choices
 
 
 # --- rendering ------------------------------------------------------------------------------
@@ -375,9 +395,10 @@ class FilterControls:
     high: gr.Textbox
     widen: gr.Checkbox
     select: gr.Button
+    model: gr.Dropdown
 
     def inputs(self) -> list[Any]:
-        return [self.issue, self.pair, self.label, self.low, self.high, self.show, self.widen]
+        return [self.issue, self.pair, self.label, self.low, self.high, self.show, self.widen, self.model]
 
 
 @dataclass
@@ -394,7 +415,9 @@ class QueueControls:
         return [self.card, self.progress, self.strip, self.keys]
 
 
-def _filter_panel(table: PointTable) -> FilterControls:
+def _filter_panel(table: PointTable, models: list[tuple[str, str]]) -> FilterControls:
+    model = gr.Dropdown(models, value=models[0][1], label="Scores and neighbours of", elem_id="es-rq-model",
+                        visible=len(models) > 1)
     with gr.Row(equal_height=True):
         issue = gr.Dropdown(ISSUE_CHOICES, value=MISLABEL_FLAG, label="Review", elem_id="es-rq-issue", scale=2,
                             min_width=150)
@@ -409,7 +432,7 @@ def _filter_panel(table: PointTable) -> FilterControls:
         low = gr.Textbox("", label="Score ≥", placeholder="any", elem_id="es-rq-low", scale=1, min_width=70)
         high = gr.Textbox("", label="Score ≤", placeholder="any", elem_id="es-rq-high", scale=1, min_width=70)
         select = gr.Button("Select this queue on the map", elem_id="es-rq-select", scale=2, size="sm")
-    return FilterControls(issue, show, pair, label, low, high, widen, select)
+    return FilterControls(issue, show, pair, label, low, high, widen, select, model)
 
 
 def _queue_panel() -> QueueControls:
@@ -425,6 +448,17 @@ def _queue_panel() -> QueueControls:
     return QueueControls(command, progress, card, status, strip, keys, tag)
 
 
+@dataclass
+class NeighbourIndexes:
+    """The NeighbourIndex of each model the queue can show; `objects`: the points are boxes."""
+
+    indexes: dict[str, NeighbourIndex]
+    objects: bool
+
+    def __call__(self, vector: str) -> NeighbourIndex:
+        return self.indexes.get(vector) or next(iter(self.indexes.values()))
+
+
 def build(ctx: AppContext) -> None:
     table = ctx.table
     # has_fields first: no scan of the payloads for a field the collection does not hold.
@@ -433,30 +467,33 @@ def build(ctx: AppContext) -> None:
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")
         return
-    books: list[tuple[PointTable, ReviewBook]] = []  # read on first use, shared by every session of this app
-    neighbours = NeighbourIndex(ctx)
+    books: dict[str, tuple[PointTable, ReviewBook]] = {}  # per model, read on first use, shared by every session
+    models = scored_models(ctx.collection)
+    indexes = {vector: NeighbourIndex(ctx, vector) for _, vector in models}
+    neighbours = NeighbourIndexes(indexes, indexes[models[0][1]].objects)
 
-    def book() -> ReviewBook:
+    def book(vector: str = "") -> ReviewBook:
         # A table read again (other writers' edits, ui/live_table.py) means the payloads may
         # have changed under the book: read it again too. Own edits keep the table object.
-        if not books or books[0][0] is not ctx.table:
-            books[:] = [(ctx.table, ReviewBook(ctx.collection))]
-        return books[0][1]
+        if vector not in books or books[vector][0] is not ctx.table:
+            books[vector] = (ctx.table, ReviewBook(ctx.collection, vector))
+        return books[vector][1]
 
     session = gr.State(ReviewSession())
-    filters = _filter_panel(table)
+    filters = _filter_panel(table, models)
     queue = _queue_panel()
     _wire(ctx, book, neighbours, session, filters, queue)
 
 
-def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
+def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session: gr.State, filters: FilterControls,
           queue: QueueControls) -> None:
     """The tab's events: showing the queue when opened, filter changes, commands, selection."""
 
     def view(sess: ReviewSession, *values: Any) -> list[Any]:
         current = filters_of(*values)
-        shown = render(ctx.table, book(), neighbours, sess, current, neighbours.objects)
-        pairs = gr.Dropdown(choices=pair_choices(book(), current), value=current.pair)
+        shown = render(ctx.table, book(current.vector), neighbours(current.vector), sess, current,
+                       neighbours.objects)
+        pairs = gr.Dropdown(choices=pair_choices(book(current.vector), current), value=current.pair)
         return [sess, shown.card, shown.progress, shown.strip, shown.keys, pairs]
 
     outputs = [session, *queue.views(), filters.pair]
@@ -469,7 +506,8 @@ def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.St
             values = (values[0], ANY, *values[2:])  # class pairs are for mislabels
         return [*view(sess, *values), ""]
 
-    for control in (filters.issue, filters.label, filters.low, filters.high, filters.show, filters.widen):
+    for control in (filters.issue, filters.label, filters.low, filters.high, filters.show, filters.widen,
+                    filters.model):
         control.input(refilter, [session, *filters.inputs()], [*outputs, queue.status], show_progress="hidden")
     filters.issue.input(lambda issue: DEFAULT_TAG.get(issue, MISLABEL_TAG), [filters.issue], [queue.tag],
                         show_progress="hidden")
@@ -477,7 +515,7 @@ def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.St
     _wire_commands(ctx, book, neighbours, session, filters, queue)
 
 
-def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State, filters: FilterControls,
+def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session: gr.State, filters: FilterControls,
                queue: QueueControls) -> None:
     """Choosing a class pair filters the queue and selects the pair's points on the map."""
 
@@ -485,9 +523,10 @@ def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: 
         table = ctx.table
         current = filters_of(*values)
         sess.page, sess.current = 0, None
-        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
+        shown = render(table, book(current.vector), neighbours(current.vector), sess, current,
+                       neighbours.objects)
         if current.pair:
-            items = book().queue(current.issue, replace(current.queue_filter(), statuses=None))
+            items = book(current.vector).queue(current.issue, replace(current.queue_filter(), statuses=None))
             rows = table.rows_for_ids(i for item in items for i in item.ids)
             state = state.select(rows, "pair " + current.pair.replace("|", " ↔ "))
         return state, sess, shown.card, shown.progress, shown.strip, shown.keys
@@ -496,7 +535,7 @@ def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: 
                   name="review_pair")
 
 
-def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, session: gr.State,
+def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session: gr.State,
                    filters: FilterControls, queue: QueueControls) -> None:
     """Card buttons and keys (one command component), and "select this queue on the map"."""
 
@@ -508,14 +547,15 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, sessi
         except ValueError:
             parsed = {}
         labels_before = table.label_codes
-        message = run_command(Reviewer(table, book()), sess, current, parsed, tag)
+        message = run_command(Reviewer(table, book(current.vector)), sess, current, parsed, tag)
         if table.label_codes is not labels_before:
             state.dirty.add("colour")  # a relabel: the map's label colours change
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
-        shown = render(table, book(), neighbours, sess, current, neighbours.objects)
+        shown = render(table, book(current.vector), neighbours(current.vector), sess, current,
+                       neighbours.objects)
         return (state, sess, shown.card, shown.progress, shown.strip, shown.keys, message,
-                gr.Dropdown(choices=pair_choices(book(), current), value=current.pair))
+                gr.Dropdown(choices=pair_choices(book(current.vector), current), value=current.pair))
 
     ctx.map_event(queue.command.change, command, [queue.command, session, queue.tag, *filters.inputs()],
                   [session, *queue.views(), queue.status, filters.pair], name="review_command")
@@ -523,7 +563,7 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndex, sessi
     def select(state: MapState, *values: Any) -> MapState:
         table = ctx.table
         current = filters_of(*values)
-        items = book().queue(current.issue, current.queue_filter())
+        items = book(current.vector).queue(current.issue, current.queue_filter())
         return state.select(table.rows_for_ids(i for item in items for i in item.ids), "review queue")
 
     ctx.map_event(filters.select.click, select, filters.inputs(), name="review_select")
