@@ -44,6 +44,16 @@ def start_serve(store_path: Path, port: int) -> subprocess.Popen:
     raise AssertionError("the server did not start in 120 s")
 
 
+def stop(process: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within 30 s (a page may hold a connection open)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 def test_acknowledged_edits_survive_sigkill_and_an_edit_sent_while_down_is_reported(browser, tmp_path) -> None:
     store, collection, _ = build_ui_collection(tmp_path)
     cats = inside_box(collection, -0.1, 1.1, -0.1, 1.1)
@@ -74,13 +84,13 @@ def test_acknowledged_edits_survive_sigkill_and_an_edit_sent_while_down_is_repor
         add_tag(page, "beta")
         page.click("#es-tag-add")
         notice = page.locator("#es-edit-watch .es-edit-watch")
-        page.wait_for_function("() => document.querySelector('.es-edit-watch').dataset.state === 'unconfirmed'",
+        page.wait_for_function("() => document.querySelector('.es-edit-watch')?.dataset.state === 'unconfirmed'",
                                timeout=20_000)
         assert "Not confirmed" in notice.inner_text() and "add tag 'beta'" in notice.inner_text()
 
         # ... and, once the server is back and the page has reloaded, that it was not saved.
         server = start_serve(store_path, port)
-        page.wait_for_function("() => document.querySelector('.es-edit-watch').dataset.state === 'lost'",
+        page.wait_for_function("() => document.querySelector('.es-edit-watch')?.dataset.state === 'lost'",
                                timeout=60_000)
         text = notice.inner_text()
         assert "add tag 'beta'" in text and "It was not saved: 0 points have 'beta'" in text
@@ -93,8 +103,7 @@ def test_acknowledged_edits_survive_sigkill_and_an_edit_sent_while_down_is_repor
         assert notice.is_hidden()
         page.context.close()
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
+        stop(server)
 
     store = open_store(path=str(store_path))
     try:

@@ -100,7 +100,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
             if link is not None:
                 gr.HTML(switch_html(link), elem_id="es-switch-box")
             share = share_link_control()
-            edit_watch = edit_watch_control()
+        edit_watch = edit_watch_control()  # rendered below the page: a fixed notice, no room taken
         with gr.Row():
             with gr.Column(elem_id=MAP_COLUMN, min_width=0):
                 controls = explorer.build_map_controls(table)
@@ -118,6 +118,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                     for title, build in [*DEFAULT_PAGES, *own_pages, *pages]:
                         with gr.Tab(title) as tab, ctx.page(title, tab):
                             build(ctx)
+        edit_watch.render()
         # The first message to the map (coordinates, colours) goes per session on load, from a
         # table checked against the collection (other writers' edits since the last check).
         explorer.wire_live_updates(ctx, controls, live_controls, tagging, demo.load, url_params or UrlParams())

@@ -20,16 +20,19 @@ import gradio as gr
 JS = (Path(__file__).parent / "assets" / "edit-watch.js").read_text(encoding="utf-8")
 TEMPLATE = '<div class="es-edit-watch" role="alert" hidden data-state=""></div>'
 CSS = """
-.es-edit-watch { flex-basis: 100%; margin: 4px 0; padding: 6px 10px; border-radius: 6px; font-size: 13px;
-                 cursor: pointer; background: #fff4e5; border: 1px solid #f0b35a; color: #5a3b00; }
+.es-edit-watch { position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1000;
+                 max-width: min(680px, 90vw); padding: 8px 12px; border-radius: 6px; font-size: 13px;
+                 cursor: pointer; background: #fff4e5; border: 1px solid #f0b35a; color: #5a3b00;
+                 box-shadow: 0 2px 8px rgba(0, 0, 0, 0.15); }
 .es-edit-watch[data-state="saved"] { background: #eaf7ee; border-color: #7cc48f; color: #1e4d2b; }
 """
 
 
 def edit_watch_control() -> gr.HTML:
-    """The notice (place it where the user looks after an edit: the page's header)."""
+    """The notice, unrendered: render it anywhere in the page (it shows fixed at the top of the
+    window, over the page, so it takes no room from the map)."""
     return gr.HTML("", html_template=TEMPLATE, css_template=CSS, js_on_load=JS, elem_id="es-edit-watch",
-                   container=False, padding=False)
+                   container=False, padding=False, render=False)
 
 
 def acknowledgement() -> str:
