@@ -92,6 +92,19 @@ def test_false_positives_become_prediction_points_that_are_never_labels(base, ca
     assert len(coco["annotations"]) == len(labels_before)
 
 
+def test_accepting_a_missing_label_removes_its_prediction_point(base, capsys) -> None:
+    flags = ["--qdrant-path", str(base / "qdrant")]
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--out", str(base / "ranked.csv")]) == 0
+    first = next(csv.DictReader((base / "ranked.csv").open()))
+    before = [p for p in _payloads(base).values() if p.get("source") == "prediction"]
+    assert app.main([*flags, "missing-labels", "--collection", "m-objects", "--accept", "1"]) == 0
+    after = _payloads(base).values()
+    points = [(p["path"], json.dumps(p["bbox"])) for p in after if p.get("source") == "prediction"]
+    added = [(p["path"], json.dumps(p["bbox"])) for p in after if p.get("source") == "added"]
+    assert len(points) == len(before) - 1 and (first["path"], first["bbox"]) not in points
+    assert (first["path"], first["bbox"]) in added
+
+
 def test_a_new_import_removes_the_prediction_points(base, capsys) -> None:
     flags = ["--qdrant-path", str(base / "qdrant")]
     assert app.main([*flags, "missing-labels", "--collection", "m-objects"]) == 0
