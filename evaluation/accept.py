@@ -98,7 +98,8 @@ def _payload(objects: Collection, evaluation: RunEvaluation, row: int, image: st
 
 def place_on_map(objects: Collection, vector: np.ndarray) -> tuple[float, float]:
     """The similarity-weighted mean map position of the nearest boxes."""
-    hits = objects.search(vector, limit=PLACEMENT_NEIGHBOURS, flt=labelled_boxes(objects), fields=[X, Y])
+    hits = objects.search(vector, limit=PLACEMENT_NEIGHBOURS, flt=labelled_boxes(objects),
+                          fields=[X, Y])
     hits = [h for h in hits if isinstance(h.payload.get(X), (int, float)) and isinstance(h.payload.get(Y), (int, float))]
     if not hits:
         return 0.0, 0.0

@@ -92,7 +92,8 @@ def embed_predictions(objects: Collection, images: Collection | None, evaluation
     for start in range(0, len(rows), BATCH):
         batch, items = [], []
         for row in rows[start:start + BATCH].tolist():
-            item = crop_input(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin, embedder)
+            item = crop_input(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin,
+                              embedder)
             if isinstance(item, str):
                 skipped.append(f"prediction {row}: {item}")
                 continue

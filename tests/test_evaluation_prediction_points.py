@@ -13,6 +13,9 @@ import pytest
 
 import app
 from export import export_points
+from filters import FilterSpec, matching_ids
+from review import ReviewError, parse_status_filter
+from review.detection import detection_status
 from scoring.analyze import analyze_collection
 from store import open_store
 from test_evaluation_missing_labels import missing_label_dataset
@@ -103,6 +106,27 @@ def test_accepting_a_missing_label_removes_its_prediction_point(base, capsys) ->
     added = [(p["path"], json.dumps(p["bbox"])) for p in after if p.get("source") == "added"]
     assert len(points) == len(before) - 1 and (first["path"], first["bbox"]) not in points
     assert (first["path"], first["bbox"]) in added
+    # --review knows the decision: the accepted box, and the prediction points still pending
+    store = open_store(path=str(base / "qdrant"))
+    try:
+        objects = store.open("m-objects")
+        accepted = matching_ids(objects, FilterSpec(review="missing_label:accepted"), require=False)
+        pending = matching_ids(objects, FilterSpec(review="missing_label:pending"), require=False)
+    finally:
+        store.close()
+    payloads = _payloads(base)
+    assert [(payloads[i]["path"], json.dumps(payloads[i]["bbox"])) for i in accepted] == [(first["path"], first["bbox"])]
+    assert sorted(pending) == sorted(i for i, p in payloads.items() if p.get("source") == "prediction")
+
+
+def test_badly_placed_review_status() -> None:
+    moved = {"label": "cat", "review": {"badly_placed": {"decision": "accepted", "run": "r", "prediction": 3}}}
+    assert detection_status("badly_placed", {"label": "cat", "detection_reason": "badly_placed"}) == "pending"
+    assert detection_status("badly_placed", moved) == "accepted"
+    assert detection_status("badly_placed", {"label": "cat", "detection_reason": "unseen"}) is None
+    assert detection_status("missing_label", {"source": "prediction"}) is None   # not ranked: no candidate
+    with pytest.raises(ReviewError, match="missing_label"):
+        parse_status_filter("missing_label:kept")
 
 
 def test_a_new_import_removes_the_prediction_points(base, capsys) -> None:
