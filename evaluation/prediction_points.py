@@ -74,19 +74,27 @@ def write_prediction_points(objects: Collection, images: Collection | None, eval
     """Replace the collection's prediction points by the run's false positives; returns (points
     written, why the others were skipped)."""
     delete_prediction_points(objects)
-    rows, vectors, skipped = embed_predictions(objects, images, evaluation, false_positives(evaluation, min_score),
-                                               embedder, progress)
-    if not len(rows):
-        return 0, skipped
     scores = dict(zip(ranking.predictions.tolist(), ranking.scores.tolist())) if ranking is not None else {}
+    return write_rows(objects, images, evaluation, false_positives(evaluation, min_score), embedder, scores, progress)
+
+
+def write_rows(objects: Collection, images: Collection | None, evaluation: RunEvaluation, rows: np.ndarray,
+               embedder: Embedder, scores: dict[int, float],
+               progress: Callable[[int, int], None] | None = None) -> tuple[int, list[str]]:
+    """Write (or write again: an undone accept) the points of the run's predictions at `rows`,
+    with their missing-label scores where `scores` has them."""
+    kept, vectors, skipped = embed_predictions(objects, images, evaluation, np.asarray(rows, np.int64), embedder,
+                                               progress)
+    if not len(kept):
+        return 0, skipped
     paths = image_paths(objects, images)
     reasons = evaluation.outcomes().dt_reason
     payloads = [_payload(evaluation, row, paths, str(reasons[row]), scores.get(row), place_on_map(objects, vector))
-                for row, vector in zip(rows.tolist(), vectors)]
-    objects.upsert([prediction_point(evaluation.run.name, row) for row in rows.tolist()], vectors, payloads)
+                for row, vector in zip(kept.tolist(), vectors)]
+    objects.upsert([prediction_point(evaluation.run.name, row) for row in kept.tolist()], vectors, payloads)
     objects.index_fields(FIELDS)
     objects.flush()
-    return len(rows), skipped
+    return len(kept), skipped
 
 
 def _payload(evaluation: RunEvaluation, row: int, paths: dict[str, str], reason: str, missing: float | None,
