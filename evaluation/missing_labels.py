@@ -44,11 +44,14 @@ CANDIDATE_REASONS = (BACKGROUND, BADLY_PLACED)
 
 @dataclass(frozen=True)
 class MissingLabels:
-    """Candidates (prediction indices into the run) and their scores, best first."""
+    """Candidates (prediction indices into the run) and their scores, best first; just after
+    scoring, also their crops' vectors (row for row; not saved), which the map's prediction
+    points reuse instead of embedding the crops again."""
 
     predictions: np.ndarray
     scores: np.ndarray
     skipped: list[str]
+    vectors: np.ndarray | None = None
 
 
 def candidates(evaluation: RunEvaluation) -> np.ndarray:
@@ -76,7 +79,7 @@ def score_missing_labels(objects: Collection, images: Collection | None, evaluat
     scores = np.array([neighbour_vote(objects, v, str(evaluation.run.label[row]), k, labelled)
                        for row, v in zip(kept.tolist(), vectors)], np.float64)
     order = np.argsort(-scores, kind="stable")
-    return MissingLabels(kept[order], scores[order], skipped)
+    return MissingLabels(kept[order], scores[order], skipped, vectors[order])
 
 
 def embed_predictions(objects: Collection, images: Collection | None, evaluation: RunEvaluation, rows: np.ndarray,

@@ -75,18 +75,27 @@ def write_prediction_points(objects: Collection, images: Collection | None, eval
     written, why the others were skipped)."""
     delete_prediction_points(objects)
     scores = dict(zip(ranking.predictions.tolist(), ranking.scores.tolist())) if ranking is not None else {}
-    return write_rows(objects, images, evaluation, false_positives(evaluation, min_score), embedder, scores, progress)
+    known = ({} if ranking is None or ranking.vectors is None
+             else dict(zip(ranking.predictions.tolist(), ranking.vectors)))
+    return write_rows(objects, images, evaluation, false_positives(evaluation, min_score), embedder, scores, progress,
+                      known)
 
 
 def write_rows(objects: Collection, images: Collection | None, evaluation: RunEvaluation, rows: np.ndarray,
-               embedder: Embedder, scores: dict[int, float],
-               progress: Callable[[int, int], None] | None = None) -> tuple[int, list[str]]:
+               embedder: Embedder, scores: dict[int, float], progress: Callable[[int, int], None] | None = None,
+               known: dict[int, np.ndarray] | None = None) -> tuple[int, list[str]]:
     """Write (or write again: an undone accept) the points of the run's predictions at `rows`,
-    with their missing-label scores where `scores` has them."""
-    kept, vectors, skipped = embed_predictions(objects, images, evaluation, np.asarray(rows, np.int64), embedder,
-                                               progress)
+    with their missing-label scores where `scores` has them; `known`: vectors of crops already
+    embedded (the ranking's), the other crops are embedded here."""
+    known = known or {}
+    rows = np.asarray(rows, np.int64)
+    fresh = rows[[row not in known for row in rows.tolist()]] if len(rows) else rows
+    embedded, new_vectors, skipped = embed_predictions(objects, images, evaluation, fresh, embedder, progress)
+    vector_of = {**known, **dict(zip(embedded.tolist(), new_vectors))}
+    kept = np.array([row for row in rows.tolist() if row in vector_of], np.int64)
     if not len(kept):
         return 0, skipped
+    vectors = np.asarray([vector_of[row] for row in kept.tolist()], np.float32)
     paths = image_paths(objects, images)
     reasons = evaluation.outcomes().dt_reason
     payloads = [_payload(evaluation, row, paths, str(reasons[row]), scores.get(row), place_on_map(objects, vector))
