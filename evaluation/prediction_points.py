@@ -37,8 +37,8 @@ from store.schema import (
 )
 
 MIN_SCORE = 0.3  # the detail view draws predictions from this score on: the map shows the same ones
-FIELDS = (SOURCE, PREDICTION_RUN, PREDICTED_LABEL, MISSING_LABEL_SCORE, *(DETECTION_OUTCOME, DETECTION_REASON,
-                                                                          DETECTION_SCORE))
+FIELDS = (SOURCE, PREDICTION_RUN, PREDICTED_LABEL, MISSING_LABEL_SCORE, DETECTION_OUTCOME, DETECTION_REASON,
+          DETECTION_SCORE)  # indexed: the map colours and filters by them
 
 
 def false_positives(evaluation: RunEvaluation, min_score: float = MIN_SCORE) -> np.ndarray:
