@@ -628,6 +628,7 @@ def _import_detections(args: argparse.Namespace) -> int:
     """`predictions` with a detector's boxes: save the run, then match it and write the outcomes."""
     from detection.boxes import is_object_collection
     from evaluation.evaluate import evaluate_run, write_outcomes
+    from evaluation.prediction_points import delete_prediction_points
     from evaluation.readers import DetectionsRejected, import_detections
 
     store = open_configured_store(args)
@@ -644,6 +645,7 @@ def _import_detections(args: argparse.Namespace) -> int:
             for where, reason in rejected.problems[:20]:
                 print(f"{where}: {reason}", file=sys.stderr)
             raise
+        delete_prediction_points(objects)  # the false positives on the map were an earlier run's
         result.boxes_scored = write_outcomes(objects, evaluate_run(objects, images, result.run))
     finally:
         store.close()
@@ -702,6 +704,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_missing_labels(args: argparse.Namespace) -> int:
     from evaluation.evaluate import evaluate_run
     from evaluation.missing_labels import save_missing_labels, score_missing_labels, write_candidates
+    from evaluation.prediction_points import write_prediction_points
 
     store = open_configured_store(args)
     try:
@@ -714,12 +717,14 @@ def cmd_missing_labels(args: argparse.Namespace) -> int:
         result = score_missing_labels(objects, images, evaluation, embedder, k=args.k)
         save_missing_labels(objects, evaluation.run.name, result)
         rows = write_candidates(objects, images, evaluation, result, args.out)
+        points, _ = write_prediction_points(objects, images, evaluation, embedder, result)
     finally:
         store.close()
     for line in result.skipped[:20]:
         print(f"skipped {line}", file=sys.stderr)
     print(f"run {evaluation.run.name}: {len(rows)} likely missing labels ranked"
-          + (f", written to {args.out}" if args.out else ""))
+          + (f", written to {args.out}" if args.out else "")
+          + f"; {points} false positives drawn on the map (source: prediction)")
     for row in rows[:args.top]:
         print(f"{row['missing_label_score']:.3f}  {row['label']:16} score {row['score']:.3f}  {row['path']}  "
               f"{row['bbox']}")
@@ -730,6 +735,7 @@ def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, 
     from evaluation.accept import accept_missing_labels, without_ranks
     from evaluation.evaluate import evaluate_run, write_outcomes
     from evaluation.missing_labels import load_missing_labels, save_missing_labels
+    from evaluation.prediction_points import drop_prediction_points
 
     ranking = load_missing_labels(objects, evaluation.run.name)
     if ranking is None:
@@ -737,6 +743,7 @@ def _accept_missing_labels(args: argparse.Namespace, objects: Any, images: Any, 
               "--accept first", file=sys.stderr)
         return 2
     added = accept_missing_labels(objects, images, evaluation, ranking, args.accept, embedder)
+    drop_prediction_points(objects, evaluation.run.name, [int(ranking.predictions[r - 1]) for r in args.accept])
     save_missing_labels(objects, evaluation.run.name, without_ranks(ranking, args.accept))
     write_outcomes(objects, evaluate_run(objects, images, evaluation.run.name))
     print(f"added {len(added)} labelled boxes to {objects.name} (source: added; review.missing_label: accepted); "

@@ -22,10 +22,10 @@ from store import Collection, PointFilter
 from store.schema import (
     ANNOTATION_ID, BBOX, COLLECTION_KIND, CROP_MARGIN, IMAGE_COLLECTION, IMAGE_ID, LABEL, MASK, OBJECT_COLLECTION,
     OBJECTS_KIND,
-    ORIGINAL_LABEL, TAGS,
+    ORIGINAL_LABEL, PREDICTION_SOURCE, SOURCE, TAGS,
 )
 
-BOX_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS, MASK)
+BOX_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS, MASK, SOURCE)
 # Image ids per filter request: a match-any over thousands of keywords is one request each.
 ID_CHUNK = 1_000
 
@@ -46,6 +46,12 @@ class ObjectBox:
 
 def is_object_collection(collection: Collection) -> bool:
     return collection.read_metadata().get(COLLECTION_KIND) == OBJECTS_KIND
+
+
+def prediction_point_ids(collection: Collection) -> set[str]:
+    """The points that are a detector's false positives (`source: prediction`), not labels: every
+    consumer of labels (evaluation, analyze, label exports) leaves them out."""
+    return set(collection.ids(PointFilter(values={SOURCE: [PREDICTION_SOURCE]})))
 
 
 def partner_name(collection: Collection) -> str | None:
@@ -80,14 +86,15 @@ def box_of(objects: Collection, object_id: str) -> ObjectBox | None:
 
 
 def boxes_of_images(objects: Collection, image_ids: Sequence[str]) -> dict[str, list[ObjectBox]]:
-    """Every box of the given images (by image point id), in annotation-id order."""
+    """Every labelled box of the given images (by image point id), in annotation-id order (a
+    detector's prediction points are not labelled boxes)."""
     found: dict[str, list[ObjectBox]] = {pid: [] for pid in image_ids}
     wanted = list(dict.fromkeys(image_ids))
     for start in range(0, len(wanted), ID_CHUNK):
         flt = PointFilter(values={IMAGE_ID: wanted[start:start + ID_CHUNK]})
         for batch in objects.scroll(list(BOX_FIELDS), flt):
             for record in batch:
-                box = _box(record.id, record.payload)
+                box = None if record.payload.get(SOURCE) == PREDICTION_SOURCE else _box(record.id, record.payload)
                 if box is not None and box.image_id in found:
                     found[box.image_id].append(box)
     for boxes in found.values():

@@ -34,7 +34,7 @@ from analysis.detection_metrics import BADLY_PLACED
 from detection.boxes import crop_margin
 from detection.geometry import area_and_aspect
 from evaluation.evaluate import RunEvaluation
-from evaluation.missing_labels import MissingLabels, crop_input, image_paths
+from evaluation.missing_labels import MissingLabels, crop_input, image_paths, labelled_boxes
 from indexer.models import Embedder
 from indexer.objects import object_point_id
 from store import Collection, StoreError
@@ -86,7 +86,7 @@ def _payload(objects: Collection, evaluation: RunEvaluation, row: int, image: st
     bbox = [float(v) for v in evaluation.run.bbox[row]]
     label = str(evaluation.run.label[row])
     area, aspect = area_and_aspect(tuple(bbox))
-    x, y = _place(objects, vector)
+    x, y = place_on_map(objects, vector)
     width, height = size or (0, 0)
     decision = {"decision": "accepted", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "run": evaluation.run.name, "prediction": row, "score": float(evaluation.run.score[row]),
@@ -96,9 +96,10 @@ def _payload(objects: Collection, evaluation: RunEvaluation, row: int, image: st
             X: x, Y: y, SOURCE: ADDED_SOURCE, REVIEW: {ISSUE: decision}}
 
 
-def _place(objects: Collection, vector: np.ndarray) -> tuple[float, float]:
+def place_on_map(objects: Collection, vector: np.ndarray) -> tuple[float, float]:
     """The similarity-weighted mean map position of the nearest boxes."""
-    hits = objects.search(vector, limit=PLACEMENT_NEIGHBOURS, fields=[X, Y])
+    hits = objects.search(vector, limit=PLACEMENT_NEIGHBOURS, flt=labelled_boxes(objects),
+                          fields=[X, Y])
     hits = [h for h in hits if isinstance(h.payload.get(X), (int, float)) and isinstance(h.payload.get(Y), (int, float))]
     if not hits:
         return 0.0, 0.0
@@ -175,9 +176,9 @@ def spurious_boxes(objects: Collection, evaluation: RunEvaluation, k: int = 10) 
     outcome = evaluation.outcomes()
     unseen = [str(evaluation.gt_ids[j]) for j in np.flatnonzero(outcome.gt_reason == "unseen").tolist()]
     found = dict(zip(evaluation.gt_ids.tolist(), (outcome.gt_outcome == "tp").tolist()))
-    rows = []
+    rows, labelled = [], labelled_boxes(objects)
     for record in objects.retrieve(unseen, [LABEL, BBOX, MISLABEL_SCORE], with_vectors=True):
-        hits = [h for h in objects.search(record.vector, limit=k + 1, fields=[]) if h.id != record.id][:k]
+        hits = [h for h in objects.search(record.vector, limit=k + 1, flt=labelled, fields=[]) if h.id != record.id][:k]
         share = float(np.mean([found.get(h.id, False) for h in hits])) if hits else 0.0
         rows.append({"id": record.id, "label": str(record.payload.get(LABEL, "")), "bbox": record.payload.get(BBOX),
                      "neighbours_found": share, "mislabel_score": record.payload.get(MISLABEL_SCORE)})

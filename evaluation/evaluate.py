@@ -26,7 +26,7 @@ from store import Collection
 from store.schema import (
     ANNOTATION_ID, BBOX, CATEGORIES, DETECTION_FIELDS, DETECTION_IOU, DETECTION_OUTCOME, DETECTION_REASON,
     DETECTION_SCORE, IMAGE_ID,
-    LABEL, PATH,
+    LABEL, PATH, PREDICTION_SOURCE, SOURCE,
 )
 
 BACKGROUND_NAME = "background"
@@ -105,13 +105,14 @@ def evaluate_run(objects: Collection, images: Collection | None, run: str | None
 
 def _labels(objects: Collection, run: DetectionRun) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(object ids, image ids, labels, boxes) of the labelled boxes, by image and annotation id."""
-    columns = objects.columns([LABEL, BBOX, IMAGE_ID, ANNOTATION_ID])
-    ids = np.asarray(columns.ids, dtype=str)
-    labels = np.array([str(v or "") for v in columns.values[LABEL]], dtype=str)
-    images = np.array([str(v or "") for v in columns.values[IMAGE_ID]], dtype=str)
+    columns = objects.columns([LABEL, BBOX, IMAGE_ID, ANNOTATION_ID, SOURCE])
+    labelled = np.array([s != PREDICTION_SOURCE for s in columns.values[SOURCE]], bool)  # not a detector's point
+    ids = np.asarray(columns.ids, dtype=str)[labelled]
+    labels = np.array([str(v or "") for v in columns.values[LABEL]], dtype=str)[labelled]
+    images = np.array([str(v or "") for v in columns.values[IMAGE_ID]], dtype=str)[labelled]
     boxes = np.array([v if isinstance(v, list) and len(v) == 4 else [0, 0, 0, 0] for v in columns.values[BBOX]],
-                     dtype=np.float64).reshape(-1, 4)
-    annotation = np.array([v if isinstance(v, (int, float)) else -1 for v in columns.values[ANNOTATION_ID]])
+                     dtype=np.float64).reshape(-1, 4)[labelled]
+    annotation = np.array([v if isinstance(v, (int, float)) else -1 for v in columns.values[ANNOTATION_ID]])[labelled]
     order = np.lexsort((ids, annotation, images))
     return ids[order], images[order], labels[order], boxes[order]
 

@@ -34,7 +34,7 @@ from evaluation.runs import RUNS_DIR, validate_run_name
 from indexer.images import ImageSkipped, decode_image
 from indexer.models import Embedder
 from indexer.objects import model_input
-from store import Collection
+from store import Collection, PointFilter
 from store.schema import IMAGE_ID, LABEL, PATH
 
 K = 10
@@ -44,11 +44,14 @@ CANDIDATE_REASONS = (BACKGROUND, BADLY_PLACED)
 
 @dataclass(frozen=True)
 class MissingLabels:
-    """Candidates (prediction indices into the run) and their scores, best first."""
+    """Candidates (prediction indices into the run) and their scores, best first; just after
+    scoring, also their crops' vectors (row for row; not saved), which the map's prediction
+    points reuse instead of embedding the crops again."""
 
     predictions: np.ndarray
     scores: np.ndarray
     skipped: list[str]
+    vectors: np.ndarray | None = None
 
 
 def candidates(evaluation: RunEvaluation) -> np.ndarray:
@@ -71,28 +74,47 @@ def score_missing_labels(objects: Collection, images: Collection | None, evaluat
                          embedder: Embedder, k: int = K,
                          progress: Callable[[int, int], None] | None = None) -> MissingLabels:
     """Embed each candidate's crop and score it against its k nearest labelled boxes."""
+    kept, vectors, skipped = embed_predictions(objects, images, evaluation, candidates(evaluation), embedder, progress)
+    labelled = labelled_boxes(objects)
+    scores = np.array([neighbour_vote(objects, v, str(evaluation.run.label[row]), k, labelled)
+                       for row, v in zip(kept.tolist(), vectors)], np.float64)
+    order = np.argsort(-scores, kind="stable")
+    return MissingLabels(kept[order], scores[order], skipped, vectors[order])
+
+
+def embed_predictions(objects: Collection, images: Collection | None, evaluation: RunEvaluation, rows: np.ndarray,
+                      embedder: Embedder, progress: Callable[[int, int], None] | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(the rows embedded, their crops' vectors, why the others were skipped), in `rows`' order."""
     root = Path(str((images or objects).read_metadata().get("source_root") or "."))
     paths = image_paths(objects, images)
     margin = crop_margin(objects)
-    rows = candidates(evaluation)
-    kept, scores, skipped = [], [], []
+    kept: list[int] = []
+    vectors: list[np.ndarray] = []
+    skipped: list[str] = []
     for start in range(0, len(rows), BATCH):
         batch, items = [], []
         for row in rows[start:start + BATCH].tolist():
-            item = crop_input(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin, embedder)
+            item = crop_input(root, paths.get(str(evaluation.run.image_id[row])), evaluation.run.bbox[row], margin,
+                              embedder)
             if isinstance(item, str):
                 skipped.append(f"prediction {row}: {item}")
                 continue
             batch.append(row)
             items.append(item)
         if items:
-            for row, vector in zip(batch, embedder.embed_batch(items)):
-                kept.append(row)
-                scores.append(_vote(objects, vector, str(evaluation.run.label[row]), k))
+            kept.extend(batch)
+            vectors.extend(embedder.embed_batch(items))
         if progress:
             progress(min(start + BATCH, len(rows)), len(rows))
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    return MissingLabels(np.asarray(kept, np.int64)[order], np.asarray(scores, np.float64)[order], skipped)
+    dimension = objects.dimension
+    return (np.asarray(kept, np.int64), np.asarray(vectors, np.float32).reshape(len(kept), -1 if kept else dimension),
+            skipped)
+
+
+def labelled_boxes(objects: Collection) -> PointFilter:
+    """The labelled boxes (a detector's prediction points have no label): what a crop is compared with."""
+    return PointFilter(labels=sorted(objects.label_counts()))
 
 
 def crop_input(root: Path, path: str | None, bbox: np.ndarray, margin: float, embedder: Embedder) -> object:
@@ -107,9 +129,9 @@ def crop_input(root: Path, path: str | None, bbox: np.ndarray, margin: float, em
     return model_input(crop, embedder)
 
 
-def _vote(objects: Collection, vector: np.ndarray, label: str, k: int) -> float:
+def neighbour_vote(objects: Collection, vector: np.ndarray, label: str, k: int, labelled: PointFilter) -> float:
     """Similarity-weighted share of the k nearest labelled boxes labelled `label`."""
-    hits = objects.search(vector, limit=k, fields=[LABEL])
+    hits = objects.search(vector, limit=k, flt=labelled, fields=[LABEL])
     weights = np.array([max(h.score or 0.0, 0.0) for h in hits])
     same = np.array([h.payload.get(LABEL) == label for h in hits], bool)
     return float(weights[same].sum() / weights.sum()) if weights.sum() > 0 else 0.0

@@ -24,7 +24,9 @@ from export.files import place_file
 from export.records import ExportRecords
 from indexer.annotations import yolo_label_path
 from detection.masks import coco_segmentation, rasterise, yolo_polygon
-from store.schema import ANNOTATION_ID, BBOX, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, MASK, PATH
+from store.schema import (
+    ANNOTATION_ID, BBOX, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, MASK, PATH, PREDICTION_SOURCE, SOURCE,
+)
 
 YOLO_YAML = "data.yaml"
 # Record fields that COCO's own annotation keys already carry (or that describe the image).
@@ -43,8 +45,9 @@ def categories(data: ExportRecords) -> list[tuple[int, str]]:
 
 
 def _boxed(data: ExportRecords) -> list[dict[str, Any]]:
-    """Records with a box and a class (every box point has both; anything else is skipped)."""
-    return [r for r in data.records if r.get(BBOX) and r[LABEL]]
+    """Labelled records with a box and a class (every labelled box has both; a detector's
+    prediction point is no label and is skipped, as is anything else)."""
+    return [r for r in data.records if r.get(BBOX) and r[LABEL] and r.get(SOURCE) != PREDICTION_SOURCE]
 
 
 def coco_objects_document(data: ExportRecords) -> dict[str, Any]:

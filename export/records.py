@@ -23,14 +23,14 @@ from store import Collection, PointFilter
 from store.schema import (
     ANNOTATION_ID, BBOX, CATEGORIES, COLLECTION_KIND, DUPLICATE_BOX_FLAG, FIELDS, IMAGE_ID, LABEL, LABELS,
     LIST_FIELDS, OBJECTS_KIND, ORIGINAL_LABEL, PATH, QUALITY_FLAG_VALUES, QUALITY_FLAGS, REVIEW, SPLIT, SUBSETS,
-    SUGGESTED_LABEL, TAGS, X, Y, flag_column, review_column,
+    SUGGESTED_LABEL, TAGS, X, Y, LABEL_SOURCE, SOURCE, flag_column, review_column,
 )
 
 ID = "id"  # the point id (not a payload field)
 BASE_FIELDS = (ID, PATH, LABEL, TAGS, X, Y, SPLIT, SUBSETS)
 # Object collections: one row per box; the box's own fields lead, the other fields follow.
 OBJECT_BASE_FIELDS = (ID, PATH, ANNOTATION_ID, BBOX, LABEL, ORIGINAL_LABEL, TAGS, SUGGESTED_LABEL, QUALITY_FLAGS,
-                      X, Y, SPLIT, SUBSETS, IMAGE_ID)
+                      X, Y, SPLIT, SUBSETS, IMAGE_ID, SOURCE)  # source: label / added / prediction
 __all__ = ["BASE_FIELDS", "ExportRecords", "LIST_FIELDS", "OBJECT_BASE_FIELDS", "collect_records", "extra_fields",
            "is_number"]
 
@@ -88,7 +88,8 @@ def to_record(point_id: str, payload: dict[str, Any], fields: Sequence[str], obj
                        BBOX: [float(v) for v in bbox] if isinstance(bbox, list) else None,
                        ORIGINAL_LABEL: payload.get(ORIGINAL_LABEL) or "",
                        SUGGESTED_LABEL: payload.get(SUGGESTED_LABEL) or "",
-                       QUALITY_FLAGS: list(payload.get(QUALITY_FLAGS) or [])})
+                       QUALITY_FLAGS: list(payload.get(QUALITY_FLAGS) or []),
+                       SOURCE: payload.get(SOURCE) or LABEL_SOURCE})
     for name in fields:
         if name not in record:
             value = payload.get(name)

@@ -18,9 +18,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from review.decisions import (
-    DUPLICATE_FLAG, ISSUES, PENDING, check_decision, entry_of, group_fingerprint, merged_review, new_entry,
+    DETECTION_DECISIONS, DUPLICATE_FLAG, ISSUES, PENDING, check_decision, entry_of, group_fingerprint,
+    merged_review, new_entry,
     status, status_matches,
 )
+from review.detection import detection_statuses
 from review.queue import WIDEST_MIN_SCORE, QueueFilter, QueueItem, progress, queue_items, select, vector_view
 from store import Collection
 from store.schema import (
@@ -158,4 +160,6 @@ def statuses(collection: Collection) -> dict[str, dict[str, str]]:
 def matching_ids(collection: Collection, issue: str, wanted: str) -> list[str]:
     """Ids whose `issue` review status is `wanted`: "pending" (flagged and undecided),
     "reviewed" (any decision that applies) or a decision ("accepted", "kept", ...)."""
-    return [point for point, found in statuses(collection)[issue].items() if status_matches(found, wanted)]
+    found_statuses = (detection_statuses(collection, issue) if issue in DETECTION_DECISIONS
+                      else statuses(collection)[issue])
+    return [point for point, found in found_statuses.items() if status_matches(found, wanted)]

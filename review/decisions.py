@@ -34,6 +34,8 @@ DECISIONS: dict[str, tuple[str, ...]] = {
     DUPLICATE_FLAG: (KEPT, TAGGED),  # the one kept / the others, tagged `duplicate`
 }
 STATUSES = (PENDING, ACCEPTED, KEPT, TAGGED, EXCLUDED)
+# A detector run's box issues (review/detection.py): only the `--review` filter reads them.
+DETECTION_DECISIONS: dict[str, tuple[str, ...]] = {"missing_label": (ACCEPTED,), "badly_placed": (ACCEPTED,)}
 
 
 class ReviewError(ValueError):
@@ -120,9 +122,10 @@ def parse_status_filter(text: str) -> tuple[str, str]:
     Statuses: pending, reviewed (any decision that applies), or a decision."""
     issue, _, wanted = text.rpartition(":")
     issue = issue or MISLABEL_FLAG
-    if issue not in ISSUES:
-        raise ReviewError(f"unknown issue {issue!r} in --review {text!r}; issues: {', '.join(ISSUES)}")
-    allowed = (PENDING, REVIEWED, *DECISIONS[issue])
+    known = {**DECISIONS, **DETECTION_DECISIONS}
+    if issue not in known:
+        raise ReviewError(f"unknown issue {issue!r} in --review {text!r}; issues: {', '.join(known)}")
+    allowed = (PENDING, REVIEWED, *known[issue])
     if wanted not in allowed:
         raise ReviewError(f"--review {text!r}: a {issue} status is one of {', '.join(allowed)}")
     return issue, wanted

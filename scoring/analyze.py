@@ -48,7 +48,7 @@ from analysis.label_quality import (
 from analysis.linear_probe import CrossValidatedProbe
 from analysis.mislabels import mislabel_scores
 from analysis.outliers import outlier_scores
-from detection.boxes import is_object_collection
+from detection.boxes import is_object_collection, prediction_point_ids
 from detection.geometry import crop_region
 from indexer.images import ImageSkipped, decode_image
 from indexer.progress import progress_bar
@@ -128,6 +128,10 @@ def analyze_collection(collection: Collection, k: int = DEFAULT_K, add_metrics: 
     if collection.count() < 2:
         return summary
     point_ids, matrix = collection.vectors(using=vector)
+    predictions = prediction_point_ids(collection)  # a detector's false positives are not labels
+    if predictions:
+        keep = np.array([pid not in predictions for pid in point_ids.tolist()], bool)
+        point_ids, matrix = point_ids[keep], matrix[keep]
     if len(point_ids) < 2:
         return summary
     graph = current_graph(collection, k, vectors=(point_ids, matrix), vector=vector)

@@ -68,6 +68,10 @@ DETECTION_REASON = "detection_reason"
 ORIGINAL_BBOX = "original_bbox"  # object points: the box before a move accepted in review
 SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
 ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
+PREDICTION_SOURCE = "prediction"  # a detector's false positive drawn on the map, never a label
+LABEL_SOURCE = "label"  # how exports name an absent source: the box comes from the labels file
+# Prediction points (evaluation/prediction_points.py): the run, the predicted class, the ranking's score.
+PREDICTION_RUN, PREDICTED_LABEL, MISSING_LABEL_SCORE = "prediction_run", "predicted_label", "missing_label_score"
 
 # --- the fields ----------------------------------------------------------------------------
 _FIELDS = (
@@ -160,7 +164,12 @@ _FIELDS = (
     PayloadField(ORIGINAL_BBOX, "float", is_list=True, shown=False,
                  description="object points: [x, y, w, h] before the box was moved to a detector's box"),
     PayloadField(SOURCE, "keyword", indexed=True,
-                 description="object points: 'added' for a detector's box accepted as a missing label"),
+                 description="object points: 'added' for a detector's box accepted as a missing label, "
+                             "'prediction' for a detector's false positive (no label)"),
+    PayloadField(PREDICTION_RUN, "keyword", indexed=True, description="prediction points: the detector run"),
+    PayloadField(PREDICTED_LABEL, "keyword", indexed=True, description="prediction points: the predicted class"),
+    PayloadField(MISSING_LABEL_SCORE, "float", indexed=True,
+                 description="prediction points: share of the crop's nearest labelled boxes of its class"),
 )
 FIELDS: dict[str, PayloadField] = {f.name: f for f in _FIELDS}
 

@@ -9,6 +9,7 @@ import pytest
 
 from evaluation.evaluate import evaluate_run
 from evaluation.missing_labels import save_missing_labels, score_missing_labels
+from evaluation.prediction_points import prediction_point, write_prediction_points
 from evaluation.readers import import_detections
 from indexer.pipeline import IndexOptions, index_dataset
 from store import open_store
@@ -30,7 +31,10 @@ def served(tmp_path_factory, mobilenet):
                                             analyze=False), mobilenet)
     objects, images = store.open("m-objects"), store.open("m")
     import_detections(objects, images, base / "run.json", "det")
-    save_missing_labels(objects, "det", score_missing_labels(objects, images, evaluate_run(objects, images), mobilenet))
+    evaluation = evaluate_run(objects, images)
+    ranking = score_missing_labels(objects, images, evaluation, mobilenet)
+    save_missing_labels(objects, "det", ranking)
+    write_prediction_points(objects, images, evaluation, mobilenet, ranking)   # the false positives on the map
     running = start_server(images, objects=objects)
     yield running, objects, predictions
     running.stop()
@@ -56,6 +60,8 @@ def test_skip_accept_and_undo_by_keyboard(served, browser) -> None:
     page.wait_for_function("k => { const c = document.querySelector('#es-ml-card .es-ml-card');"
                            " return c && c.dataset.key !== k; }", arg=first)
     second = card_key(page)
+    drawn = prediction_point("det", int(second))
+    assert objects.retrieve([drawn], ["source"])[0].payload["source"] == "prediction"
     page.keyboard.press("a")
     page.wait_for_function("() => (document.querySelector('#es-ml-status') || {}).innerText?.includes('Added')")
     added = added_boxes(objects)
@@ -63,7 +69,10 @@ def test_skip_accept_and_undo_by_keyboard(served, browser) -> None:
     assert added[0]["bbox"] == [float(v) for v in predictions[int(second)]["bbox"]]
     assert added[0]["review"]["missing_label"]["prediction"] == int(second)
     assert card_key(page) not in (second,)
+    assert objects.retrieve([drawn], ["source"]) == []   # a labelled box now, no false positive on the map
     page.keyboard.press("u")
     page.wait_for_function("() => (document.querySelector('#es-ml-status') || {}).innerText?.includes('Undone')")
     assert added_boxes(objects) == []
+    back = objects.retrieve([drawn], ["source", "missing_label_score"])[0].payload   # the false positive again
+    assert back["source"] == "prediction" and back["missing_label_score"] > 0
     assert card_key(page) == second  # its place in the ranking is back, first of what is not skipped

@@ -39,7 +39,11 @@ FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "fie
 CLUSTER_COLOURING = "cluster"  # colour_by value: the clusters `analyze` found
 OUTCOME_NAMES = {("tp", ""): "found", ("missed", ""): "missed", ("crowd", ""): "crowd region",
                  ("missed", "badly_placed"): "missed: badly placed", ("missed", "wrong_class"): "missed: wrong class",
-                 ("missed", "unseen"): "missed: unseen", ("", ""): "no outcome"}
+                 ("missed", "unseen"): "missed: unseen", ("", ""): "no outcome",
+                 # a detector's false positives, drawn as points of their own (source: prediction)
+                 ("fp", "background"): "false positive: background", ("fp", "duplicate"): "false positive: duplicate",
+                 ("fp", "wrong_class"): "false positive: wrong class",
+                 ("fp", "badly_placed"): "false positive: badly placed"}
 # Viridis in 8 steps: ordered, colour-blind safe, readable on white.
 SEQUENTIAL = ["#440154", "#46327e", "#365c8d", "#277f8e", "#1fa187", "#4ac16d", "#a0da39", "#fde725"]
 YES_NO = ["#d62728", "#2ca02c"]

@@ -18,6 +18,7 @@ import gradio as gr
 import numpy as np
 
 from evaluation.accept import accept_missing_labels, without_ranks
+from evaluation.prediction_points import drop_prediction_points, prediction_point, write_rows
 from evaluation.evaluate import RunEvaluation
 from evaluation.missing_labels import MissingLabels, collection_embedder, load_missing_labels, save_missing_labels
 from ui.context import AppContext
@@ -52,7 +53,7 @@ class QueueSession:
     """One browser session's place in the queue: skipped predictions, accepts to undo."""
 
     skipped: set[int] = field(default_factory=set)
-    accepted: list[tuple[str, int, float]] = field(default_factory=list)  # (point id, prediction, score)
+    accepted: list[tuple[str, int, float, bool]] = field(default_factory=list)  # (point id, prediction, score, drawn)
 
 
 def card_html(ranking: MissingLabels | None, evaluation: RunEvaluation, session: QueueSession,
@@ -120,7 +121,7 @@ def _apply(ctx: AppContext, evaluation: RunEvaluation, ranking: MissingLabels | 
     """Carry out one command on the card it was made on; the status line."""
     action, key = command.get("action"), str(command.get("key", ""))
     if action == "undo":
-        return _undo(ctx, evaluation, ranking, sess)
+        return _undo(ctx, evaluation, ranking, sess, embedder)
     if ranking is None or not key.isdigit():
         return ""
     places = np.flatnonzero(ranking.predictions == int(key))
@@ -133,17 +134,22 @@ def _apply(ctx: AppContext, evaluation: RunEvaluation, ranking: MissingLabels | 
         place = int(places[0])
         added = accept_missing_labels(ctx.collection, None, evaluation, ranking, [place + 1], embedder())
         save_missing_labels(ctx.collection, evaluation.run.name, without_ranks(ranking, [place + 1]))
-        sess.accepted.append((added[0], int(key), float(ranking.scores[place])))
+        drawn = bool(ctx.collection.retrieve([prediction_point(evaluation.run.name, int(key))], []))
+        drop_prediction_points(ctx.collection, evaluation.run.name, [int(key)])  # a labelled box now
+        sess.accepted.append((added[0], int(key), float(ranking.scores[place]), drawn))
         return f"Added a {escape(str(evaluation.run.label[int(key)]))} box (U undoes it)."
     return ""
 
 
-def _undo(ctx: AppContext, evaluation: RunEvaluation, ranking: MissingLabels | None, sess: QueueSession) -> str:
+def _undo(ctx: AppContext, evaluation: RunEvaluation, ranking: MissingLabels | None, sess: QueueSession,
+          embedder: Any) -> str:
     if not sess.accepted or ranking is None:
         return "Nothing to undo."
-    point, prediction, score = sess.accepted.pop()
+    point, prediction, score, was_drawn = sess.accepted.pop()
     ctx.collection.delete([point])
     ctx.collection.flush()
+    if was_drawn:   # the prediction is a false positive again: its point comes back
+        write_rows(ctx.collection, None, evaluation, np.array([prediction]), embedder(), {prediction: score})
     predictions = np.append(ranking.predictions, prediction)
     scores = np.append(ranking.scores, score)
     order = np.argsort(-scores, kind="stable")
