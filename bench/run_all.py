@@ -59,6 +59,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "photos": quick(["--images", "200", "--runs", "1"]),
     "ray_engine": quick(["--images", "200", "--runs", "1"]),
     "object_metrics": quick(["--runs", "3", "--boxes", "20000", "--masks", "500"]),
+    "prediction_points": quick(["--runs", "1"]),
     "models": quick(["--points", "10000", "--runs", "1", "--overlap-points", "100000"]),
     "gpu": quick([]),
     "active_learning": quick(["--part", "all", "--seeds", "0", "--only", "random", "class-balanced-margin",
