@@ -19,7 +19,7 @@ from analysis.selection import USES_GRAPH, USES_PROBABILITIES, Pool, probe_proba
 from filters import FilterSpec
 from labelling.rounds import rounds
 from store import Collection, Columns, PointFilter
-from store.schema import CLUSTER, LABEL, PREDICTION_PROBABILITIES
+from store.schema import CLUSTER, LABEL, PREDICTION_PROBABILITIES, PREDICTION_SOURCE, SOURCE
 
 PROBE, MODEL = "linear probe (cross-validated)", "imported model"
 
@@ -38,14 +38,17 @@ class CollectionPool:
 
 def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, balance: str | None) -> CollectionPool:
     ids, vectors = collection.vectors()
-    columns = collection.columns([LABEL, CLUSTER])
+    columns = collection.columns([LABEL, CLUSTER, SOURCE])
     row_of = {pid: i for i, pid in enumerate(columns.ids)}
     order = np.array([row_of[pid] for pid in ids], dtype=np.int64)
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     classes, codes = encode_labels(labels)
     labelled = codes >= 0
     allowed = set(collection.ids(_without_earlier_rounds(collection, spec.resolve(collection))))
-    candidates = ~labelled & np.fromiter((pid in allowed for pid in ids), dtype=bool, count=len(ids))
+    # A detector's false positives drawn on the map (source=prediction) are not points to label:
+    # they become labels only when accepted as missing labels (evaluation/accept.py).
+    predicted = np.array([columns.values[SOURCE][i] == PREDICTION_SOURCE for i in order], dtype=bool)
+    candidates = ~labelled & ~predicted & np.fromiter((pid in allowed for pid in ids), dtype=bool, count=len(ids))
     unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     probabilities, source = None, None
     if strategy in USES_PROBABILITIES or balance == "class":

@@ -23,6 +23,8 @@ from indexer.pipeline import IndexOptions, index_dataset
 from ui.figure import FIELD_PREFIX, colouring
 from ui.state import MapState
 from ui.table import PointTable
+from filters import SelectionError
+from labelling import SelectRequest, select_next
 
 N_IMAGES = 8
 
@@ -85,6 +87,9 @@ def test_false_positives_become_prediction_points_that_are_never_labels(base, ca
         assert legend["false positive: background"] == 2 * N_IMAGES
         export_points(objects, "csv", base / "objects.csv")
         export_points(objects, "coco", base / "objects.json")
+        # nor a point to label next: every box is labelled, so select-next finds nothing to choose
+        with pytest.raises(SelectionError, match="."):
+            select_next(objects, SelectRequest(budget=5, strategy="random"))
     finally:
         store.close()
     rows = list(csv.DictReader((base / "objects.csv").open()))
