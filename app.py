@@ -618,6 +618,12 @@ def cmd_predictions(args: argparse.Namespace) -> int:
         result = import_predictions(store.open(args.collection), args.file)
     finally:
         store.close()
+    return _report_import(result)
+
+
+def _report_import(result: Any) -> int:
+    """A per-point import's report (`predictions`, `labels`): the first unusable rows on stderr,
+    the summary; non-zero when nothing was written."""
     for line in result.bad_rows[:20] + [f"unknown point: {p}" for p in result.unknown_points[:20]]:
         print(line, file=sys.stderr)
     print(result.summary())
@@ -835,10 +841,7 @@ def cmd_labels(args: argparse.Namespace) -> int:
         result = import_labels(store.open(args.collection), args.file)
     finally:
         store.close()
-    for line in result.bad_rows[:20] + [f"unknown point: {p}" for p in result.unknown_points[:20]]:
-        print(line, file=sys.stderr)
-    print(result.summary())
-    return 0 if result.written else 1
+    return _report_import(result)
 
 
 def cmd_rounds(args: argparse.Namespace) -> int:
