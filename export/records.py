@@ -9,7 +9,9 @@ with annotation_id, bbox, image_id, original_label (the class before a relabel, 
 suggested_label and quality_flags. Analysed collections also get, per quality flag, a yes/no
 column (`mislabel_flag`, `outlier_flag`, `duplicate_flag`, and `duplicate_box_flag` for
 boxes) and the review status (`mislabel_review`, ...: pending, accepted, kept, tagged,
-excluded; empty when neither flagged nor decided; see review/decisions.py).
+excluded; empty when neither flagged nor decided; see review/decisions.py). Boxes of a
+detector run also get `missing_label_review`, `badly_placed_review` and `spurious_review`
+(pending, accepted / excluded; review/detection.py).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from store import Collection, PointFilter
 from store.schema import (
     ANNOTATION_ID, BBOX, CATEGORIES, COLLECTION_KIND, DUPLICATE_BOX_FLAG, FIELDS, IMAGE_ID, LABEL, LABELS,
     LIST_FIELDS, OBJECTS_KIND, ORIGINAL_LABEL, PATH, QUALITY_FLAG_VALUES, QUALITY_FLAGS, REVIEW, SPLIT, SUBSETS,
-    SUGGESTED_LABEL, TAGS, X, Y, LABEL_SOURCE, SOURCE, flag_column, review_column,
+    SUGGESTED_LABEL, TAGS, X, Y, LABEL_SOURCE, SOURCE, flag_column, review_column, DETECTION_REASON,
 )
 
 ID = "id"  # the point id (not a payload field)
@@ -107,6 +109,8 @@ def collect_records(collection: Collection, flt: PointFilter | None = None) -> E
                      key=lambda r: (str(r[PATH]), r.get(ANNOTATION_ID) or 0, r[ID]))
     if any(QUALITY_FLAGS in p or REVIEW in p for _, p in raw):
         fields += _add_flag_and_review_columns(collection, records, objects)
+    if objects and any(REVIEW in p or DETECTION_REASON in p or SOURCE in p for _, p in raw):
+        fields += _add_detector_review_columns(collection, records)
     root = metadata.get("source_root")
     return ExportRecords(collection.name, str(root) if root else None, records, fields, objects,
                          list(metadata.get(CATEGORIES) or []) if objects else None)
@@ -124,6 +128,19 @@ def _add_flag_and_review_columns(collection: Collection, records: list[dict[str,
         for issue in QUALITY_FLAG_VALUES:
             record[review_column(issue)] = found.get(issue, {}).get(record[ID], "")
     return [*(flag_column(flag) for flag in flags), *(review_column(issue) for issue in QUALITY_FLAG_VALUES)]
+
+
+def _add_detector_review_columns(collection: Collection, records: list[dict[str, Any]]) -> list[str]:
+    """A detector run's review status per box: missing_label_review, badly_placed_review,
+    spurious_review (review/detection.py; empty when neither a candidate nor decided)."""
+    from review.detection import detection_statuses
+    from review.detector import DETECTOR_ISSUES
+
+    for issue in DETECTOR_ISSUES:
+        found = detection_statuses(collection, issue)
+        for record in records:
+            record[review_column(issue)] = found.get(record[ID], "")
+    return [review_column(issue) for issue in DETECTOR_ISSUES]
 
 
 def _number(value: Any) -> float | int | None:

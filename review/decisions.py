@@ -34,8 +34,10 @@ DECISIONS: dict[str, tuple[str, ...]] = {
     DUPLICATE_FLAG: (KEPT, TAGGED),  # the one kept / the others, tagged `duplicate`
 }
 STATUSES = (PENDING, ACCEPTED, KEPT, TAGGED, EXCLUDED)
-# A detector run's box issues (review/detection.py): only the `--review` filter reads them.
-DETECTION_DECISIONS: dict[str, tuple[str, ...]] = {"missing_label": (ACCEPTED,), "badly_placed": (ACCEPTED,)}
+# A detector run's box issues (review/detection.py, review/detector.py): an accept adds the box,
+# moves it onto the prediction, or excludes a spurious one.
+DETECTION_DECISIONS: dict[str, tuple[str, ...]] = {"missing_label": (ACCEPTED,), "badly_placed": (ACCEPTED,),
+                                                   "spurious": (EXCLUDED,)}
 
 
 class ReviewError(ValueError):

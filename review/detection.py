@@ -1,4 +1,4 @@
-"""Review statuses of a detector run's two box issues, for the `--review` filter.
+"""Review statuses of a detector run's three box issues, for the `--review` filter and exports.
 
     missing_label   candidates: the run's prediction points (`source: prediction`) that the
                     missing-label ranking scored (`missing_label_score`); decided: the boxes
@@ -7,10 +7,13 @@
     badly_placed    candidates: labelled boxes the run missed with `detection_reason:
                     badly_placed`; decided: the boxes moved onto their prediction
                     (`review.badly_placed`)
+    spurious        candidates: the active run's possibly spurious boxes (review/detector.py
+                    matches the run to find them); decided: the boxes excluded
+                    (`review.spurious`, decision "excluded")
 
 The decision is recorded with the run, prediction and scores (not the image's content hash a
-label decision keeps): it holds as long as it is in the payload. The only decision is
-"accepted"; a candidate not accepted is pending.
+label decision keeps): it holds as long as it is in the payload. Each issue has one decision
+("accepted", a spurious box's "excluded"); a candidate not decided is pending.
 """
 from __future__ import annotations
 
@@ -21,14 +24,16 @@ from review.decisions import DETECTION_DECISIONS, PENDING, entry_of
 from store import Collection
 from store.schema import DETECTION_REASON, MISSING_LABEL_SCORE, PREDICTION_SOURCE, REVIEW, SOURCE
 
-MISSING_LABEL, BADLY_PLACED = DETECTION_DECISIONS
+MISSING_LABEL, BADLY_PLACED, SPURIOUS = DETECTION_DECISIONS
 FIELDS = (SOURCE, MISSING_LABEL_SCORE, DETECTION_REASON, REVIEW)
 
 
 def _candidate(issue: str, payload: Mapping[str, Any]) -> bool:
     if issue == MISSING_LABEL:
         return payload.get(SOURCE) == PREDICTION_SOURCE and isinstance(payload.get(MISSING_LABEL_SCORE), (int, float))
-    return payload.get(DETECTION_REASON) == BADLY_PLACED and payload.get(SOURCE) != PREDICTION_SOURCE
+    if issue == BADLY_PLACED:
+        return payload.get(DETECTION_REASON) == BADLY_PLACED and payload.get(SOURCE) != PREDICTION_SOURCE
+    return False  # spurious: the run's matching finds the candidates (_spurious_candidates)
 
 
 def detection_status(issue: str, payload: Mapping[str, Any]) -> str | None:
@@ -47,4 +52,16 @@ def detection_statuses(collection: Collection, issue: str) -> dict[str, str]:
             state = detection_status(issue, record.payload)
             if state is not None:
                 found[record.id] = state
+    if issue == SPURIOUS:
+        found = {**_spurious_candidates(collection), **found}
     return found
+
+
+def _spurious_candidates(collection: Collection) -> dict[str, str]:
+    """The active run's possibly spurious boxes (none without a run), each "pending"."""
+    from evaluation.runs import active_run
+    from review.detector import DetectorQueues  # matches the run: only when asked
+
+    if active_run(collection) is None:
+        return {}
+    return {item.key: PENDING for item in DetectorQueues(collection).items(SPURIOUS)}

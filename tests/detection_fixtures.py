@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -278,3 +279,75 @@ def build_detection_ui(base: Path, name: str = "det"):
     images.flush()
     objects.flush()
     return store, images, objects, root
+
+
+# ------------------------------------------------------------------- a detector run over real scenes
+
+CELLS = [(x, y) for y in (5, 65) for x in (5, 65, 125)]   # six 50x50 cells of a 180x120 image
+SIZE = (180, 120)
+
+
+def missing_label_dataset(base: Path, n_images: int = 16) -> tuple[Path, Path, list[dict], list[str]]:
+    """(image folder, instances.json, predictions, kind of each prediction: tp / unlabelled / background)."""
+    rng = np.random.default_rng(3)
+    classes = list(COLOURS)
+    root = base / "images"
+    root.mkdir(parents=True)
+    images, annotations, predictions, kinds = [], [], [], []
+    for i in range(n_images):
+        cells = rng.permutation(len(CELLS))
+        painted = [(classes[(i + j) % 3], (*CELLS[c], 40, 40)) for j, c in enumerate(cells[:3])]
+        scene(SIZE, painted, seed=i).save(root / f"{i:02d}.png")
+        images.append({"id": i + 1, "file_name": f"{i:02d}.png", "width": SIZE[0], "height": SIZE[1]})
+        for label, box in painted[:2]:   # the third painted object is never labelled
+            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": classes.index(label) + 1,
+                                "bbox": list(box), "area": 1600, "iscrowd": 0})
+            predictions.append({"image_id": i + 1, "category_id": classes.index(label) + 1, "bbox": list(box),
+                                "score": 0.9})
+            kinds.append("tp")
+        unlabelled, background = painted[2], (*CELLS[cells[3]], 40, 40)
+        predictions.append({"image_id": i + 1, "category_id": classes.index(unlabelled[0]) + 1,
+                            "bbox": list(unlabelled[1]), "score": 0.6})
+        kinds.append("unlabelled")
+        predictions.append({"image_id": i + 1, "category_id": int(rng.integers(1, 4)), "bbox": list(background),
+                            "score": 0.6})
+        kinds.append("background")
+    labels = base / "instances.json"
+    labels.write_text(json.dumps({"images": images, "annotations": annotations,
+                                  "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}))
+    return root, labels, predictions, kinds
+
+
+def index_detector_run(base: Path, embedder: Any, n_images: int = 8, shift_first: bool = False,
+                       drop: int | None = None) -> tuple[Any, list[dict], list[str]]:
+    """Index missing_label_dataset(base, n_images) as collection "m" (boxes: "m-objects") with the
+    embedder, import its predictions as run "det" (the first labelled box's prediction moved 20 and
+    12 px, IoU ~0.25, at score 0.95 with `shift_first`; the prediction at `drop` left out), rank the
+    likely missing labels and draw the false positives as points, as `missing-labels` does.
+    Returns (the open store, the predictions imported, each one's kind)."""
+    from evaluation.evaluate import evaluate_run, write_outcomes
+    from evaluation.missing_labels import save_missing_labels, score_missing_labels
+    from evaluation.prediction_points import write_prediction_points
+    from evaluation.readers import import_detections
+    from indexer.pipeline import IndexOptions, index_dataset
+    from store import open_store
+
+    root, labels, predictions, kinds = missing_label_dataset(base, n_images)
+    if shift_first:
+        x, y = predictions[0]["bbox"][:2]
+        predictions[0] = dict(predictions[0], bbox=[x + (20 if x < 100 else -20), y + (12 if y < 60 else -12), 40, 40],
+                              score=0.95)
+    if drop is not None:
+        predictions, kinds = predictions[:drop] + predictions[drop + 1:], kinds[:drop] + kinds[drop + 1:]
+    (base / "run.json").write_text(json.dumps(predictions))
+    store = open_store(path=str(base / "qdrant"))
+    index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8, progress=False,
+                                            analyze=False), embedder)
+    objects, images = store.open("m-objects"), store.open("m")
+    import_detections(objects, images, base / "run.json", "det")
+    evaluation = evaluate_run(objects, images)
+    write_outcomes(objects, evaluation)
+    ranking = score_missing_labels(objects, images, evaluation, embedder)
+    save_missing_labels(objects, "det", ranking)
+    write_prediction_points(objects, images, evaluation, embedder, ranking)
+    return store, predictions, kinds

@@ -12,47 +12,12 @@ import numpy as np
 import pytest
 
 import app
-from detection_fixtures import COLOURS, scene
+from detection_fixtures import missing_label_dataset
 from evaluation.evaluate import evaluate_run
 from evaluation.missing_labels import load_missing_labels, save_missing_labels, score_missing_labels
 from evaluation.readers import import_detections
 from indexer.pipeline import IndexOptions, index_dataset
 from store import open_store
-
-CELLS = [(x, y) for y in (5, 65) for x in (5, 65, 125)]   # six 50x50 cells of a 180x120 image
-SIZE = (180, 120)
-
-
-def missing_label_dataset(base: Path, n_images: int = 16) -> tuple[Path, Path, list[dict], list[str]]:
-    """(image folder, instances.json, predictions, kind of each prediction: tp / unlabelled / background)."""
-    rng = np.random.default_rng(3)
-    classes = list(COLOURS)
-    root = base / "images"
-    root.mkdir(parents=True)
-    images, annotations, predictions, kinds = [], [], [], []
-    for i in range(n_images):
-        cells = rng.permutation(len(CELLS))
-        painted = [(classes[(i + j) % 3], (*CELLS[c], 40, 40)) for j, c in enumerate(cells[:3])]
-        scene(SIZE, painted, seed=i).save(root / f"{i:02d}.png")
-        images.append({"id": i + 1, "file_name": f"{i:02d}.png", "width": SIZE[0], "height": SIZE[1]})
-        for label, box in painted[:2]:   # the third painted object is never labelled
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "category_id": classes.index(label) + 1,
-                                "bbox": list(box), "area": 1600, "iscrowd": 0})
-            predictions.append({"image_id": i + 1, "category_id": classes.index(label) + 1, "bbox": list(box),
-                                "score": 0.9})
-            kinds.append("tp")
-        unlabelled, background = painted[2], (*CELLS[cells[3]], 40, 40)
-        predictions.append({"image_id": i + 1, "category_id": classes.index(unlabelled[0]) + 1,
-                            "bbox": list(unlabelled[1]), "score": 0.6})
-        kinds.append("unlabelled")
-        predictions.append({"image_id": i + 1, "category_id": int(rng.integers(1, 4)), "bbox": list(background),
-                            "score": 0.6})
-        kinds.append("background")
-    labels = base / "instances.json"
-    labels.write_text(json.dumps({"images": images, "annotations": annotations,
-                                  "categories": [{"id": k + 1, "name": c} for k, c in enumerate(classes)]}))
-    return root, labels, predictions, kinds
-
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     """P(a positive outranks a negative), ties half."""

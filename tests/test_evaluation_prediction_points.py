@@ -18,7 +18,7 @@ from review import ReviewError, parse_status_filter
 from review.detection import detection_status
 from scoring.analyze import analyze_collection
 from store import open_store
-from test_evaluation_missing_labels import missing_label_dataset
+from detection_fixtures import missing_label_dataset
 from indexer.pipeline import IndexOptions, index_dataset
 from ui.figure import FIELD_PREFIX, colouring
 from ui.state import MapState

@@ -14,7 +14,7 @@ import app
 from detection.boxes import boxes_of_image
 from indexer.pipeline import IndexOptions, index_dataset
 from store import open_store
-from test_evaluation_missing_labels import missing_label_dataset
+from detection_fixtures import missing_label_dataset
 from test_ui_browser import CHROMIUM, open_page
 from test_ui_browser_objects import images_loaded, served_picture, wait_map
 from ui.app import start_server

@@ -23,7 +23,6 @@ from analysis.detection_metrics import CocoMetrics
 from evaluation.evaluate import RunEvaluation, evaluate_run
 from evaluation.failures import box_metric_columns, failures
 from evaluation.runs import active_run, list_runs
-from ui import missing_label_queue
 from ui.context import AppContext
 from ui.state import MapState
 
@@ -169,4 +168,5 @@ def build(ctx: AppContext) -> None:
     ctx.on_selection_change(views, [run, confidence], outputs)
     for control in (run.change, confidence.change):  # while dragging: the last value only
         ctx.event(control, views, [run, confidence], outputs, trigger_mode="always_last")
-    missing_label_queue.build(ctx, evaluation_of)
+    gr.Markdown("Likely missing labels, badly placed and possibly spurious boxes of this run are reviewed in the "
+                "**Label quality** tab (Review → the detector's queues).", elem_id="es-det-review-link")

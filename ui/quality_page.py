@@ -1,4 +1,5 @@
-"""The Label quality tab: a review queue of likely mislabels, outliers and duplicate groups.
+"""The Label quality tab: a review queue of likely mislabels, outliers and duplicate groups,
+and on an Objects explorer with a detector run its three queues (ui/detector_review.py).
 
 One card at a time (ui/review_cards.py): the image, given -> suggested label, the score and
 its evidence (the nearest neighbours with their labels and similarities: the votes that made
@@ -7,6 +8,7 @@ the score). Actions, by button or key (never while typing in a text box):
     mislabel   A accept the suggestion (relabel, original kept)  K keep the label  T tag
     outlier    K keep (not an outlier)  E exclude (tag `excluded`)  T tag
     duplicate  K keep the chosen one, tag the rest `duplicate`  N not duplicates
+    detector   A add a missing label / move a badly placed box  E exclude a spurious box
     all        S skip (to the end of the queue, this session)  U undo the last decision
 
 Every decision is written into the point's `review` payload field (review/), so it survives
@@ -22,7 +24,7 @@ Nothing here is specific to images: the queue works on any collection's points (
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -36,7 +38,11 @@ from store.schema import (
     DUPLICATE_FLAG, EXCLUDED_TAG, MISLABEL_FLAG, MISLABEL_SCORE, ORIGINAL_LABEL, OUTLIER_FLAG, InvalidTag,
     validate_tag,
 )
+from evaluation.runs import active_run
+from review.detector import DETECTOR_ISSUES, DetectorQueues
 from ui.context import AppContext
+from ui.detector_review import DETECTOR_CHOICES, DetectorReviewer, QueueBooks, detector_card
+from ui.review_keys import review_keys_js
 from ui.review_cards import (
     CSS, STRIP_PAGE, Neighbour, card_html, empty_card, keys_line, progress_html, strip_html,
 )
@@ -50,34 +56,9 @@ ISSUE_CHOICES = [("Likely mislabels", MISLABEL_FLAG), ("Outliers", OUTLIER_FLAG)
 SHOW_CHOICES = [("To review", PENDING), ("Reviewed", REVIEWED), ("All", "all")]
 ANY = ""
 NEIGHBOURS = 10
-# Key presses and clicks on the card become one command (the component's value, JSON), sent
-# with the key of the card they were made on, so a late click never acts on the next card.
-COMMAND_JS = r"""
-const scope = () => element.closest('.es-rq') || document;
-const send = (detail) => { props.value = JSON.stringify({...detail, nonce: Date.now() + Math.random()}); };
-const cardKey = () => { const c = scope().querySelector('.es-rq-card'); return c ? c.dataset.key : ''; };
-const KEYS = {a: 'accept', k: 'keep', t: 'tag', e: 'exclude', s: 'skip', u: 'undo', n: 'separate'};
-document.addEventListener('keydown', (e) => {
-  const t = e.target;
-  if (e.ctrlKey || e.metaKey || e.altKey || e.repeat) return;
-  if (t && (t.isContentEditable || ['INPUT', 'TEXTAREA', 'SELECT'].includes(t.tagName))) return;
-  const card = scope().querySelector('.es-rq-card');
-  if (!card || card.offsetParent === null) return;  // this tab is not shown
-  const action = KEYS[e.key.toLowerCase()];
-  if (!action) return;
-  e.preventDefault();
-  send({action: action, key: cardKey()});
-});
-document.addEventListener('click', (e) => {
-  if (!scope().contains(e.target)) return;
-  const button = e.target.closest('[data-action]');
-  if (button) return send({action: button.dataset.action, key: button.dataset.key || cardKey()});
-  const goto = e.target.closest('[data-goto]');
-  if (goto) return send({action: 'goto', key: goto.dataset.goto});
-  const choose = e.target.closest('[data-choose]');
-  if (choose) send({action: 'choose', key: cardKey(), id: choose.dataset.choose});
-});
-"""
+# Key presses and clicks on the card become one command (ui/assets/review-keys.js).
+COMMAND_JS = review_keys_js(".es-rq", ".es-rq-card", {"a": "accept", "k": "keep", "t": "tag", "e": "exclude",
+                                                      "s": "skip", "u": "undo", "n": "separate"})
 
 
 # --- session state and filters ------------------------------------------------------------
@@ -211,7 +192,7 @@ def current_item(items: Sequence[QueueItem], session: ReviewSession) -> QueueIte
     return items[0] if items else None
 
 
-def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, session: ReviewSession,
+def render(table: PointTable, book: QueueBooks, neighbours: NeighbourIndex, session: ReviewSession,
            filters: Filters, objects: bool = False) -> QueueView:
     """The queue panel for a session; `objects`: the points are boxes (cards show their image too)."""
     flt = filters.queue_filter()
@@ -223,6 +204,8 @@ def render(table: PointTable, book: ReviewBook, neighbours: NeighbourIndex, sess
     if item is None:
         card = empty_card("Nothing left to review here." if total else "No points in this queue. "
                           "Widen it (include unflagged points) or choose another issue or filter.")
+    elif item.issue in DETECTOR_ISSUES:
+        card = detector_card(table, book, item)
     else:
         payload = book.payload(item.ids[0])
         card = card_html(table, item, payload, book.entry(item.issue, item.ids[0]),
@@ -241,7 +224,7 @@ def _status_counts(items: Sequence[QueueItem]) -> dict[str, int]:
     return counts
 
 
-def pair_choices(book: ReviewBook, filters: Filters) -> list[tuple[str, str]]:
+def pair_choices(book: QueueBooks, filters: Filters) -> list[tuple[str, str]]:
     if filters.issue != MISLABEL_FLAG:
         return [("(any pair)", ANY)]
     pairs = pair_counts(book.items(MISLABEL_FLAG), filters.queue_filter())
@@ -251,12 +234,15 @@ def pair_choices(book: ReviewBook, filters: Filters) -> list[tuple[str, str]]:
 # --- actions ----------------------------------------------------------------------------------
 class Reviewer:
     """Carries out a card's decision: the edit itself through the PointTable (relabel, tag),
-    then the record in the ReviewBook. `undo` reverses both, from the recorded decision."""
+    then the record in the ReviewBook. `undo` reverses both, from the recorded decision.
+    A detector queue's card goes to `detector` (ui/detector_review.py)."""
 
-    def __init__(self, table: PointTable, book: ReviewBook) -> None:
-        self.table, self.book = table, book
+    def __init__(self, table: PointTable, book: QueueBooks, detector: DetectorReviewer | None = None) -> None:
+        self.table, self.book, self.detector = table, book, detector
 
     def decide(self, item: QueueItem, action: str, tag: str, keep: str | None) -> str:
+        if item.issue in DETECTOR_ISSUES:
+            return self.detector.decide(item, action) if self.detector is not None else ""
         rows = self.table.rows_for_ids(item.ids)
         if item.issue == DUPLICATE_FLAG:
             return self._duplicates(item, action, keep)
@@ -294,6 +280,8 @@ class Reviewer:
 
     def undo(self, issue: str, ids: Sequence[str]) -> int:
         """Reverse the recorded decision on `ids`: restore the label, remove the tag it added."""
+        if issue in DETECTOR_ISSUES:
+            return self.detector.undo(issue, ids) if self.detector is not None else 0
         for point in ids:
             entry = self.book.entry(issue, point)
             if entry is None:
@@ -361,7 +349,7 @@ def _decide(reviewer: Reviewer, session: ReviewSession, filters: Filters, item: 
     return message
 
 
-def _next_key(book: ReviewBook, session: ReviewSession, filters: Filters, key: str) -> str | None:
+def _next_key(book: QueueBooks, session: ReviewSession, filters: Filters, key: str) -> str | None:
     """The key after `key` in the filtered queue (before any change), else the one before."""
     items = book.queue(filters.issue, filters.queue_filter(), session.skipped.get(filters.issue, ()))
     keys = [item.key for item in items]
@@ -415,11 +403,11 @@ class QueueControls:
         return [self.card, self.progress, self.strip, self.keys]
 
 
-def _filter_panel(table: PointTable, models: list[tuple[str, str]]) -> FilterControls:
+def _filter_panel(table: PointTable, models: list[tuple[str, str]], issues: list[tuple[str, str]]) -> FilterControls:
     model = gr.Dropdown(models, value=models[0][1], label="Scores and neighbours of", elem_id="es-rq-model",
                         visible=len(models) > 1)
     with gr.Row(equal_height=True):
-        issue = gr.Dropdown(ISSUE_CHOICES, value=MISLABEL_FLAG, label="Review", elem_id="es-rq-issue", scale=2,
+        issue = gr.Dropdown(issues, value=issues[0][1], label="Review", elem_id="es-rq-issue", scale=2,
                             min_width=150)
         show = gr.Dropdown(SHOW_CHOICES, value=PENDING, label="Show", elem_id="es-rq-show", scale=1, min_width=120)
         widen = gr.Checkbox(False, label="Include unflagged points", elem_id="es-rq-widen", scale=1, min_width=120)
@@ -435,7 +423,7 @@ def _filter_panel(table: PointTable, models: list[tuple[str, str]]) -> FilterCon
     return FilterControls(issue, show, pair, label, low, high, widen, select, model)
 
 
-def _queue_panel() -> QueueControls:
+def _queue_panel(issue: str) -> QueueControls:
     with gr.Column(elem_classes=["es-rq"]):
         command = gr.HTML("", html_template='<div class="es-rq-command"></div>', js_on_load=COMMAND_JS,
                           elem_id="es-rq-command")
@@ -443,7 +431,7 @@ def _queue_panel() -> QueueControls:
         card = gr.HTML(empty_card("Loading the review queue…"), elem_id="es-rq-card")
         status = gr.Markdown(elem_id="es-rq-status")
         strip = gr.HTML(elem_id="es-rq-strip")
-        keys = gr.HTML(CSS + keys_line(MISLABEL_FLAG), elem_id="es-rq-keys")
+        keys = gr.HTML(CSS + keys_line(issue), elem_id="es-rq-keys")
     tag = gr.Textbox(MISLABEL_TAG, label="Tag for T", elem_id="es-rq-tag")
     return QueueControls(command, progress, card, status, strip, keys, tag)
 
@@ -462,27 +450,43 @@ class NeighbourIndexes:
 def build(ctx: AppContext) -> None:
     table = ctx.table
     # has_fields first: no scan of the payloads for a field the collection does not hold.
-    if not table.has_fields([MISLABEL_SCORE]) or not np.isfinite(table.numeric(MISLABEL_SCORE)).any():
+    analysed = table.has_fields([MISLABEL_SCORE]) and bool(np.isfinite(table.numeric(MISLABEL_SCORE)).any())
+    run = is_object_collection(ctx.collection) and active_run(ctx.collection) is not None
+    if not analysed and not run:
         gr.Markdown(f"No label-quality analysis for this collection yet. Run "
                     f"`python app.py analyze --collection {ctx.collection.name}` and restart the explorer.",
                     elem_id="es-q-missing")
         return
+    issues = (ISSUE_CHOICES if analysed else []) + (DETECTOR_CHOICES if run else [])
     books: dict[str, tuple[PointTable, ReviewBook]] = {}  # per model, read on first use, shared by every session
     models = scored_models(ctx.collection)
     indexes = {vector: NeighbourIndex(ctx, vector) for _, vector in models}
     neighbours = NeighbourIndexes(indexes, indexes[models[0][1]].objects)
+    detector = _detector_queues(ctx) if run else (lambda: None)
 
-    def book(vector: str = "") -> ReviewBook:
+    def book(vector: str = "") -> QueueBooks:
         # A table read again (other writers' edits, ui/live_table.py) means the payloads may
         # have changed under the book: read it again too. Own edits keep the table object.
-        if vector not in books or books[vector][0] is not ctx.table:
+        if analysed and (vector not in books or books[vector][0] is not ctx.table):
             books[vector] = (ctx.table, ReviewBook(ctx.collection, vector))
-        return books[vector][1]
+        return QueueBooks(books[vector][1] if analysed else None, detector)
 
-    session = gr.State(ReviewSession())
-    filters = _filter_panel(table, models)
-    queue = _queue_panel()
+    session = gr.State(ReviewSession(issue=issues[0][1]))
+    filters = _filter_panel(table, models, issues)
+    queue = _queue_panel(issues[0][1])
     _wire(ctx, book, neighbours, session, filters, queue)
+
+
+def _detector_queues(ctx: AppContext) -> Callable[[], DetectorQueues]:
+    """The run's queues, matched again whenever the table is (after a detector edit the tab
+    reads the collection again, so the next call sees the edit)."""
+    held: dict[str, Any] = {}
+
+    def queues() -> DetectorQueues:
+        if held.get("table") is not ctx.table:
+            held["queues"], held["table"] = DetectorQueues(ctx.collection), ctx.table
+        return held["queues"]
+    return queues
 
 
 def _wire(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session: gr.State, filters: FilterControls,
@@ -538,6 +542,14 @@ def _wire_pair(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session
 def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, session: gr.State,
                    filters: FilterControls, queue: QueueControls) -> None:
     """Card buttons and keys (one command component), and "select this queue on the map"."""
+    models: dict[str, Any] = {}
+
+    def embedder() -> Any:
+        if "model" not in models:  # the collection's model, loaded on the first detector edit
+            from evaluation.missing_labels import collection_embedder
+
+            models["model"] = collection_embedder(ctx.collection)
+        return models["model"]
 
     def command(state: MapState, text: str, sess: ReviewSession, tag: str, *values: Any) -> tuple[Any, ...]:
         table = ctx.table
@@ -547,7 +559,13 @@ def _wire_commands(ctx: AppContext, book: Any, neighbours: NeighbourIndexes, ses
         except ValueError:
             parsed = {}
         labels_before = table.label_codes
-        message = run_command(Reviewer(table, book(current.vector)), sess, current, parsed, tag)
+        books = book(current.vector)
+        message = run_command(Reviewer(table, books, DetectorReviewer(table, books, embedder)), sess, current,
+                              parsed, tag)
+        if current.issue in DETECTOR_ISSUES and parsed.get("action") in ("accept", "exclude", "undo"):
+            ctx.live.check(force=True)  # boxes added, moved or deleted: the map reads them
+            state.catch_up(ctx.table)
+            table = ctx.table
         if table.label_codes is not labels_before:
             state.dirty.add("colour")  # a relabel: the map's label colours change
         if state.colour_by == "tag" or state.filter_tags:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from review import ACCEPTED, EXCLUDED, KEPT, PENDING, TAGGED, QueueItem
+from review.detector import BADLY_PLACED, MISSING_LABEL, SPURIOUS, Evidence
 from store.schema import (
     DUPLICATE_FLAG, MISLABEL_FLAG, MISLABEL_FLAGGED_BY, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT,
 )
@@ -27,6 +28,9 @@ ACTIONS = {
     MISLABEL_FLAG: (("accept", "Accept suggestion"), ("keep", "Keep label"), ("tag", "Tag")),
     OUTLIER_FLAG: (("keep", "Keep (not an outlier)"), ("exclude", "Exclude"), ("tag", "Tag")),
     DUPLICATE_FLAG: (("keep", "Keep the chosen, tag the rest"), ("separate", "Not duplicates")),
+    MISSING_LABEL: (("accept", "Add as a labelled box"),),
+    BADLY_PLACED: (("accept", "Move the box onto the prediction"),),
+    SPURIOUS: (("exclude", "Exclude the box"),),
 }
 DECIDED = {ACCEPTED: "accepted", KEPT: "kept", TAGGED: "tagged", EXCLUDED: "excluded"}
 CSS = """
@@ -151,6 +155,49 @@ def card_html(table: PointTable, item: QueueItem, payload: dict[str, Any], entry
             f'{context}<div class="es-rq-facts"><div class="es-rq-path">{html_text(path)}</div>{facts}'
             f'{_status_line(item, entry)}{_buttons(item)}</div></div>'
             f'{_evidence(table, item, neighbours)}</div>')
+
+
+def _box(values: Any) -> str:
+    return html_text(str([round(float(v), 1) for v in values])) if values else "–"
+
+
+def _detector_facts(item: QueueItem, evidence: Evidence) -> str:
+    if item.issue == MISSING_LABEL:
+        return (f'<div class="es-rq-labels"><span class="es-rq-suggested">{html_text(item.label)}</span> predicted, '
+                f'no labelled box there</div><div class="es-rq-score">Missing-label score <b>{item.score:.2f}</b> '
+                f'· detector score {item.tie:.2f}</div><div class="es-rq-why">Predicted box {_box(evidence.predicted)} '
+                "(dashed). The score is the neighbours' similarity-weighted vote for its class among the labelled "
+                "boxes (below): a real object sits among labelled objects of its class.</div>")
+    if item.issue == BADLY_PLACED:
+        return (f'<div class="es-rq-labels"><span class="es-rq-given">{html_text(item.label)}</span></div>'
+                f'<div class="es-rq-score">Detector score <b>{item.score:.2f}</b> · IoU {item.tie:.2f}</div>'
+                f'<div class="es-rq-why">Labelled box {_box(evidence.bbox)} (red) → predicted '
+                f'{_box(evidence.predicted)} (dashed): the detector saw this object elsewhere.</div>')
+    return (f'<div class="es-rq-labels"><span class="es-rq-given">{html_text(item.label)}</span></div>'
+            f'<div class="es-rq-score">Mislabel score <b>{item.score:.2f}</b> · look-alikes found '
+            f'{100 * item.tie:.0f}%</div><div class="es-rq-why">No prediction of any class overlaps box '
+            f"{_box(evidence.bbox)} (red), while the detector finds most boxes that look like it (below).</div>")
+
+
+def detector_card_html(item: QueueItem, evidence: Evidence, entry: dict[str, Any] | None,
+                       neighbours: Sequence[tuple[str, float, bool]], labels: Callable[[str], str]) -> str:
+    """A detector queue's card: the image with the labelled boxes solid and the run's predictions
+    dashed (/boxes/), the scores, why, and the neighbours (labelled boxes nearest the crop, each
+    with its class, similarity and whether the run found it). `labels`: a box's label by id."""
+    picture = html_text(evidence.picture)
+    figures = "".join(
+        f'<figure class="{"es-rq-votes-suggested" if labels(point) == item.label else ""}" '
+        f'data-label="{html_text(labels(point))}">{_thumb(point, title=labels(point))}'
+        f'<figcaption>{html_text(labels(point))}</figcaption><figcaption>{similarity:.2f}'
+        f'{" found" if found else " missed"}</figcaption></figure>' for point, similarity, found in neighbours)
+    evidence_html = (f'<div class="es-rq-evidence" title="nearest labelled boxes: label, cosine similarity, '
+                     f'found by the run">{figures}</div>') if figures else ""
+    return (f'<div class="es-rq-card" data-key="{html_text(item.key)}" data-issue="{item.issue}" '
+            f'data-status="{html_text(item.status)}"><div class="es-rq-main">'
+            f'<a href="/boxes/{picture}" target="_blank" title="the whole image: labelled boxes solid, '
+            f'predictions dashed"><img class="es-rq-context es-rq-detector" src="/boxes/{picture}" alt=""></a>'
+            f'<div class="es-rq-facts">{_detector_facts(item, evidence)}{_status_line(item, entry)}'
+            f'{_buttons(item)}</div></div>{evidence_html}</div>')
 
 
 def vote_shares(table: PointTable, neighbours: Sequence[Neighbour]) -> dict[str, float]:
