@@ -4,7 +4,8 @@ stored in the points' `review` payload field, when they still apply, and the rev
     decisions.py  the decision record, the "data changed" rule, statuses
     queue.py      queue items, filters, order, progress (pure functions of payloads)
     book.py       ReviewBook over a Collection (the app), matching_ids (the --review filter)
-    detection.py  a detector run's missing_label / badly_placed statuses (the --review filter only)
+    detection.py  a detector run's missing_label / badly_placed / spurious statuses (--review, exports)
+    detector.py   a detector run's three queues (QueueItems) and each accept's edit with its undo
 """
 from review.book import ReviewBook, matching_ids
 from review.decisions import (
