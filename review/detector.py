@@ -82,16 +82,17 @@ class DetectorQueues:
         self.run = self.evaluation.run.name
         self._items: dict[str, list[QueueItem]] = {}
         self._evidence: dict[tuple[str, str], Evidence] = {}
-        self._decided = {issue: self._decisions(issue) for issue in DETECTOR_ISSUES}
+        self._decided = self._decisions()
 
-    def _decisions(self, issue: str) -> dict[str, dict[str, Any]]:
-        """point id -> payload of the points holding this run's `issue` decision."""
-        found = {}
+    def _decisions(self) -> dict[str, dict[str, dict[str, Any]]]:
+        """issue -> point id -> payload of the points holding this run's decision on it."""
+        found: dict[str, dict[str, dict[str, Any]]] = {issue: {} for issue in DETECTOR_ISSUES}
         for batch in self.objects.scroll([REVIEW, BBOX, PATH, LABEL, IMAGE_ID, ORIGINAL_BBOX]):
             for record in batch:
-                entry = entry_of(record.payload, issue)
-                if entry is not None and entry.get("run") == self.run:
-                    found[record.id] = dict(record.payload)
+                for issue in DETECTOR_ISSUES:
+                    entry = entry_of(record.payload, issue)
+                    if entry is not None and entry.get("run") == self.run:
+                        found[issue][record.id] = dict(record.payload)
         return found
 
     # --- reading ------------------------------------------------------------------------

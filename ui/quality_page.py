@@ -39,7 +39,7 @@ from store.schema import (
     validate_tag,
 )
 from evaluation.runs import active_run
-from review.detector import DETECTOR_ISSUES, DetectorQueues
+from review.detector import DETECTOR_ISSUES, MISSING_LABEL, DetectorQueues
 from ui.context import AppContext
 from ui.detector_review import DETECTOR_CHOICES, DetectorReviewer, QueueBooks, detector_card
 from ui.review_keys import review_keys_js
@@ -201,7 +201,10 @@ def render(table: PointTable, book: QueueBooks, neighbours: NeighbourIndex, sess
     session.current = item.key if item else None
     reviewed, total = book.progress(filters.issue, flt)
     counts = _status_counts(book.queue(filters.issue, replace(flt, statuses=None)))
-    if item is None:
+    if item is None and not total and filters.issue == MISSING_LABEL:
+        card = empty_card("No likely missing labels of this run ranked yet: run `python app.py missing-labels "
+                          f"--collection {book.detector().objects.name}`, then reload this page.")
+    elif item is None:
         card = empty_card("Nothing left to review here." if total else "No points in this queue. "
                           "Widen it (include unflagged points) or choose another issue or filter.")
     elif item.issue in DETECTOR_ISSUES:
