@@ -42,6 +42,10 @@ CSS = """
 .es-rq-context { height: 176px; max-width: 300px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
                  flex: none; display: block; }
 .es-rq-facts { flex: 1; min-width: 0; font-size: 14px; line-height: 1.5; }
+.es-rq-wrap { flex-wrap: wrap; } .es-rq-wrap .es-rq-facts { min-width: 260px; }
+.es-rq-wrap .es-rq-image { width: 96px; height: 96px; }
+.es-rq-wrap > a { flex: 1 1 200px; min-width: 0; }
+.es-rq-wrap .es-rq-context { max-width: 100%; height: auto; max-height: 220px; }
 .es-rq-path { color: #666; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .es-rq-labels { font-size: 18px; margin: 2px 0; }
 .es-rq-given { font-weight: 600; } .es-rq-suggested { font-weight: 600; color: #1a7f37; }
@@ -174,7 +178,7 @@ def _detector_facts(item: QueueItem, evidence: Evidence) -> str:
                 f'<div class="es-rq-why">Labelled box {_box(evidence.bbox)} (red) → predicted '
                 f'{_box(evidence.predicted)} (dashed): the detector saw this object elsewhere.</div>')
     return (f'<div class="es-rq-labels"><span class="es-rq-given">{html_text(item.label)}</span></div>'
-            f'<div class="es-rq-score">Mislabel score <b>{item.score:.2f}</b> · look-alikes found '
+            f'<div class="es-rq-score">Mislabel score <b>{f"{item.score:.2f}" if item.score else "–"}</b> · look-alikes found '
             f'{100 * item.tie:.0f}%</div><div class="es-rq-why">No prediction of any class overlaps box '
             f"{_box(evidence.bbox)} (red), while the detector finds most boxes that look like it (below).</div>")
 
@@ -185,6 +189,7 @@ def detector_card_html(item: QueueItem, evidence: Evidence, entry: dict[str, Any
     dashed (/boxes/), the scores, why, and the neighbours (labelled boxes nearest the crop, each
     with its class, similarity and whether the run found it). `labels`: a box's label by id."""
     picture = html_text(evidence.picture)
+    crop = evidence.vector_point or item.ids[0]  # the prediction's or the box's crop, as the map's point
     figures = "".join(
         f'<figure class="{"es-rq-votes-suggested" if labels(point) == item.label else ""}" '
         f'data-label="{html_text(labels(point))}">{_thumb(point, title=labels(point))}'
@@ -193,8 +198,8 @@ def detector_card_html(item: QueueItem, evidence: Evidence, entry: dict[str, Any
     evidence_html = (f'<div class="es-rq-evidence" title="nearest labelled boxes: label, cosine similarity, '
                      f'found by the run">{figures}</div>') if figures else ""
     return (f'<div class="es-rq-card" data-key="{html_text(item.key)}" data-issue="{item.issue}" '
-            f'data-status="{html_text(item.status)}"><div class="es-rq-main">'
-            f'<a href="/boxes/{picture}" target="_blank" title="the whole image: labelled boxes solid, '
+            f'data-status="{html_text(item.status)}"><div class="es-rq-main es-rq-wrap">'
+            f'{_thumb(crop, "es-rq-image", item.label)}<a href="/boxes/{picture}" target="_blank" title="the whole image: labelled boxes solid, '
             f'predictions dashed"><img class="es-rq-context es-rq-detector" src="/boxes/{picture}" alt=""></a>'
             f'<div class="es-rq-facts">{_detector_facts(item, evidence)}{_status_line(item, entry)}'
             f'{_buttons(item)}</div></div>{evidence_html}</div>')
