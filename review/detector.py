@@ -230,12 +230,7 @@ def undo_missing_label(objects: Collection, point: str, embedder: Embedder) -> i
 
 def move_box(objects: Collection, evaluation: RunEvaluation, point: str, embedder: Embedder) -> None:
     """Move a badly placed box onto its prediction (`original_bbox` keeps the first box)."""
-    before = objects.retrieve([point], [ORIGINAL_BBOX])
-    had_original = bool(before and before[0].payload.get(ORIGINAL_BBOX))
     move_badly_placed(objects, None, evaluation, [point], embedder)
-    payload = objects.retrieve([point], [REVIEW])[0].payload
-    entry = {**(entry_of(payload, BADLY_PLACED) or {}), "had_original_bbox": had_original}
-    objects.set_payloads([point], [{REVIEW: merged_review(payload, BADLY_PLACED, entry)}])
     _rematch(objects, evaluation.run.name)
 
 
@@ -252,7 +247,7 @@ def undo_move_box(objects: Collection, point: str, embedder: Embedder) -> None:
         raise StoreError(f"{point}: {item}")
     area, aspect = area_and_aspect(tuple(previous))
     payload.update({BBOX: previous, AREA: float(area), ASPECT_RATIO: float(aspect)})
-    if not entry.get("had_original_bbox"):
+    if payload.get(ORIGINAL_BBOX) == entry["previous"]:  # this move set it (an earlier one keeps its own)
         payload.pop(ORIGINAL_BBOX, None)
     review = merged_review(payload, BADLY_PLACED, None)
     payload[REVIEW] = review
