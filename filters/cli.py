@@ -36,7 +36,8 @@ def add_filter_arguments(parser: argparse.ArgumentParser, tag_flag: bool = True)
     group.add_argument("--review", metavar="[ISSUE:]STATUS",
                        help="review status: pending, reviewed, accepted, kept, tagged (mislabels by default), "
                             "or outlier:... (kept, excluded, tagged) and duplicate:... (kept, tagged); of a detector "
-                            "run's boxes missing_label:... and badly_placed:... (pending, accepted)")
+                            "run's boxes missing_label:... and badly_placed:... (pending, accepted), "
+                            "spurious:... (pending, excluded)")
     group.add_argument("--include-excluded", action="store_true",
                        help=f"also points tagged '{EXCLUDED_TAG}' (left out by default)")
 
