@@ -34,7 +34,7 @@ import numpy as np
 from evaluation.accept import accept_missing_labels, badly_placed, move_badly_placed, spurious_boxes
 from evaluation.evaluate import RunEvaluation, evaluate_run, write_outcomes
 from evaluation.missing_labels import (
-    MissingLabels, crop_input, labelled_boxes, load_missing_labels, save_missing_labels,
+    MissingLabels, candidates, crop_input, labelled_boxes, load_missing_labels, save_missing_labels,
 )
 from evaluation.prediction_points import MIN_SCORE, drop_prediction_points, prediction_point, write_rows
 from detection.boxes import crop_margin
@@ -121,9 +121,12 @@ class DetectorQueues:
 
     def _missing(self) -> list[QueueItem]:
         run, ranking = self.evaluation.run, load_missing_labels(self.objects, self.run)
+        unexplained = set(candidates(self.evaluation).tolist())  # a box moved onto one explains it now
         items = []
         for row, score in zip(*(([], []) if ranking is None else (ranking.predictions.tolist(),
                                                                    ranking.scores.tolist()))):
+            if row not in unexplained:
+                continue
             point = prediction_point(self.run, row)
             items.append(QueueItem(str(row), MISSING_LABEL, (point,), str(run.label[row]), "", float(score),
                                    float(run.score[row]), True, PENDING))

@@ -127,9 +127,13 @@ def test_moving_a_badly_placed_box_and_undo(run, mobilenet) -> None:
     assert record.payload["review"]["badly_placed"]["previous"] == old
     assert not np.allclose(record.vector, before[item.key][1], atol=1e-3)   # the crop follows the box
     assert review_ids(objects, "badly_placed:accepted") == [item.key]
-    assert DetectorQueues(objects).item(BADLY_PLACED, item.key).status == "accepted"
+    moved = DetectorQueues(objects)
+    assert moved.item(BADLY_PLACED, item.key).status == "accepted"
+    assert 0 in load_missing_labels(objects, "det").predictions.tolist()   # ranked as badly placed ...
+    assert moved.item(MISSING_LABEL, "0") is None   # ... and now the moved box's match: no missing label
     undo_move_box(objects, item.key, mobilenet)
     assert_same(before, snapshot(objects))
+    assert DetectorQueues(objects).item(MISSING_LABEL, "0") is not None
     assert review_ids(objects, "badly_placed:accepted") == []
 
 

@@ -1,16 +1,17 @@
 """The detector's review queues in the Objects explorer's Label quality tab, in headless Chromium,
 over a real index run (real scenes, real mobilenet-v2, the embedded Qdrant engine) with a
-detector run: the likely-missing-label queue worked through by keyboard (A accepts two, U undoes
-the second), after which a COCO export holds the accepted box and not the undone one; and the
-badly-placed queue's A moves the box onto the prediction."""
+detector run: the badly-placed queue's A moves the box onto the prediction; the
+likely-missing-label queue worked through by keyboard (A accepts two, U undoes the second),
+after which `export --format coco` (the server stopped: the engine allows one opener) holds the
+accepted box and not the undone one. The tests run in this order."""
 from __future__ import annotations
 
 import json
 
 import pytest
 
+import app
 from detection_fixtures import index_detector_run
-from export import export_points
 from test_ui_browser import CHROMIUM, open_page, open_tab
 from ui.app import start_server
 
@@ -24,9 +25,11 @@ def served(tmp_path_factory, mobilenet):
     store, predictions, _ = index_detector_run(base, mobilenet, 6, shift_first=True)
     objects = store.open("m-objects")
     running = start_server(store.open("m"), objects=objects)
-    yield running, objects, predictions
-    running.stop()
-    store.close()
+    held = {"base": base, "store": store}
+    yield running, objects, predictions, held
+    if held["store"] is not None:   # the last test stops the server itself
+        running.stop()
+        store.close()
 
 
 def card(page) -> dict:
@@ -53,9 +56,11 @@ def open_queue(browser, server, choice: str = "") -> object:
     return page
 
 
-def coco_boxes(objects, tmp_path) -> set[tuple[str, tuple[float, ...]]]:
-    export_points(objects, "coco", tmp_path / "coco.json")
-    exported = json.loads((tmp_path / "coco.json").read_text())
+def coco_boxes(base, tmp_path) -> set[tuple[str, tuple[float, ...]]]:
+    out = tmp_path / "coco.json"
+    assert app.main(["--qdrant-path", str(base / "qdrant"), "export", "--collection", "m-objects", "--format", "coco",
+                     "--out", str(out)]) == 0
+    exported = json.loads(out.read_text())
     files = {image["id"]: image["file_name"] for image in exported["images"]}
     return {(files[a["image_id"]], tuple(a["bbox"])) for a in exported["annotations"]}
 
@@ -64,8 +69,22 @@ def predicted_box(prediction: dict) -> tuple[str, tuple[float, ...]]:
     return f"{prediction['image_id'] - 1:02d}.png", tuple(float(v) for v in prediction["bbox"])
 
 
+def test_badly_placed_accept_moves_the_box(served, browser) -> None:
+    server, objects, predictions, _ = served
+    page = open_queue(browser, server, "Badly placed boxes (detector)")
+    key = wait_card(page, "badly_placed")
+    before = objects.retrieve([key], ["bbox"])[0].payload["bbox"]
+    page.locator("body").click(position={"x": 5, "y": 5})
+    page.keyboard.press("a")
+    wait_status(page, "Moved")
+    payload = objects.retrieve([key], ["bbox", "original_bbox", "review"])[0].payload
+    assert payload["bbox"] == [float(v) for v in predictions[0]["bbox"]]
+    assert payload["original_bbox"] == before and payload["review"]["badly_placed"]["decision"] == "accepted"
+    page.context.close()
+
+
 def test_missing_labels_by_keyboard_then_coco_export(served, browser, tmp_path) -> None:
-    server, objects, predictions = served
+    server, objects, predictions, held = served
     page = open_queue(browser, server)
     first = wait_card(page, "missing_label")
     assert page.locator("#es-rq-card img.es-rq-context").get_attribute("src").startswith("/boxes/")
@@ -82,22 +101,11 @@ def test_missing_labels_by_keyboard_then_coco_export(served, browser, tmp_path) 
     assert wait_card(page, "missing_label", third) == second   # the undone card is back
     added = [r.payload for batch in objects.scroll(None) for r in batch if r.payload.get("source") == "added"]
     assert [a["review"]["missing_label"]["prediction"] for a in added] == [int(first)]
-    boxes = coco_boxes(objects, tmp_path)
-    assert predicted_box(predictions[int(first)]) in boxes
-    assert predicted_box(predictions[int(second)]) not in boxes
     assert "1 of" in page.locator("#es-rq-progress").inner_text()
     page.context.close()
-
-
-def test_badly_placed_accept_moves_the_box(served, browser) -> None:
-    server, objects, predictions = served
-    page = open_queue(browser, server, "Badly placed boxes (detector)")
-    key = wait_card(page, "badly_placed")
-    before = objects.retrieve([key], ["bbox"])[0].payload["bbox"]
-    page.locator("body").click(position={"x": 5, "y": 5})
-    page.keyboard.press("a")
-    wait_status(page, "Moved")
-    payload = objects.retrieve([key], ["bbox", "original_bbox", "review"])[0].payload
-    assert payload["bbox"] == [float(v) for v in predictions[0]["bbox"]]
-    assert payload["original_bbox"] == before and payload["review"]["badly_placed"]["decision"] == "accepted"
-    page.context.close()
+    server.stop()
+    held.pop("store").close()
+    held["store"] = None
+    boxes = coco_boxes(held["base"], tmp_path)
+    assert predicted_box(predictions[int(first)]) in boxes
+    assert predicted_box(predictions[int(second)]) not in boxes
