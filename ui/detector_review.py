@@ -21,6 +21,7 @@ from review.detector import (
     move_box, record_decision, spurious_entry, undo_missing_label, undo_move_box,
 )
 from evaluation.evaluate import evaluate_run
+from store import StoreError
 from store.schema import EXCLUDED_TAG
 from ui.review_cards import detector_card_html
 from ui.table import PointTable
@@ -100,6 +101,12 @@ class DetectorReviewer:
         self.table, self.books, self.embedder = table, books, embedder
 
     def decide(self, item: QueueItem, action: str) -> str:
+        try:
+            return self._decide(item, action)
+        except StoreError as error:  # e.g. the image is gone: nothing was written
+            return f"Not done: {markdown_text(error)}"
+
+    def _decide(self, item: QueueItem, action: str) -> str:
         queues = self.books.detector()
         objects = queues.objects
         if item.issue == MISSING_LABEL and action == "accept":
