@@ -1,4 +1,4 @@
-"""What the map's overlays cost (ui/map_overlays.py): thumbnails in place of the points when few
+"""What the map's overlays cost (ui/map/overlays.py): thumbnails in place of the points when few
 are in view, cluster names placed without overlap, and selection with thumbnails shown.
 
     .venv/bin/python bench/bench_map_overlays.py [--points 70000] [--runs 3]

@@ -11,7 +11,7 @@ The image collection NAME is served at "/", its object collection NAME-objects a
     HandoffStore                 selections handed over, under short random tokens
 
 A hand-over stores the other explorer's ids on the server under a token and opens
-`<other url>?selection=<token>`; that page's load event selects them (ui/url_params.py). The
+`<other url>?selection=<token>`; that page's load event selects them (ui/map/share_link.py). The
 ids never travel through the browser, so a million boxes cost one short URL.
 """
 from __future__ import annotations

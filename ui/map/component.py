@@ -12,7 +12,7 @@ that the JS applies with `Plotly.react` on that same div:
      "selection": {"count", "drawn", "rows": i4 typed array | null}       # set from Python
      "names":     {"show", "clusters": [{"name", "x", "y", "size"}]}}     # cluster names
 
-What is drawn comes from the view route (ui/map_view.py) as binary, for the view the user
+What is drawn comes from the view route (ui/map/routes.py) as binary, for the view the user
 looks at: the points themselves while the view holds at most `EMBEDSCAPE_MAP_POINTS`
 (default 200,000), else a density image (a Plotly layout image under an empty trace per
 category, which keeps the legend). The JS asks again after a zoom or pan that leaves what it
@@ -20,14 +20,14 @@ holds, and after every message that changes colours or the selection.
 
 Selections: over points, Plotly selects and the row numbers (`customdata`) go to Python as a
 `select` event, as before; over the density image the drawn shape goes instead (box corners
-or lasso vertices in data units), and Python finds the points in numpy (ui/map_geometry.py)
+or lasso vertices in data units), and Python finds the points in numpy (ui/map/geometry.py)
 and sends the selection back, so the next image dims the rest. Double-click (Plotly's
 deselect) sends `rows: null`. A box or lasso on a linked map (a Plotly chart in an element of
 class `es-linked-map` whose customdata are rows: the Models tab's side map) sends its rows with
 `external: true`, and Python sends the selection back to draw here. Hover: Plotly's over
 points; over the image, the nearest point comes from NEAR_ROUTE.
 
-Overlays (ui/map_overlays.py): cluster names and, when few points are in view, their
+Overlays (ui/map/overlays.py): cluster names and, when few points are in view, their
 thumbnails, drawn as HTML over the plot area in its pixels at every render and zoom step.
 Layers: `window.embedscapeMap.addLayer({name, images(view), annotations(view)})` adds
 what a layer returns (Plotly layout images / annotations for the current view, data units)
@@ -45,13 +45,13 @@ import gradio as gr
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from ui.map_overlays import CSS as OVERLAY_CSS
-from ui.map_overlays import DEFAULT_THUMBNAILS, overlay_js
-from ui.map_overlays import TEMPLATE as OVERLAY_TEMPLATE
+from ui.map.overlays import CSS as OVERLAY_CSS
+from ui.map.overlays import DEFAULT_THUMBNAILS, overlay_js
+from ui.map.overlays import TEMPLATE as OVERLAY_TEMPLATE
 
 # plotly.js 4.1.1 with only the scattergl and bar traces (1.5 MB instead of the full 4.8 MB
 # bundle, whose parsing alone took 2 s of the page's start-up): rebuilt by ui/plotly_bundle/.
-PLOTLY_JS = Path(__file__).parent / "assets" / "plotly-embedscape.min.js"
+PLOTLY_JS = Path(__file__).parent.parent / "assets" / "plotly-embedscape.min.js"
 PLOTLY_ROUTE = "/es-assets/plotly.min.js"
 
 TEMPLATE = """
@@ -491,7 +491,7 @@ def add_plotly_route(app: FastAPI) -> None:
 
 def map_component(prefix: str = "", thumbnails: int = DEFAULT_THUMBNAILS) -> gr.HTML:
     """The map of the explorer served under the URL `prefix` ("" or e.g. "/objects"); up to
-    `thumbnails` points in view are drawn as their thumbnails (ui/map_overlays.py)."""
+    `thumbnails` points in view are drawn as their thumbnails (ui/map/overlays.py)."""
     js = JS.replace("__BASE__", prefix).replace("__OVERLAYS__", overlay_js(thumbnails))
     return gr.HTML(value="", html_template=TEMPLATE.replace("__OVERLAY__", OVERLAY_TEMPLATE),
                    css_template=CSS + OVERLAY_CSS, js_on_load=js, head=head_html(), elem_id="embedscape-map",

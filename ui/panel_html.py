@@ -1,4 +1,5 @@
-"""HTML for the linked views: the count line, the image grid, the distribution chart, the detail card.
+"""HTML of the panels beside the map (the views linked to its selection): the count line, the image
+grid, the distribution chart, the detail card.
 
 Pure functions of the table and a list of rows, so they are fast (no store access) and
 testable without a browser. Images are referenced by point id through /thumb and /image;

@@ -1,6 +1,6 @@
 """The page URL as a view of the explorer: applied when a page loads, built by "Copy link".
 
-    ?colour=tag&label=cat&tag=snowy&view=0,10,-2,8&ids=...     (the parameters: ui/view_link.py)
+    ?colour=tag&label=cat&tag=snowy&view=0,10,-2,8&ids=...     (the parameters: ui/map/share_link_query.py)
 
 `UrlParams.apply(ctx, state, query)` runs in the page's load event (ui/explorer.py
 `wire_live_updates`): filters first, then colouring, then the selection (`ids`, `subset`, or
@@ -32,10 +32,11 @@ from subsets.saved import list_subsets, save_subset, subset_ids
 from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.handoff import HandoffStore
+from ui.map.share_link_query import (
+    COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, LinkSpec, decode_query, encode_ids, encode_query)
 from ui.state import MapState
 from ui.table import PointTable
 from ui.text import html_text
-from ui.view_link import COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, ViewSpec, decode_query, encode_ids, encode_query
 
 SELECTION = "selection"  # the hand-over's parameter (ui/handoff.py builds it)
 FIELD_PREFIX = "field:"  # MapState.colour_by of a numeric field (ui/figure.py FIELD_PREFIX)
@@ -61,7 +62,7 @@ class UrlParams:
                                  + ". The rest of the view is as the link asks."))
         return state
 
-    def _apply_view(self, table: PointTable, state: MapState, spec: ViewSpec,
+    def _apply_view(self, table: PointTable, state: MapState, spec: LinkSpec,
                     fields: Callable[[PointTable], list[str]]) -> list[str]:
         problems = []
         labels = [name for name in spec.labels if name in table.label_names]
@@ -86,7 +87,7 @@ class UrlParams:
             state.set_names(True)
         return problems
 
-    def _apply_selection(self, ctx: AppContext, state: MapState, spec: ViewSpec) -> list[str]:
+    def _apply_selection(self, ctx: AppContext, state: MapState, spec: LinkSpec) -> list[str]:
         table = ctx.table
         if spec.handoff:
             self.select_handed_over(table, state, spec.handoff)
@@ -127,7 +128,7 @@ def share_view(collection: Collection, table: PointTable, state: MapState, page:
     """The link to `page` (the explorer's URL without query) that opens this session's view,
     with the map zoomed to `view` (x0, x1, y0, y1; None: the whole map)."""
     notes = []
-    spec = ViewSpec(labels=list(state.filter_labels), tags=list(state.filter_tags))
+    spec = LinkSpec(labels=list(state.filter_labels), tags=list(state.filter_tags))
     if state.colour_by.startswith(FIELD_PREFIX):
         spec.colour_field = state.colour_by[len(FIELD_PREFIX):]
     elif state.colour_by in COLOUR_MODES:

@@ -43,7 +43,7 @@ CSS = """
 """
 
 JS = r"""
-// --- overlays (ui/map_overlays.py): cluster names and thumbnails in the plot area's pixels ----
+// --- overlays (ui/map/overlays.py): cluster names and thumbnails in the plot area's pixels ----
 const overlay = root.querySelector('.es-overlay');
 const namesBox = overlay.querySelector('.es-names'), thumbsBox = overlay.querySelector('.es-thumbs');
 const THUMBS = __THUMBNAILS__, THUMB_PX = __THUMB_PX__, THUMB_MIN_PX = __THUMB_MIN_PX__;
