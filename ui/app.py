@@ -57,9 +57,7 @@ from ui.page_layout import MAP_COLUMN, PANELS_COLUMN, split_handle
 from ui.panel_html import CSS as PANEL_CSS
 
 Page = tuple[str, Callable[[AppContext], None]]
-APP_CSS = PANEL_CSS + HANDOFF_CSS + LAYOUT_CSS + """
-#es-pager { text-align: center; }
-"""
+APP_CSS = PANEL_CSS + HANDOFF_CSS + LAYOUT_CSS
 OBJECTS_PREFIX = "/objects"  # where a detection dataset's boxes are explored
 # Tabs an object explorer gets after the default ones.
 OBJECT_PAGES: list[Page] = [("Duplicate boxes", box_quality_page.build)]

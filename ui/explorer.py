@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -33,12 +34,8 @@ from ui.text import markdown_text
 NEIGHBOURS = 12
 # How often an open page asks whether the app has a newer table (cheap: a version compare).
 TICK_S = 5.0
-CLICK_JS = """
-element.addEventListener('click', (e) => {
-  const card = e.target.closest('[data-id]');
-  if (card && card.classList.contains('es-card')) trigger('click', {id: card.dataset.id});
-});
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CLICK_JS = (ASSETS / "explorer-card-click.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
