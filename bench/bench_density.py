@@ -4,7 +4,7 @@
 
 Points: 10 labelled Gaussian clusters (as the UI benchmark's map), rendered on a 900 x 620
 pixel view (the map's plot area in the UI benchmark's window) coloured by label:
-  * ours: ui/density.py `render` (bins, per-pixel counts and colour sums, log opacity), then PNG;
+  * ours: ui/map/density.py `render` (bins, per-pixel counts and colour sums, log opacity), then PNG;
   * datashader: Canvas.points + count_cat + shade(how="log") + to_pil, PNG, the usual pipeline.
 Times are CPU seconds of this process (time.process_time: this machine is shared, and CPU time
 is what a request costs), median of `runs`; datashader's first call (numba compiling its
@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ui import density  # noqa: E402
+from ui.map import density  # noqa: E402
 from ui.figure import PALETTE  # noqa: E402
 
 VIEW = density.View(-26.0, 26.0, -26.0, 26.0, 900, 620)

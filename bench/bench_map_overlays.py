@@ -1,4 +1,4 @@
-"""What the map's overlays cost (ui/map_overlays.py): thumbnails in place of the points when few
+"""What the map's overlays cost (ui/map/overlays.py): thumbnails in place of the points when few
 are in view, cluster names placed without overlap, and selection with thumbnails shown.
 
     .venv/bin/python bench/bench_map_overlays.py [--points 70000] [--runs 3]
@@ -206,7 +206,9 @@ def box_selection(page, view: list[float]) -> float:
     box = (x0 + (x1 - x0) * 0.05, x0 + (x1 - x0) * 0.5, y0 + (y1 - y0) * 0.05, y1 - (y1 - y0) * 0.05)
     page.evaluate(bench_ui.WATCH_JS)
     bench_ui.drag(page, [(box[0], box[3]), (box[1], box[2])], lasso=False)
-    page.wait_for_function("() => { const n = document.querySelector('#es-count .es-count').dataset.selected;"
+    # The count line may not be drawn yet on a loaded machine: wait for it too.
+    page.wait_for_function("() => { const c = document.querySelector('#es-count .es-count');"
+                           " const n = c ? c.dataset.selected : '';"
                            " return n !== '' && +n === window.embedscapeMap.selectedRows().length; }", timeout=60_000)
     page.wait_for_timeout(200)
     marks = page.evaluate("() => window.__bench")

@@ -11,7 +11,7 @@ well-separated round clusters (label 0 holds exactly 10,000 points so one box se
 10 distinct 32x32 PNGs, and a unique path per point that resolves to its label's PNG through
 16 directory symlinks (`point_path`), so hover and grid thumbnails are real files.
 Above EMBEDSCAPE_MAP_POINTS points in view (default 200,000) the map is a density image and
-selections are decided on the server (ui/map_view.py); select_*_map_drawn_s is then mouseup ->
+selections are decided on the server (ui/map/routes.py); select_*_map_drawn_s is then mouseup ->
 the image with the selection drawn.
 
 The server runs in a subprocess (its RSS is the app's alone) with handler timings logged;

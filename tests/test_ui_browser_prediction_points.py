@@ -19,7 +19,7 @@ from test_ui_browser import CHROMIUM, open_page
 from test_ui_browser_objects import images_loaded, served_picture, wait_map
 from ui.app import start_server
 from ui.run_overlay import PREDICTION_COLOUR
-from ui.view_link import encode_ids
+from ui.map.share_link_query import encode_ids
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")

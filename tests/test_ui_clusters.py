@@ -179,7 +179,7 @@ def test_browser_choosing_a_cluster_selects_its_points(tmp_path: Path) -> None:
 def test_a_link_coloured_by_cluster_shows_the_names(clustered) -> None:
     from types import SimpleNamespace
 
-    from ui.url_params import UrlParams
+    from ui.map.share_link import UrlParams
 
     context = SimpleNamespace(table=PointTable(clustered), collection=clustered)
     state = UrlParams().apply(context, MapState(), {"colour": "cluster"})

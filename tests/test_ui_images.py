@@ -12,7 +12,7 @@ from PIL import Image
 from store import point_id
 from ui.app import create_server_app
 from ui.images import THUMB_DIR
-from ui.map_component import PLOTLY_JS, PLOTLY_ROUTE
+from ui.map.component import PLOTLY_JS, PLOTLY_ROUTE
 
 
 @pytest.fixture

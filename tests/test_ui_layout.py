@@ -182,7 +182,7 @@ def test_dragging_the_handle_resizes_the_map_and_is_remembered(ui_server, browse
 @pytest.mark.parametrize("ratio", [1, 1.5, 2])
 def test_the_webgl_map_draws_at_the_screens_pixel_ratio(ui_server, browser, ratio) -> None:
     """Plotly's own default draws WebGL at twice the CSS size on every screen, four times the
-    pixels of a 1x screen (ui/map_component.py glConfig); the canvas follows the screen instead,
+    pixels of a 1x screen (ui/map/component.py glConfig); the canvas follows the screen instead,
     and selections still land on the right points."""
     server, collection = ui_server
     context = browser.new_context(viewport={"width": 1280, "height": 800}, device_scale_factor=ratio)

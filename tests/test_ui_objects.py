@@ -23,9 +23,9 @@ from ui.app import OBJECTS_PREFIX, create_server_app
 from ui.figure import map_message
 from ui.handoff import HandoffStore, handover
 from ui.images import BOXES_MIN_SIDE, BOXES_SIDE, THUMB_SIZE
+from ui.map.share_link import UrlParams
+from ui.panel_html import count_line
 from ui.state import MapState
-from ui.url_params import UrlParams
-from ui.views import count_line
 
 
 @pytest.fixture

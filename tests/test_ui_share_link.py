@@ -17,8 +17,8 @@ from test_ui_browser import (
     wait_selected,
 )
 from ui.app import start_server
-from ui.url_params import SHARED_PREFIX
-from ui.view_link import decode_ids
+from ui.map.share_link import SHARED_PREFIX
+from ui.map.share_link_query import decode_ids
 
 pytest.importorskip("playwright.sync_api")  # the browser fixture (tests/conftest.py) drives it
 pytestmark = pytest.mark.skipif(not __import__("pathlib").Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")

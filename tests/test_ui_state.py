@@ -11,7 +11,7 @@ from store import PointFilter, StoreError, point_id
 from ui.figure import HIDDEN, PALETTE, colouring, map_message
 from ui.state import MapState
 from ui.table import PointTable
-from ui.views import PAGE_SIZE, distribution_html, grid_html
+from ui.panel_html import PAGE_SIZE, distribution_html, grid_html
 
 
 def _fake_table(labels: list[str]) -> PointTable:

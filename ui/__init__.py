@@ -11,20 +11,19 @@ Modules
     table.py          PointTable: every point's columns in numpy, shared by all sessions
     live_table.py     LiveTable: the current PointTable, read again when other writers change it
     figure.py         Plotly layout/trace style, colours, the messages sent to the map
-    map_component.py  the gr.HTML component that owns the Plotly chart, and its JS bridge
-    map_view.py       the map's view routes: the points of the view, or a density image of it (binary),
-                      box / lasso over the image resolved on the server (map_geometry.py, density.py)
-    map_overlays.py   cluster names and thumbnails drawn over the map in its pixels
+    map/              the map (ui/map/__init__.py): one gr.HTML component owning the Plotly chart
+                      (component.py, its JS/CSS in map/assets/), the overlays drawn over it (overlays.py),
+                      the routes that serve the points or a density image of the part in view
+                      (routes.py, geometry.py, density.py), and share links (share_link.py: the page URL
+                      applied on load and the "Copy link" control; share_link_query.py: the pure
+                      explorer state <-> query parameters)
     images.py         /thumb/{id} (a box: its crop), /thumb/row/{row}, /image/{id}, /boxes/{id} (an image
                       with its boxes drawn): dataset files only, cached thumbnails
     handoff.py        the Images | Objects switch and "Show their images / objects" between the two
                       explorers of a detection dataset (selections handed over under short tokens)
-    url_params.py     the page URL as a view: applied on load (colour, filters, zoom, selection by ids,
-                      subset or hand-over token), and the "Copy link" control that builds it
-    view_link.py      the view <-> query parameters (pure; ids as base64url, MAX_QUERY_CHARS)
     page_layout.py    the page's frame: map beside the panels, the drag handle between them
     box_quality_page.py   the Duplicate boxes tab of an object explorer
-    views.py          HTML of the count line, grid, distribution and detail card
+    panel_html.py     HTML of the panels beside the map: count line, grid, distribution, detail card
     text.py           strings from data and links as text for HTML, toasts, Plotly and Markdown
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 

@@ -45,21 +45,19 @@ from ui.handoff import CSS as HANDOFF_CSS
 from ui.handoff import ExplorerLink, HandoffStore, build_handover, switch_html
 from ui.live_table import LiveTable
 from ui.images import ImageServer, add_image_routes, add_row_route
-from ui.map_component import add_plotly_route, map_component, page_head_html
-from ui.map_overlays import max_thumbnails
-from ui.map_view import add_view_routes, max_points
+from ui.map.component import add_plotly_route, map_component, page_head_html
+from ui.map.overlays import max_thumbnails
+from ui.map.routes import add_view_routes, max_points
+from ui.map.share_link import UrlParams, share_link_control, wire_share_link
 from ui.state import MapState
 from ui.table import PointTable
 from ui.text import markdown_code
-from ui.url_params import UrlParams, share_link_control, wire_share_link
 from ui.page_layout import CSS as LAYOUT_CSS
 from ui.page_layout import MAP_COLUMN, PANELS_COLUMN, split_handle
-from ui.views import CSS as VIEWS_CSS
+from ui.panel_html import CSS as PANEL_CSS
 
 Page = tuple[str, Callable[[AppContext], None]]
-APP_CSS = VIEWS_CSS + HANDOFF_CSS + LAYOUT_CSS + """
-#es-pager { text-align: center; }
-"""
+APP_CSS = PANEL_CSS + HANDOFF_CSS + LAYOUT_CSS
 OBJECTS_PREFIX = "/objects"  # where a detection dataset's boxes are explored
 # Tabs an object explorer gets after the default ones.
 OBJECT_PAGES: list[Page] = [("Duplicate boxes", box_quality_page.build)]
@@ -85,7 +83,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
     """The explorer as a Blocks app for `collection` (its table is read here, or given), served
     under the URL `prefix`; `link` places it beside the other explorer of a detection dataset.
     `map_thumbnails`: up to this many points in view are drawn as their thumbnails (default
-    $EMBEDSCAPE_MAP_THUMBNAILS or ui/map_component.py DEFAULT_THUMBNAILS; 0: never)."""
+    $EMBEDSCAPE_MAP_THUMBNAILS or ui/map/overlays.py DEFAULT_THUMBNAILS; 0: never)."""
     live = live or LiveTable(collection)
     table = live.table
     kind = kind or point_kind(collection)
@@ -171,7 +169,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     """A FastAPI app: the image routes, then Gradio mounted at "/" (allowed files: plotly.js only);
     with `objects` (the image collection's object collection) the boxes' explorer at "/objects/".
     `map_points`: the most points the map draws as points (more: a density image); default
-    $EMBEDSCAPE_MAP_POINTS or ui/map_view.py DEFAULT_MAX_POINTS; `map_thumbnails`: see `build_app`."""
+    $EMBEDSCAPE_MAP_POINTS or ui/map/routes.py DEFAULT_MAX_POINTS; `map_thumbnails`: see `build_app`."""
     handoff = HandoffStore()
     sites = explorers(collection, objects, handoff)
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)

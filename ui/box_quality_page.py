@@ -13,6 +13,7 @@ crops) are the Label quality tab's, which works on boxes as it does on images.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -25,15 +26,8 @@ from ui.table import PointTable
 from ui.text import html_text
 
 SHOWN_GROUPS = 30
-CSS = """
-<style>
-.es-db-group { display: flex; gap: 8px; align-items: center; margin: 6px 0; padding: 4px;
-               border-bottom: 1px solid #eee; font-size: 13px; }
-.es-db-group .es-db-image { width: 160px; max-height: 120px; object-fit: contain; background: #f4f4f4; }
-.es-db-group .es-db-crop { width: 56px; height: 56px; object-fit: contain; background: #f4f4f4; border-radius: 3px; }
-.es-db-box { display: inline-flex; flex-direction: column; align-items: center; margin-right: 4px; }
-</style>
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CSS = "<style>\n" + (ASSETS / "box-quality.css").read_text(encoding="utf-8") + "</style>\n"
 
 
 def box_groups(table: PointTable) -> list[np.ndarray] | None:

@@ -13,6 +13,7 @@ above `build` are plain functions of the records (tested alone).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -24,27 +25,10 @@ from ui.state import MapState
 from ui.text import html_text
 
 Record = dict[str, Any]
-CSS = """
-<style>
-.es-cl-scroll { overflow-x: auto; }
-#es-cl-table { border-collapse: collapse; width: 100%; font-size: 12px; margin: 0; }
-#es-cl-table td, #es-cl-table th { padding: 2px 6px; border: none; border-bottom: 1px solid #eee;
-                                   text-align: left; line-height: 1.3; }
-#es-cl-table tr[data-cluster] { cursor: pointer; }
-#es-cl-table tr[data-cluster]:hover { background: #f1f5fb; }
-#es-cl-table .es-cl-impure, #es-cl-table tr.es-cl-impure td { color: #b03a2e; }
-#es-cl-table .es-cl-num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-</style>
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CSS = "<style>\n" + (ASSETS / "clusters-page.css").read_text(encoding="utf-8") + "</style>\n"
 # A click on a table row chooses that cluster in the list (the list's input event selects it).
-ROW_CLICK_JS = """
-element.addEventListener('click', (e) => {
-  const row = e.target.closest('tr[data-cluster]');
-  if (!row) return;
-  const input = document.querySelector(`#es-cl-pick input[value="${row.dataset.cluster}"]`);
-  if (input && !input.checked) input.click();
-});
-"""
+ROW_CLICK_JS = (ASSETS / "clusters-row-click.js").read_text(encoding="utf-8")
 
 
 # --- reading the records ------------------------------------------------------------------

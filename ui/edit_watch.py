@@ -17,15 +17,10 @@ from pathlib import Path
 
 import gradio as gr
 
-JS = (Path(__file__).parent / "assets" / "edit-watch.js").read_text(encoding="utf-8")
-TEMPLATE = '<div class="es-edit-watch" role="alert" hidden data-state=""></div>'
-CSS = """
-.es-edit-watch { position: fixed; top: 10px; left: 50%; transform: translateX(-50%); z-index: 1000;
-                 max-width: min(680px, 90vw); padding: 8px 12px; border-radius: 6px; font-size: 13px;
-                 cursor: pointer; background: #fff4e5; border: 1px solid #f0b35a; color: #5a3b00;
-                 box-shadow: 0 2px 8px rgba(0, 0, 0, 0.15); }
-.es-edit-watch[data-state="saved"] { background: #eaf7ee; border-color: #7cc48f; color: #1e4d2b; }
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+JS = (ASSETS / "edit-watch.js").read_text(encoding="utf-8")
+TEMPLATE = (ASSETS / "edit-watch.html").read_text(encoding="utf-8")
+CSS = (ASSETS / "edit-watch.css").read_text(encoding="utf-8")
 
 
 def edit_watch_control() -> gr.HTML:

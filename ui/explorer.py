@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -18,27 +19,23 @@ from store import PointFilter
 from store.schema import DETECTION_OUTCOME, PREDICTION_CORRECT, InvalidTag, validate_tag
 from ui.clusters import load_clusters
 from ui.context import AppContext
-from ui.map_view import rows_in_shape
+from ui.map.routes import rows_in_shape
+from ui.map.share_link import UrlParams
+from ui.metrics_page import numeric_fields
 from ui.model_maps import DEFAULT as DEFAULT_MAP
 from ui.model_maps import cluster_colourings, map_choices
-from ui.metrics_page import numeric_fields
+from ui.panel_html import (
+    detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
+)
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
 from ui.text import markdown_text
-from ui.url_params import UrlParams
-from ui.views import (
-    detail_html, distribution_html, count_line, grid_html, page_count, pager_text,
-)
 
 NEIGHBOURS = 12
 # How often an open page asks whether the app has a newer table (cheap: a version compare).
 TICK_S = 5.0
-CLICK_JS = """
-element.addEventListener('click', (e) => {
-  const card = e.target.closest('[data-id]');
-  if (card && card.classList.contains('es-card')) trigger('click', {id: card.dataset.id});
-});
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CLICK_JS = (ASSETS / "explorer-card-click.js").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -354,7 +351,7 @@ def _wire_map_controls(ctx: AppContext, controls: MapControls) -> None:
         kind = str(payload.get("kind") or "map")
         if "box" in payload or "lasso" in payload:
             # Drawn over the density view: the points are decided here, and the map is sent
-            # the selection to dim the rest (ui/map_view.py).
+            # the selection to dim the rest (ui/map/routes.py).
             shape_rows = rows_in_shape(ctx.table, state, payload)
             return state if shape_rows is None else state.select(shape_rows, kind)
         rows = payload.get("rows")

@@ -1,10 +1,10 @@
 """The map's Plotly figure: layout, trace style, colours, and the messages sent to the browser.
 
 A message carries the legend and the layout, never per-point data: the browser asks the view
-route (ui/map_view.py) for the points of its view (binary: rows, x, y, a value code per point)
+route (ui/map/routes.py) for the points of its view (binary: rows, x, y, a value code per point)
 or for a density image when the view holds too many, and builds one scattergl trace per
 colour category itself. A selection made in Python sends its row numbers when they are few.
-See ui/map_component.py for the JS.
+See ui/map/component.py for the JS.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from store.schema import DETECTION_OUTCOME, DETECTION_REASON
-from ui.map_view import NEAR_ROUTE, VIEW_ROUTE, register
+from ui.map.routes import NEAR_ROUTE, VIEW_ROUTE, register
 from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -332,7 +332,7 @@ def cluster_names(table: PointTable, state: MapState) -> list[dict[str, Any]]:
 def map_message(table: PointTable, state: MapState) -> str | None:
     """JSON for the map component with only the parts `state.dirty` names; None if nothing.
 
-    Per-point data never goes in here: the browser asks VIEW_ROUTE (ui/map_view.py) for the
+    Per-point data never goes in here: the browser asks VIEW_ROUTE (ui/map/routes.py) for the
     points or the density image of its view, after every message that changes them. A
     selection's rows come along (int32, base64) for a browser that holds every point."""
     if not state.dirty:

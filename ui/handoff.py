@@ -11,7 +11,7 @@ The image collection NAME is served at "/", its object collection NAME-objects a
     HandoffStore                 selections handed over, under short random tokens
 
 A hand-over stores the other explorer's ids on the server under a token and opens
-`<other url>?selection=<token>`; that page's load event selects them (ui/url_params.py). The
+`<other url>?selection=<token>`; that page's load event selects them (ui/map/share_link.py). The
 ids never travel through the browser, so a million boxes cost one short URL.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import gradio as gr
 
@@ -34,19 +35,10 @@ TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 MAX_HANDOFFS = 64        # the oldest go first
 MAX_STORED_IDS = 4_000_000  # ids over all kept hand-overs (about 150 MB as text at most)
 LIFETIME_S = 24 * 3600.0
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
 # Navigates as soon as the handler sends a link marked data-go (a same-tab page change).
-GO_JS = """
-watch('value', () => {
-  const link = element.querySelector('a[data-go]');
-  if (link) window.location.assign(link.getAttribute('href'));
-});
-"""
-CSS = """
-.es-switch { font-size: 15px; margin: 2px 0 0; }
-.es-switch a, .es-switch span { padding: 2px 10px; border-radius: 5px; text-decoration: none; }
-.es-switch .es-on { background: #3b6ea8; color: #fff; font-weight: 600; }
-.es-switch a { color: #3b6ea8; border: 1px solid #c9d6e6; }
-"""
+GO_JS = (ASSETS / "handoff-go.js").read_text(encoding="utf-8")
+CSS = (ASSETS / "handoff.css").read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ The helpers above `build` are pure functions of the `PointTable` and numpy array
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -27,22 +28,11 @@ from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
 from ui.text import html_text, markdown_text, plotly_text
 
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
 # The histogram is drawn with the page's own plotly.js (the one the map loads): a gr.Plot
 # would load a second copy of Plotly, which breaks the map's hover events.
-PLOT_TEMPLATE = '<div class="es-metric-hist"></div>'
-PLOT_JS = r"""
-const gd = element.querySelector('.es-metric-hist');
-function draw() {
-  if (typeof Plotly === 'undefined') { setTimeout(draw, 50); return; }
-  const text = props.value;
-  if (!text) { Plotly.purge(gd); return; }
-  const fig = JSON.parse(text);
-  Plotly.react(gd, fig.data, fig.layout, {displaylogo: false, responsive: true,
-                                          modeBarButtonsToRemove: ['sendChartToCloud', 'toImage']});
-}
-watch('value', draw);
-draw();
-"""
+PLOT_TEMPLATE = (ASSETS / "metric-histogram.html").read_text(encoding="utf-8")
+PLOT_JS = (ASSETS / "metric-histogram.js").read_text(encoding="utf-8")
 SCORE_FIELDS = [UNIQUENESS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE]
 NOT_METRICS = {X, Y, CLUSTER}  # positions and identifiers, not measurements
 BINS = 30

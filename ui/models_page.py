@@ -7,7 +7,7 @@
                on the other; coloured by label, or by either model's clusters (from the
                last `compare-models`); a box or lasso on it selects the same points on the
                main map (and so the grid, counts and every tab): the map component's JS
-               binds charts of class `es-linked-map` (ui/map_component.py)
+               binds charts of class `es-linked-map` (ui/map/component.py)
     most different
                one click selects the N points whose neighbourhoods the two models of the
                last comparison share least (lowest `model_overlap`)

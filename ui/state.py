@@ -64,7 +64,7 @@ class MapState:
     seq: int = 0
     dirty: set[str] = field(default_factory=lambda: {"base", "colour", "selection"})
     table_version: int = 0
-    # Read by the map's view routes (ui/map_view.py), which answer outside Gradio's events:
+    # Read by the map's view routes (ui/map/routes.py), which answer outside Gradio's events:
     token: str = ""  # names this session to those routes (set with the first map message)
     colours: Any = None  # the `Colouring` (ui/figure.py) of the last colour message
     colours_for: int = -1  # the table version those colours were made for

@@ -15,7 +15,7 @@ earlier, so the data itself stays exact):
     markdown_code(s)  the same inside a code span's look, where the text has no backquote
 
 The map's own JavaScript writes names with `textContent` (hover card, cluster names) and
-escapes legend names for Plotly itself by `plotly_text`'s rule (ui/map_component.py `plotlyText`).
+escapes legend names for Plotly itself by `plotly_text`'s rule (ui/map/component.py `plotlyText`).
 """
 from __future__ import annotations
 

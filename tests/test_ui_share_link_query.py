@@ -1,5 +1,5 @@
-"""A view as URL parameters (ui/view_link.py) and the links built from a session's state
-(ui/url_params.py `share_view`): round trips, the size limit that sends a selection through a
+"""A view as URL parameters (ui/map/share_link_query.py) and the links built from a session's state
+(ui/map/share_link.py `share_view`): round trips, the size limit that sends a selection through a
 saved subset, and parameters that cannot be read."""
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from starlette.datastructures import QueryParams
 from conftest import build_ui_collection
 from store import point_id
 from subsets.saved import delete_subset, list_subsets, subset_ids
+from ui.map.share_link import SHARED_PREFIX, SUBSET_SOURCE, share_view
+from ui.map.share_link_query import (
+    MAX_QUERY_CHARS, LinkSpec, decode_ids, decode_query, encode_ids, encode_query, parse_view,
+)
 from ui.state import MapState
 from ui.table import PointTable
-from ui.url_params import SHARED_PREFIX, SUBSET_SOURCE, share_view
-from ui.view_link import (
-    MAX_QUERY_CHARS, ViewSpec, decode_ids, decode_query, encode_ids, encode_query, parse_view,
-)
 
 PAGE = "http://example.org/objects/"
 
@@ -27,12 +27,12 @@ def ids(n: int) -> list[str]:
     return [point_id(f"images/{i:05d}.png") for i in range(n)]
 
 
-def decoded(query: str) -> tuple[ViewSpec, list[str]]:
+def decoded(query: str) -> tuple[LinkSpec, list[str]]:
     return decode_query(QueryParams(query))
 
 
 def test_a_full_view_survives_the_round_trip() -> None:
-    spec = ViewSpec(colour="tag", labels=["cat", "dog & co", "ünïcode/label"], tags=["snowy day", "a,b"],
+    spec = LinkSpec(colour="tag", labels=["cat", "dog & co", "ünïcode/label"], tags=["snowy day", "a,b"],
                     view=(-1.25, 10.5, 0.0003, 7.0), ids=ids(12))
     query = encode_query(spec)
     back, problems = decoded(query)
@@ -42,7 +42,7 @@ def test_a_full_view_survives_the_round_trip() -> None:
 
 
 def test_field_colouring_wins_and_subset_replaces_ids() -> None:
-    spec = ViewSpec(colour="label", colour_field="brightness", ids=ids(3), subset="hard cats")
+    spec = LinkSpec(colour="label", colour_field="brightness", ids=ids(3), subset="hard cats")
     back, problems = decoded(encode_query(spec))
     assert problems == []
     assert (back.colour_field, back.colour, back.subset, back.ids) == ("brightness", None, "hard cats", None)
@@ -88,7 +88,7 @@ def test_a_bad_parameter_is_reported_and_the_others_still_apply(query: str, prob
 def test_parse_view_and_empty_parameters() -> None:
     assert parse_view("1e-3,2,-3,4.5") == (0.001, 2.0, -3.0, 4.5)
     spec, problems = decoded("colour=&view=&ids=&subset=&unknown=1")
-    assert problems == [] and spec == ViewSpec()
+    assert problems == [] and spec == LinkSpec()
     spec, _ = decoded("label=cat&label=cat&label=dog")
     assert spec.labels == ["cat", "dog"]
 

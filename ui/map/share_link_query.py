@@ -11,7 +11,7 @@
 
 Point ids are UUIDs (store: UUID5 of the path), sent as their 16 raw bytes in unpadded
 base64url: 22 characters a point instead of 36, so a link of MAX_QUERY_CHARS holds about 90
-points; a bigger selection goes as a subset (ui/url_params.py saves it). Pure functions: no
+points; a bigger selection goes as a subset (ui/map/share_link.py saves it). Pure functions: no
 Gradio, no store; what cannot be read is reported in `problems`, never raised, and the rest of
 the view still applies.
 """
@@ -36,7 +36,7 @@ MAX_NAME_CHARS = 200  # a label, tag, field or subset name longer than this is n
 
 
 @dataclass
-class ViewSpec:
+class LinkSpec:
     """What a link asks for; empty fields leave that part of the view as it is."""
 
     colour: str | None = None
@@ -86,7 +86,7 @@ def parse_view(text: str) -> tuple[float, float, float, float]:
     return x0, x1, y0, y1
 
 
-def encode_query(spec: ViewSpec) -> str:
+def encode_query(spec: LinkSpec) -> str:
     """The query string (without '?') for `spec`, parameters in the order of the module doc."""
     pairs: list[tuple[str, str]] = []
     if spec.colour_field:
@@ -108,10 +108,10 @@ def encode_query(spec: ViewSpec) -> str:
     return urlencode(pairs, safe=",")
 
 
-def decode_query(query: Any) -> tuple[ViewSpec, list[str]]:
+def decode_query(query: Any) -> tuple[LinkSpec, list[str]]:
     """The view a page's query parameters ask for, and a sentence per parameter that could not
     be read. `query`: Starlette's QueryParams (repeated keys), or any mapping of one value each."""
-    spec, problems = ViewSpec(), []
+    spec, problems = LinkSpec(), []
 
     def values(key: str) -> list[str]:
         found = query.getlist(key) if hasattr(query, "getlist") else ([query[key]] if key in query else [])

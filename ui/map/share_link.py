@@ -1,6 +1,6 @@
 """The page URL as a view of the explorer: applied when a page loads, built by "Copy link".
 
-    ?colour=tag&label=cat&tag=snowy&view=0,10,-2,8&ids=...     (the parameters: ui/view_link.py)
+    ?colour=tag&label=cat&tag=snowy&view=0,10,-2,8&ids=...     (the parameters: ui/map/share_link_query.py)
 
 `UrlParams.apply(ctx, state, query)` runs in the page's load event (ui/explorer.py
 `wire_live_updates`): filters first, then colouring, then the selection (`ids`, `subset`, or
@@ -13,7 +13,7 @@ Copy-link control's script, once the map has drawn; the server only checks it.
 current axis ranges, the server adds the session's colouring, filters and selection and sends
 back the link, which the browser shows and copies to the clipboard. A selection whose ids do
 not fit in MAX_QUERY_CHARS is saved as a subset named SHARED_PREFIX + time (subsets/saved.py)
-and the link names it.
+and the link names it. The control's script, style and markup: ui/map/assets/share-link.*.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -32,10 +33,11 @@ from subsets.saved import list_subsets, save_subset, subset_ids
 from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.handoff import HandoffStore
+from ui.map.share_link_query import (
+    COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, LinkSpec, decode_query, encode_ids, encode_query)
 from ui.state import MapState
 from ui.table import PointTable
 from ui.text import html_text
-from ui.view_link import COLOUR_MODES, ID_CHARS, MAX_QUERY_CHARS, ViewSpec, decode_query, encode_ids, encode_query
 
 SELECTION = "selection"  # the hand-over's parameter (ui/handoff.py builds it)
 FIELD_PREFIX = "field:"  # MapState.colour_by of a numeric field (ui/figure.py FIELD_PREFIX)
@@ -61,7 +63,7 @@ class UrlParams:
                                  + ". The rest of the view is as the link asks."))
         return state
 
-    def _apply_view(self, table: PointTable, state: MapState, spec: ViewSpec,
+    def _apply_view(self, table: PointTable, state: MapState, spec: LinkSpec,
                     fields: Callable[[PointTable], list[str]]) -> list[str]:
         problems = []
         labels = [name for name in spec.labels if name in table.label_names]
@@ -86,7 +88,7 @@ class UrlParams:
             state.set_names(True)
         return problems
 
-    def _apply_selection(self, ctx: AppContext, state: MapState, spec: ViewSpec) -> list[str]:
+    def _apply_selection(self, ctx: AppContext, state: MapState, spec: LinkSpec) -> list[str]:
         table = ctx.table
         if spec.handoff:
             self.select_handed_over(table, state, spec.handoff)
@@ -127,7 +129,7 @@ def share_view(collection: Collection, table: PointTable, state: MapState, page:
     """The link to `page` (the explorer's URL without query) that opens this session's view,
     with the map zoomed to `view` (x0, x1, y0, y1; None: the whole map)."""
     notes = []
-    spec = ViewSpec(labels=list(state.filter_labels), tags=list(state.filter_tags))
+    spec = LinkSpec(labels=list(state.filter_labels), tags=list(state.filter_tags))
     if state.colour_by.startswith(FIELD_PREFIX):
         spec.colour_field = state.colour_by[len(FIELD_PREFIX):]
     elif state.colour_by in COLOUR_MODES:
@@ -170,79 +172,13 @@ def _selection_subset(collection: Collection, table: PointTable, state: MapState
     return name
 
 
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
 # --- the control ----------------------------------------------------------------------
-TEMPLATE = """
-<div class="es-share" data-link="" data-links="0" data-view-restored="">
-  <button type="button" class="es-share-button" title="A link to this view: colouring, filters, zoom and selection">
-    Copy link</button>
-  <input class="es-share-url" type="text" readonly aria-label="Link to this view"
-         placeholder="A link to this view, for a colleague">
-  <span class="es-share-note" role="status"></span>
-</div>
-"""
+TEMPLATE = (ASSETS / "share-link.html").read_text(encoding="utf-8")
 
-CSS = """
-.es-share { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin: 4px 0; }
-.es-share-button { padding: 4px 12px; border: 1px solid var(--border-color-primary, #ccc); border-radius: 6px;
-                   background: var(--button-secondary-background-fill, #f3f4f6); cursor: pointer; font-size: 13px; }
-.es-share-url { flex: 1 1 260px; min-width: 0; font-size: 12px; padding: 4px 6px; border-radius: 6px;
-                border: 1px solid var(--border-color-primary, #ccc); color: #444; background: transparent; }
-.es-share-note { flex-basis: 100%; font-size: 12px; color: #555; }
-.es-share-note:empty { display: none; }
-"""
+CSS = (ASSETS / "share-link.css").read_text(encoding="utf-8")
 
-JS = r"""
-const root = element.querySelector('.es-share');
-const button = root.querySelector('button'), box = root.querySelector('input'), note = root.querySelector('.es-share-note');
-
-// The map's current axis ranges, or null when it shows the whole map.
-function mapView() {
-  const m = window.embedscapeMap, fl = m && m.gd && m.gd._fullLayout;
-  if (!fl || !fl.xaxis || !fl.yaxis) return null;
-  if (fl.xaxis.autorange === true && fl.yaxis.autorange === true) return null;
-  const xr = fl.xaxis.range.map(Number), yr = fl.yaxis.range.map(Number), b = m.state && m.state.bounds;
-  const view = [Math.min(...xr), Math.max(...xr), Math.min(...yr), Math.max(...yr)];
-  if (b && view.every((v, i) => Math.abs(v - b[i]) <= 1e-6 * Math.max(1, Math.abs(b[i])))) return null;
-  return view;
-}
-
-button.addEventListener('click', () => {
-  note.textContent = 'Making the link…';
-  trigger('click', {view: mapView(), page: location.origin + location.pathname});
-});
-
-watch('value', () => {
-  const msg = props.value ? JSON.parse(props.value) : null;
-  if (!msg || !msg.url) return;
-  box.value = msg.url;
-  root.dataset.link = msg.url;
-  box.select();
-  const said = msg.note ? msg.note + ' ' : '';
-  const copy = navigator.clipboard ? navigator.clipboard.writeText(msg.url) : Promise.reject(new Error('no clipboard'));
-  copy.then(() => { note.textContent = said + 'Copied to the clipboard.'; root.dataset.copied = msg.url; })
-      .catch(() => { note.textContent = said + 'Copy it from the box (Ctrl+C).'; root.dataset.copied = ''; })
-      .finally(() => { root.dataset.links = String(Number(root.dataset.links) + 1); });
-});
-
-// A link's zoom: applied as a user's zoom (kept by Plotly's uirevision) once the map has drawn.
-(function restoreView() {
-  const text = new URLSearchParams(location.search).get('view');
-  if (!text) return;
-  const v = text.split(',').map(Number);
-  if (v.length !== 4 || !v.every(Number.isFinite) || !(v[0] < v[1] && v[2] < v[3])) return;
-  (function wait() {
-    const m = window.embedscapeMap, drawn = document.querySelector('.es-map');
-    if (typeof Plotly === 'undefined' || !m || !drawn || drawn.dataset.seq === '-1' || !m.gd._fullLayout) {
-      setTimeout(wait, 50);
-      return;
-    }
-    const update = {'xaxis.range': [v[0], v[1]], 'yaxis.range': [v[2], v[3]],
-                    'xaxis.autorange': false, 'yaxis.autorange': false};
-    const relayout = Plotly._guiRelayout || Plotly.relayout;
-    Promise.resolve(relayout(m.gd, update)).then(() => { root.dataset.viewRestored = text; });
-  })();
-})();
-"""
+JS = (ASSETS / "share-link.js").read_text(encoding="utf-8")
 
 
 def share_link_control() -> gr.HTML:

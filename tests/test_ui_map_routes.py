@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from store.point_ids import PointIds, uuid_keys, uuid_strings
-from ui import density, map_geometry
 from ui.figure import map_message
-from ui.map_view import near_answer, rows_in_shape, session, view_answer
+from ui.map import density, geometry
+from ui.map.routes import near_answer, rows_in_shape, session, view_answer
 from ui.state import MapState
 from ui.table import PointTable
 
@@ -37,11 +37,11 @@ def grid_points(step: float = 0.25, size: int = 41) -> tuple[np.ndarray, np.ndar
 
 def test_a_box_selects_exactly_the_points_inside_it_edges_included() -> None:
     x, y = grid_points()
-    rows = map_geometry.rows_in_box(x, y, 1.0, 2.0, 3.1, 2.4)  # y corners in either order
+    rows = geometry.rows_in_box(x, y, 1.0, 2.0, 3.1, 2.4)  # y corners in either order
     picked = {(float(x[r]), float(y[r])) for r in rows}
     assert picked == {(a * 0.25, b * 0.25) for a in range(4, 9) for b in range(10, 13)}
     keep = x < 1.5
-    assert set(map_geometry.rows_in_box(x, y, 1.0, 2.0, 2.4, 3.1, keep)) == {r for r in rows if x[r] < 1.5}
+    assert set(geometry.rows_in_box(x, y, 1.0, 2.0, 2.4, 3.1, keep)) == {r for r in rows if x[r] < 1.5}
 
 
 @pytest.mark.parametrize("polygon", [
@@ -54,7 +54,7 @@ def test_a_lasso_selects_the_points_inside_its_polygon_by_the_even_odd_rule(poly
     x, y = grid_points()
     expected = {r for r in range(len(x)) if crossing_test(float(x[r]), float(y[r]), polygon)}
     xs, ys = zip(*polygon)
-    rows = map_geometry.rows_in_polygon(x, y, xs, ys)
+    rows = geometry.rows_in_polygon(x, y, xs, ys)
     assert set(rows.tolist()) == expected and len(rows) == len(expected)
     assert expected, "the polygon holds some grid points"
 
@@ -66,10 +66,10 @@ def test_the_cell_shortcut_for_big_lassos_gives_the_exact_answer(monkeypatch) ->
     angles = np.sort(rng.uniform(0, 2 * np.pi, 60))
     radii = rng.uniform(0.4, 2.5, 60)
     xs, ys = radii * np.cos(angles), radii * np.sin(angles)
-    monkeypatch.setattr(map_geometry, "GRID", 64)  # coarse cells: many points near the outline
-    fast = map_geometry.rows_in_polygon(x, y, xs, ys)
-    monkeypatch.setattr(map_geometry, "EXACT_BELOW", 10**9)
-    exact = map_geometry.rows_in_polygon(x, y, xs, ys)
+    monkeypatch.setattr(geometry, "GRID", 64)  # coarse cells: many points near the outline
+    fast = geometry.rows_in_polygon(x, y, xs, ys)
+    monkeypatch.setattr(geometry, "EXACT_BELOW", 10**9)
+    exact = geometry.rows_in_polygon(x, y, xs, ys)
     polygon = list(zip(xs.tolist(), ys.tolist()))
     sample = rng.choice(len(x), 3000, replace=False)
     reference = {int(r) for r in sample if crossing_test(float(x[r]), float(y[r]), polygon)}
@@ -79,16 +79,16 @@ def test_the_cell_shortcut_for_big_lassos_gives_the_exact_answer(monkeypatch) ->
 
 def test_a_degenerate_lasso_selects_nothing() -> None:
     x, y = grid_points()
-    assert len(map_geometry.rows_in_polygon(x, y, [1.0, 2.0], [1.0, 2.0])) == 0
-    assert len(map_geometry.rows_in_polygon(x, y, [1.0, 2.0, np.nan], [1.0, 2.0, 3.0])) == 0
+    assert len(geometry.rows_in_polygon(x, y, [1.0, 2.0], [1.0, 2.0])) == 0
+    assert len(geometry.rows_in_polygon(x, y, [1.0, 2.0, np.nan], [1.0, 2.0, 3.0])) == 0
 
 
 def test_the_nearest_point_within_the_radius() -> None:
     x, y = grid_points()
-    row = map_geometry.nearest_row(x, y, 1.02, 0.49, 0.1, 0.1)
+    row = geometry.nearest_row(x, y, 1.02, 0.49, 0.1, 0.1)
     assert (x[row], y[row]) == (1.0, 0.5)
-    assert map_geometry.nearest_row(x, y, 1.12, 0.62, 0.1, 0.1) is None  # nearest is 0.13 away
-    assert map_geometry.nearest_row(x, y, 1.02, 0.49, 0.1, 0.1, keep=x != 1.0) is None
+    assert geometry.nearest_row(x, y, 1.12, 0.62, 0.1, 0.1) is None  # nearest is 0.13 away
+    assert geometry.nearest_row(x, y, 1.02, 0.49, 0.1, 0.1, keep=x != 1.0) is None
 
 
 # --- density image ---------------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_point_ids_as_keys_round_trip_and_look_up_rows() -> None:
 
 
 def test_thumbnail_limit_comes_from_the_flag_then_the_environment(monkeypatch) -> None:
-    from ui.map_overlays import DEFAULT_THUMBNAILS, THUMBNAILS_ENV, max_thumbnails, overlay_js
+    from ui.map.overlays import DEFAULT_THUMBNAILS, THUMBNAILS_ENV, max_thumbnails, overlay_js
 
     monkeypatch.delenv(THUMBNAILS_ENV, raising=False)
     assert max_thumbnails() == DEFAULT_THUMBNAILS == 300

@@ -1,4 +1,5 @@
-"""HTML for the linked views: the count line, the image grid, the distribution chart, the detail card.
+"""HTML of the panels beside the map (the views linked to its selection): the count line, the image
+grid, the distribution chart, the detail card.
 
 Pure functions of the table and a list of rows, so they are fast (no store access) and
 testable without a browser. Images are referenced by point id through /thumb and /image;
@@ -7,6 +8,7 @@ the grid only ever points at thumbnails.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -118,35 +120,5 @@ def detail_html(table: PointTable, point: str | None, neighbours: Sequence[Point
             f'<div class="es-grid es-near">{near}</div></div>')
 
 
-CSS = """
-.es-grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(92px, 104px)); gap: 6px; }
-.es-card { margin: 0; cursor: pointer; border: 1px solid #e3e3e3; border-radius: 6px; padding: 3px; background: #fff; }
-.es-card:hover { border-color: #3b6ea8; }
-.es-card img { width: 100%; aspect-ratio: 1; object-fit: contain; background: #f4f4f4; display: block; }
-.es-card figcaption { font-size: 11px; line-height: 1.3; overflow: hidden; }
-.es-label { font-weight: 600; display: block; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.es-score { float: right; color: #777; }
-.es-tag { display: inline-block; background: #e8eef7; color: #234; border-radius: 3px; padding: 0 3px; margin: 1px 2px 0 0; }
-.es-empty { padding: 24px; color: #777; display: block; }
-.es-dist-row { display: grid; grid-template-columns: 9em 1fr 8em; gap: 6px; align-items: center; font-size: 12px; }
-.es-dist-name { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
-.es-bars { display: flex; flex-direction: column; gap: 1px; }
-.es-bar { height: 7px; border-radius: 2px; min-width: 1px; display: block; }
-.es-sel { background: #3b6ea8; } .es-all { background: #c3c3c3; }
-.es-dist-num { text-align: right; color: #555; font-variant-numeric: tabular-nums; }
-.es-dist-legend { font-size: 11px; color: #555; margin-bottom: 4px; }
-.es-key { display: inline-block; width: 10px; height: 10px; margin: 0 3px 0 8px; vertical-align: middle; }
-.es-detail { border: 1px solid #ddd; border-radius: 8px; padding: 8px; }
-.es-detail-top { display: flex; gap: 12px; align-items: flex-start; }
-.es-full { width: 180px; height: 180px; object-fit: contain; background: #f4f4f4; display: block; }
-.es-detail-boxes { flex-direction: column; }
-.es-detail-boxes > a { display: block; width: 100%; }
-.es-detail-boxes .es-full { width: 100%; height: auto; max-height: 480px; }
-.es-box-this { font-weight: 700; color: #c01e1e; }
-.es-detail dl { display: grid; grid-template-columns: 4em 1fr; font-size: 13px; margin: 0; flex: 1; }
-.es-near { grid-template-columns: repeat(auto-fill, minmax(64px, 72px)); }
-.es-near .es-tags { display: none; }
-.es-detail dd { margin: 0; word-break: break-all; }
-.es-near-title { font-size: 12px; color: #555; margin: 4px 0; }
-.es-count { margin: 4px 0; }
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CSS = (ASSETS / "panels.css").read_text(encoding="utf-8")

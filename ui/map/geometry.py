@@ -1,7 +1,7 @@
 """Which map points lie in a drawn box or lasso, decided on the server over the x/y columns.
 
 The browser sends only the shape (box corners, lasso vertices, in data coordinates) when it
-does not hold the points itself (the density view, ui/density.py), and these functions answer
+does not hold the points itself (the density view, ui/map/density.py), and these functions answer
 with row numbers, exactly in data space:
 
   * a box holds the points with x0 <= x <= x1 and y0 <= y <= y1;

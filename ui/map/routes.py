@@ -17,7 +17,7 @@ numbers). Every answer is `[u32 header length][header JSON][padding to 8 bytes][
   zoom); otherwise they cover `region`, the view grown where that still fits under the limit.
 
   header {"mode": "density", "count", "region", "width", "height"}
-  payload a PNG of `region` (ui/density.py), dimming the unselected points when there is a
+  payload a PNG of `region` (ui/map/density.py), dimming the unselected points when there is a
   selection.
 
 Coordinates and codes travel as little-endian binary arrays, never as JSON lists.
@@ -39,8 +39,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from ui import density
-from ui.map_geometry import box_mask, nearest_row, rows_in_box, rows_in_polygon
+from ui.map import density
+from ui.map.geometry import box_mask, nearest_row, rows_in_box, rows_in_polygon
 from ui.model_maps import coordinates, placed
 from ui.state import MapState
 from ui.table import PointTable
