@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,52 +34,8 @@ ACTIONS = {
     SPURIOUS: (("exclude", "Exclude the box"),),
 }
 DECIDED = {ACCEPTED: "accepted", KEPT: "kept", TAGGED: "tagged", EXCLUDED: "excluded"}
-CSS = """
-<style>
-.es-rq-card { border: 1px solid #ddd; border-radius: 8px; padding: 10px; }
-.es-rq-main { display: flex; gap: 14px; align-items: flex-start; }
-.es-rq-image { width: 176px; height: 176px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
-               image-rendering: pixelated; flex: none; }
-.es-rq-context { height: 176px; max-width: 300px; object-fit: contain; background: #f4f4f4; border-radius: 6px;
-                 flex: none; display: block; }
-.es-rq-facts { flex: 1; min-width: 0; font-size: 14px; line-height: 1.5; }
-.es-rq-wrap { flex-wrap: wrap; } .es-rq-wrap .es-rq-facts { min-width: 260px; }
-.es-rq-wrap .es-rq-image { width: 96px; height: 96px; }
-.es-rq-wrap > a { flex: 1 1 200px; min-width: 0; }
-.es-rq-wrap .es-rq-context { max-width: 100%; height: auto; max-height: 220px; }
-.es-rq-path { color: #666; font-size: 12px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.es-rq-labels { font-size: 18px; margin: 2px 0; }
-.es-rq-given { font-weight: 600; } .es-rq-suggested { font-weight: 600; color: #1a7f37; }
-.es-rq-why { color: #444; font-size: 13px; }
-.es-rq-status { margin-top: 4px; font-size: 13px; } .es-rq-status b { color: #1a7f37; }
-.es-rq-actions { display: flex; gap: 6px; flex-wrap: wrap; margin-top: 8px; }
-#es-rq-command { display: none !important; }
-.es-rq-card .es-rq-actions button { border: 1px solid #bbb !important; border-radius: 6px !important;
-    padding: 3px 9px !important; background: #fafafa !important; color: #222 !important; cursor: pointer;
-    font-size: 13px !important; font-weight: 500 !important; min-width: 0 !important; }
-.es-rq-card .es-rq-actions button.es-rq-primary { background: #2563eb !important; color: white !important;
-    border-color: #2563eb !important; }
-.es-rq-strip button { padding: 0 6px !important; min-width: 0 !important; font-size: 13px !important; }
-.es-rq-actions kbd { font-size: 11px; border: 1px solid #999; border-radius: 3px; padding: 0 3px; margin-left: 4px;
-                     background: white; color: #333; }
-.es-rq-evidence { display: flex; gap: 4px; flex-wrap: wrap; margin-top: 10px; }
-.es-rq-evidence figure { margin: 0; width: 62px; text-align: center; font-size: 11px; line-height: 1.2; }
-.es-rq-evidence img { width: 58px; height: 58px; object-fit: contain; background: #f4f4f4; border-radius: 4px;
-                      image-rendering: pixelated; border: 2px solid transparent; }
-.es-rq-evidence .es-rq-votes-given img { border-color: #999; }
-.es-rq-evidence .es-rq-votes-suggested img { border-color: #1a7f37; }
-.es-rq-evidence .es-rq-keep img { border-color: #2563eb; }
-.es-rq-evidence figcaption { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.es-rq-strip { display: flex; gap: 3px; flex-wrap: wrap; align-items: center; margin-top: 6px; }
-.es-rq-strip img { width: 40px; height: 40px; object-fit: contain; background: #f4f4f4; border-radius: 3px;
-                   image-rendering: pixelated; cursor: pointer; border: 2px solid transparent; }
-.es-rq-strip img.es-rq-current { border-color: #2563eb; }
-.es-rq-strip img.es-rq-done { opacity: 0.45; }
-.es-rq-progress { font-size: 14px; }
-.es-rq-keys { color: #666; font-size: 12px; }
-.es-rq-keys kbd { border: 1px solid #999; border-radius: 3px; padding: 0 3px; font-size: 11px; }
-</style>
-"""
+ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
+CSS = "<style>\n" + (ASSETS / "review-cards.css").read_text(encoding="utf-8") + "</style>\n"
 
 
 @dataclass(frozen=True)

@@ -12,4 +12,4 @@ SCRIPT = (Path(__file__).parent / "assets" / "review-keys.js").read_text(encodin
 def review_keys_js(scope: str, card: str, keys: Mapping[str, str]) -> str:
     """The component's `js_on_load`: `keys` maps a key (lower case) to the command it sends."""
     config = json.dumps({"scope": scope, "card": card, "keys": dict(keys)})
-    return f"const REVIEW_KEYS = {config};\n{SCRIPT}"
+    return SCRIPT.replace("__REVIEW_KEYS__", config)

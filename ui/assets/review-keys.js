@@ -1,9 +1,10 @@
-// Keys and clicks of a review queue (ui/review_keys.py prepends REVIEW_KEYS: the panel's class
+// Keys and clicks of a review queue (ui/review_keys.py fills in REVIEW_KEYS: the panel's class
 // `scope`, the card's class `card` and the key map `keys`, e.g. {a: 'accept', s: 'skip'}).
 // A key press or a click on a card's button becomes one command, this component's value (JSON),
 // sent with the key of the card it was made on, so a late key press never acts on the next card.
 // Keys never fire while typing in a text box, with a modifier held, or when the queue's tab is
 // not shown.
+const REVIEW_KEYS = __REVIEW_KEYS__;
 const scope = () => element.closest(REVIEW_KEYS.scope) || document;
 const send = (detail) => { props.value = JSON.stringify({...detail, nonce: Date.now() + Math.random()}); };
 const currentCard = () => scope().querySelector(REVIEW_KEYS.card);
