@@ -64,6 +64,7 @@ TAG_PREFIX = "load-"
 SESSION_S = (20.0, 40.0)  # a session's length before its user closes it and opens a new one
 THINK_S = (0.3, 1.5)  # a user's pause between actions
 ACTIONS = {"select": 30, "grid_page": 25, "hover": 25, "tag_add": 12, "tag_remove": 8}
+FIRST_ACTIONS = ("select", "tag_add")  # what a user opening the page does first; then the mix
 CALL_TIMEOUT_S = 120.0
 ADDED = re.compile(r"Added '(.+?)' to ([\d,]+) of ([\d,]+) selected")
 REMOVED = re.compile(r"Removed '(.+?)' from ([\d,]+) of ([\d,]+) selected")
@@ -290,6 +291,7 @@ class HttpUser:
     name: str
     deadline: float
     rng: random.Random
+    session_s: tuple[float, float] = SESSION_S
     session: str = ""
     token: str = ""
     selected: int = 0
@@ -297,7 +299,7 @@ class HttpUser:
 
     async def run(self) -> None:
         while time.monotonic() < self.deadline:
-            await self.one_session(min(self.deadline, time.monotonic() + self.rng.uniform(*SESSION_S)))
+            await self.one_session(min(self.deadline, time.monotonic() + self.rng.uniform(*self.session_s)))
 
     async def one_session(self, until: float) -> None:
         self.session, self.selected = secrets.token_hex(6), 0
@@ -305,9 +307,10 @@ class HttpUser:
         self.rec.session(True)
         try:
             await self.timed("page_load", self.open_page())
+            plan = list(FIRST_ACTIONS)
             while time.monotonic() < until:
                 await asyncio.sleep(self.rng.uniform(*THINK_S))
-                action = self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
+                action = plan.pop(0) if plan else self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
                 await self.timed(action, getattr(self, action)())
         finally:
             heartbeat.cancel()  # the tab closes: Gradio sees the heartbeat stream end
@@ -457,6 +460,7 @@ class BrowserUser:
     name: str
     deadline: float
     rng: random.Random
+    session_s: tuple[float, float] = SESSION_S
     added: int = 0
     tags: list[str] = field(default_factory=list)
 
@@ -471,7 +475,7 @@ class BrowserUser:
                     context = browser.new_context(viewport={"width": 1280, "height": 800})
                     self.rec.session(True)
                     try:
-                        self.one_session(context.new_page(), time.monotonic() + self.rng.uniform(*SESSION_S))
+                        self.one_session(context.new_page(), time.monotonic() + self.rng.uniform(*self.session_s))
                     except Exception as error:  # counted; the next session starts afresh
                         self.rec.error("browser", f"{type(error).__name__}: {str(error)[:200]}")
                     finally:
@@ -488,9 +492,10 @@ class BrowserUser:
         page.wait_for_selector("#es-grid .es-card", timeout=120_000)
         self.rec.time("browser_page_load", time.perf_counter() - started)
         page.evaluate(WATCH_JS)
+        plan = list(FIRST_ACTIONS)
         while time.monotonic() < min(until, self.deadline):
             page.wait_for_timeout(1000 * self.rng.uniform(*THINK_S))
-            action = self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
+            action = plan.pop(0) if plan else self.rng.choices(list(ACTIONS), weights=list(ACTIONS.values()))[0]
             started = time.perf_counter()
             if getattr(self, action)(page) is not False:
                 self.rec.time(f"browser_{action}", time.perf_counter() - started)
@@ -501,8 +506,9 @@ class BrowserUser:
         _, outline = self.geometry.shape(self.rng, lasso)
         before = page.evaluate(SELECTED_JS)
         bench_ui.drag(page, outline + outline[:1] if lasso else outline, lasso)
-        try:
-            page.wait_for_function("() => window.__load.count > window.__load.mouseup", timeout=60_000)
+        try:  # the count line changed after the mouseup, to another count (not a late earlier update)
+            page.wait_for_function(f"b => window.__load.count > window.__load.mouseup && ({SELECTED_JS})() !== b",
+                                   arg=before, timeout=30_000)
         except Exception:
             if page.evaluate(SELECTED_JS) != before:
                 raise
@@ -608,12 +614,12 @@ def tags_in_qdrant(store_path: Path, name: str, names: list[str]) -> dict[str, i
     return counts
 
 
-async def http_users(url: str, page: Page, rec: Recorder, geometry: Geometry, density: bool, users: int,
-                     deadline: float, seed: int) -> None:
+async def http_users(url: str, page: Page, rec: Recorder, geometry: Geometry, density: bool,
+                     args: argparse.Namespace, deadline: float) -> None:
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=400)
     async with httpx.AsyncClient(base_url=url, timeout=CALL_TIMEOUT_S, limits=limits) as client:
-        people = [HttpUser(client, page, rec, geometry, density, f"h{i}", deadline, random.Random(seed + i))
-                  for i in range(users)]
+        people = [HttpUser(client, page, rec, geometry, density, f"h{i}", deadline, random.Random(args.seed + i),
+                           tuple(args.session_s)) for i in range(args.sessions)]
         await asyncio.gather(*(person.run() for person in people))
 
 
@@ -631,11 +637,12 @@ def drive(url: str, page: Page, rec: Recorder, geometry: Geometry, density: bool
           args: argparse.Namespace) -> None:
     """The sessions and the browsers, all at once, for args.duration seconds."""
     deadline = time.monotonic() + args.duration
-    browsers = [threading.Thread(target=BrowserUser(url, rec, geometry, f"b{i}", deadline, random.Random(100 + i)).run,
+    browsers = [threading.Thread(target=BrowserUser(url, rec, geometry, f"b{i}", deadline, random.Random(100 + i),
+                                                    tuple(args.session_s)).run,
                                  daemon=True) for i in range(args.browsers)]
     for thread in browsers:
         thread.start()
-    asyncio.run(http_users(url, page, rec, geometry, density, args.sessions, deadline, args.seed))
+    asyncio.run(http_users(url, page, rec, geometry, density, args, deadline))
     for thread in browsers:
         thread.join(timeout=CALL_TIMEOUT_S + 60)
 
@@ -674,7 +681,7 @@ def run(store_path: Path, name: str, args: argparse.Namespace) -> dict[str, Any]
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": load,
             **rec.summary(), "tags_acknowledged": len(rec.acknowledged),
             "tag_points_acknowledged": sum(rec.acknowledged.values()), "tag_points_in_qdrant": sum(counts.values()),
-            "lost_edits": lost, "rss": sampler.summary(), "rss_samples": sampler.samples}
+            "lost_edits": lost, "tag_counts": counts, "rss": sampler.summary(), "rss_samples": sampler.samples}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any] | None:
@@ -686,17 +693,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--browsers", type=int, default=4)
     parser.add_argument("--duration", type=float, default=120.0)
     parser.add_argument("--after", type=float, default=300.0, help="seconds of RSS samples after the sessions close")
+    parser.add_argument("--session-s", type=float, nargs=2, default=list(SESSION_S), metavar=("MIN", "MAX"),
+                        help="how long a user keeps a page open before closing it and opening a new one")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=7897)
     parser.add_argument("--out", type=Path, help="the JSON (default bench/results/load-<name>.json)")
-    parser.add_argument("--quick", action="store_true", help="3 sessions, 1 browser, 15 s, 10 s after")
+    parser.add_argument("--quick", action="store_true", help="3 sessions, 1 browser, 15 s, 10 s after, 5-10 s pages")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve, args.collection, args.port)
         return None
     if args.quick:
-        args.sessions, args.browsers, args.duration, args.after = 3, 1, 15.0, 10.0
+        args.sessions, args.browsers, args.duration, args.after, args.session_s = 3, 1, 15.0, 10.0, [5.0, 10.0]
     store_path, name = args.store, args.collection
     if store_path is None:
         folder = RESULTS / f"ui-{args.points}-d8"
