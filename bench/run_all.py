@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "detection_eval": quick(["--images", "1000", "--boxes", "7200", "--selection", "200", "--runs", "1",
                                 "--missing-images", "40"]),
     "ui": quick(["--points", "10000"]),
+    "load": quick(["--quick"]),
     "density": quick(["--points", "1000000", "--runs", "2"]),
     "map_overlays": quick(["--points", "70000", "--runs", "1"]),
     "embeddings_file": quick(["--rows", "20000", "--runs", "1"]),

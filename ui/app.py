@@ -49,6 +49,7 @@ from ui.map.component import add_plotly_route, map_component, page_head_html
 from ui.map.overlays import max_thumbnails
 from ui.map.routes import add_view_routes, max_points
 from ui.map.share_link import UrlParams, share_link_control, wire_share_link
+from ui.sessions import release_closed_sessions
 from ui.state import MapState
 from ui.table import PointTable
 from ui.text import markdown_code
@@ -181,6 +182,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
         demo = build_app(site.collection, text_encoder, pages, live=live, prefix=site.prefix, link=site.link,
                          kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails)
         demo.queue(default_concurrency_limit=4)
+        release_closed_sessions(demo)  # a closed page's state goes minutes after, not an hour (ui/sessions.py)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
         add_view_routes(app, lambda live=live: live.table, max_points(map_points), authorize, site.prefix)
         demos[site.prefix] = demo

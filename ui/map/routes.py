@@ -55,6 +55,10 @@ GROW = 0.5  # a points answer covers the view grown by this share on each side, 
 MAX_PIXELS = 4096  # per side of a density image
 
 log = logging.getLogger(__name__)
+# Views rendered at once. Each render of a million-point view allocates O(points) temporaries;
+# 20 sessions rendering together on 2 cores took 10 s each and peaked at 2.4x the idle RSS
+# (bench/bench_load.py); one per core finishes each in its own time and bounds the memory.
+_RENDERS = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
 _sessions: weakref.WeakValueDictionary[str, MapState] = weakref.WeakValueDictionary()
 _sessions_lock = threading.Lock()
 
@@ -240,8 +244,9 @@ def add_view_routes(app: FastAPI, current_table: Callable[[], PointTable], limit
         if box is None or box[0] >= box[1] or box[2] >= box[3]:
             return Response("x0 < x1, y0 < y1, w and h are required", status_code=400)
         width, height = (int(np.clip(v, 1, MAX_PIXELS)) for v in box[4:])
-        started = time.perf_counter()
-        answer = view_answer(table, state, density.View(*box[:4], width, height), _hidden(request), limit)
+        with _RENDERS:
+            started = time.perf_counter()
+            answer = view_answer(table, state, density.View(*box[:4], width, height), _hidden(request), limit)
         # The benchmark reads this line (as ui/context.py's handler timings).
         log.debug("handler view took %.2f ms", 1000 * (time.perf_counter() - started))
         return Response(answer, media_type="application/octet-stream", headers={"Cache-Control": "no-store"})
