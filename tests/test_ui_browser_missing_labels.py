@@ -11,7 +11,8 @@ from evaluation.evaluate import evaluate_run
 from evaluation.missing_labels import save_missing_labels, score_missing_labels
 from evaluation.prediction_points import prediction_point, write_prediction_points
 from evaluation.readers import import_detections
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store
 from test_evaluation_missing_labels import missing_label_dataset
 from test_ui_browser import CHROMIUM, open_page, open_tab
@@ -27,7 +28,7 @@ def served(tmp_path_factory, mobilenet):
     root, labels, predictions, kinds = missing_label_dataset(base, n_images=8)
     (base / "run.json").write_text(json.dumps(predictions))
     store = open_store(path=str(base / "qdrant"))
-    index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8, progress=False,
+    index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8, progress=False,
                                             analyze=False), mobilenet)
     objects, images = store.open("m-objects"), store.open("m")
     import_detections(objects, images, base / "run.json", "det")
