@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             order = list(checkouts) if run % 2 == 0 else list(reversed(checkouts))
             for name in order:
                 times[name].append(index_seconds(checkouts[name], folder, args.images))
+                print(f"run {run + 1}, {name}: {times[name][-1]:.1f} s (load {os.getloadavg()[0]:.1f})",
+                      file=sys.stderr, flush=True)
     result: dict[str, object] = {
         "benchmark": "index_command", "images": args.images, "runs": args.runs, "machine": platform.node(),
         "cpus": os.cpu_count(), "load_average": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
