@@ -40,7 +40,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ContextManager
 
 DEFAULT_COLLECTION = "fashion-mnist"
 DEMO_DIR = Path(os.environ.get("EMBEDSCAPE_DEMO_DIR", "./data/demo/fashion-mnist"))
@@ -371,15 +371,22 @@ def open_configured_store(args: argparse.Namespace) -> Any:
     return open_store(path=args.qdrant_path, url=args.qdrant_url, api_key=args.qdrant_api_key)
 
 
+def configured_store(args: argparse.Namespace) -> ContextManager[Any]:
+    """The store the flags (or QDRANT_URL / QDRANT_PATH) name, closed when the command ends."""
+    from store import opened_store
+
+    return opened_store(path=args.qdrant_path, url=args.qdrant_url, api_key=args.qdrant_api_key)
+
+
 def cmd_index(args: argparse.Namespace) -> int:
     from indexer.models import DEFAULT_MODEL
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
     from indexer.projection import ProjectionConfig
+    from scoring.indexing import index_and_analyze
 
     if args.add_vector is not None:
         return _add_vector(args)
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         if args.embeddings is not None:
             model = args.model or _file_vectors_model(store, args.collection) or f"embeddings:{args.embeddings.name}"
         else:
@@ -391,9 +398,8 @@ def cmd_index(args: argparse.Namespace) -> int:
                                analyze=not args.no_analyze, engine=args.engine, ray_actors=args.ray_actors,
                                objects=not args.no_objects, crop_margin=args.crop_margin,
                                crop_mode=args.crop_mode)
-        report = _index_embeddings(args, store, options) if args.embeddings else index_dataset(args.path, store, options)
-    finally:
-        store.close()
+        report = _index_embeddings(args, store, options) if args.embeddings else index_and_analyze(args.path, store,
+                                                                                                    options)
     if report is None:
         return 2
     for skipped in report.skipped[:20]:
@@ -427,8 +433,9 @@ def _print_object_notes(objects: Any) -> None:
 
 def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any:
     """`index --embeddings`: None (after printing the unusable rows) when the file is refused."""
-    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected, index_embeddings
+    from indexer.embeddings_file import EmbeddingsInput, EmbeddingsRejected
     from indexer.sources import SourceError
+    from scoring.indexing import embeddings_and_analyze
 
     if args.labels is not None or args.engine != "local":
         raise SourceError("--embeddings reads labels from the file and embeds nothing: leave out --labels and "
@@ -436,7 +443,7 @@ def _index_embeddings(args: argparse.Namespace, store: Any, options: Any) -> Any
     source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files,
                              args.rejects)
     try:
-        return index_embeddings(args.path, store, options, source)
+        return embeddings_and_analyze(args.path, store, options, source)
     except EmbeddingsRejected as rejected:
         for problem in rejected.problems[:20]:
             print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
@@ -465,20 +472,18 @@ def _add_vector(args: argparse.Namespace) -> int:
     options = IndexOptions(collection=args.collection, model=args.model or "", device=args.device,
                            runtime=args.runtime, precision=args.precision, batch_size=args.batch_size,
                            workers=args.workers, neighbours=args.neighbours, projection=ProjectionConfig(seed=args.seed))
-    store = open_configured_store(args)
     try:
-        if args.embeddings is None:
-            report = add_model_vector(args.path, store, options, name)
-        else:
-            source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files)
-            report = add_file_vector(args.path, store, options, name, source)
+        with configured_store(args) as store:
+            if args.embeddings is None:
+                report = add_model_vector(args.path, store, options, name)
+            else:
+                source = EmbeddingsInput(args.embeddings, args.paths, args.embedding_column, args.allow_missing_files)
+                report = add_file_vector(args.path, store, options, name, source)
     except EmbeddingsRejected as rejected:
         for problem in rejected.problems[:20]:
             print(f"row {problem.row} ({problem.path}): {problem.reason}", file=sys.stderr)
         print(f"error: {rejected}", file=sys.stderr)
         return 2
-    finally:
-        store.close()
     for skipped in report.skipped[:20]:
         print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
     print(report.summary())
@@ -505,8 +510,7 @@ def cmd_info(args: argparse.Namespace) -> int:
                               PRECISION, RUNTIME)
     from scoring.clusters import cluster_summaries
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         metadata = collection.read_metadata()
         info = {"collection": args.collection, "store": store.description, "points": collection.count(),
@@ -518,8 +522,6 @@ def cmd_info(args: argparse.Namespace) -> int:
                 "linked": metadata.get(OBJECT_COLLECTION) or metadata.get(IMAGE_COLLECTION),
                 "vectors": _vectors_info(collection, metadata), "clusters": cluster_summaries(collection),
                 "split_leaks": _split_leaks(collection, metadata), "rounds": len(metadata.get("rounds") or [])}
-    finally:
-        store.close()
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -576,15 +578,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from scoring.model_compare import checked_vector
 
     clusters = None if args.clusters == "none" else ClusterConfig(args.clusters, args.cluster_resolution)
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         other = partner_name(collection)   # a detection dataset: the images' object counts need both
         partner = store.open(other) if other and store.exists(other) else None
         summary = analyze_collection(collection, k=args.neighbours, clusters=clusters,
                                      vector=checked_vector(collection, args.vector), partner=partner)
-    finally:
-        store.close()
     if summary.metrics_added:
         print(f"image metrics added to {summary.metrics_added} points")
     print(summary.summary())
@@ -597,11 +596,8 @@ def cmd_compare_models(args: argparse.Namespace) -> int:
     if len(args.vectors) not in (0, 2):
         print("error: name two vectors (A B), or none when the collection has exactly two", file=sys.stderr)
         return 2
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         result = compare_models(store.open(args.collection), *(args.vectors or (None, None)), k=args.neighbours)
-    finally:
-        store.close()
     table = result.as_dict()
     print(json.dumps(table, indent=2) if args.json else format_comparison(table, args.worst))
     return 0
@@ -613,11 +609,8 @@ def cmd_predictions(args: argparse.Namespace) -> int:
 
     if args.file.exists() and looks_like_detections(args.file):
         return _import_detections(args)
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         result = import_predictions(store.open(args.collection), args.file)
-    finally:
-        store.close()
     return _report_import(result)
 
 
@@ -637,8 +630,7 @@ def _import_detections(args: argparse.Namespace) -> int:
     from evaluation.prediction_points import delete_prediction_points
     from evaluation.readers import DetectionsRejected, import_detections
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         objects = store.open(args.collection)
         if not is_object_collection(objects):
             print(f"error: '{args.collection}' holds images, not boxes: import a detector's boxes into its object "
@@ -653,8 +645,6 @@ def _import_detections(args: argparse.Namespace) -> int:
             raise
         delete_prediction_points(objects)  # the false positives on the map were an earlier run's
         result.boxes_scored = write_outcomes(objects, evaluate_run(objects, images, result.run))
-    finally:
-        store.close()
     print(result.summary())
     return 0
 
@@ -676,8 +666,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if not 0 < args.iou < 1 or not 0 <= args.confidence <= 1:
         print("error: --iou must be in (0, 1) and --confidence in [0, 1]", file=sys.stderr)
         return 2
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         objects = store.open(args.collection)
         if not is_object_collection(objects):
             print(f"error: '{args.collection}' holds images; evaluate its boxes: --collection "
@@ -692,8 +681,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             from evaluation.failures import box_metric_columns, failures
 
             table = failures(evaluation, box_metric_columns(objects, evaluation), images, args.confidence)
-    finally:
-        store.close()
     if args.json:
         from evaluation.failures import failures_json
 
@@ -712,8 +699,7 @@ def cmd_missing_labels(args: argparse.Namespace) -> int:
     from evaluation.missing_labels import save_missing_labels, score_missing_labels, write_candidates
     from evaluation.prediction_points import write_prediction_points
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         objects = store.open(args.collection)
         images = _partner(store, objects)
         evaluation = evaluate_run(objects, images, args.name)
@@ -724,8 +710,6 @@ def cmd_missing_labels(args: argparse.Namespace) -> int:
         save_missing_labels(objects, evaluation.run.name, result)
         rows = write_candidates(objects, images, evaluation, result, args.out)
         points, _ = write_prediction_points(objects, images, evaluation, embedder, result)
-    finally:
-        store.close()
     for line in result.skipped[:20]:
         print(f"skipped {line}", file=sys.stderr)
     print(f"run {evaluation.run.name}: {len(rows)} likely missing labels ranked"
@@ -763,8 +747,7 @@ def cmd_badly_placed(args: argparse.Namespace) -> int:
     from evaluation.accept import badly_placed, move_badly_placed, spurious_boxes
     from evaluation.evaluate import evaluate_run, write_outcomes
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         objects = store.open(args.collection)
         images = _partner(store, objects)
         evaluation = evaluate_run(objects, images, args.name)
@@ -776,8 +759,6 @@ def cmd_badly_placed(args: argparse.Namespace) -> int:
         if args.spurious:
             return _print_spurious(spurious_boxes(objects, evaluation), args)
         rows = badly_placed(evaluation)
-    finally:
-        store.close()
     if args.out:
         with args.out.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.DictWriter(handle, fieldnames=["id", "label", "bbox", "predicted_bbox", "score", "iou",
@@ -820,13 +801,10 @@ def cmd_select_next(args: argparse.Namespace) -> int:
 
     request = SelectRequest(budget=args.budget, strategy=args.strategy, tag=args.batch_tag,
                             spec=spec_from_args(args), balance=args.balance, seed=args.seed)
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         result = select_next(collection, request)
         files = write_batch_files(collection, result.ids, result.tag, args.out) if args.out else []
-    finally:
-        store.close()
     print(result.summary())
     for path in files:
         print(f"wrote {path}")
@@ -836,22 +814,16 @@ def cmd_select_next(args: argparse.Namespace) -> int:
 def cmd_labels(args: argparse.Namespace) -> int:
     from indexer.labels_import import import_labels
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         result = import_labels(store.open(args.collection), args.file)
-    finally:
-        store.close()
     return _report_import(result)
 
 
 def cmd_rounds(args: argparse.Namespace) -> int:
     from labelling import rounds_report
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         report = rounds_report(store.open(args.collection))
-    finally:
-        store.close()
     if args.json:
         print(json.dumps({"rounds": report.rounds, "now": report.now}, indent=2))
     else:
@@ -863,13 +835,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from export import export_points
     from filters.cli import spec_from_args
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         flt = spec_from_args(args).resolve(collection)
         result = export_points(collection, args.format, args.out, flt, link=args.link)
-    finally:
-        store.close()
     for path in result.missing[:20]:
         print(f"missing image: {path}", file=sys.stderr)
     print(result.summary())
@@ -880,11 +849,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from actions.tagging import tag_matching
     from filters.cli import spec_from_args
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         matched, changed = tag_matching(store.open(args.collection), spec_from_args(args), args.add, args.remove)
-    finally:
-        store.close()
     verb = f"added tag '{args.add}' to" if args.add else f"removed tag '{args.remove}' from"
     print(f"{verb} {changed} of {matched} matching points in {args.collection}")
     return 0
@@ -900,8 +866,7 @@ def cmd_delete(args: argparse.Namespace) -> int:
         print("error: give a filter (e.g. --tag excluded); delete never removes a whole collection",
               file=sys.stderr)
         return 2
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         ids = matching_ids(collection, spec)
         if not args.yes:
@@ -913,8 +878,6 @@ def cmd_delete(args: argparse.Namespace) -> int:
                 print("nothing deleted")
                 return 1
         deleted = delete_points(collection, ids)
-    finally:
-        store.close()
     print(f"deleted {deleted} points from {args.collection}")
     return 0
 
@@ -927,8 +890,7 @@ def cmd_subset(args: argparse.Namespace) -> int:
     for name in (getattr(args, "name", None), getattr(args, "old", None), getattr(args, "new", None)):
         if name is not None:
             validate_subset_name(name)
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         collection = store.open(args.collection)
         if args.subset_action == "save":
             spec = spec_from_args(args)
@@ -948,30 +910,24 @@ def cmd_subset(args: argparse.Namespace) -> int:
                 print(f"no subsets in {args.collection}", file=sys.stderr)
             for info in () if args.json else subsets.values():
                 print(f"{info.name}\t{info.count}\t{info.created_at or ''}\t{info.description}")
-    finally:
-        store.close()
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from subsets.compare import compare_saved_subsets, compare_splits, format_comparison
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         compare = compare_splits if args.split else compare_saved_subsets
         result = compare(store.open(args.collection), args.a, args.b, args.include_excluded)
-    finally:
-        store.close()
     print(format_comparison(result, args.a, args.b))
     return 0
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from indexer.progress import progress_bar
+    from imaging.progress import progress_bar
     from store.push import open_target_store, push_collection
 
-    store = open_configured_store(args)
-    try:
+    with configured_store(args) as store:
         source = store.open(args.collection)
         target = open_target_store(url=args.url, api_key=args.api_key, local_path=args.local_path)
         try:
@@ -979,8 +935,6 @@ def cmd_push(args: argparse.Namespace) -> int:
                                      batch=args.batch_size, progress=progress_bar)
         finally:
             target.close()
-    finally:
-        store.close()
     print(report.summary())
     return 0
 

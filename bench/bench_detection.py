@@ -221,12 +221,13 @@ def duplicate_check(objects, fixture: dict) -> dict[str, float]:
 
 
 def index_run(folder: Path, coco: Path, qdrant: Path, collection: str, embedder, **options):
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
     from store import open_store
 
     store = open_store(path=str(qdrant))
     try:
-        return index_dataset(folder / "images", store, IndexOptions(collection, "mobilenet-v2", labels_file=coco,
+        return index_and_analyze(folder / "images", store, IndexOptions(collection, "mobilenet-v2", labels_file=coco,
                                                                      progress=False, **options), embedder)
     finally:
         store.close()
@@ -274,7 +275,7 @@ def baseline_per_box(folder: Path, fixture: dict, canvases: set[str], embedder, 
                      workers: int = 2) -> tuple[float, int]:
     """What a user would script: for every box, read and decode its image, crop, embed."""
     from detection.crops import cut_crop
-    from indexer.images import decode_image
+    from imaging.images import decode_image
     from indexer.objects import model_input
 
     boxes = [b for b in fixture["boxes"] if b["image"] in canvases]

@@ -180,7 +180,8 @@ def missing_label_ranking(n_images: int) -> dict:
     sys.path.insert(0, str(ROOT / "tests"))
     from evaluation.missing_labels import score_missing_labels
     from indexer.models import load_embedder
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
     from test_evaluation_missing_labels import missing_label_dataset
 
     with tempfile.TemporaryDirectory() as folder:
@@ -191,7 +192,7 @@ def missing_label_ranking(n_images: int) -> dict:
         embedder = load_embedder("mobilenet-v2", precision="fp32")
         store = open_store(path=str(base / "qdrant"))
         try:
-            index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, progress=False,
+            index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, progress=False,
                                                     analyze=False, precision="fp32"), embedder)
             objects, images = store.open("m-objects"), store.open("m")
             import_detections(objects, images, base / "run.json", "det")

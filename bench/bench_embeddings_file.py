@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 
 import indexer.pipeline as pipeline  # noqa: E402
-from indexer.embeddings_file import EmbeddingsInput, index_embeddings, open_embeddings  # noqa: E402
+from indexer.embeddings_file import EmbeddingsInput, open_embeddings  # noqa: E402
 from indexer.pipeline import IndexOptions  # noqa: E402
 from make_embeddings import write_embeddings  # noqa: E402
+from scoring.indexing import embeddings_and_analyze  # noqa: E402
 from store import open_store, point_id  # noqa: E402
 
 
@@ -144,7 +145,7 @@ def one_run(file: Path, folder: Path, phases: str) -> dict[str, float]:
             collection.optimize()
             return {"rows": rows, "check_s": check_s, "write_s": write_s, "write_rows_per_s": rows / write_s,
                     "optimize_s": time.perf_counter() - written_at - write_s, "total_s": time.perf_counter() - started}
-        report = index_embeddings(images, store, options, EmbeddingsInput(file, allow_missing_files=True))
+        report = embeddings_and_analyze(images, store, options, EmbeddingsInput(file, allow_missing_files=True))
     finally:
         store.close()
         timer.restore()

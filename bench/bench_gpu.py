@@ -26,7 +26,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from indexer.images import decode_image  # noqa: E402
+from imaging.images import decode_image  # noqa: E402
 from indexer.models import Embedder, load_embedder  # noqa: E402
 
 

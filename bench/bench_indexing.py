@@ -40,7 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.demo import materialise  # noqa: E402
 from indexer.models import cpu_runs_bf16_natively, load_embedder  # noqa: E402
-from indexer.pipeline import IndexOptions, index_dataset  # noqa: E402
+from indexer.pipeline import IndexOptions  # noqa: E402
+from scoring.indexing import index_and_analyze  # noqa: E402
 from store import open_store  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -92,7 +93,7 @@ def pipeline_rate(folder: Path, limit: int, metrics: bool = True, precision: str
         embedder = load_embedder("mobilenet-v2", "cpu", precision=precision)
         options = IndexOptions(collection="bench", model="mobilenet-v2", limit=limit, device="cpu", progress=False,
                                image_metrics=metrics, precision=precision)
-        report = index_dataset(folder, store, options, embedder=embedder)
+        report = index_and_analyze(folder, store, options, embedder=embedder)
         store.close()
         return report.images_per_second
 

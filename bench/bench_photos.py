@@ -48,9 +48,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from analysis.image_metrics import MAX_ANALYSIS_SIDE, image_metrics  # noqa: E402
-from indexer.images import decode_image  # noqa: E402
+from imaging.images import decode_image  # noqa: E402
 from indexer.models import Embedder, load_embedder  # noqa: E402
-from indexer.pipeline import IndexOptions, index_dataset, prepare_image  # noqa: E402
+from indexer.pipeline import IndexOptions, prepare_image  # noqa: E402
+from scoring.indexing import index_and_analyze  # noqa: E402
 from indexer.sources import read_dataset  # noqa: E402
 from photos import write_photos  # noqa: E402
 from store import open_store  # noqa: E402
@@ -153,7 +154,7 @@ def pipeline_rate(folder: Path, embedder: Embedder, workers: int, batch: int,
         try:
             options = IndexOptions(collection="photos", model=embedder.name, device="cpu", workers=workers,
                                    batch_size=batch, progress=False, analyze=False)
-            rate = index_dataset(folder, store, options, embedder=clocked).images_per_second
+            rate = index_and_analyze(folder, store, options, embedder=clocked).images_per_second
         finally:
             store.close()
     return rate, clocked.cpu_ms_per_image()

@@ -35,7 +35,8 @@ def main() -> int:
     from evaluation.prediction_points import write_prediction_points
     from evaluation.readers import import_detections
     from indexer.models import load_embedder
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
     from store import open_store
     from test_evaluation_missing_labels import missing_label_dataset
 
@@ -47,7 +48,7 @@ def main() -> int:
         embedder = load_embedder("mobilenet-v2", precision="fp32")
         store = open_store(path=str(base / "qdrant"))
         try:
-            index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, progress=False,
+            index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, progress=False,
                                                     analyze=False, precision="fp32"), embedder)
             objects, images = store.open("m-objects"), store.open("m")
             import_detections(objects, images, base / "run.json", "det")

@@ -26,7 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from indexer.demo import materialise  # noqa: E402
 from indexer.models import load_embedder  # noqa: E402
-from indexer.pipeline import IndexOptions, index_dataset  # noqa: E402
+from indexer.pipeline import IndexOptions  # noqa: E402
+from scoring.indexing import index_and_analyze  # noqa: E402
 from store import open_store  # noqa: E402
 
 
@@ -37,7 +38,7 @@ def embedding_rate(folder: Path, limit: int, engine: str, embedder: object) -> t
         options = IndexOptions(collection="bench", model="mobilenet-v2", limit=limit, device="cpu", progress=False,
                                analyze=False, engine=engine, workers=2)
         try:
-            report = index_dataset(folder, store, options, embedder=embedder)
+            report = index_and_analyze(folder, store, options, embedder=embedder)
         finally:
             store.close()
     return report.images_per_second, report.embed_seconds

@@ -46,6 +46,7 @@ def quick(arguments: list[str]) -> Callable[[bool], list[str]]:
 # name -> its arguments given `full` (full: the script's own defaults)
 BENCHMARKS: dict[str, Callable[[bool], list[str]]] = {
     "indexing": quick(["--images", "1000", "--runs", "3"]),
+    "index_command": quick(["--images", "500", "--runs", "1"]),  # --baseline DIR: against another checkout
     "label_quality": quick([]),
     "projection": projection_arguments,
     "clusters": quick(["--sizes", "10000", "--repeats", "1"]),  # reads label_quality's cached vectors

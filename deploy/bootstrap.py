@@ -33,11 +33,12 @@ def build_demo(store: Store, name: str, demo_root: Path, limit: int) -> Any:
     """Write `limit` Fashion-MNIST test images under `demo_root`-`limit` and index them as `name`."""
     from deploy.weights import ensure_package
     from indexer.demo import materialise
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
 
     folder = materialise(Path(f"{demo_root}-{limit}"), full=False, limit=limit)
     ensure_package()
-    return index_dataset(folder, store, IndexOptions(collection=name, model=DEMO_MODEL))
+    return index_and_analyze(folder, store, IndexOptions(collection=name, model=DEMO_MODEL))
 
 
 def how_to_index(name: str, store: Store, reason: str) -> str:

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 from detection.boxes import ObjectBox
 from detection.geometry import CONTEXT_MARGIN, BBox, scaled_region
 from detection.masks import rasterise
-from indexer.images import decode_image
+from imaging.images import decode_image
 
 THUMB_SIZE = 160
 BOX_COLOUR = (255, 196, 0)
@@ -39,7 +39,7 @@ def crop_thumbnail(image_file: Path, bbox: BBox, size: int = THUMB_SIZE, margin:
     """The box's crop with its context margin (the pixels its vector was computed from), scaled
     to fit `size` x `size`: shrunk when larger, enlarged (nearest neighbour, so small objects
     stay crisp) when `enlarge`; with the box's `mask`, the mask's outline drawn on it (one
-    pixel of the thumbnail, in the box colour). Raises indexer.images.ImageSkipped when the
+    pixel of the thumbnail, in the box colour). Raises imaging.images.ImageSkipped when the
     file is not usable."""
     decoded = decode_image(image_file)
     region = scaled_region(bbox, (decoded.width, decoded.height), decoded.image.size, margin)

@@ -33,10 +33,11 @@ import numpy as np
 from analysis.detection_metrics import BADLY_PLACED
 from detection.boxes import crop_margin
 from detection.geometry import area_and_aspect
-from evaluation.evaluate import RunEvaluation
+from evaluation.evaluate import RunEvaluation, lookalikes_found
 from evaluation.missing_labels import MissingLabels, crop_input, image_paths, labelled_boxes
 from indexer.models import Embedder
 from indexer.objects import object_point_id
+from review.detection import SPURIOUS_MIN_FOUND
 from store import Collection, StoreError
 from store.schema import (
     ADDED_SOURCE, ANNOTATION_ID, AREA, ASPECT_RATIO, BBOX, HEIGHT, IMAGE_HEIGHT, IMAGE_ID, IMAGE_WIDTH, LABEL, LABELS,
@@ -172,15 +173,12 @@ def move_badly_placed(objects: Collection, images: Collection | None, evaluation
 def spurious_boxes(objects: Collection, evaluation: RunEvaluation, k: int = 10) -> list[dict[str, Any]]:
     """Labelled boxes no prediction of any class overlaps (`unseen`) although the detector finds
     most of their look-alikes: the share of their k nearest labelled boxes (by their own
-    vectors) that it found. Ranked by the mislabel score where `analyze` left one, then that share."""
-    outcome = evaluation.outcomes()
-    unseen = [str(evaluation.gt_ids[j]) for j in np.flatnonzero(outcome.gt_reason == "unseen").tolist()]
-    found = dict(zip(evaluation.gt_ids.tolist(), (outcome.gt_outcome == "tp").tolist()))
-    rows, labelled = [], labelled_boxes(objects)
-    for record in objects.retrieve(unseen, [LABEL, BBOX, MISLABEL_SCORE], with_vectors=True):
-        hits = [h for h in objects.search(record.vector, limit=k + 1, flt=labelled, fields=[]) if h.id != record.id][:k]
-        share = float(np.mean([found.get(h.id, False) for h in hits])) if hits else 0.0
+    vectors) that it found (evaluate.lookalikes_found). Ranked by the mislabel score where
+    `analyze` left one, then that share."""
+    shares = lookalikes_found(objects, evaluation, k)
+    rows = []
+    for record in objects.retrieve(list(shares), [LABEL, BBOX, MISLABEL_SCORE]):
         rows.append({"id": record.id, "label": str(record.payload.get(LABEL, "")), "bbox": record.payload.get(BBOX),
-                     "neighbours_found": share, "mislabel_score": record.payload.get(MISLABEL_SCORE)})
-    rows = [r for r in rows if r["neighbours_found"] >= 0.5]
+                     "neighbours_found": shares[record.id], "mislabel_score": record.payload.get(MISLABEL_SCORE)})
+    rows = [r for r in rows if r["neighbours_found"] >= SPURIOUS_MIN_FOUND]
     return sorted(rows, key=lambda r: (-(r["mislabel_score"] or 0.0), -r["neighbours_found"], r["id"]))

@@ -22,10 +22,10 @@ from analysis.detection_matching import COCO_IOU_THRESHOLDS, DetectionData, Matc
 from analysis.detection_metrics import CocoMetrics, ThresholdCounts, coco_metrics, threshold_counts
 from analysis.detection_outcomes import BoxOutcomes, box_outcomes
 from evaluation.runs import DetectionRun, load_run
-from store import Collection
+from store import Collection, PointFilter
 from store.schema import (
     ANNOTATION_ID, BBOX, CATEGORIES, DETECTION_FIELDS, DETECTION_IOU, DETECTION_OUTCOME, DETECTION_REASON,
-    DETECTION_SCORE, IMAGE_ID,
+    DETECTION_SCORE, IMAGE_ID, LOOKALIKES_FOUND,
     LABEL, PATH, PREDICTION_SOURCE, SOURCE,
 )
 
@@ -159,15 +159,37 @@ def detection_data(objects: Collection, images: Collection | None,
 
 
 def write_outcomes(objects: Collection, evaluation: RunEvaluation) -> int:
-    """Write each labelled box's outcome (tp / missed / crowd), why a missed one was missed, and
-    the IoU and score of the prediction that found it (missed: its nearest same-class one)
-    into its payload; returns the number of boxes written."""
+    """Write each labelled box's outcome (tp / missed / crowd), why a missed one was missed, the
+    IoU and score of the prediction that found it (missed: its nearest same-class one) and, for
+    a box no prediction overlaps, the share of its look-alikes the run found (`lookalikes_found`:
+    what the possibly-spurious queue and `--review spurious:` read) into its payload; returns
+    the number of boxes written."""
     outcome = evaluation.outcomes()
+    found = lookalikes_found(objects, evaluation)
     payloads = [{DETECTION_OUTCOME: str(o), DETECTION_REASON: str(r) or None,
-                 DETECTION_IOU: None if np.isnan(i) else float(i), DETECTION_SCORE: None if np.isnan(s) else float(s)}
-                for o, r, i, s in zip(outcome.gt_outcome.tolist(), outcome.gt_reason.tolist(),
-                                      outcome.gt_iou.tolist(), outcome.gt_score.tolist())]
+                 DETECTION_IOU: None if np.isnan(i) else float(i), DETECTION_SCORE: None if np.isnan(s) else float(s),
+                 LOOKALIKES_FOUND: found.get(point)}
+                for point, o, r, i, s in zip(evaluation.gt_ids.tolist(), outcome.gt_outcome.tolist(),
+                                             outcome.gt_reason.tolist(), outcome.gt_iou.tolist(),
+                                             outcome.gt_score.tolist())]
     objects.set_payloads(evaluation.gt_ids.tolist(), payloads)
     objects.index_fields(DETECTION_FIELDS)
     objects.flush()
     return len(payloads)
+
+
+def lookalikes_found(objects: Collection, evaluation: RunEvaluation, k: int = 10) -> dict[str, float]:
+    """For each labelled box no prediction of any class overlaps (`unseen`): the share of its k
+    nearest labelled boxes (by its own vector) that the run found. A box the detector cannot
+    see while it finds most of its look-alikes is possibly spurious."""
+    outcome = evaluation.outcomes()
+    unseen = [str(evaluation.gt_ids[j]) for j in np.flatnonzero(outcome.gt_reason == "unseen").tolist()]
+    if not unseen:
+        return {}
+    hit = dict(zip(evaluation.gt_ids.tolist(), (outcome.gt_outcome == "tp").tolist()))
+    labelled = PointFilter(labels=sorted(objects.label_counts()))  # prediction points have no label
+    shares: dict[str, float] = {}
+    for record in objects.retrieve(unseen, [], with_vectors=True):
+        hits = [h for h in objects.search(record.vector, limit=k + 1, flt=labelled, fields=[]) if h.id != record.id][:k]
+        shares[record.id] = float(np.mean([hit.get(h.id, False) for h in hits])) if hits else 0.0
+    return shares

@@ -31,7 +31,7 @@ from detection.boxes import crop_margin
 from detection.crops import cut_crop
 from evaluation.evaluate import RunEvaluation
 from evaluation.runs import RUNS_DIR, validate_run_name
-from indexer.images import ImageSkipped, decode_image
+from imaging.images import ImageSkipped, decode_image
 from indexer.models import Embedder
 from indexer.objects import model_input
 from store import Collection, PointFilter

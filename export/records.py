@@ -133,8 +133,7 @@ def _add_flag_and_review_columns(collection: Collection, records: list[dict[str,
 def _add_detector_review_columns(collection: Collection, records: list[dict[str, Any]]) -> list[str]:
     """A detector run's review status per box: missing_label_review, badly_placed_review,
     spurious_review (review/detection.py; empty when neither a candidate nor decided)."""
-    from review.detection import detection_statuses
-    from review.detector import DETECTOR_ISSUES
+    from review.detection import DETECTOR_ISSUES, detection_statuses
 
     for issue in DETECTOR_ISSUES:
         found = detection_statuses(collection, issue)

@@ -7,7 +7,12 @@ checked against the collection and turned into a store `PointFilter`.
     matching_ids(collection, spec)          # the points, for an action (actions/)
 
 Exclusion: points tagged `excluded` are left out of exports, counts and analyses by default
-(`default_filter()`), and come back with `include_excluded=True` or by removing the tag.
+(`default_filter()`, the store's rule), and come back with `include_excluded=True` or by removing the tag.
+
+Direction: a filter may name a saved subset (`subset=`) or a review status (`review=`), so
+filters/ imports subsets/ and review/, never the reverse: a saved subset is a named group of
+points in the payloads, which needs no filter to exist, and comparing subsets takes the
+store's `default_filter`.
 """
 from __future__ import annotations
 
@@ -16,8 +21,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from analysis.severity import LEVELS, tail_rows
-from store import Collection, PointFilter
+from review import ReviewError, matching_ids as review_ids, parse_status_filter
+from store import Collection, PointFilter, default_filter
 from store.schema import EXCLUDED_TAG, SUBSETS
+from subsets.saved import list_subsets, validate_subset_name
 
 
 class SelectionError(ValueError):
@@ -26,11 +33,6 @@ class SelectionError(ValueError):
 
 class EmptySelection(SelectionError):
     pass
-
-
-def default_filter(include_excluded: bool = False) -> PointFilter:
-    """What the map, exports and analyses show by default: everything not tagged `excluded`."""
-    return PointFilter() if include_excluded else PointFilter(tags_none=[EXCLUDED_TAG])
 
 
 @dataclass
@@ -92,9 +94,7 @@ class FilterSpec:
             return self.to_filter()
         flt = replace(self, review=None, outliers={}).to_filter()
         if self.review:
-            from review import matching_ids, parse_status_filter
-
-            _narrow(flt, matching_ids(collection, *parse_status_filter(self.review)))
+            _narrow(flt, review_ids(collection, *parse_status_filter(self.review)))
         for name, level in self.outliers.items():
             _narrow(flt, outlier_ids(collection, name, level))
         return flt
@@ -112,8 +112,6 @@ class FilterSpec:
                 if label not in known:
                     raise SelectionError(f"no points have label {label!r}; known labels: {_listing(known)}")
         if self.subset:
-            from subsets.saved import list_subsets, validate_subset_name
-
             validate_subset_name(self.subset)
             subsets = list_subsets(collection)
             if self.subset not in subsets:
@@ -126,8 +124,6 @@ class FilterSpec:
             if level not in LEVELS:
                 raise SelectionError(f"bad --outlier {name}:{level}: use FIELD:moderate or FIELD:severe")
         if self.review:
-            from review import ReviewError, parse_status_filter
-
             try:
                 parse_status_filter(self.review)
             except ReviewError as error:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from indexer.progress import progress_bar
+from imaging.progress import progress_bar
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 PUBLIC_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"

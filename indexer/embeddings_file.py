@@ -39,11 +39,11 @@ from typing import Any
 import numpy as np
 
 from analysis.knn import normalise
+from imaging.progress import progress_bar
 from indexer.pipeline import (
     IndexOptions, IndexReport, create_payload_indexes, finish_index, merge_payload, open_collection,
     refuse_other_source,
 )
-from indexer.progress import progress_bar
 from indexer.sources import Dataset, SourceError
 from store import Collection, Store, point_id
 from store.schema import FIELDS, HEIGHT, LABEL, LABELS, PATH, SHA1, SPLIT, WIDTH
@@ -172,7 +172,7 @@ class EmbeddingsReport(IndexReport):
 # --- the command ---------------------------------------------------------------------------
 def index_embeddings(root: str | Path, store: Store, options: IndexOptions, source: EmbeddingsInput) -> IndexReport:
     """Write the vectors of `source` for the images under `root` into `options.collection`,
-    then build the graph, the map and the scores as indexing does. Raises EmbeddingsRejected
+    then build the graph and the map as indexing does (the scores: scoring/indexing.py). Raises EmbeddingsRejected
     (nothing written) when any row is unusable."""
     dataset_root = _dataset_root(root)
     reader = open_embeddings(source.file, source.paths_file, source.column)

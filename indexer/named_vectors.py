@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 
 from analysis.knn import build_knn_graph, graph_file, normalise
+from imaging.progress import progress_bar
 from indexer.models import Embedder, load_embedder
 from indexer.pipeline import IndexOptions, PreparedImage, embed_and_write, embedding_of, prepare_image
-from indexer.progress import progress_bar
 from indexer.projection import project, projection_method
 from indexer.sources import ImageSource, SourceError
 from store import Collection, PointFilter, Store, StoreError, point_id

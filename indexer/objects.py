@@ -27,8 +27,8 @@ from detection.masks import pixel_mask, rasterise
 from detection.geometry import (
     CONTEXT_MARGIN, BBox, area_and_aspect, clip_box, crop_region, to_pixels, was_clipped,
 )
+from imaging.images import DecodedImage
 from indexer.annotations import Box
-from indexer.images import DecodedImage
 from indexer.models import Embedder
 from indexer.sources import Dataset, ImageSource, SourceError
 from store import Collection, point_id

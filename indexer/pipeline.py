@@ -9,13 +9,14 @@ and the next run embeds only files that are new or whose content hash changed.
 When the labels carry bounding boxes (COCO, YOLO, VOC), the same run also fills the object
 collection NAME-objects (indexer/objects.py): the decode worker that decodes an image cuts the
 crops of its boxes from the same pixels, and image and box batches share the embed / write
-steps, then each collection gets its own graph, map and scores.
+steps, then each collection gets its own graph and map.
 
 The decode-and-embed stage is the engine: here in this process (`engine="local"`), or on a
 Ray cluster (`engine="ray"`, indexer/ray_engine.py); both hand back batches of prepared images
 with their vectors, which the same steps write. The steps after the vectors are written
-(graph, map, scores, report: `finish_index`) also serve vectors read from a file
-(indexer/embeddings_file.py).
+(graph, map, report: `finish_index`) also serve vectors read from a file
+(indexer/embeddings_file.py). The quality scores come after the pipeline, from the command
+(scoring/indexing.py `index_and_analyze`): scoring sits above the indexer.
 
 Each collection records what made its vectors (model, precision, runtime, device). Vectors of
 two models or two precisions in one collection would make every distance between them
@@ -43,10 +44,10 @@ import numpy as np
 from analysis.image_metrics import MAX_ANALYSIS_SIDE, METRIC_FIELDS, image_metrics
 from analysis.knn import GRAPH_FILE, build_knn_graph
 from detection.geometry import CONTEXT_MARGIN
-from indexer.images import ImageSkipped, decode_image
+from imaging.images import ImageSkipped, decode_image
+from imaging.progress import progress_bar
 from indexer.models import DEFAULT_MODEL, Embedder, ModelLoadError, load_embedder
 from indexer.objects import Crops, ObjectIndex, ObjectReport, crops, link_collections, object_collection_name
-from indexer.progress import progress_bar
 from indexer.projection import ProjectionConfig, project, projection_method
 from indexer.sources import Dataset, ImageSource, SourceError, read_dataset
 from store import Collection, Store, point_id
@@ -92,7 +93,7 @@ class IndexOptions:
     neighbours: int = 15
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     image_metrics: bool = True  # brightness, sharpness, ... from the pixels decoded for embedding
-    analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph
+    analyze: bool = True  # mislabel / outlier / duplicate scores over the new graph (scoring/indexing.py)
     progress: bool = True
     objects: bool = True  # labels with boxes: also the object collection NAME-objects, one point per box
     crop_margin: float = CONTEXT_MARGIN  # context around each box's crop, a share of its size per side
@@ -208,20 +209,18 @@ def index_dataset(root: str | Path, store: Store, options: IndexOptions,
 def finish_index(collection: Collection, options: IndexOptions, report: IndexReport,
                  objects: ObjectIndex | None = None) -> None:
     """The steps after the vectors are written, for the collection and its object collection:
-    the neighbour graph and the map, the quality scores (unless `options.analyze` is off), the
-    merge into one segment, the saved report."""
+    the neighbour graph and the map, the merge into one segment, the saved report. The quality
+    scores and the images' object counts are scoring's: the command runs them afterwards
+    (scoring/indexing.py), so the indexer never imports the layer above it."""
     collection.flush()
-    report.projection_seconds, report.quality = _map_and_score(collection, options)
+    report.projection_seconds = _map_and_optimize(collection, options)
     report.total_points = collection.count()
     if objects is not None:
         objects.finish({s["path"]: s["reason"] for s in report.skipped})
-        objects.report.projection_seconds, objects.report.quality = _map_and_score(objects.collection, options)
+        objects.report.projection_seconds = _map_and_optimize(objects.collection, options)
         objects.report.total_points = objects.collection.count()
-        from scoring.object_metrics import add_object_counts  # geometry only; scoring's, beside analyze
-
-        add_object_counts(collection, objects.collection)
-        _save_report(objects.collection, report)
-    _save_report(collection, report)
+        save_report(objects.collection, report)
+    save_report(collection, report)
 
 
 def _open_objects(store: Store, options: IndexOptions, embedder: Embedder, dataset: Dataset, images: Collection,
@@ -557,18 +556,12 @@ def _drop_removed(collection: Collection, dataset: Dataset) -> list[str]:
     return sorted(str(p) for _, p in gone)
 
 
-def _map_and_score(collection: Collection, options: IndexOptions) -> tuple[float, str]:
-    """The steps after embedding, for the image and the object collection alike: kNN graph and
-    map, then the quality scores; returns (projection seconds, quality summary)."""
+def _map_and_optimize(collection: Collection, options: IndexOptions) -> float:
+    """kNN graph and map, then one segment; returns the projection seconds."""
     seconds = _build_map(collection, options)
-    quality = ""
-    if options.analyze and collection.count() >= 2:
-        from scoring.analyze import analyze_collection
-
-        quality = analyze_collection(collection, add_metrics=False).summary()
     collection.flush()
     collection.optimize()
-    return seconds, quality
+    return seconds
 
 
 def _build_map(collection: Collection, options: IndexOptions) -> float:
@@ -592,7 +585,8 @@ def _build_map(collection: Collection, options: IndexOptions) -> float:
     return seconds
 
 
-def _save_report(collection: Collection, report: IndexReport) -> None:
+def save_report(collection: Collection, report: IndexReport) -> None:
+    """The report, as JSON, in the collection's folder (again after the scores: scoring/indexing.py)."""
     path = collection.artifact_dir / REPORT_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     report.report_file = str(path)

@@ -7,7 +7,7 @@ embedder's `embed_batch`, so a file gives the same point either way. The results
 back to the driver, which writes them through the pipeline's writer thread as they arrive:
 the embedded store can be opened by one process only, and a Qdrant server is written the
 same way (so a run killed half-way resumes as a local one does). The graph, the map and the
-scores then run on the driver's machine (indexer/pipeline.py `finish_index`).
+scores then run on the driver's machine (indexer/pipeline.py `finish_index`, scoring/indexing.py).
 
 Where Ray runs: `RAY_ADDRESS` (Ray's own variable, e.g. `ray://head:10001` or `auto` on a
 cluster node) names the cluster; unset, a local Ray instance on this machine is started for
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from imaging.progress import progress_bar
 from indexer.models import ModelLoadError
 from indexer.pipeline import IndexOptions, PreparedImage, prepare_image
-from indexer.progress import progress_bar
 from indexer.sources import ImageSource
 from store.schema import METRIC_FIELDS
 
@@ -39,7 +39,7 @@ RAY_INSTALL = "pip install 'ray[data]'  (or: pip install -r requirements-ray.txt
 # driver at once, so small blocks keep every actor busy and results (and resume points) flowing.
 BATCHES_PER_BLOCK = 8
 PROJECT = Path(__file__).resolve().parents[1]
-WORKER_PACKAGES = ("indexer", "analysis", "store")  # what prepare_image and the embedders import
+WORKER_PACKAGES = ("indexer", "imaging", "analysis", "store")  # what prepare_image and the embedders import
 
 
 class RayUnavailable(ModelLoadError):

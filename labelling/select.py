@@ -10,9 +10,9 @@ metadata under `rounds` (labelling/rounds.py).
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from actions.edits import CollectionWriter, PointEditor, PointWriter
 from analysis.selection import DEFAULT_STRATEGY, STRATEGIES, SelectionInputError, select
 from filters import FilterSpec, SelectionError
 from labelling.pool import collection_pool
@@ -68,10 +68,10 @@ def check_request(request: SelectRequest) -> str | None:
 
 
 def select_next(collection: Collection, request: SelectRequest,
-                tagger: Callable[[list[str], str], object] | None = None) -> SelectResult:
+                writer: PointWriter | None = None) -> SelectResult:
     """Choose, tag and record the next batch; SelectionError (nothing written) when it cannot.
-    `tagger(ids, tag)` writes the tag (default `collection.add_tag`; the app passes its table's
-    edit, which keeps its in-memory tags in step)."""
+    The tag is written through actions/edits.py, to `writer` (default the collection; the app
+    passes its PointTable, which keeps its in-memory tags in step)."""
     tag = check_request(request)
     number = next_round(collection)
     tag = tag or f"batch-{number}"
@@ -85,7 +85,8 @@ def select_next(collection: Collection, request: SelectRequest,
     except SelectionInputError as error:
         raise SelectionError(str(error)) from None
     ids = data.ids[batch.rows].tolist()
-    (tagger or collection.add_tag)(ids, tag)
+    editor = PointEditor(writer or CollectionWriter(collection))
+    editor.add_tag(editor.writer.points_of(ids), tag)
     accuracy = probe_accuracy(data.pool.vectors, data.codes)
     result = SelectResult(ids=ids, scores=[float(s) for s in batch.scores], tag=tag, round=number,
                           strategy=batch.strategy, candidates=int(data.pool.candidates.sum()),

@@ -34,7 +34,7 @@ DECISIONS: dict[str, tuple[str, ...]] = {
     DUPLICATE_FLAG: (KEPT, TAGGED),  # the one kept / the others, tagged `duplicate`
 }
 STATUSES = (PENDING, ACCEPTED, KEPT, TAGGED, EXCLUDED)
-# A detector run's box issues (review/detection.py, review/detector.py): an accept adds the box,
+# A detector run's box issues (review/detection.py, evaluation/review_queues.py): an accept adds the box,
 # moves it onto the prediction, or excludes a spurious one.
 DETECTION_DECISIONS: dict[str, tuple[str, ...]] = {"missing_label": (ACCEPTED,), "badly_placed": (ACCEPTED,),
                                                    "spurious": (EXCLUDED,)}

@@ -7,9 +7,10 @@
     badly_placed    candidates: labelled boxes the run missed with `detection_reason:
                     badly_placed`; decided: the boxes moved onto their prediction
                     (`review.badly_placed`)
-    spurious        candidates: the active run's possibly spurious boxes (review/detector.py
-                    matches the run to find them); decided: the boxes excluded
-                    (`review.spurious`, decision "excluded")
+    spurious        candidates: labelled boxes no prediction overlaps (`detection_reason:
+                    unseen`) whose look-alikes the run mostly found (`lookalikes_found` >= 0.5,
+                    written with the outcomes by evaluation/evaluate.py); decided: the boxes
+                    excluded (`review.spurious`, decision "excluded")
 
 The decision is recorded with the run, prediction and scores (not the image's content hash a
 label decision keeps): it holds as long as it is in the payload. Each issue has one decision
@@ -22,10 +23,12 @@ from typing import Any
 
 from review.decisions import DETECTION_DECISIONS, PENDING, entry_of
 from store import Collection
-from store.schema import DETECTION_REASON, MISSING_LABEL_SCORE, PREDICTION_SOURCE, REVIEW, SOURCE
+from store.schema import DETECTION_REASON, LOOKALIKES_FOUND, MISSING_LABEL_SCORE, PREDICTION_SOURCE, REVIEW, SOURCE
 
 MISSING_LABEL, BADLY_PLACED, SPURIOUS = DETECTION_DECISIONS
-FIELDS = (SOURCE, MISSING_LABEL_SCORE, DETECTION_REASON, REVIEW)
+DETECTOR_ISSUES = tuple(DETECTION_DECISIONS)  # the three queues, in the order the tab lists them
+FIELDS = (SOURCE, MISSING_LABEL_SCORE, DETECTION_REASON, LOOKALIKES_FOUND, REVIEW)
+SPURIOUS_MIN_FOUND = 0.5  # possibly spurious: the run found at least this share of the box's look-alikes
 
 
 def _candidate(issue: str, payload: Mapping[str, Any]) -> bool:
@@ -33,7 +36,9 @@ def _candidate(issue: str, payload: Mapping[str, Any]) -> bool:
         return payload.get(SOURCE) == PREDICTION_SOURCE and isinstance(payload.get(MISSING_LABEL_SCORE), (int, float))
     if issue == BADLY_PLACED:
         return payload.get(DETECTION_REASON) == BADLY_PLACED and payload.get(SOURCE) != PREDICTION_SOURCE
-    return False  # spurious: the run's matching finds the candidates (_spurious_candidates)
+    found = payload.get(LOOKALIKES_FOUND)
+    return (payload.get(DETECTION_REASON) == "unseen" and payload.get(SOURCE) != PREDICTION_SOURCE
+            and isinstance(found, (int, float)) and found >= SPURIOUS_MIN_FOUND)
 
 
 def detection_status(issue: str, payload: Mapping[str, Any]) -> str | None:
@@ -52,16 +57,5 @@ def detection_statuses(collection: Collection, issue: str) -> dict[str, str]:
             state = detection_status(issue, record.payload)
             if state is not None:
                 found[record.id] = state
-    if issue == SPURIOUS:
-        found = {**_spurious_candidates(collection), **found}
     return found
 
-
-def _spurious_candidates(collection: Collection) -> dict[str, str]:
-    """The active run's possibly spurious boxes (none without a run), each "pending"."""
-    from evaluation.runs import active_run
-    from review.detector import DetectorQueues  # matches the run: only when asked
-
-    if active_run(collection) is None:
-        return {}
-    return {item.key: PENDING for item in DetectorQueues(collection).items(SPURIOUS)}

@@ -50,8 +50,8 @@ from analysis.mislabels import mislabel_scores
 from analysis.outliers import outlier_scores
 from detection.boxes import is_object_collection, prediction_point_ids
 from detection.geometry import crop_region
-from indexer.images import ImageSkipped, decode_image
-from indexer.progress import progress_bar
+from imaging.images import ImageSkipped, decode_image
+from imaging.progress import progress_bar
 from scoring.clusters import compute_clusters
 from scoring.object_metrics import add_object_counts, add_object_metrics
 from store import DEFAULT_VECTOR, Collection

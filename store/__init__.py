@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from store.base import (
-    DEFAULT_VECTOR, CollectionNotFound, Collection, Columns, PointFilter, PointRecord, Store, StoreError, point_id,
-    validate_vector_name,
+    DEFAULT_VECTOR, CollectionNotFound, Collection, Columns, PointFilter, PointRecord, Store, StoreError, default_filter,
+    point_id, validate_vector_name,
 )
 
 DEFAULT_PATH = "./data/qdrant"
@@ -19,7 +21,7 @@ DEFAULT_ARTIFACTS = "./data/artifacts"
 
 __all__ = [
     "DEFAULT_VECTOR", "validate_vector_name", "Collection", "CollectionNotFound", "Columns", "PointFilter", "PointRecord", "Store", "StoreError",
-    "open_store", "point_id",
+    "default_filter", "open_store", "opened_store", "point_id",
 ]
 
 
@@ -39,3 +41,13 @@ def open_store(path: str | None = None, url: str | None = None, api_key: str | N
     from store.edge import EdgeStore
 
     return EdgeStore(Path(path or os.environ.get("QDRANT_PATH") or DEFAULT_PATH))
+
+
+@contextmanager
+def opened_store(path: str | None = None, url: str | None = None, api_key: str | None = None) -> Iterator[Store]:
+    """`open_store`, closed on the way out whatever happens (every command of app.py runs in one)."""
+    store = open_store(path=path, url=url, api_key=api_key)
+    try:
+        yield store
+    finally:
+        store.close()

@@ -20,7 +20,7 @@ import numpy as np
 
 from store.point_ids import PointIds
 from store.schema import (
-    LABEL, ORIGINAL_LABEL, PREDICTION, PREDICTION_CORRECT, TAGS, index_kind, validate_tag,
+    EXCLUDED_TAG, LABEL, ORIGINAL_LABEL, PREDICTION, PREDICTION_CORRECT, TAGS, index_kind, validate_tag,
 )
 
 # Point ids are UUID5 of the dataset-relative path under this fixed namespace, so indexing
@@ -80,6 +80,12 @@ class PointFilter:
     def is_empty(self) -> bool:
         return not (self.labels or self.tags_any or self.tags_all or self.tags_none
                     or self.ids is not None or self.ranges or self.values or self.lacks_vector is not None)
+
+
+def default_filter(include_excluded: bool = False) -> PointFilter:
+    """What the map, exports and analyses show by default: everything not tagged `excluded`.
+    Here, beside the tag, so that filters/ and subsets/ share the one rule."""
+    return PointFilter() if include_excluded else PointFilter(tags_none=[EXCLUDED_TAG])
 
 
 @dataclass

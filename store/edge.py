@@ -25,8 +25,9 @@ from store.base import (
 )
 from store.columns_cache import FILE_NAME as CACHE_FILE
 from store.columns_cache import SCAN_FIELDS, ColumnCache, SnapshotBuilder, cacheable
+from store.point_filter import Dialect, to_qdrant_filter
 from store.scheduler import Scheduler
-from store.schema import LABEL, TAGS, VECTORS
+from store.schema import TAGS, VECTORS
 from store.write_behind import APPLY_DELAY_S, PendingWrites
 
 SHARD_DIR = "shard"
@@ -474,25 +475,15 @@ def _payload_selector(fields: Sequence[str] | None) -> Any:
     return qe.PayloadSelector.Include(list(fields))
 
 
+EDGE = Dialect(
+    has_id=lambda ids: qe.HasIdCondition(set(ids)),
+    match_any=lambda key, values: qe.FieldCondition(key, match=qe.MatchAny(values)),
+    match_value=lambda key, value: qe.FieldCondition(key, match=qe.MatchValue(value)),
+    in_range=lambda key, low, high: qe.FieldCondition(key, range=qe.RangeFloat(gte=low, lte=high)),
+    has_vector=qe.HasVectorCondition,
+    combine=lambda must, must_not: qe.Filter(must=must, must_not=must_not),
+)
+
+
 def to_edge_filter(flt: PointFilter | None) -> qe.Filter | None:
-    if flt is None or flt.is_empty():
-        return None
-    must: list[Any] = []
-    must_not: list[Any] = []
-    if flt.ids is not None:
-        must.append(qe.HasIdCondition(set(flt.ids)))
-    if flt.labels:
-        must.append(qe.FieldCondition(LABEL, match=qe.MatchAny(list(flt.labels))))
-    if flt.tags_any:
-        must.append(qe.FieldCondition(TAGS, match=qe.MatchAny(list(flt.tags_any))))
-    for tag in flt.tags_all or []:
-        must.append(qe.FieldCondition(TAGS, match=qe.MatchValue(tag)))
-    if flt.tags_none:
-        must_not.append(qe.FieldCondition(TAGS, match=qe.MatchAny(list(flt.tags_none))))
-    for key, values in flt.values.items():
-        must.append(qe.FieldCondition(key, match=qe.MatchAny(list(values))))
-    for key, (low, high) in flt.ranges.items():
-        must.append(qe.FieldCondition(key, range=qe.RangeFloat(gte=low, lte=high)))
-    if flt.lacks_vector is not None:
-        must_not.append(qe.HasVectorCondition(flt.lacks_vector))
-    return qe.Filter(must=must or None, must_not=must_not or None)
+    return to_qdrant_filter(flt, EDGE)

@@ -5,7 +5,7 @@ the artifact files (kNN graph, reports) beside it.
     push_collection(store.open("fashion-mnist"), target, name="fashion-mnist", progress=progress_bar)
 
 `progress`: a factory of progress bars called as `progress(total=, desc=, unit=)` (the
-command line passes indexer/progress.py's `progress_bar`, which suits a terminal and a log
+command line passes imaging/progress.py's `progress_bar`, which suits a terminal and a log
 alike); None reports nothing.
 
 With a server, artifact files live in a local folder per collection (EMBEDSCAPE_ARTIFACTS),

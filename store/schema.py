@@ -65,6 +65,7 @@ MASK, MASK_FILL, POLYGON_VERTICES = "mask", "mask_fill", "polygon_vertices"
 # Object points against a detector's run (evaluation/): what happened to the labelled box.
 DETECTION_OUTCOME, DETECTION_IOU, DETECTION_SCORE = "detection_outcome", "detection_iou", "detection_score"
 DETECTION_REASON = "detection_reason"
+LOOKALIKES_FOUND = "lookalikes_found"
 ORIGINAL_BBOX = "original_bbox"  # object points: the box before a move accepted in review
 SOURCE = "source"  # object points: where the box comes from (absent: the labels file)
 ADDED_SOURCE = "added"  # a detector's box a user accepted as a missing label (evaluation/accept.py)
@@ -157,6 +158,9 @@ _FIELDS = (
                  description="the current detector run, COCO matching at IoU 0.5: tp, missed or crowd"),
     PayloadField(DETECTION_REASON, "keyword", indexed=True,
                  description="a missed box: badly_placed, wrong_class or unseen (analysis/detection_outcomes.py)"),
+    PayloadField(LOOKALIKES_FOUND, "float", indexed=True,
+                 description="a box no prediction overlaps (unseen): the share of its nearest labelled boxes "
+                             "the run found (>= 0.5: possibly spurious)"),
     PayloadField(DETECTION_IOU, "float", indexed=True,
                  description="IoU of the prediction that found the box (missed: of its nearest same-class one)"),
     PayloadField(DETECTION_SCORE, "float", indexed=True,
@@ -200,7 +204,7 @@ OBJECT_FIELDS = (IMAGE_ID, ANNOTATION_ID, BBOX, IMAGE_WIDTH, IMAGE_HEIGHT)
 BOX_SCORE_FIELDS = (DUPLICATE_BOX_GROUP, MAX_BOX_IOU)
 OBJECT_METRIC_FIELDS = (RELATIVE_AREA, BORDER_DISTANCE, SHAPE_SCORE, MASK_FILL, POLYGON_VERTICES)  # per box
 IMAGE_OBJECT_FIELDS = (OBJECT_COUNT, OBJECT_DENSITY)                  # per image of a detection dataset
-DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_REASON, DETECTION_IOU, DETECTION_SCORE)
+DETECTION_FIELDS = (DETECTION_OUTCOME, DETECTION_REASON, DETECTION_IOU, DETECTION_SCORE, LOOKALIKES_FOUND)
 # Numeric, but identifiers or map positions rather than measurements (not compared, not binned).
 NOT_MEASUREMENTS = frozenset({X, Y, DUPLICATE_GROUP, EXACT_DUPLICATE_GROUP, SPLIT_LEAK_GROUP, DUPLICATE_BOX_GROUP,
                               ANNOTATION_ID, IMAGE_WIDTH, IMAGE_HEIGHT, CLUSTER})

@@ -18,7 +18,7 @@ from store.base import (
     DEFAULT_VECTOR, SCROLL_BATCH, WRITE_BATCH, Collection, PointFilter, PointRecord, Store, StoreError, chunked,
     to_point_record, validate_collection_name, validate_vector_name,
 )
-from store.schema import LABEL, TAGS
+from store.point_filter import Dialect, to_qdrant_filter
 
 
 class ServerCollection(Collection):
@@ -225,25 +225,15 @@ def _payload_selector(fields: Sequence[str] | None) -> Any:
     return list(fields)
 
 
+CLIENT = Dialect(
+    has_id=lambda ids: models.HasIdCondition(has_id=list(ids)),
+    match_any=lambda key, values: models.FieldCondition(key=key, match=models.MatchAny(any=values)),
+    match_value=lambda key, value: models.FieldCondition(key=key, match=models.MatchValue(value=value)),
+    in_range=lambda key, low, high: models.FieldCondition(key=key, range=models.Range(gte=low, lte=high)),
+    has_vector=lambda name: models.HasVectorCondition(has_vector=name),
+    combine=lambda must, must_not: models.Filter(must=must, must_not=must_not),
+)
+
+
 def to_client_filter(flt: PointFilter | None) -> models.Filter | None:
-    if flt is None or flt.is_empty():
-        return None
-    must: list[Any] = []
-    must_not: list[Any] = []
-    if flt.ids is not None:
-        must.append(models.HasIdCondition(has_id=list(flt.ids)))
-    if flt.labels:
-        must.append(models.FieldCondition(key=LABEL, match=models.MatchAny(any=list(flt.labels))))
-    if flt.tags_any:
-        must.append(models.FieldCondition(key=TAGS, match=models.MatchAny(any=list(flt.tags_any))))
-    for tag in flt.tags_all or []:
-        must.append(models.FieldCondition(key=TAGS, match=models.MatchValue(value=tag)))
-    if flt.tags_none:
-        must_not.append(models.FieldCondition(key=TAGS, match=models.MatchAny(any=list(flt.tags_none))))
-    for key, values in flt.values.items():
-        must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(values))))
-    for key, (low, high) in flt.ranges.items():
-        must.append(models.FieldCondition(key=key, range=models.Range(gte=low, lte=high)))
-    if flt.lacks_vector is not None:
-        must_not.append(models.HasVectorCondition(has_vector=flt.lacks_vector))
-    return models.Filter(must=must or None, must_not=must_not or None)
+    return to_qdrant_filter(flt, CLIENT)

@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from filters.spec import default_filter
-from store import Collection
+from store import Collection, default_filter
 from store.schema import NOT_MEASUREMENTS
 from subsets.saved import group_arrays, subset_arrays
 

@@ -19,7 +19,7 @@ from deploy.auth import AuthConfigError, parse_auth
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = ("app.py", "requirements.txt", "store", "indexer", "analysis", "scoring", "filters", "actions", "subsets",
-           "export", "ui", "deploy", "detection", "evaluation", "labelling", "review")
+           "export", "ui", "deploy", "detection", "evaluation", "labelling", "review", "imaging")
 
 
 def _compose() -> dict:

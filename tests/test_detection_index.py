@@ -23,7 +23,8 @@ from detection.crops import HIGHLIGHT_COLOUR, crop_thumbnail, cut_crop, draw_box
 from detection.geometry import CONTEXT_MARGIN, crop_region
 from detection_fixtures import COCO_GOOD, COCO_SIZES, CORRUPT_BOX_ID, OUTSIDE_ID, make_coco, make_yolo, scene
 from indexer.objects import model_input, object_point_id
-from indexer.pipeline import REPORT_FILE, IndexOptions, index_dataset
+from indexer.pipeline import REPORT_FILE, IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store, point_id
 from store.schema import DUPLICATE_BOX_FLAG
 
@@ -33,7 +34,7 @@ CLIPPED = {4: [70.0, 50.0, 10.0, 10.0]}
 def index(root: Path, labels: Path, qdrant: Path, embedder, collection: str = "c", **options):
     store = open_store(path=str(qdrant))
     try:
-        return index_dataset(root, store, IndexOptions(collection, "mobilenet-v2", labels_file=labels, batch_size=4,
+        return index_and_analyze(root, store, IndexOptions(collection, "mobilenet-v2", labels_file=labels, batch_size=4,
                                                        progress=False, **options), embedder)
     finally:
         store.close()

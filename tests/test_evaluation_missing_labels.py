@@ -16,7 +16,8 @@ from detection_fixtures import missing_label_dataset
 from evaluation.evaluate import evaluate_run
 from evaluation.missing_labels import load_missing_labels, save_missing_labels, score_missing_labels
 from evaluation.readers import import_detections
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store
 
 def auc(scores: np.ndarray, positive: np.ndarray) -> float:
@@ -33,7 +34,7 @@ def indexed(tmp_path_factory, mobilenet):
     (base / "run.json").write_text(json.dumps(predictions))
     store = open_store(path=str(base / "qdrant"))
     try:
-        index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+        index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
                                                 progress=False, analyze=False), mobilenet)
     finally:
         store.close()
@@ -114,7 +115,7 @@ def test_accepting_adds_labelled_boxes_that_export_evaluate_and_survive_reindexi
     labels = base / "instances.json"
     store = open_store(path=str(base / "qdrant"))
     try:
-        index_dataset(base / "images", store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+        index_and_analyze(base / "images", store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
                                                            progress=False, analyze=False), mobilenet)
         sources = [r.payload.get("source") for batch in store.open("m-objects").scroll(None) for r in batch]
     finally:

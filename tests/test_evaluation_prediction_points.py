@@ -19,7 +19,8 @@ from review.detection import detection_status
 from scoring.analyze import analyze_collection
 from store import open_store
 from detection_fixtures import missing_label_dataset
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from ui.figure import FIELD_PREFIX, colouring
 from ui.state import MapState
 from ui.table import PointTable
@@ -36,7 +37,7 @@ def base(tmp_path_factory, mobilenet):
     (base / "run.json").write_text(json.dumps(predictions))
     store = open_store(path=str(base / "qdrant"))
     try:
-        index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+        index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
                                                 progress=False, analyze=False), mobilenet)
     finally:
         store.close()

@@ -13,8 +13,9 @@ import pytest
 from PIL import Image
 
 from analysis.image_metrics import MAX_ANALYSIS_SIDE, image_metrics
-from indexer.images import decode_image, reduction_factor
-from indexer.pipeline import IndexOptions, index_dataset
+from imaging.images import decode_image, reduction_factor
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store
 
 ORIENTATION = 0x0112
@@ -140,7 +141,7 @@ def test_indexing_photos_stores_their_true_size(tmp_path: Path, mobilenet) -> No
     save_jpeg(images / "b" / "small.jpg", photo(200, 150, seed=3))
     store = open_store(path=str(tmp_path / "qdrant"))
     try:
-        report = index_dataset(images, store, IndexOptions("photos", "mobilenet-v2", progress=False, analyze=False),
+        report = index_and_analyze(images, store, IndexOptions("photos", "mobilenet-v2", progress=False, analyze=False),
                                embedder=mobilenet)
         assert report.embedded == 3 and not report.skipped
         payloads = {r.payload["path"]: r.payload for batch in store.open("photos").scroll(None) for r in batch}

@@ -262,11 +262,12 @@ def test_absolute_paths_inside_the_folder_and_missing_files_when_allowed(dataset
 
 
 def test_the_collection_dimension_and_model_are_checked(dataset: dict, mobilenet, capsys: pytest.CaptureFixture) -> None:
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
 
     store = open_store(path=str(dataset["qdrant"]))
     try:
-        index_dataset(dataset["root"], store, IndexOptions("c", model="mobilenet-v2", progress=False), mobilenet)
+        index_and_analyze(dataset["root"], store, IndexOptions("c", model="mobilenet-v2", progress=False), mobilenet)
     finally:
         store.close()
     file = parquet(dataset["tmp"] / "v.parquet", good_rows(dataset))
@@ -323,11 +324,12 @@ def test_check_reads_in_batches_and_counts_every_row(dataset: dict) -> None:
 
 def test_both_store_backends_take_the_same_file(dataset: dict, store) -> None:
     """The embedded engine, and qdrant-client's local mode standing in for a Qdrant server."""
-    from indexer.embeddings_file import EmbeddingsInput, index_embeddings
+    from indexer.embeddings_file import EmbeddingsInput
     from indexer.pipeline import IndexOptions
+    from scoring.indexing import embeddings_and_analyze
 
     file = parquet(dataset["tmp"] / "v.parquet", good_rows(dataset))
-    report = index_embeddings(dataset["root"], store, IndexOptions("c", model="m", progress=False),
+    report = embeddings_and_analyze(dataset["root"], store, IndexOptions("c", model="m", progress=False),
                               EmbeddingsInput(file))
     assert report.total_points == 12
     stored = {r.id: (r.payload, r.vector) for batch in store.open("c").scroll(with_vectors=True) for r in batch}

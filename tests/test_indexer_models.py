@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import write_image
 from indexer.mobilenet import EMBEDDING_DIM, IMAGENET_MEAN, IMAGENET_STD, EmbeddingHead, load_pretrained
 from indexer.models import MobileNetEmbedder, ModelLoadError, load_embedder
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store
 
 ESPRESSO = 967
@@ -149,7 +150,7 @@ def test_index_a_folder_with_tiny_clip(tmp_path: Path, tiny_clip: Path) -> None:
         write_image(tmp_path / "images" / ("cats" if i % 2 else "dogs") / f"{i}.jpg", seed=i, size=(24, 40))
     store = open_store(path=str(tmp_path / "qdrant"))
     try:
-        report = index_dataset(tmp_path / "images", store,
+        report = index_and_analyze(tmp_path / "images", store,
                                IndexOptions("clip", model=str(tiny_clip), device="cpu", progress=False))
         collection = store.open("clip")
         metadata = collection.read_metadata()

@@ -13,7 +13,8 @@ import pytest
 import app
 from conftest import write_image
 from indexer.named_vectors import add_model_vector, load_map
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import PointFilter, open_store, point_id
 
 LABELS = ("apple", "pear", "plum")
@@ -28,7 +29,7 @@ def _images(root: Path, per_label: int = 4) -> Path:
 
 def test_add_model_vector_on_both_backends(store, tmp_path: Path, mobilenet, tiny_clip: Path) -> None:
     root = _images(tmp_path / "images")
-    index_dataset(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
+    index_and_analyze(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
     collection = store.open("c")
     tagged = point_id("pear/1.png")
     collection.add_tag([tagged], "keep")
@@ -57,10 +58,10 @@ def test_add_vector_resumes_after_a_reindex_dropped_it(store, tmp_path: Path, mo
     point's vectors): running --add-vector again embeds just that one."""
     root = _images(tmp_path / "images")
     options = IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False)
-    index_dataset(root, store, options, mobilenet)
+    index_and_analyze(root, store, options, mobilenet)
     add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
     write_image(root / "plum" / "2.png", seed=999)
-    index_dataset(root, store, options, mobilenet)
+    index_and_analyze(root, store, options, mobilenet)
     collection = store.open("c")
     assert collection.ids(PointFilter(lacks_vector="clip")) == [point_id("plum/2.png")]
     report = add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "clip")
@@ -71,7 +72,7 @@ def test_add_vector_resumes_after_a_reindex_dropped_it(store, tmp_path: Path, mo
 def test_add_vector_refuses_another_model_under_the_same_name(store, tmp_path: Path, mobilenet,
                                                               tiny_clip: Path) -> None:
     root = _images(tmp_path / "images", 2)
-    index_dataset(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
+    index_and_analyze(root, store, IndexOptions("c", model="mobilenet-v2", progress=False, analyze=False), mobilenet)
     add_model_vector(root, store, IndexOptions("c", model=str(tiny_clip), progress=False), "second", mobilenet)
     from store import StoreError
 

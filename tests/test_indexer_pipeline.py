@@ -18,8 +18,9 @@ from PIL import Image
 
 import app
 from conftest import png_bytes, write_image
-from indexer.images import ImageSkipped, decode_image
-from indexer.pipeline import REPORT_FILE, IndexOptions, index_dataset
+from imaging.images import ImageSkipped, decode_image
+from indexer.pipeline import REPORT_FILE, IndexOptions
+from scoring.indexing import index_and_analyze
 from indexer.sources import SourceError
 from store import open_store, point_id
 
@@ -126,7 +127,7 @@ def odd_index(odd_folder: Path, mobilenet, tmp_path_factory: pytest.TempPathFact
     pixel_limit = Image.MAX_IMAGE_PIXELS
     store = open_store(path=str(qdrant))
     try:
-        report = index_dataset(odd_folder, store, IndexOptions(collection="odd", model="mobilenet-v2", batch_size=4,
+        report = index_and_analyze(odd_folder, store, IndexOptions(collection="odd", model="mobilenet-v2", batch_size=4,
                                                                progress=False), embedder=mobilenet)
     finally:
         store.close()
@@ -190,7 +191,7 @@ def test_concurrent_decoding_leaves_warning_filters_alone(tmp_path: Path, odd_fo
 
 
 def test_pixel_limit_is_pillows(odd_folder: Path) -> None:
-    from indexer import images
+    from imaging import images
 
     assert Image.MAX_IMAGE_PIXELS == 89_478_485  # untouched by importing the indexer
     assert images.MAX_PIXELS == Image.MAX_IMAGE_PIXELS
@@ -303,7 +304,7 @@ def test_empty_folder_is_a_clear_error(tmp_path: Path, mobilenet) -> None:
     store = open_store(path=str(tmp_path / "q"))
     try:
         with pytest.raises(SourceError, match="no images found under .*check the path"):
-            index_dataset(tmp_path / "images", store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
+            index_and_analyze(tmp_path / "images", store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
         assert store.list_collections() == []  # nothing created for nothing
     finally:
         store.close()

@@ -13,7 +13,7 @@ import pytest
 from tqdm import tqdm
 
 from conftest import ROOT, write_image
-from indexer.progress import LINE_STEPS, LineProgress, progress_bar
+from imaging.progress import LINE_STEPS, LineProgress, progress_bar
 
 
 def test_off_a_terminal_ten_thousand_updates_make_a_dozen_whole_lines() -> None:

@@ -160,7 +160,8 @@ def test_fuzzy_graph_is_symmetric(data) -> None:
 def test_indexing_a_large_collection_maps_every_point_from_a_sample(tmp_path: Path, mobilenet) -> None:
     """The pipeline with the threshold lowered: the metadata names the method, every point is mapped."""
     from conftest import write_image
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
     from store import open_store
 
     for i in range(30):
@@ -168,7 +169,7 @@ def test_indexing_a_large_collection_maps_every_point_from_a_sample(tmp_path: Pa
     config = ProjectionConfig(full_fit_max_points=12, sample_size=12, refine_epochs=10)
     store = open_store(path=str(tmp_path / "qdrant"))
     try:
-        index_dataset(tmp_path / "images", store, IndexOptions("big", "mobilenet-v2", progress=False, analyze=False,
+        index_and_analyze(tmp_path / "images", store, IndexOptions("big", "mobilenet-v2", progress=False, analyze=False,
                                                                projection=config), embedder=mobilenet)
         collection = store.open("big")
         metadata = collection.read_metadata()

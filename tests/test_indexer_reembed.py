@@ -14,7 +14,8 @@ from PIL import Image
 import app
 from conftest import build_tiny_clip, write_image
 from indexer.models import MobileNetEmbedder, ModelLoadError, cpu_runs_bf16_natively
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from indexer.sources import SourceError
 from store import open_store, point_id
 
@@ -32,7 +33,7 @@ def images(tmp_path: Path) -> Path:
 def index(images: Path, qdrant: Path, model: str = "mobilenet-v2", **options):
     store = open_store(path=str(qdrant))
     try:
-        return index_dataset(images, store, IndexOptions("c", model, device="cpu", batch_size=4, progress=False,
+        return index_and_analyze(images, store, IndexOptions("c", model, device="cpu", batch_size=4, progress=False,
                                                          analyze=False, **options))
     finally:
         store.close()
@@ -226,11 +227,11 @@ def test_reembed_covers_the_boxes_of_the_object_collection(tmp_path: Path) -> No
     try:
         options = IndexOptions("c", "mobilenet-v2", labels_file=coco, device="cpu", batch_size=4, progress=False,
                                analyze=False, runtime="onnxruntime", precision="fp32")
-        first = index_dataset(root, store, options)
+        first = index_and_analyze(root, store, options)
         store.open("c-objects").add_tag([object_point_id("b.png", 20)], "checked")
-        again = index_dataset(root, store, replace(options, runtime="openvino"))
+        again = index_and_analyze(root, store, replace(options, runtime="openvino"))
         assert (again.embedded, again.objects.embedded) == (0, 0)  # same model and precision: nothing to do
-        redone = index_dataset(root, store, replace(options, runtime="openvino", reembed=True))
+        redone = index_and_analyze(root, store, replace(options, runtime="openvino", reembed=True))
         objects = store.open("c-objects")
         metadata = objects.read_metadata()
         boxes = {r.id: r.payload for batch in objects.scroll(None) for r in batch}

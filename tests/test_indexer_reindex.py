@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import write_image
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from indexer.projection import ProjectionConfig
 from store import open_store, point_id
 
@@ -20,7 +21,7 @@ NAMES = [f"{label}/{i}.png" for label in ("red", "blue") for i in range(4)]
 def index(root: Path, qdrant: Path, embedder, collection: str = "c", seed: int = 0, **options):
     store = open_store(path=str(qdrant))
     try:
-        return index_dataset(root, store, IndexOptions(collection, "mobilenet-v2", batch_size=4, progress=False,
+        return index_and_analyze(root, store, IndexOptions(collection, "mobilenet-v2", batch_size=4, progress=False,
                                                        projection=ProjectionConfig(seed=seed), **options), embedder)
     finally:
         store.close()

@@ -19,7 +19,8 @@ from detection.crops import BOX_COLOUR, HIGHLIGHT_COLOUR, MASK_ALPHA, draw_boxes
 from detection_fixtures import CATEGORY, COCO_CATEGORIES, make_yolo, scene
 from indexer.annotations import read_coco
 from indexer.objects import object_point_id
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store, point_id
 
 SIZE = (96, 96)
@@ -83,7 +84,7 @@ def masks(tmp_path_factory: pytest.TempPathFactory, mobilenet) -> dict:
     root, coco = make_masks(base)
     store = open_store(path=str(base / "qdrant"))
     try:
-        report = index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=coco, batch_size=8,
+        report = index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=coco, batch_size=8,
                                                          progress=False), mobilenet)
     finally:
         store.close()
@@ -187,7 +188,7 @@ def test_yolo_segmentation_polygons_round_trip(tmp_path: Path, mobilenet) -> Non
     root, data_yaml = make_yolo(tmp_path)
     store = open_store(path=str(tmp_path / "qdrant"))
     try:
-        index_dataset(root, store, IndexOptions("y", "mobilenet-v2", labels_file=data_yaml, batch_size=8,
+        index_and_analyze(root, store, IndexOptions("y", "mobilenet-v2", labels_file=data_yaml, batch_size=8,
                                                 progress=False, analyze=False), mobilenet)
     finally:
         store.close()

@@ -16,7 +16,8 @@ import app
 from analysis.object_metrics import SHAPE_OUTLIER_Z, box_geometry, box_shape_features, per_image, shape_scores
 from detection_fixtures import CATEGORY, COCO_CATEGORIES, scene
 from indexer.objects import object_point_id
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store, point_id
 from store.schema import SHAPE_OUTLIER_FLAG
 
@@ -87,7 +88,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory, mobilenet) -> dict:
     root, coco, boxes = make_shapes(base)
     store = open_store(path=str(base / "qdrant"))
     try:
-        index_dataset(root, store, IndexOptions("s", "mobilenet-v2", labels_file=coco, batch_size=8, progress=False),
+        index_and_analyze(root, store, IndexOptions("s", "mobilenet-v2", labels_file=coco, batch_size=8, progress=False),
                       mobilenet)
     finally:
         store.close()

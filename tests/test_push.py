@@ -70,7 +70,7 @@ def test_push_from_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert app.main([*base, "--local-path", str(tmp_path / "server"), "--target-collection", "copy"]) == 0
     captured = capsys.readouterr()
     assert "pushed 30 points of 'things' to 'copy'" in captured.out
-    # Off a terminal the progress comes as whole lines (indexer/progress.py), not a redrawn bar.
+    # Off a terminal the progress comes as whole lines (imaging/progress.py), not a redrawn bar.
     assert "push things -> copy: 30/30 pt (100%)" in captured.err and "\r" not in captured.err
     assert app.main([*base, "--local-path", str(tmp_path / "server"), "--target-collection", "copy"]) == 2
     assert "already exists" in capsys.readouterr().err

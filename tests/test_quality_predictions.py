@@ -10,7 +10,8 @@ import pytest
 
 import app
 from conftest import INDEXED_LABELS, write_image
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from indexer.predictions import import_predictions
 from scoring.analyze import confused_pairs
 from store.schema import MISLABEL_SCORE, OUTLIER_SCORE, UNIQUENESS
@@ -80,7 +81,7 @@ def test_planted_mislabel_is_flagged_with_suggestion(tmp_path: Path, mobilenet) 
     _two_cluster_folder(root)
     store = open_store(path=str(tmp_path / "q"))
     try:
-        index_dataset(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
+        index_and_analyze(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
         collection = store.open("c")
         planted = collection.retrieve([point_id("light/planted.png")])[0].payload
         assert planted["suggested_label"] == "dark"
@@ -143,12 +144,12 @@ def test_user_labels_survive_re_indexing_and_restore(tmp_path: Path, mobilenet) 
         write_image(root / "cat" / f"{i}.png", seed=i)
     store = open_store(path=str(tmp_path / "q"))
     try:
-        index_dataset(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
+        index_and_analyze(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
         collection = store.open("c")
         target = point_id("cat/0.png")
         assert collection.relabel([target], "lynx") == 1
         write_image(root / "cat" / "0.png", seed=99)  # content changes: re-embedded on the next run
-        report = index_dataset(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
+        report = index_and_analyze(root, store, IndexOptions("c", "mobilenet-v2", progress=False), mobilenet)
         assert report.embedded == 1
         payload = collection.retrieve([target], ["label", "original_label"])[0].payload
         assert payload == {"label": "lynx", "original_label": "cat"}

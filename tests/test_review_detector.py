@@ -1,4 +1,4 @@
-"""A detector run's three review queues (review/detector.py) on a real index run (real scenes, real
+"""A detector run's three review queues (evaluation/review_queues.py) on a real index run (real scenes, real
 mobilenet-v2, the embedded Qdrant engine): what each queue holds and in what order, what an
 accept does to the collection (a box added, a box moved, a box excluded), that undo puts every
 point back as it was, and the `--review` filter values and export columns the decisions give."""
@@ -18,7 +18,7 @@ from export import export_points
 from filters import FilterSpec, matching_ids
 from store import PointFilter
 from review import PENDING, ReviewError, parse_status_filter
-from review.detector import (
+from evaluation.review_queues import (
     BADLY_PLACED, MISSING_LABEL, SPURIOUS, DetectorQueues, accept_missing_label, move_box, undo_missing_label,
     undo_move_box,
 )

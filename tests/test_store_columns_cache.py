@@ -251,7 +251,8 @@ def test_indexing_leaves_a_current_cache(root: Path, tmp_path: Path, mobilenet: 
     """The indexer's upserts, label writes, deletes and map writes: after it, the next process
     reads the cache (no scan) and gets what a scan gets, also after a re-index."""
     from conftest import write_image
-    from indexer.pipeline import IndexOptions, index_dataset
+    from indexer.pipeline import IndexOptions
+    from scoring.indexing import index_and_analyze
 
     images = tmp_path / "images"
     for i in range(6):
@@ -260,7 +261,7 @@ def test_indexing_leaves_a_current_cache(root: Path, tmp_path: Path, mobilenet: 
     def index() -> None:
         store = open_store(path=str(root))
         try:
-            index_dataset(images, store, IndexOptions("c", "mobilenet-v2", batch_size=4, progress=False), mobilenet)
+            index_and_analyze(images, store, IndexOptions("c", "mobilenet-v2", batch_size=4, progress=False), mobilenet)
         finally:
             store.close()
 

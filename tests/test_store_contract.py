@@ -55,6 +55,22 @@ def test_create_count_filter_and_facets(store: Store) -> None:
     assert collection.tag_counts() == {"odd": 25}
 
 
+def test_every_part_of_a_point_filter_alone_and_together(store: Store) -> None:
+    """store/point_filter.py translates a PointFilter once for both backends: each part alone,
+    and all of them at once (AND)."""
+    collection, ids, _ = _make(store)
+    collection.add_tag(ids[:10], "first")
+    paths = {"path": [f"img/{i}.png" for i in range(5)]}
+    assert collection.count(PointFilter()) == 50
+    assert collection.count(PointFilter(tags_all=["odd", "first"])) == 5
+    assert collection.count(PointFilter(tags_any=["odd", "first"])) == 30
+    assert collection.count(PointFilter(values=paths)) == 5
+    assert collection.count(PointFilter(ids=[])) == 0
+    both = PointFilter(labels=["cat"], tags_all=["odd", "first"], tags_none=["never"], ids=ids[:6],
+                       ranges={"brightness": (0.02, None)}, values=paths)
+    assert sorted(collection.ids(both)) == sorted([ids[1], ids[3]])
+
+
 def test_payload_indexes_are_created_listed_and_dropped(store: Store) -> None:
     collection, _, _ = _make(store)
     collection.create_index("path", "keyword")

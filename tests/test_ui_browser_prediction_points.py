@@ -12,7 +12,8 @@ import pytest
 
 import app
 from detection.boxes import boxes_of_image
-from indexer.pipeline import IndexOptions, index_dataset
+from indexer.pipeline import IndexOptions
+from scoring.indexing import index_and_analyze
 from store import open_store
 from detection_fixtures import missing_label_dataset
 from test_ui_browser import CHROMIUM, open_page
@@ -32,7 +33,7 @@ def served(tmp_path_factory, mobilenet):
     (base / "run.json").write_text(json.dumps(predictions))
     store = open_store(path=str(base / "qdrant"))
     try:
-        index_dataset(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
+        index_and_analyze(root, store, IndexOptions("m", "mobilenet-v2", labels_file=labels, batch_size=8,
                                                 progress=False, analyze=False), mobilenet)
     finally:
         store.close()

@@ -1,11 +1,11 @@
 """The Label quality tab's three detector queues (likely missing labels, badly placed boxes,
-possibly spurious boxes; review/detector.py): the queues of the explorer's run beside the
+possibly spurious boxes; evaluation/review_queues.py): the queues of the explorer's run beside the
 label-quality book, one interface for the tab, and the decisions' edits and their undo.
 
     A  missing label: add the predicted box as a labelled box   badly placed: move the box
     E  spurious box: exclude it (tag `excluded`)                 S skip   U undo the last decision
 
-The edits are review/detector.py's functions (the same as the command line's `--accept`); a
+The edits are evaluation/review_queues.py's functions (the same as the command line's `--accept`); a
 spurious box's tag goes through the shared PointTable so the map sees it at once. After each
 edit the caller reads the collection again (the live table), so added, moved and deleted boxes
 show on the map.
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from review import EXCLUDED, QueueFilter, QueueItem, ReviewBook
-from review.detector import (
+from evaluation.review_queues import (
     BADLY_PLACED, DETECTOR_ISSUES, MISSING_LABEL, SPURIOUS, DetectorQueues, accept_missing_label, forget_decision,
     move_box, record_decision, spurious_entry, undo_missing_label, undo_move_box,
 )

@@ -15,8 +15,9 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from actions.edits import PointEditor
 from store import PointFilter
-from store.schema import DETECTION_OUTCOME, PREDICTION_CORRECT, InvalidTag, validate_tag
+from store.schema import DETECTION_OUTCOME, PREDICTION_CORRECT, InvalidTag
 from ui.clusters import load_clusters
 from ui.context import AppContext
 from ui.map.routes import rows_in_shape
@@ -316,14 +317,13 @@ def _tagging_panel(ctx: AppContext, controls: MapControls) -> TaggingControls:
         rows = state.selected_rows()
         if not (name or "").strip():
             return state, "Type a new tag or pick one first.", gr.skip(), gr.skip(), gr.skip()
-        try:
-            name = validate_tag(name)
+        table = ctx.table
+        try:  # the tag rule first: a bad name is the message even with nothing selected
+            name, changed = PointEditor(table).edit_tag(rows if rows is not None else [], name, add)
         except InvalidTag as error:
             return state, markdown_text(error), gr.skip(), gr.skip(), gr.skip()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip(), gr.skip(), gr.skip()
-        table = ctx.table
-        changed = table.edit_tags(rows, name, add)
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(table)
         verb = f"Added '{markdown_text(name)}' to" if add else f"Removed '{markdown_text(name)}' from"

@@ -12,6 +12,7 @@ from typing import Any
 
 import gradio as gr
 
+from actions.edits import PointEditor
 from export import FORMATS, ExportError, export_to_tempfile
 from filters import FilterSpec, SelectionError, count_matching
 from store import StoreError
@@ -180,7 +181,8 @@ def _selection_panel(ctx: AppContext) -> tuple[gr.Textbox, gr.Button, gr.Markdow
         rows = state.selected_rows()
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first."
-        changed = ctx.table.edit_tags(rows, EXCLUDED_TAG, add)
+        editor = PointEditor(ctx.table)
+        changed = editor.exclude(rows) if add else editor.restore(rows)
         if state.colour_by == "tag" or state.filter_tags:
             state.set_view(ctx.table)
         verb = "Excluded" if add else "Restored"

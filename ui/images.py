@@ -36,7 +36,7 @@ from PIL import Image, ImageOps
 
 from detection.boxes import boxes_of_image, crop_margin, is_object_collection
 from detection.crops import crop_thumbnail, draw_boxes
-from indexer.images import ImageSkipped
+from imaging.images import ImageSkipped
 from store import Collection
 from store.schema import BBOX, IMAGE_ID, MASK, PATH, SHA1
 from ui.run_overlay import draw_predictions

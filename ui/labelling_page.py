@@ -107,7 +107,7 @@ def build(ctx: AppContext) -> None:
                                 spec=spec, balance=balance_value or None)
         try:
             result = select_next(ctx.collection, request,
-                                 tagger=lambda ids, t: table.edit_tags(table.rows_for_ids(ids), t, True))
+                                 writer=table)
             out = Path(tempfile.mkdtemp(prefix="embedscape-batch-"))
             written = write_batch_files(ctx.collection, result.ids, result.tag, out)
         except (SelectionError, InvalidTag, ExportError) as error:

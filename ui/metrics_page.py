@@ -21,6 +21,7 @@ import gradio as gr
 import numpy as np
 import plotly.graph_objects as go
 
+from actions.edits import PointEditor
 from analysis.severity import MODERATE, MODERATE_IQR, SEVERE, SEVERE_IQR, Fences, iqr_fences, severity
 from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, PREDICTION_CONFIDENCE, UNIQUENESS, X, Y
 from ui.context import AppContext
@@ -280,7 +281,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
         table = ctx.table
-        changed = table.relabel(rows, name)
+        changed = PointEditor(table).relabel(rows, name)
         state.dirty.add("colour")
         return (state, f"Set label '{markdown_text(name)}' on {changed:,} of {len(rows):,} selected points "
                        "(saved to Qdrant).",
@@ -291,7 +292,7 @@ def _weak_label_panel(ctx: AppContext) -> None:
         if rows is None or len(rows) == 0:
             return state, "Select points on the map first.", gr.skip()
         table = ctx.table
-        restored = table.restore_labels(rows)
+        restored = PointEditor(table).restore_labels(rows)
         state.dirty.add("colour")
         return (state, f"Restored the original label of {restored:,} of {len(rows):,} selected points.",
                 gr.Dropdown(choices=label_choices(table)))

@@ -31,15 +31,15 @@ from typing import Any
 import gradio as gr
 import numpy as np
 
+from actions.edits import DUPLICATE_TAG, PointEditor
 from detection.boxes import is_object_collection
-from review import ACCEPTED, EXCLUDED, KEPT, PENDING, REVIEWED, TAGGED, QueueFilter, QueueItem, ReviewBook
+from review import ACCEPTED, EXCLUDED, KEPT, PENDING, REVIEWED, QueueFilter, QueueItem, ReviewBook
 from review.queue import WIDEST_MIN_SCORE, pair_counts
 from store.schema import (
-    DUPLICATE_FLAG, EXCLUDED_TAG, MISLABEL_FLAG, MISLABEL_SCORE, ORIGINAL_LABEL, OUTLIER_FLAG, InvalidTag,
-    validate_tag,
+    DUPLICATE_FLAG, EXCLUDED_TAG, MISLABEL_FLAG, MISLABEL_SCORE, OUTLIER_FLAG, InvalidTag,
 )
 from evaluation.runs import active_run
-from review.detector import DETECTOR_ISSUES, MISSING_LABEL, DetectorQueues
+from evaluation.review_queues import DETECTOR_ISSUES, MISSING_LABEL, DetectorQueues
 from ui.context import AppContext
 from ui.detector_review import DETECTOR_CHOICES, DetectorReviewer, QueueBooks, detector_card
 from ui.review_keys import review_keys_js
@@ -50,7 +50,7 @@ from ui.state import MapState
 from ui.table import PointTable
 from ui.text import markdown_text
 
-MISLABEL_TAG, OUTLIER_TAG, DUPLICATE_TAG = "mislabeled", "outlier", "duplicate"
+MISLABEL_TAG, OUTLIER_TAG = "mislabeled", "outlier"
 DEFAULT_TAG = {MISLABEL_FLAG: MISLABEL_TAG, OUTLIER_FLAG: OUTLIER_TAG, DUPLICATE_FLAG: DUPLICATE_TAG}
 ISSUE_CHOICES = [("Likely mislabels", MISLABEL_FLAG), ("Outliers", OUTLIER_FLAG), ("Duplicate groups", DUPLICATE_FLAG)]
 SHOW_CHOICES = [("To review", PENDING), ("Reviewed", REVIEWED), ("All", "all")]
@@ -236,73 +236,40 @@ def pair_choices(book: QueueBooks, filters: Filters) -> list[tuple[str, str]]:
 
 # --- actions ----------------------------------------------------------------------------------
 class Reviewer:
-    """Carries out a card's decision: the edit itself through the PointTable (relabel, tag),
-    then the record in the ReviewBook. `undo` reverses both, from the recorded decision.
-    A detector queue's card goes to `detector` (ui/detector_review.py)."""
+    """Carries out a card's decision and says what it did: a label-quality card through the one
+    point editor (actions/edits.py: the edit through the PointTable, then the record in the
+    ReviewBook), a detector queue's card through `detector` (ui/detector_review.py). `undo`
+    reverses either, from the recorded decision."""
 
-    def __init__(self, table: PointTable, book: QueueBooks, detector: DetectorReviewer | None = None) -> None:
+    def __init__(self, table: PointTable, book: QueueBooks | ReviewBook,
+                 detector: DetectorReviewer | None = None) -> None:
         self.table, self.book, self.detector = table, book, detector
+        self.editor = PointEditor(table, book)
 
-    def decide(self, item: QueueItem, action: str, tag: str, keep: str | None) -> str:
+    def decide(self, item: QueueItem, action: str, tag: str, keep: str | None, replace: bool = False) -> str:
         if item.issue in DETECTOR_ISSUES:
             return self.detector.decide(item, action) if self.detector is not None else ""
-        rows = self.table.rows_for_ids(item.ids)
-        if item.issue == DUPLICATE_FLAG:
-            return self._duplicates(item, action, keep)
-        if action == "accept" and item.issue == MISLABEL_FLAG and item.suggested:
-            previous = item.label
-            self.table.relabel(rows, item.suggested)
-            self.book.decide(item.issue, item.ids, ACCEPTED, previous_label=previous)
+        done = self.editor.decide(item, action, tag, keep, replace)
+        if done is None:
+            return ""
+        if done.decision == ACCEPTED:
             return (f"Relabelled {markdown_text(item.label)} → {markdown_text(item.suggested)} "
                     "(original kept; U undoes).")
-        if action == "keep":
-            self.book.decide(item.issue, item.ids, KEPT)
-            return "Kept as it is; it will not be suggested again unless the data change."
-        if action == "exclude" and item.issue == OUTLIER_FLAG:
-            self.table.edit_tags(rows, EXCLUDED_TAG, True)
-            self.book.decide(item.issue, item.ids, EXCLUDED, tag=EXCLUDED_TAG)
-            return f"Excluded (tag '{EXCLUDED_TAG}')."
-        if action == "tag":
-            self.table.edit_tags(rows, tag, True)
-            self.book.decide(item.issue, item.ids, TAGGED, tag=tag)
-            return f"Tagged '{markdown_text(tag)}'."
-        return ""
-
-    def _duplicates(self, item: QueueItem, action: str, keep: str | None) -> str:
-        if action == "separate":
-            self.book.decide(item.issue, item.ids, KEPT, group=item.key)
+        if done.separate:
             return "Marked as not duplicates: every image kept."
-        if action != "keep":
-            return ""
-        keeper = keep if keep in item.ids else item.ids[0]
-        rest = [point for point in item.ids if point != keeper]
-        self.table.edit_tags(self.table.rows_for_ids(rest), DUPLICATE_TAG, True)
-        self.book.decide(item.issue, [keeper], KEPT, group=item.key)
-        self.book.decide(item.issue, rest, TAGGED, group=item.key, tag=DUPLICATE_TAG)
-        return f"Kept one; tagged {len(rest)} '{DUPLICATE_TAG}'."
+        if done.decision == KEPT and done.tag:
+            return f"Kept one; tagged {done.tagged} '{DUPLICATE_TAG}'."
+        if done.decision == KEPT:
+            return "Kept as it is; it will not be suggested again unless the data change."
+        if done.decision == EXCLUDED:
+            return f"Excluded (tag '{EXCLUDED_TAG}')."
+        return f"Tagged '{markdown_text(done.tag)}'."
 
     def undo(self, issue: str, ids: Sequence[str]) -> int:
         """Reverse the recorded decision on `ids`: restore the label, remove the tag it added."""
         if issue in DETECTOR_ISSUES:
             return self.detector.undo(issue, ids) if self.detector is not None else 0
-        for point in ids:
-            entry = self.book.entry(issue, point)
-            if entry is None:
-                continue
-            rows = self.table.rows_for_ids([point])
-            if entry["decision"] == ACCEPTED:
-                self._restore_label(rows, point, entry.get("previous"))
-            if entry.get("tag") and entry["decision"] in (TAGGED, EXCLUDED):
-                self.table.edit_tags(rows, str(entry["tag"]), False)
-        return self.book.undo(issue, ids)
-
-    def _restore_label(self, rows: np.ndarray, point: str, previous: Any) -> None:
-        original = self.book.collection.retrieve([point], [ORIGINAL_LABEL])
-        stored = original[0].payload.get(ORIGINAL_LABEL) if original else None
-        if isinstance(previous, str) and previous and previous != stored:
-            self.table.relabel(rows, previous)  # relabelled before this review: back to that label
-        else:
-            self.table.restore_labels(rows)
+        return self.editor.undo(issue, ids)
 
 
 def run_command(reviewer: Reviewer, session: ReviewSession, filters: Filters, command: dict[str, Any],
@@ -337,14 +304,12 @@ def run_command(reviewer: Reviewer, session: ReviewSession, filters: Filters, co
 
 def _decide(reviewer: Reviewer, session: ReviewSession, filters: Filters, item: QueueItem, action: str,
             tag: str) -> str:
-    try:
-        tag = validate_tag(tag or DEFAULT_TAG[item.issue]) if action == "tag" else tag
+    tag = (tag or DEFAULT_TAG[item.issue]) if action == "tag" else tag
+    following = _next_key(reviewer.book, session, filters, item.key)
+    try:  # a new decision replaces the old one (the tag is checked before that: a bad one loses nothing)
+        message = reviewer.decide(item, action, tag, session.keep_choice.get(item.key), replace=item.status != PENDING)
     except InvalidTag as error:
         return markdown_text(error)
-    following = _next_key(reviewer.book, session, filters, item.key)
-    if item.status != PENDING:
-        reviewer.undo(item.issue, item.ids)  # a new decision replaces the old one
-    message = reviewer.decide(item, action, tag, session.keep_choice.get(item.key))
     if not message:
         return f"'{markdown_text(action)}' does not apply to this card."
     session.decided.append((item.issue, item.key))

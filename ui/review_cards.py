@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from review import ACCEPTED, EXCLUDED, KEPT, PENDING, TAGGED, QueueItem
-from review.detector import BADLY_PLACED, MISSING_LABEL, SPURIOUS, Evidence
+from evaluation.review_queues import BADLY_PLACED, MISSING_LABEL, SPURIOUS, Evidence
 from store.schema import (
     DUPLICATE_FLAG, MISLABEL_FLAG, MISLABEL_FLAGGED_BY, NEIGHBOUR_AGREEMENT, OUTLIER_FLAG, PROBE_AGREEMENT,
 )

@@ -1,7 +1,8 @@
 """The points of one collection as in-memory columns, shared by every browser session.
 
 The map, the grid and the distribution all work on row numbers into this table, so a
-selection of 70,000 points is one numpy array, not 70,000 payload reads. Tag edits go through
+selection of 70,000 points is one numpy array, not 70,000 payload reads. The app edits points
+through actions/edits.py's PointEditor with this table as its writer: tag edits go through
 `edit_tags`, which writes to the store and updates the in-memory tags under one lock, so what
 sessions see stays what Qdrant holds.
 
@@ -251,6 +252,16 @@ class PointTable:
             self._apply_tag_edit(rows, current, tag, add)
             self.tags_version += 1
         return changed
+
+    # The PointWriter of actions/edits.py (the one module that edits points): rows are its points.
+    def points_of(self, ids: Iterable[str]) -> np.ndarray:
+        return self.rows_for_ids(ids)
+
+    def add_tag(self, rows: np.ndarray, tag: str) -> int:
+        return self.edit_tags(rows, tag, True)
+
+    def remove_tag(self, rows: np.ndarray, tag: str) -> int:
+        return self.edit_tags(rows, tag, False)
 
     def _apply_tag_edit(self, rows: np.ndarray, current: list[tuple[str, ...]], tag: str, add: bool) -> None:
         """The store's edit on our copy (new tuples: `current` went to the store as they were)."""

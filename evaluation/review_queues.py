@@ -41,12 +41,11 @@ from detection.boxes import crop_margin
 from detection.geometry import area_and_aspect
 from indexer.models import Embedder
 from review.decisions import ACCEPTED, EXCLUDED, PENDING, entry_of, merged_review
+from review.detection import BADLY_PLACED, DETECTOR_ISSUES, MISSING_LABEL, SPURIOUS
 from review.queue import QueueItem, order, progress, select, QueueFilter
 from store import Collection, StoreError
 from store.schema import AREA, ASPECT_RATIO, BBOX, EXCLUDED_TAG, IMAGE_ID, LABEL, ORIGINAL_BBOX, PATH, REVIEW, SOURCE, TAGS
 
-MISSING_LABEL, BADLY_PLACED, SPURIOUS = "missing_label", "badly_placed", "spurious"
-DETECTOR_ISSUES = (MISSING_LABEL, BADLY_PLACED, SPURIOUS)
 NEIGHBOURS = 10
 
 
