@@ -82,3 +82,47 @@ def test_unlabelled_counts_splits_and_leaks(served, browser) -> None:
     open_tab(page, "Metrics")
     page.wait_for_selector("#es-metrics-labelled .es-labelled")
     assert labelled_counts(page, "#es-metrics-labelled .es-labelled") == (2, 3, 30, 90)
+
+
+@pytest.fixture
+def detection_served(tmp_path: Path):
+    """The detection UI dataset with the last four images' boxes removed and their labels cleared
+    (unlabelled images), and a detector run over every image."""
+    from detection_fixtures import build_detection_ui
+    from evaluation.readers import import_detections
+    from test_ui_browser_detection_run import write_run
+
+    store, images, objects, _ = build_detection_ui(tmp_path)
+    columns = images.columns(["path"])
+    fresh = [pid for pid, path in zip(columns.ids, columns.values["path"]) if int(Path(path).stem) >= 8]
+    objects.delete(objects.ids(PointFilter(values={"image_id": fresh})))
+    images.set_payload(fresh, {"label": "", "labels": []})
+    write_run(tmp_path / "detector.csv")
+    import_detections(objects, images, tmp_path / "detector.csv", "detector")
+    running = start_server(images, objects=objects)
+    yield running, images, objects, fresh
+    running.stop()
+    store.close()
+
+
+def test_label_next_from_a_detector_run(detection_served, browser) -> None:
+    from analysis.selection.boxes import box_uncertainty
+    from evaluation.runs import load_run
+    from test_ui_browser_hostile import pick
+
+    server, images, objects, fresh = detection_served
+    run = load_run(objects, "detector")
+    wanted = {pid: float(box_uncertainty(run.score[run.image_id == pid]).sum()) for pid in fresh}
+    page = open_page(browser, server.url)
+    open_tab(page, "Label next")
+    page.wait_for_selector("#es-ln-run", state="visible")
+    pick(page, "#es-ln-strategy", "uncertain-boxes")
+    page.fill("#es-ln-budget input", "2")
+    page.click("#es-ln-choose")
+    page.wait_for_selector("#es-ln-status .es-ln-done")
+    assert "chose 2 of 4 unlabelled points by uncertain-boxes (run detector)" in page.inner_text("#es-ln-status")
+    wait_selected(page, 2)
+    chosen = set(images.ids(PointFilter(tags_any=["batch-1"])))
+    assert len(chosen) == 2 and min(wanted[p] for p in chosen) >= max(wanted[p] for p in set(fresh) - chosen)
+    files = page.eval_on_selector_all("#es-ln-files a", "links => links.map(a => decodeURIComponent(a.href))")
+    assert any("batch-1-label-studio.json" in f for f in files) and any("batch-1-yolo.zip" in f for f in files), files
