@@ -24,6 +24,7 @@ Modules
     view_link.py      the view <-> query parameters (pure; ids as base64url, MAX_QUERY_CHARS)
     page_layout.py    the page's frame: map beside the panels, the drag handle between them
     box_quality_page.py   the Duplicate boxes tab of an object explorer
+    split_panel.py    the Filter & Export tab's Splits row: compare two splits, select the leaks
     views.py          HTML of the count line, grid, distribution and detail card
     text.py           strings from data and links as text for HTML, toasts, Plotly and Markdown
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
