@@ -224,6 +224,9 @@ def _add_loop_commands(commands: Any) -> None:
     select.add_argument("--balance", choices=["class", "cluster"], help="share the batch evenly over predicted "
                                                                         "classes or clusters")
     select.add_argument("--seed", type=int, default=0)
+    select.add_argument("--run", metavar="RUN", help="uncertain-boxes: the detector run (default: the current one)")
+    select.add_argument("--threshold", type=float, default=0.5,
+                        help="uncertain-boxes: the confidence threshold box uncertainty peaks at (default 0.5)")
     select.add_argument("--out", type=Path, metavar="DIR", help="write the batch's files for annotators here: "
                                                                "CSV, Label Studio tasks, COCO, YOLO image list")
     add_filter_arguments(select, tag_flag=False)
@@ -798,17 +801,36 @@ def cmd_select_next(args: argparse.Namespace) -> int:
     from filters.cli import spec_from_args
     from labelling import SelectRequest, select_next
     from labelling.batch_files import write_batch_files
+    from labelling.detector import DetectorSource
 
     request = SelectRequest(budget=args.budget, strategy=args.strategy, tag=args.batch_tag,
-                            spec=spec_from_args(args), balance=args.balance, seed=args.seed)
+                            spec=spec_from_args(args), balance=args.balance, seed=args.seed, run=args.run,
+                            threshold=args.threshold)
     with configured_store(args) as store:
-        collection = store.open(args.collection)
-        result = select_next(collection, request)
-        files = write_batch_files(collection, result.ids, result.tag, args.out) if args.out else []
+        collection, objects = _images_and_objects(store, args.collection, args.strategy)
+        result = select_next(collection, request, objects=objects)
+        boxes_from = DetectorSource(objects, result.run, args.threshold) if objects is not None and result.run \
+            else None
+        files = write_batch_files(collection, result.ids, result.tag, args.out, boxes_from) if args.out else []
     print(result.summary())
     for path in files:
         print(f"wrote {path}")
     return 0
+
+
+def _images_and_objects(store: Any, name: str, strategy: str) -> tuple[Any, Any]:
+    """The collection to choose in and, for a detection dataset, its object collection. A
+    strategy that reads a detector run chooses images: NAME or NAME-objects given, NAME's images
+    and NAME-objects' run; any other chooses among the points of the collection given."""
+    from analysis.selection import USES_RUN
+    from detection.boxes import is_object_collection, partner_name
+
+    collection = store.open(name)
+    partner = partner_name(collection)
+    if partner is None or not store.exists(partner) or (strategy not in USES_RUN and is_object_collection(collection)):
+        return collection, None
+    other = store.open(partner)
+    return (other, collection) if is_object_collection(collection) else (collection, other)
 
 
 def cmd_labels(args: argparse.Namespace) -> int:

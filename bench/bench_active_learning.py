@@ -1,6 +1,6 @@
 """Active-learning benchmark: which strategy picks the labels that teach a classifier most.
 
-    .venv/bin/pip install -r bench/requirements.txt          # modAL-python, the library compared against
+    .venv/bin/pip install -r bench/requirements.txt          # modAL-python, scikit-activeml: the libraries compared against
     .venv/bin/python bench/bench_active_learning.py           # the simulated loop, 3 seeds (~10-20 min, 2 cores)
     .venv/bin/python bench/bench_active_learning.py --part speed   # k-center over 1,000,000 vectors
 
@@ -11,7 +11,10 @@ scikit-learn LogisticRegression is fitted on the labelled vectors and scored on 
 2,000. Our strategies (analysis/selection, uncertainty from the cross-validated linear probe the
 app uses, no model needed) and random, against modAL's (modAL-python: margin, entropy and
 least-confidence sampling and ranked batch-mode sampling, each with the same LogisticRegression
-as its learner, as a modAL user would set it up), seeds 0, 1, 2, same initial labels per seed.
+as its learner, as a modAL user would set it up) and scikit-activeml's (margin, entropy and
+least-confident UncertaintySampling over the same LogisticRegression wrapped in its
+SklearnClassifier, and its CoreSet and TypiClust diversity sampling from the vectors alone),
+seeds 0, 1, 2, same initial labels per seed.
 Reported: accuracy at 600 and 1,000 labels (median over seeds), and the labels each needs to
 reach random's median accuracy at 1,000.
 Speed: k-center greedy choosing 1,000 of 1,000,000 64-d vectors (1,000 labelled), median of runs;
@@ -119,11 +122,49 @@ def modal_strategies() -> dict[str, Callable[..., Any]]:
             "modAL least-confidence": uncertainty_sampling, "modAL ranked batch": uncertainty_batch_sampling}
 
 
+def skactiveml_loop(make_query: Callable[[int], Any], vectors: np.ndarray, labels: np.ndarray, first: np.ndarray,
+                    test: tuple[np.ndarray, np.ndarray], seed: int) -> list[float]:
+    """scikit-activeml's loop: unlabelled rows carry its MISSING_LABEL (NaN) in `y`; the
+    query strategy fits the classifier it is given (uncertainty) or reads `X` alone (diversity)."""
+    from skactiveml.classifier import SklearnClassifier
+    from skactiveml.utils import MISSING_LABEL
+    from sklearn.linear_model import LogisticRegression
+
+    query = make_query(seed)
+    y = np.full(len(vectors), MISSING_LABEL)
+    y[first] = labels[first]
+    curve = []
+    while True:
+        known = ~np.isnan(y)
+        curve.append(evaluate(vectors, labels, np.flatnonzero(known), *test))
+        if known.sum() >= END:
+            return curve
+        clf = SklearnClassifier(LogisticRegression(max_iter=2000), classes=np.arange(CLASSES), random_state=seed)
+        if hasattr(query, "method"):  # UncertaintySampling: needs the classifier
+            picked = query.query(vectors, y, clf=clf, batch_size=STEP)
+        else:
+            picked = query.query(vectors, y, batch_size=STEP)
+        y[np.asarray(picked)] = labels[np.asarray(picked)]
+
+
+def skactiveml_strategies() -> dict[str, Callable[[int], Any]]:
+    from skactiveml.pool import CoreSet, TypiClust, UncertaintySampling
+
+    def uncertainty(method: str) -> Callable[[int], Any]:
+        return lambda seed: UncertaintySampling(method=method, random_state=seed)
+
+    return {"skactiveml margin": uncertainty("margin_sampling"), "skactiveml entropy": uncertainty("entropy"),
+            "skactiveml least-confident": uncertainty("least_confident"),
+            "skactiveml CoreSet": lambda seed: CoreSet(random_state=seed),
+            "skactiveml TypiClust": lambda seed: TypiClust(random_state=seed)}
+
+
 # The comparisons that decide the default first, so a cut-short run still answers it.
 ORDER = ("random", "margin-coreset", "margin-clusters", "class-balanced-margin", "margin", "modAL margin",
          "modAL ranked batch", "k-center", "entropy", "least-confidence", "modAL entropy", "modAL least-confidence",
          "representative", "cluster-balanced", "class-balanced-margin + LR", "margin-clusters + LR",
-         "margin-coreset + LR", "margin + LR")
+         "margin-coreset + LR", "margin + LR", "skactiveml margin", "skactiveml CoreSet", "skactiveml TypiClust",
+         "skactiveml entropy", "skactiveml least-confident")
 
 
 def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[dict[str, Any]], None],
@@ -133,7 +174,8 @@ def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[di
     pool_x, pool_y = vectors[:POOL], labels[:POOL]
     test = (vectors[POOL:POOL + HELD_OUT], labels[POOL:POOL + HELD_OUT])
     graph = build_knn_graph(np.arange(POOL).astype(str), pool_x, k=15)
-    names = [n for n in ORDER if n.removesuffix(LR_SUFFIX) in STRATEGIES or n in modal_strategies()]
+    libraries = {**modal_strategies(), **skactiveml_strategies()}
+    names = [n for n in ORDER if n.removesuffix(LR_SUFFIX) in STRATEGIES or n in libraries]
     curves: dict[str, dict[str, list[float]]] = dict(previous.get("curves", {})) if only else {}
     seconds: dict[str, float] = dict(previous.get("seconds", {})) if only else {}
     for name in only or []:
@@ -146,8 +188,10 @@ def loop_part(seeds: tuple[int, ...], only: list[str] | None, save: Callable[[di
             started = time.perf_counter()
             if name.removesuffix(LR_SUFFIX) in STRATEGIES:
                 curve = our_loop(name, pool_x, pool_y, first, graph, test, seed)
-            else:
+            elif name in modal_strategies():
                 curve = modal_loop(modal_strategies()[name], pool_x, pool_y, first, test)
+            else:
+                curve = skactiveml_loop(skactiveml_strategies()[name], pool_x, pool_y, first, test, seed)
             seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - started
             curves.setdefault(name, {})[str(seed)] = curve
             print(f"{name:24} seed {seed}: " + " ".join(f"{a:.3f}" for a in curve), flush=True)

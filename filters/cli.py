@@ -1,6 +1,6 @@
 """The command line's filter flags, shared by export, tag, delete and subset save.
 
-    add_filter_arguments(parser)      # --tag, --tag-all, --tag-none, --label, --subset, --range, --review, ...
+    add_filter_arguments(parser)      # --tag, --tag-all, --tag-none, --label, --labelled, --unlabelled, --subset, ...
     spec = spec_from_args(args)       # -> FilterSpec
 """
 from __future__ import annotations
@@ -26,6 +26,11 @@ def add_filter_arguments(parser: argparse.ArgumentParser, tag_flag: bool = True)
                        help="has none of these tags (repeatable)")
     group.add_argument("--label", action="append", default=[], metavar="L", dest="labels",
                        help="label is any of these (repeatable)")
+    labelled = group.add_mutually_exclusive_group()
+    labelled.add_argument("--labelled", action="store_const", const=True, dest="labelled",
+                          help="only points with a label")
+    labelled.add_argument("--unlabelled", action="store_const", const=False, dest="labelled",
+                          help="only points without a label (images no labels file names)")
     group.add_argument("--subset", metavar="S", help="in this saved subset")
     group.add_argument("--range", action="append", default=[], metavar="FIELD:LOW:HIGH", dest="ranges",
                        help="numeric field within [LOW, HIGH]; leave an end empty, e.g. mislabel_score:0.5:")
@@ -48,6 +53,7 @@ def spec_from_args(args: argparse.Namespace) -> FilterSpec:
                       labels=list(args.labels), subset=args.subset, ids=_read_ids(args.ids_file),
                       ranges=dict(parse_range(r) for r in args.ranges), review=args.review,
                       outliers=dict(parse_outlier(o) for o in getattr(args, "outliers", [])),
+                      labelled=getattr(args, "labelled", None),
                       include_excluded=args.include_excluded)
 
 

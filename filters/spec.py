@@ -23,7 +23,7 @@ import numpy as np
 from analysis.severity import LEVELS, tail_rows
 from review import ReviewError, matching_ids as review_ids, parse_status_filter
 from store import Collection, PointFilter, default_filter
-from store.schema import EXCLUDED_TAG, SUBSETS
+from store.schema import EXCLUDED_TAG, LABEL, SUBSETS
 from subsets.saved import list_subsets, validate_subset_name
 
 
@@ -48,6 +48,8 @@ class FilterSpec:
                review status for the issue (default mislabel) is that (review/decisions.py)
     outliers:  numeric field -> "moderate" or "severe": the points in that tail of the field's
                values over the whole collection (analysis/severity.py: 1.5 / 3 x IQR)
+    labelled:  True: only points with a label; False: only unlabelled ones (label "" or none);
+               None: both
     include_excluded: also points tagged `excluded` (left out by default)
     """
 
@@ -60,19 +62,21 @@ class FilterSpec:
     ranges: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     review: str | None = None
     outliers: dict[str, str] = field(default_factory=dict)
+    labelled: bool | None = None
     include_excluded: bool = False
 
     def is_empty(self) -> bool:
         """True when nothing narrows the points down (the exclusion default aside)."""
         return not (self.tags_any or self.tags_all or self.tags_none or self.labels or self.subset
-                    or self.ids is not None or self.ranges or self.review or self.outliers)
+                    or self.ids is not None or self.ranges or self.review or self.outliers
+                    or self.labelled is not None)
 
     def to_filter(self) -> PointFilter:
         """The store filter, without checking names against a collection. A `review` part
         needs the collection (a decision applies only while the point is unchanged): use
         `resolve`."""
-        if self.review or self.outliers:
-            raise SelectionError("review and outlier filters are resolved against a collection: "
+        if self.review or self.outliers or self.labelled is not None:
+            raise SelectionError("review, outlier and labelled filters are resolved against a collection: "
                                  "use FilterSpec.resolve")
         tags_none = list(self.tags_none)
         # Asking for excluded points by tag means wanting them: no default exclusion then.
@@ -90,9 +94,11 @@ class FilterSpec:
     def resolve(self, collection: Collection) -> PointFilter:
         """The store filter, after checking that every tag, label and subset asked for exists."""
         self.check(collection)
-        if not self.review and not self.outliers:
+        if not self.review and not self.outliers and self.labelled is None:
             return self.to_filter()
-        flt = replace(self, review=None, outliers={}).to_filter()
+        flt = replace(self, review=None, outliers={}, labelled=None).to_filter()
+        if self.labelled is not None:
+            _narrow(flt, labelled_ids(collection, self.labelled))
         if self.review:
             _narrow(flt, review_ids(collection, *parse_status_filter(self.review)))
         for name, level in self.outliers.items():
@@ -146,6 +152,8 @@ class FilterSpec:
             parts.append(f"review {self.review}")
         for name, level in self.outliers.items():
             parts.append(f"{level} outliers of {name}")
+        if self.labelled is not None:
+            parts.append("labelled" if self.labelled else "unlabelled")
         parts.append("excluded points included" if self.include_excluded else f"without '{EXCLUDED_TAG}'")
         return "; ".join(parts)
 
@@ -153,6 +161,15 @@ class FilterSpec:
 def _narrow(flt: PointFilter, ids: list[str]) -> None:
     """Keep only `ids` in the filter's id list (AND with any ids already there)."""
     flt.ids = ids if flt.ids is None else [i for i in flt.ids if i in set(ids)]
+
+
+def labelled_ids(collection: Collection, labelled: bool) -> list[str]:
+    """The points with a label (`labelled`) or without one (label "" or no label field: an
+    image no labels file names, a detector's false positive drawn on the map)."""
+    columns = collection.columns([LABEL])
+    distinct, codes = columns.text(LABEL)
+    named = np.array([bool(v) for v in distinct.tolist()] + [False], dtype=bool)  # code -1 (absent): last
+    return columns.ids[np.flatnonzero(named[codes] == labelled)].tolist()
 
 
 def outlier_ids(collection: Collection, name: str, level: str) -> list[str]:

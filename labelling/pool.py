@@ -5,7 +5,9 @@ Labelled means a non-empty `label`. Candidates are the unlabelled points inside 
 filter (by default everything not tagged `excluded`) that no earlier round chose: those are
 out with the annotators (their round's tag says which). Class probabilities come from an
 imported model (`prediction_probabilities`) when every candidate has them, else from the
-cross-validated linear probe on the labelled points (the one label quality trains).
+cross-validated linear probe on the labelled points (the one label quality trains). With a
+detector's run (`uncertain-boxes`, a detection dataset's images), an image with a labelled box
+counts as labelled too, and the pool carries the run's boxes (labelling/detector.py).
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ import numpy as np
 
 from analysis.knn import KnnGraph
 from analysis.label_quality import encode_labels
-from analysis.selection import USES_GRAPH, USES_PROBABILITIES, Pool, probe_probabilities
-from filters import FilterSpec
+from analysis.selection import USES_GRAPH, USES_PROBABILITIES, USES_RUN, Pool, probe_probabilities
+from filters import FilterSpec, SelectionError
+from labelling.detector import DetectorSource, run_boxes
 from labelling.rounds import rounds
 from store import Collection, Columns, PointFilter
 from store.schema import CLUSTER, LABEL, PREDICTION_PROBABILITIES, PREDICTION_SOURCE, SOURCE
@@ -27,16 +30,19 @@ PROBE, MODEL = "linear probe (cross-validated)", "imported model"
 @dataclass
 class CollectionPool:
     """`pool` over the rows of `ids`; `classes`: the label names behind the probability columns;
-    `codes`: each row's class code (-1 = unlabelled); `probabilities_from`: PROBE, MODEL or None."""
+    `codes`: each row's class code (-1 = unlabelled); `probabilities_from`: PROBE, MODEL or None;
+    `run`: the detector run whose boxes the pool carries, or None."""
 
     ids: np.ndarray
     pool: Pool
     classes: np.ndarray
     codes: np.ndarray
     probabilities_from: str | None
+    run: str | None = None
 
 
-def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, balance: str | None) -> CollectionPool:
+def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, balance: str | None,
+                    detector: DetectorSource | None = None) -> CollectionPool:
     ids, vectors = collection.vectors()
     columns = collection.columns([LABEL, CLUSTER, SOURCE])
     row_of = {pid: i for i, pid in enumerate(columns.ids)}
@@ -44,6 +50,13 @@ def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, bal
     labels = np.array([columns.values[LABEL][i] or "" for i in order], dtype=str)
     classes, codes = encode_labels(labels)
     labelled = codes >= 0
+    boxes, run = None, None
+    if strategy in USES_RUN:
+        if detector is None:
+            raise SelectionError(f"{strategy} chooses images of a detection dataset from a detector's run: give "
+                                 "the image collection or its NAME-objects, which holds the run")
+        boxes, with_boxes, run = run_boxes(detector, ids)
+        labelled = labelled | with_boxes
     allowed = set(collection.ids(_without_earlier_rounds(collection, spec.resolve(collection))))
     # A detector's false positives drawn on the map (source=prediction) are not points to label:
     # they become labels only when accepted as missing labels (evaluation/accept.py).
@@ -55,8 +68,8 @@ def collection_pool(collection: Collection, spec: FilterSpec, strategy: str, bal
         probabilities, source = _probabilities(collection, ids, candidates, classes, unit, codes)
     graph = _graph(collection, ids) if strategy in USES_GRAPH else None
     groups = _groups(columns, order, probabilities, balance)
-    return CollectionPool(ids, Pool(unit.astype(np.float32), labelled, candidates, probabilities, graph, groups),
-                          classes, codes, source)
+    return CollectionPool(ids, Pool(unit.astype(np.float32), labelled, candidates, probabilities, graph, groups,
+                                    boxes), classes, codes, source, run)
 
 
 def _without_earlier_rounds(collection: Collection, flt: PointFilter) -> PointFilter:

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actions.edits import CollectionWriter, PointEditor, PointWriter
-from analysis.selection import DEFAULT_STRATEGY, STRATEGIES, SelectionInputError, select
+from analysis.selection import DEFAULT_STRATEGY, DEFAULT_THRESHOLD, STRATEGIES, SelectionInputError, select
 from filters import FilterSpec, SelectionError
+from labelling.detector import DetectorSource
 from labelling.pool import collection_pool
 from labelling.rounds import next_round, probe_accuracy, record_round
 from store import Collection
@@ -27,7 +28,9 @@ BALANCES = ("class", "cluster")
 class SelectRequest:
     """budget: points to choose; strategy: a name of analysis.selection.STRATEGIES; tag: the
     batch's tag (None: batch-<round>); spec: which points may be chosen (unlabelled ones inside
-    it; None: all but `excluded`); balance: None, "class" (predicted classes) or "cluster"."""
+    it; None: all but `excluded`); balance: None, "class" (predicted classes) or "cluster";
+    run / threshold: the detector run (None: the current one) and confidence threshold of
+    `uncertain-boxes`."""
 
     budget: int
     strategy: str = DEFAULT_STRATEGY
@@ -35,6 +38,8 @@ class SelectRequest:
     spec: FilterSpec = field(default_factory=FilterSpec)
     balance: str | None = None
     seed: int = 0
+    run: str | None = None
+    threshold: float = DEFAULT_THRESHOLD
 
 
 @dataclass
@@ -48,6 +53,7 @@ class SelectResult:
     labelled: int
     probabilities_from: str | None
     probe_accuracy: float | None
+    run: str | None = None  # the detector run uncertain-boxes read (its boxes go into the batch's files)
 
     def summary(self) -> str:
         source = f"; class probabilities from the {self.probabilities_from}" if self.probabilities_from else ""
@@ -68,14 +74,17 @@ def check_request(request: SelectRequest) -> str | None:
 
 
 def select_next(collection: Collection, request: SelectRequest,
-                writer: PointWriter | None = None) -> SelectResult:
+                writer: PointWriter | None = None, objects: Collection | None = None) -> SelectResult:
     """Choose, tag and record the next batch; SelectionError (nothing written) when it cannot.
     The tag is written through actions/edits.py, to `writer` (default the collection; the app
-    passes its PointTable, which keeps its in-memory tags in step)."""
+    passes its PointTable, which keeps its in-memory tags in step). `objects`: the object
+    collection of a detection dataset's image collection `collection`, whose run
+    `uncertain-boxes` reads."""
     tag = check_request(request)
     number = next_round(collection)
     tag = tag or f"batch-{number}"
-    data = collection_pool(collection, request.spec, request.strategy, request.balance)
+    detector = DetectorSource(objects, request.run, request.threshold) if objects is not None else None
+    data = collection_pool(collection, request.spec, request.strategy, request.balance, detector)
     if request.balance == "class" and data.pool.groups is None:
         raise SelectionError("class balance needs class probabilities: label points of at least two classes "
                              "(or import a model's predictions with probabilities)")
@@ -85,12 +94,13 @@ def select_next(collection: Collection, request: SelectRequest,
     except SelectionInputError as error:
         raise SelectionError(str(error)) from None
     ids = data.ids[batch.rows].tolist()
+    strategy = f"{batch.strategy} (run {data.run})" if data.run else batch.strategy
     editor = PointEditor(writer or CollectionWriter(collection))
     editor.add_tag(editor.writer.points_of(ids), tag)
     accuracy = probe_accuracy(data.pool.vectors, data.codes)
     result = SelectResult(ids=ids, scores=[float(s) for s in batch.scores], tag=tag, round=number,
-                          strategy=batch.strategy, candidates=int(data.pool.candidates.sum()),
+                          strategy=strategy, candidates=int(data.pool.candidates.sum()),
                           labelled=int(data.pool.labelled.sum()), probabilities_from=data.probabilities_from,
-                          probe_accuracy=accuracy)
+                          probe_accuracy=accuracy, run=data.run)
     record_round(collection, result, request.budget, request.spec.describe())
     return result

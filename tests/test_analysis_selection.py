@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from analysis.knn import build_knn_graph
-from analysis.selection import Pool, SelectionInputError, STRATEGIES, probe_probabilities, select
+from analysis.selection import Pool, RunBoxes, SelectionInputError, STRATEGIES, probe_probabilities, select
+from analysis.selection.boxes import box_uncertainty
 from analysis.selection import diversity
 from analysis.selection.uncertainty import entropy_scores, least_confidence_scores, margin_scores
 
@@ -140,7 +141,9 @@ def test_every_strategy_returns_distinct_unlabelled_candidates_within_budget() -
     candidates = ~labelled & (group != 3)  # a filter leaves cluster 3 out
     probabilities = probe_probabilities(vectors, np.where(labelled, group, -1), 4)
     graph = build_knn_graph(np.arange(len(group)).astype(str), vectors, k=5)
-    pool = Pool(vectors, labelled, candidates, probabilities, graph)
+    rng = np.random.default_rng(1)
+    boxes = RunBoxes(rng.integers(len(group), size=300), rng.random(300))  # a detector's boxes on the rows
+    pool = Pool(vectors, labelled, candidates, probabilities, graph, boxes=boxes)
     for name in STRATEGIES:
         batch = select(name, pool, budget=10)
         assert len(batch.rows) == 10 and len(set(batch.rows.tolist())) == 10, name
@@ -192,3 +195,19 @@ def test_k_center_with_a_short_list_picks_exactly_the_textbook_greedy(monkeypatc
     monkeypatch.setattr(diversity, "SHORT_LIST", short_list)
     batch = select("k-center", Pool(vectors, labelled, ~labelled), budget=120)
     assert batch.rows.tolist() == farthest_first(vectors, np.flatnonzero(labelled), 120)
+
+
+def test_uncertain_boxes_ranks_images_by_the_summed_uncertainty_of_their_boxes() -> None:
+    assert np.allclose(box_uncertainty(np.array([0.5, 0.6, 0.75, 0.25, 0.05, 0.99])), [1.0, 0.6, 0, 0, 0, 0])
+    assert np.allclose(box_uncertainty(np.array([0.3, 0.4]), threshold=0.3), [1.0, 0.6])
+    vectors, _ = blobs(per=2, clusters=3)  # 6 images
+    labelled = np.array([True, False, False, False, False, False])
+    #          image: 0 (labelled)  1: two boxes at the threshold  2: one   3: sure ones   4: low noise   5: none
+    rows = np.array([0, 0, 1, 1, 2, 3, 3, 3, 4, 4, 4, 4, 4])
+    scores = np.array([0.5, 0.5, 0.5, 0.55, 0.5, 0.95, 0.9, 0.99, 0.1, 0.05, 0.12, 0.2, 0.1])
+    pool = Pool(vectors, labelled, ~labelled, boxes=RunBoxes(rows, scores))
+    batch = select("uncertain-boxes", pool, budget=3)
+    assert batch.rows.tolist() == [1, 2, 3] and np.allclose(batch.scores, [1.8, 1.0, 0.0])
+    assert batch.strategy == "uncertain-boxes"
+    with pytest.raises(SelectionInputError, match="needs a detector's run"):
+        select("uncertain-boxes", Pool(vectors, labelled, ~labelled), budget=2)

@@ -232,3 +232,28 @@ def test_class_balance_spreads_the_batch_over_predicted_classes(loop, capsys) ->
     points = payloads(loop.tmp)
     second = {p for p, payload in points.items() if "batch-2" in payload["tags"]}
     assert len(second) == 9 and not any("batch-1" in points[p]["tags"] for p in second)  # out for labelling
+
+
+def test_labelled_and_unlabelled_filters(loop, capsys) -> None:
+    """--labelled / --unlabelled narrow every command's filter: export, tag, select-next."""
+    out = loop.tmp / "unlabelled.csv"
+    assert loop("export", "--collection", "loop", "--unlabelled", "--format", "csv", "--out", str(out)) == 0
+    with out.open(newline="") as handle:
+        exported = {row["path"] for row in csv.DictReader(handle)}
+    assert exported == {p for p in loop.truth if int(p[-6:-4]) >= 3} and len(exported) == 51
+    assert loop("tag", "--collection", "loop", "--labelled", "--label", "cat", "--add", "seed-cats") == 0
+    points = payloads(loop.tmp)
+    assert {p for p, payload in points.items() if "seed-cats" in payload["tags"]} == \
+        {f"img/cat-{i:02d}.png" for i in range(3)}
+    # Unlabelled and labelled together match nothing: a clear message, exit 2.
+    capsys.readouterr()
+    assert loop("tag", "--collection", "loop", "--unlabelled", "--label", "cat", "--add", "x") == 2
+    assert "no points match" in capsys.readouterr().err
+    assert loop("select-next", "--collection", "loop", "--budget", "5", "--labelled") == 2
+    assert "every point in the filter is labelled" in capsys.readouterr().err
+
+
+def test_labelled_flags_exclude_each_other(loop, capsys) -> None:
+    with pytest.raises(SystemExit):
+        loop("export", "--collection", "loop", "--labelled", "--unlabelled", "--format", "csv", "--out", "x.csv")
+    assert "not allowed with argument" in capsys.readouterr().err

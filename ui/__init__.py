@@ -24,6 +24,7 @@ Modules
     page_layout.py    the page's frame: map beside the panels, the drag handle between them
     box_quality_page.py   the Duplicate boxes tab of an object explorer
     panel_html.py     HTML of the panels beside the map: count line, grid, distribution, detail card
+    split_panel.py    the Filter & Export tab's Splits row: compare two splits, select the leaks
     text.py           strings from data and links as text for HTML, toasts, Plotly and Markdown
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 

@@ -80,11 +80,12 @@ Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | No
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
               live: LiveTable | None = None, prefix: str = "", link: ExplorerLink | None = None,
               kind: PointKind | None = None, url_params: UrlParams | None = None,
-              map_thumbnails: int | None = None) -> gr.Blocks:
+              map_thumbnails: int | None = None, objects: Collection | None = None) -> gr.Blocks:
     """The explorer as a Blocks app for `collection` (its table is read here, or given), served
     under the URL `prefix`; `link` places it beside the other explorer of a detection dataset.
     `map_thumbnails`: up to this many points in view are drawn as their thumbnails (default
-    $EMBEDSCAPE_MAP_THUMBNAILS or ui/map/overlays.py DEFAULT_THUMBNAILS; 0: never)."""
+    $EMBEDSCAPE_MAP_THUMBNAILS or ui/map/overlays.py DEFAULT_THUMBNAILS; 0: never). `objects`: the
+    object collection of an image collection (its detector runs feed the Label next tab)."""
     live = live or LiveTable(collection)
     table = live.table
     kind = kind or point_kind(collection)
@@ -108,7 +109,7 @@ def build_app(collection: Collection, text_encoder: TextEncoder | None = None, p
                 search = explorer.build_search_controls(text_encoder is not None)
             split_handle()
             with gr.Column(elem_id=PANELS_COLUMN):
-                ctx = AppContext(collection, live, text_encoder, chart, state, edit_ack=edit_watch)
+                ctx = AppContext(collection, live, text_encoder, chart, state, edit_ack=edit_watch, objects=objects)
                 with gr.Tabs(overflow_behavior="wrap"):
                     with gr.Tab("Explorer") as tab, ctx.page("Explorer", tab, lazy=False):
                         if link is not None:
@@ -180,7 +181,8 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     for site in sites:
         live = LiveTable(site.collection)
         demo = build_app(site.collection, text_encoder, pages, live=live, prefix=site.prefix, link=site.link,
-                         kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails)
+                         kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails,
+                         objects=objects if site.collection is not objects else None)
         demo.queue(default_concurrency_limit=4)
         release_closed_sessions(demo)  # a closed page's state goes minutes after, not an hour (ui/sessions.py)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)

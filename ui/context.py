@@ -82,6 +82,7 @@ class AppContext:
     _pages: dict[str, _Page] = field(default_factory=dict)
     _building: str | None = None  # the page whose builder is running
     edit_ack: gr.HTML | None = None  # ui/edit_watch.py: an edit's reply sets it
+    objects: Collection | None = None  # an image explorer's object collection (detection datasets)
 
 
     @property

@@ -3,7 +3,8 @@
 Filters (all given must hold): tags any / all / none, labels, the current map selection,
 a saved subset, and whether points tagged `excluded` count. The count is live; the
 download is `export.export_to_tempfile` in the chosen format. The selection can be saved
-as a subset (`subsets.saved`) and excluded from / restored to the exports.
+as a subset (`subsets.saved`) and excluded from / restored to the exports. Two subsets, or two
+splits (ui/split_panel.py, with the leaks between them), are compared side by side.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from store import StoreError
 from store.schema import EXCLUDED_TAG
 from subsets.compare import class_rows, compare_saved_subsets, field_rows
 from subsets.saved import list_subsets, save_subset, subset_ids
+from ui import split_panel
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
@@ -115,6 +117,7 @@ def build(ctx: AppContext) -> None:
     listing = gr.Markdown(subsets_markdown(ctx.collection), elem_id="es-x-subsets")
     gr.Markdown("**Compare two subsets**: side by side, and in two colours on the map")
     subsets = SubsetControls(listing, *_compare_panel(ctx))
+    split_panel.build(ctx)
     _wire_refresh(ctx, filters, subsets)
     _wire_save(ctx, subset_name, save, action_status, filters, subsets)
 

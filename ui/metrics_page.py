@@ -27,6 +27,7 @@ from store.schema import CLUSTER, METRIC_FIELDS, MISLABEL_SCORE, OUTLIER_SCORE, 
 from ui.context import AppContext
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
+from ui.panel_html import labelled_line
 from ui.text import html_text, markdown_text, plotly_text
 
 ASSETS = Path(__file__).parent / "assets"  # the page's script, style and markup, as files
@@ -179,7 +180,10 @@ def build(ctx: AppContext) -> None:
         gr.Markdown("No numeric fields (image metrics or scores) in this collection's payloads.")
     _histogram_panel(ctx, fields)
     gr.Markdown("**Weak labelling**: set a label on the selected points (the original is kept and can be restored)")
+    counts = gr.HTML(elem_id="es-metrics-labelled")
     _weak_label_panel(ctx)
+    ctx.on_selection_change(lambda state: labelled_line(ctx.table, state.shown_rows(ctx.table), state.visible),
+                            outputs=[counts])
 
 
 def _histogram_panel(ctx: AppContext, fields: list[str]) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 
 from store import PointRecord
 from ui.state import MapState
-from ui.table import PointTable
+from ui.table import NO_LABEL, PointTable
 from ui.text import html_text
 
 PAGE_SIZE = 40
@@ -73,15 +73,34 @@ def distribution_html(table: PointTable, rows: np.ndarray, visible: np.ndarray |
     selected = table.label_counts(rows)
     everything = table.label_counts(None if visible is None else np.flatnonzero(visible))
     n_sel, n_all = max(1, sum(selected.values())), max(1, sum(everything.values()))
-    names = sorted(everything, key=lambda k: (-selected.get(k, 0), -everything[k], k))
+    # Unlabelled points are never folded into "other": their bar comes last, always shown.
+    names = sorted((k for k in everything if k != NO_LABEL), key=lambda k: (-selected.get(k, 0), -everything[k], k))
     shown, rest = names[:DISTRIBUTION_ROWS], names[DISTRIBUTION_ROWS:]
     lines = [_bar_row(name, selected.get(name, 0), everything[name], n_sel, n_all) for name in shown]
     if rest:
         lines.append(_bar_row(f"other ({len(rest)} classes)", sum(selected.get(k, 0) for k in rest),
                               sum(everything[k] for k in rest), n_sel, n_all, grouped=True))
+    if NO_LABEL in everything:
+        lines.append(_bar_row(NO_LABEL, selected.get(NO_LABEL, 0), everything[NO_LABEL], n_sel, n_all))
     legend = ('<div class="es-dist-legend"><span class="es-key es-sel"></span>selection '
               '<span class="es-key es-all"></span>whole dataset (share of each)</div>')
-    return f'<div class="es-dist">{legend}{"".join(lines)}</div>'
+    return f'<div class="es-dist">{labelled_line(table, rows, visible)}{legend}{"".join(lines)}</div>'
+
+
+def labelled_line(table: PointTable, rows: np.ndarray, visible: np.ndarray | None) -> str:
+    """"Selection: 12 labelled · 30 unlabelled · whole dataset: ..." when any shown point is
+    unlabelled ("" otherwise: a fully labelled dataset needs no such line)."""
+    unlabelled_code = table.label_names.index(NO_LABEL) if NO_LABEL in table.label_names else -1
+    whole = np.flatnonzero(table.alive if visible is None else visible & table.alive)
+    whole_unlabelled = int((table.label_codes[whole] == unlabelled_code).sum())
+    if not whole_unlabelled:
+        return ""
+    chosen_unlabelled = int((table.label_codes[rows] == unlabelled_code).sum())
+    return (f'<p class="es-labelled" data-labelled="{len(rows) - chosen_unlabelled}" '
+            f'data-unlabelled="{chosen_unlabelled}" data-total-labelled="{len(whole) - whole_unlabelled}" '
+            f'data-total-unlabelled="{whole_unlabelled}">Shown: <b>{len(rows) - chosen_unlabelled:,} labelled · '
+            f'{chosen_unlabelled:,} unlabelled</b> · whole dataset: {len(whole) - whole_unlabelled:,} labelled · '
+            f'{whole_unlabelled:,} unlabelled</p>')
 
 
 def _bar_row(name: str, selected: int, total: int, n_sel: int, n_all: int, grouped: bool = False) -> str:

@@ -6,7 +6,8 @@
 
 One file per family: diversity.py (from the vectors alone: k-center, representative,
 cluster-balanced), uncertainty.py (from class probabilities: margin, entropy,
-least-confidence; `probe_probabilities` gives them without a model), hybrid.py (both).
+least-confidence; `probe_probabilities` gives them without a model), hybrid.py (both),
+boxes.py (a detector run's box scores: the images with the most uncertain boxes).
 `random` is the baseline every strategy is measured against (bench/bench_active_learning.py).
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from analysis.selection.base import Batch, Pool, SelectionInputError, Strategy
+from analysis.selection.boxes import DEFAULT_THRESHOLD, RunBoxes, uncertain_boxes
 from analysis.selection.diversity import balanced, cluster_balanced, cluster_groups, k_center_greedy, representative
 from analysis.selection.hybrid import class_balanced_margin, margin_clusters, margin_coreset
 from analysis.selection.uncertainty import entropy, least_confidence, margin, probe_probabilities
@@ -39,11 +41,13 @@ STRATEGIES: dict[str, Strategy] = {
     "representative": representative,
     "cluster-balanced": cluster_balanced,
     "random": random_batch,
+    "uncertain-boxes": uncertain_boxes,
 }
 # Strategies that read class probabilities (the caller computes the probe's when no model's exist).
 USES_PROBABILITIES = frozenset({"margin-coreset", "margin-clusters", "class-balanced-margin", "margin", "entropy",
                                 "least-confidence"})
 USES_GRAPH = frozenset({"representative", "cluster-balanced"})
+USES_RUN = frozenset({"uncertain-boxes"})  # reads a detector run's boxes (Pool.boxes), on an image collection
 # The benchmark's winner at 600 labels among the strategies that need no model (the probe's
 # probabilities): bench/bench_active_learning.py, docs/BENCHMARKS.md.
 DEFAULT_STRATEGY = "class-balanced-margin"
@@ -76,5 +80,5 @@ def select(strategy: str, pool: Pool, budget: int, seed: int = 0, balanced_group
     return Batch(batch.rows, np.array([strategy_score[r] for r in batch.rows.tolist()]), f"{wide.strategy}, balanced")
 
 
-__all__ = ["Batch", "DEFAULT_STRATEGY", "Pool", "STRATEGIES", "SelectionInputError", "USES_GRAPH",
-           "USES_PROBABILITIES", "probe_probabilities", "random_batch", "select"]
+__all__ = ["Batch", "DEFAULT_STRATEGY", "DEFAULT_THRESHOLD", "Pool", "RunBoxes", "STRATEGIES", "SelectionInputError",
+           "USES_GRAPH", "USES_PROBABILITIES", "USES_RUN", "probe_probabilities", "random_batch", "select"]

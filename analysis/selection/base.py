@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -28,6 +29,7 @@ class Pool:
     probabilities: (n, C) class probabilities (a model's, or the cross-validated probe's), or None
     graph:         the collection's kNN graph over the same rows, or None (representativeness)
     groups:        (n,) int group per point (cluster or class) for balanced sampling, -1 = none
+    boxes:         a detector run's predicted boxes over these rows (boxes.RunBoxes), or None
     """
 
     vectors: np.ndarray
@@ -36,6 +38,7 @@ class Pool:
     probabilities: np.ndarray | None = None
     graph: KnnGraph | None = None
     groups: np.ndarray | None = None
+    boxes: Any = None  # boxes.RunBoxes (typed loosely: boxes.py imports this module)
 
     def __post_init__(self) -> None:
         n = len(self.vectors)
