@@ -416,6 +416,10 @@ class ColumnCache:
                 self._discard_file()
         return self._snapshot
 
+    def held(self) -> ColumnSnapshot | None:
+        """The copy in memory, if there is one (no file read, no engine call)."""
+        return self._snapshot
+
     def adopt(self, snapshot: ColumnSnapshot, generation: int) -> bool:
         """Take a scan's snapshot as the copy, if no write ran since `generation`; write the file."""
         if generation != self.generation:

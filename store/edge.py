@@ -5,13 +5,26 @@ Layout under the store root (QDRANT_PATH, default ./data/qdrant):
     <root>/<collection>/collection.json   collection metadata
     <root>/<collection>/pending-writes/   tag edits acknowledged but not yet in the shard
                                           (store/write_behind.py)
+    <root>/<collection>/columns-cache.npys, start-answers.json
+                                          what a start reads, for a start before the shard is
+                                          open (store/columns_cache.py, store/start_answers.py)
     <root>/<collection>/...               artifacts: kNN graph, index report, thumbnails
+
+Opening: `EdgeStore.open` returns at once; the engine loads the shard on a thread of its own
+when a read or write first needs it, or when the app's start is over (`finish_start`). Until
+then the columns cache and the start answers answer what a start reads. The shard's load holds
+Python's GIL (the engine does not release it), so it is started once the page is served rather
+than at once: a load beside the start would hold the start up as long as doing it first.
+One event (`_opened`) says the engine is open; every engine call waits on it (`_shard`).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,9 +40,12 @@ from store.columns_cache import FILE_NAME as CACHE_FILE
 from store.columns_cache import SCAN_FIELDS, ColumnCache, SnapshotBuilder, cacheable
 from store.scheduler import Scheduler
 from store.schema import LABEL, TAGS, VECTORS
+from store.start_answers import FILE_NAME as ANSWERS_FILE
+from store.start_answers import Key, StartAnswers
 from store.write_behind import APPLY_DELAY_S, PendingWrites
 
 SHARD_DIR = "shard"
+IN_USE_FILE = "in-use.lock"  # locked (flock) by the process that has the collection open
 METADATA_FILE = "collection.json"
 # Edits are flushed once the collection has had no edit for FLUSH_IDLE_S, and at the latest
 # FLUSH_MAX_DELAY_S after the first unflushed one (a Qdrant server flushes every 5 s). Until
@@ -37,6 +53,7 @@ METADATA_FILE = "collection.json"
 FLUSH_IDLE_S = 5.0
 FLUSH_MAX_DELAY_S = 30.0
 FLUSH_JOB, APPLY_JOB = "flush", "apply journaled edits"
+EARLY_PAGE_MAX = 1000  # a first scroll page this big or smaller is a start's read (a sample)
 log = logging.getLogger(__name__)
 
 
@@ -46,9 +63,18 @@ class EdgeCollection(Collection):
     # write goes through this object.
     exclusive = True
 
-    def __init__(self, name: str, folder: Path, shard: qe.EdgeShard) -> None:
+    def __init__(self, name: str, folder: Path, shard: qe.EdgeShard | None = None, held: int = -1) -> None:
+        """`shard`: the engine's shard, open; None: loaded from `folder` when first needed.
+        `held`: the descriptor of the collection's lock (`_hold_folder`), closed at `close`."""
         super().__init__(name, folder)
-        self._shard = shard
+        self._held = held
+        # Set once the shard is loaded (or failed to load); the only thing an engine call waits on.
+        self._opened = threading.Event()
+        self._open_started = threading.Lock()  # taken for good by the thread that loads the shard
+        self._open_error: Exception | None = None
+        self._engine: Any = None
+        if shard is not None:
+            self._shard = shard
         # Serialises engine calls: the engine is shared by every Gradio worker thread of the app.
         self._lock = threading.RLock()
         self._metadata_path = folder / METADATA_FILE
@@ -56,8 +82,111 @@ class EdgeCollection(Collection):
         self._scheduler = Scheduler(name)
         self._closed = False
         # label/path/x/y of every point as columns, so opening the app does not scroll them all.
-        self._cache = ColumnCache(folder, self._lock, self._scheduler, self._count_now, self._stored_fields)
+        self._cache = ColumnCache(folder, self._lock, self._scheduler, self._count_for_cache, self._stored_fields)
+        self._answers = StartAnswers(folder, self._scheduler, self._answer_now)
+        self._early: set[Key] = set()  # reads answered before the engine opened, checked once it has
         self._pending = PendingWrites(folder, self._set_payload_in_chunks, self._apply_journal_soon)
+
+    # --- opening the engine ------------------------------------------------------------------
+    @property
+    def _shard(self) -> qe.EdgeShard:
+        """The engine's shard; waits for it to load (and starts the load if nobody has)."""
+        if not self._opened.is_set():
+            self.open_engine()
+            log.info("waiting for the engine of collection '%s' to open", self.name)
+            self._opened.wait()
+        if self._open_error is not None:
+            raise StoreError(str(self._open_error)) from self._open_error
+        return self._engine
+
+    @_shard.setter
+    def _shard(self, shard: Any) -> None:
+        self._engine = shard
+        self._opened.set()
+
+    @property
+    def engine_open(self) -> bool:
+        """Whether the engine has loaded the shard (reads before that come from the start's files)."""
+        return self._opened.is_set()
+
+    def open_engine(self) -> None:
+        """Start loading the shard on a thread of its own, unless that has begun; returns at once."""
+        if self._opened.is_set() or not self._open_started.acquire(blocking=False):
+            return
+        threading.Thread(target=self._load_engine, name=f"open {self.name}", daemon=True).start()
+
+    def finish_start(self) -> None:
+        """The start is over (the app is served): its reads are the ones to answer early next
+        time, and the engine opens now, in the background."""
+        self._answers.recording = False
+        self.open_engine()
+
+    def _load_engine(self) -> None:
+        started = time.monotonic()
+        try:
+            engine = _load_shard(self.artifact_dir)
+        except Exception as error:  # the engine raises plain Exception
+            self._open_error = StoreError(_open_failed(self.artifact_dir, self.name, error))
+            log.error("%s", self._open_error)
+            self._opened.set()
+            return
+        self._shard = engine
+        log.info("engine of collection '%s' open in %.1f s", self.name, time.monotonic() - started)
+        with self._lock:
+            self._check_early_answers()
+
+    def _check_early_answers(self) -> None:
+        """Ask the engine the reads that were answered before it opened; a different answer means
+        the shard was written around store/: say so and drop the start's files (engine lock held)."""
+        wrong = [key for key in sorted(self._early, key=repr) if self._early_answer(key) != self._answer_now(key)]
+        self._early.clear()
+        if wrong:
+            log.error("collection '%s': the start's saved answers did not match the engine (%s); they are "
+                      "deleted, and the app shows what it read before: restart it to read the engine's",
+                      self.name, ", ".join(map(repr, wrong)))
+            self._answers.changed()
+            self._cache.invalidate()
+
+    # --- reads a start makes, answered before the engine opened ------------------------------
+    def _answer(self, key: Key) -> Any:
+        """The answer to the read `key`: recorded, before the engine opened, where there is one;
+        else from the engine (recorded if the start is still reading)."""
+        if not self._opened.is_set():
+            found, answer = self._answers.get(key)
+            if found and not self._pending.queued:
+                self._early.add(key)
+                return answer
+        generation = self._answers.generation
+        answer = self._answer_now(key)
+        self._answers.record(key, answer, generation)
+        return answer
+
+    def _early_answer(self, key: Key) -> Any:
+        return self._answers.get(key)[1]
+
+    def _answer_now(self, key: Key) -> Any:
+        """The engine's answer to the read `key`, as JSON values (what the start file holds)."""
+        kind, *args = key
+        with self._lock:
+            self._bring_engine_up_to_date()
+            if kind == "count":
+                # The copy in memory follows every write: its length is the engine's count
+                # without an exact count's full pass (2.7 s at 10M).
+                snapshot = self._cache.held()
+                return len(snapshot) if snapshot is not None else self._count_now()
+            if kind == "facet":
+                field_name, limit = args
+                try:
+                    return {"counts": self._facet_now(field_name, None, limit)}
+                except Exception as error:  # noqa: BLE001  (the engine raises plain Exception)
+                    return {"error": str(error)}
+            if kind == "tagged":
+                return [[pid, tags] for pid, tags in self._tagged()]
+            if kind == "page":
+                fields, batch = args
+                records, offset = self._page_now(fields, None, batch)
+                return {"records": [[str(r.id), r.payload or {}] for r in records], "next": offset}
+        raise ValueError(f"unknown read {kind!r}")
 
     # --- bringing the engine up to date ---------------------------------------------------
     def _bring_engine_up_to_date(self) -> None:
@@ -80,9 +209,24 @@ class EdgeCollection(Collection):
         return int(self.read_metadata()["dimension"])
 
     def count(self, flt: PointFilter | None = None) -> int:
+        if flt is None or flt.is_empty():
+            return int(self._answer(("count",)))
         with self._lock:
             self._bring_engine_up_to_date()
             return self._count_now(flt)
+
+    def _count_for_cache(self) -> int:
+        """The point count the columns cache file is checked against (engine lock held; called
+        inside writes, so it must not apply the journal as `_answer` does)."""
+        if not self._opened.is_set():
+            found, answer = self._answers.get(("count",))
+            if found and not self._pending.queued:
+                self._early.add(("count",))
+                return int(answer)
+        generation = self._answers.generation
+        count = self._count_now()
+        self._answers.record(("count",), count, generation)
+        return count
 
     def _count_now(self, flt: PointFilter | None = None) -> int:
         return self._shard.count(qe.CountRequest(exact=True, filter=to_edge_filter(flt)))
@@ -90,6 +234,7 @@ class EdgeCollection(Collection):
     def upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[dict[str, Any]]) -> None:
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads)]
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             with self._cache.writing(ids):
@@ -97,6 +242,7 @@ class EdgeCollection(Collection):
                     self._shard.update(qe.UpdateOperation.upsert_points(list(chunk)))
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             self._set_payload_now(ids, payload)
@@ -115,10 +261,12 @@ class EdgeCollection(Collection):
 
     def _write_lists(self, field_name: str, groups: dict[tuple[str, ...], list[str]]) -> None:
         """Journal the edit and return; the engine gets it just after (store/write_behind.py)."""
+        self._answers.changed()  # before the edit is acknowledged
         self._pending.submit([({field_name: list(new_list)}, ids) for new_list, ids in groups.items()])
 
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             with self._cache.writing(ids, payloads):
@@ -128,6 +276,7 @@ class EdgeCollection(Collection):
     def delete_payload_keys(self, ids: Sequence[str], keys: Sequence[str]) -> None:
         if ids:
             ids = list(ids)
+            self._answers.changed()  # before the engine sees the write
             with self._lock:
                 self._bring_engine_up_to_date()
                 # A deleted key reads back as None, as a key set to None does.
@@ -136,6 +285,7 @@ class EdgeCollection(Collection):
 
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(ids)
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             with self._cache.writing(ids, delete=True):
@@ -145,24 +295,34 @@ class EdgeCollection(Collection):
     def scroll(self, fields: Sequence[str] | None = None, flt: PointFilter | None = None,
                with_vectors: bool = False, batch: int = SCROLL_BATCH,
                using: str = DEFAULT_VECTOR) -> Iterator[list[PointRecord]]:
+        offset = None
+        if not with_vectors and (flt is None or flt.is_empty()) and batch <= EARLY_PAGE_MAX:
+            # A sample of payloads (which fields exist): a start's read, answered early.
+            page = self._answer(("page", None if fields is None else list(fields), batch))
+            yield [PointRecord(pid, payload) for pid, payload in page["records"]]
+            if page["next"] is None:
+                return
+            offset = page["next"]
         selector: Any = [using] if with_vectors else False
-        for records in self._pages(fields, to_edge_filter(flt), selector, batch):
+        for records in self._pages(fields, to_edge_filter(flt), selector, batch, offset):
             yield [to_point_record(r, with_vectors, using) for r in records]
 
     def _pages(self, fields: Sequence[str] | None, edge_filter: qe.Filter | None, with_vectors: Any = False,
-               batch: int = SCROLL_BATCH) -> Iterator[list[Any]]:
-        """The engine's records, a page at a time; the lock is let go between pages so other
-        threads' calls are not held up by a long scan."""
-        offset = None
+               batch: int = SCROLL_BATCH, offset: Any = None) -> Iterator[list[Any]]:
+        """The engine's records, a page at a time from `offset`; the lock is let go between pages
+        so other threads' calls are not held up by a long scan."""
         while True:
             with self._lock:
                 self._bring_engine_up_to_date()
-                records, offset = self._shard.scroll(qe.ScrollRequest(
-                    offset=offset, limit=batch, filter=edge_filter,
-                    with_payload=_payload_selector(fields), with_vector=with_vectors))
+                records, offset = self._page_now(fields, edge_filter, batch, offset, with_vectors)
             yield records
             if offset is None:
                 return
+
+    def _page_now(self, fields: Sequence[str] | None, edge_filter: qe.Filter | None, batch: int,
+                  offset: Any = None, with_vectors: Any = False) -> tuple[list[Any], Any]:
+        return self._shard.scroll(qe.ScrollRequest(offset=offset, limit=batch, filter=edge_filter,
+                                                   with_payload=_payload_selector(fields), with_vector=with_vectors))
 
     def columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
         """As `Collection.columns`. Unfiltered reads of label/path/x/y/tags come from the column
@@ -174,7 +334,8 @@ class EdgeCollection(Collection):
             self._bring_engine_up_to_date()
             snapshot = self._cache.current()
             if snapshot is not None:
-                columns = snapshot.columns(fields, self._tagged() if TAGS in fields else [])
+                tagged = [(pid, tags) for pid, tags in self._answer(("tagged",))] if TAGS in fields else []
+                columns = snapshot.columns(fields, tagged)
                 if columns is not None:
                     return columns
                 self._cache.invalidate()  # a tagged point it lacks: it is not the engine's points
@@ -264,20 +425,30 @@ class EdgeCollection(Collection):
         return [PointRecord(str(h.id), h.payload or {}, score=float(h.score)) for h in hits]
 
     def facet(self, field_name: str, flt: PointFilter | None = None, limit: int = 10_000) -> dict[str, int]:
+        if flt is None or flt.is_empty():
+            answer = self._answer(("facet", field_name, limit))
+            if "error" in answer:  # not an indexed field: the engine refuses the facet
+                raise StoreError(answer["error"])
+            return dict(answer["counts"])
         with self._lock:
             self._bring_engine_up_to_date()
-            response = self._shard.facet(qe.FacetRequest(key=field_name, limit=limit, filter=to_edge_filter(flt)))
+            return self._facet_now(field_name, to_edge_filter(flt), limit)
+
+    def _facet_now(self, field_name: str, edge_filter: qe.Filter | None, limit: int) -> dict[str, int]:
+        response = self._shard.facet(qe.FacetRequest(key=field_name, limit=limit, filter=edge_filter))
         return {str(hit.value): int(hit.count) for hit in response.hits}
 
     def create_index(self, field_name: str, kind: str) -> None:
         schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
                   "integer": qe.PayloadSchemaType.Integer, "bool": qe.PayloadSchemaType.Bool}[kind]
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 
     def drop_index(self, field_name: str) -> None:
         if field_name in self.indexed_fields():
+            self._answers.changed()  # before the engine sees the write
             with self._lock:
                 self._bring_engine_up_to_date()
                 self._shard.update(qe.UpdateOperation.delete_field_index(field_name))
@@ -298,6 +469,7 @@ class EdgeCollection(Collection):
                 raise StoreError(f"collection '{self.name}' holds {known[name]}-d vectors named '{name}', "
                                  f"not {dimension}-d; choose another vector name")
             return
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             self._shard.update(qe.UpdateOperation.create_dense_vector(name, dimension, qe.Distance.Cosine))
@@ -309,6 +481,7 @@ class EdgeCollection(Collection):
     def set_vectors(self, name: str, ids: Sequence[str], vectors: np.ndarray) -> None:
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.PointVectors(i, {name: v}) for i, v in zip(ids, rows)]
+        self._answers.changed()  # before the engine sees the write
         with self._lock:
             self._bring_engine_up_to_date()
             for chunk in chunked(points, WRITE_BATCH):
@@ -350,6 +523,9 @@ class EdgeCollection(Collection):
                 self._shard.flush()
 
     def close(self) -> None:
+        if not self._opened.is_set() and not self._open_started.locked() and not self._pending.queued:
+            self._close_unopened()
+            return
         self._scheduler.close()  # no deferred job starts after this; close does their work now
         try:
             with self._lock:
@@ -364,6 +540,21 @@ class EdgeCollection(Collection):
             self._closed = True
             self._shard.flush()
             self._shard.close()
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if self._held >= 0:
+            os.close(self._held)  # closing the descriptor lets go of its lock
+            self._held = -1
+
+    def _close_unopened(self) -> None:
+        """Close a collection whose engine never opened: nothing to flush, no shard to load."""
+        self._scheduler.close()
+        with self._lock:
+            if not self._closed:
+                self._cache.save()
+                self._closed = True
+                self._let_go()
 
 
 class EdgeStore(Store):
@@ -388,20 +579,11 @@ class EdgeStore(Store):
             folder = self.root / name
             if not (folder / SHARD_DIR).is_dir() or not (folder / METADATA_FILE).exists():
                 raise self._not_found(name)
-            try:
-                shard = _load_shard(folder)
-            except Exception as error:  # the engine raises plain Exception
-                raise StoreError(
-                    f"cannot open the collection at {folder}: {error}. Is another embedscape process using "
-                    "it? Stop it and retry. An embedded collection can be open in one process at a time; "
-                    "to share a collection between the app, the command line and other tools at once, "
-                    "serve it from a Qdrant server: `docker compose up -d qdrant`, "
-                    f"`python app.py push --collection {name} --url http://localhost:6333`, then set "
-                    "QDRANT_URL=http://localhost:6333 (README: Sharing a collection).") from error
-            try:
-                collection = EdgeCollection(name, folder, shard)
+            held = _hold_folder(folder, name)
+            try:  # the shard loads when first needed (see the module docstring)
+                collection = EdgeCollection(name, folder, held=held)
             except StoreError:
-                shard.close()  # let go of the write-ahead log, so a retry in this process can load it
+                os.close(held)  # let go, so a retry in this process can open it
                 raise
             self._open[name] = collection
             return collection
@@ -414,9 +596,10 @@ class EdgeStore(Store):
         folder.mkdir(parents=True, exist_ok=True)
         # A cache left by an earlier collection of this name must not describe this one.
         (folder / CACHE_FILE).unlink(missing_ok=True)
+        held = _hold_folder(folder, name)
         shard = qe.EdgeShard.create(str(folder / SHARD_DIR), _shard_config(dimension))
         write_json(folder / METADATA_FILE, {**metadata, "dimension": dimension, "distance": "cosine"})
-        collection = EdgeCollection(name, folder, shard)
+        collection = EdgeCollection(name, folder, shard, held=held)
         with self._lock:
             self._open[name] = collection
         return collection
@@ -427,6 +610,7 @@ class EdgeStore(Store):
             if name in self._open:
                 collection = self._open.pop(name)
                 collection._cache.discard()  # no point writing a cache that rmtree removes next
+                collection._answers.forget()
                 collection.close()
         shutil.rmtree(self.root / name, ignore_errors=True)
 
@@ -450,6 +634,38 @@ def _shard_config(dimension: int, named: dict[str, int] | None = None) -> qe.Edg
     if named:
         vectors = {DEFAULT_VECTOR: vectors, **{name: params(size) for name, size in named.items()}}
     return qe.EdgeConfig(vectors=vectors, optimizers=qe.EdgeOptimizersConfig(indexing_threshold=0))
+
+
+def _open_failed(folder: Path, name: str, error: Exception) -> str:
+    return (f"cannot open the collection at {folder}: {error}. Is another embedscape process using "
+            "it? Stop it and retry. An embedded collection can be open in one process at a time; "
+            "to share a collection between the app, the command line and other tools at once, "
+            "serve it from a Qdrant server: `docker compose up -d qdrant`, "
+            f"`python app.py push --collection {name} --url http://localhost:6333`, then set "
+            "QDRANT_URL=http://localhost:6333 (README: Sharing a collection).")
+
+
+def _hold_folder(folder: Path, name: str) -> int:
+    """Lock the collection for this process (a descriptor to close at its close), failing now,
+    not at the first read, where another process has it: the engine locks its write-ahead log
+    folder only once it has loaded the shard, so the collection takes a lock of its own
+    (IN_USE_FILE) from its open. The engine's lock is tried too (a tool holding the shard)
+    and let go at once, for the engine to take."""
+    held = os.open(folder / IN_USE_FILE, os.O_RDONLY | os.O_CREAT, 0o644)
+    wal = folder / SHARD_DIR / "wal"
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if wal.is_dir():
+            probe = os.open(wal, os.O_RDONLY)
+            try:
+                fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(probe, fcntl.LOCK_UN)
+            finally:
+                os.close(probe)
+    except BlockingIOError as error:
+        os.close(held)
+        raise StoreError(_open_failed(folder, name, error)) from error
+    return held
 
 
 def _load_shard(folder: Path) -> qe.EdgeShard:
