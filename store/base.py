@@ -334,6 +334,10 @@ class Collection(ABC):
         """Reorganise storage after a bulk write (the embedded engine merges its segments into
         one memory-mapped segment); a server optimises by itself."""
 
+    def finish_start(self) -> None:
+        """The app has started (its pages are built and served): a backend that deferred
+        opening its engine (store/edge.py) opens it now, in the background."""
+
     def flush_soon(self) -> None:
         """Flush, or arrange a flush shortly, where each write is already crash-safe on its own.
 

@@ -84,7 +84,7 @@ class EdgeCollection(Collection):
         # label/path/x/y of every point as columns, so opening the app does not scroll them all.
         self._cache = ColumnCache(folder, self._lock, self._scheduler, self._count_for_cache, self._stored_fields)
         self._answers = StartAnswers(folder, self._scheduler, self._answer_now)
-        self._early: set[Key] = set()  # reads answered before the engine opened, checked once it has
+        self._early: dict[Key, Any] = {}  # reads answered before the engine opened, checked once it has
         self._pending = PendingWrites(folder, self._set_payload_in_chunks, self._apply_journal_soon)
 
     # --- opening the engine ------------------------------------------------------------------
@@ -137,9 +137,13 @@ class EdgeCollection(Collection):
 
     def _check_early_answers(self) -> None:
         """Ask the engine the reads that were answered before it opened; a different answer means
-        the shard was written around store/: say so and drop the start's files (engine lock held)."""
-        wrong = [key for key in sorted(self._early, key=repr) if self._early_answer(key) != self._answer_now(key)]
-        self._early.clear()
+        the shard was written around store/: say so and drop the start's files (engine lock held).
+        Only where nothing was written since this process opened the collection: a write (a tag
+        edit made while the engine opened) changes the answers for good reason."""
+        early, self._early = self._early, {}
+        if self._answers.generation != 0:
+            return
+        wrong = [key for key, answer in early.items() if answer != self._answer_now(key)]
         if wrong:
             log.error("collection '%s': the start's saved answers did not match the engine (%s); they are "
                       "deleted, and the app shows what it read before: restart it to read the engine's",
@@ -154,15 +158,12 @@ class EdgeCollection(Collection):
         if not self._opened.is_set():
             found, answer = self._answers.get(key)
             if found and not self._pending.queued:
-                self._early.add(key)
+                self._early[key] = answer
                 return answer
         generation = self._answers.generation
         answer = self._answer_now(key)
         self._answers.record(key, answer, generation)
         return answer
-
-    def _early_answer(self, key: Key) -> Any:
-        return self._answers.get(key)[1]
 
     def _answer_now(self, key: Key) -> Any:
         """The engine's answer to the read `key`, as JSON values (what the start file holds)."""
@@ -184,8 +185,9 @@ class EdgeCollection(Collection):
                 return [[pid, tags] for pid, tags in self._tagged()]
             if kind == "page":
                 fields, batch = args
-                records, offset = self._page_now(fields, None, batch)
-                return {"records": [[str(r.id), r.payload or {}] for r in records], "next": offset}
+                records, offset = self._page_now(None if fields is None else list(fields), None, batch)
+                return {"records": [[str(r.id), r.payload or {}] for r in records],
+                        "next": None if offset is None else str(offset)}  # a UUID or an int id
         raise ValueError(f"unknown read {kind!r}")
 
     # --- bringing the engine up to date ---------------------------------------------------
@@ -221,7 +223,7 @@ class EdgeCollection(Collection):
         if not self._opened.is_set():
             found, answer = self._answers.get(("count",))
             if found and not self._pending.queued:
-                self._early.add(("count",))
+                self._early[("count",)] = answer
                 return int(answer)
         generation = self._answers.generation
         count = self._count_now()
@@ -298,7 +300,7 @@ class EdgeCollection(Collection):
         offset = None
         if not with_vectors and (flt is None or flt.is_empty()) and batch <= EARLY_PAGE_MAX:
             # A sample of payloads (which fields exist): a start's read, answered early.
-            page = self._answer(("page", None if fields is None else list(fields), batch))
+            page = self._answer(("page", None if fields is None else tuple(fields), batch))
             yield [PointRecord(pid, payload) for pid, payload in page["records"]]
             if page["next"] is None:
                 return
@@ -399,6 +401,14 @@ class EdgeCollection(Collection):
             self._cache.save()
         except Exception:  # the engine raises plain Exception; the cache must not stop a close
             log.exception("could not write the column cache of collection '%s'", self.name)
+
+    def _persist_answers(self) -> None:
+        """Write the start answers a write this session deleted, so the next start has them."""
+        try:
+            if not self._answers.path.exists():
+                self._answers.save()
+        except Exception:  # noqa: BLE001  (the engine raises plain Exception; only an optimisation)
+            log.exception("could not write the start answers of collection '%s'", self.name)
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
                  with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
@@ -537,6 +547,7 @@ class EdgeCollection(Collection):
             if self._closed:
                 return
             self._persist_cache()
+            self._persist_answers()
             self._closed = True
             self._shard.flush()
             self._shard.close()

@@ -45,7 +45,11 @@ Key = tuple[Hashable, ...]
 
 
 def _encode(key: Key) -> str:
-    return json.dumps(list(key), default=repr)
+    return json.dumps(list(key))
+
+
+def _decode(encoded: str) -> Key:
+    return tuple(tuple(part) if isinstance(part, list) else part for part in json.loads(encoded))
 
 
 class StartAnswers:
@@ -60,7 +64,8 @@ class StartAnswers:
         # Guards everything below; held over the file's write and unlink, never over an engine call.
         self._lock = threading.Lock()
         self._answers: dict[str, Any] = self._load()
-        self._keys: dict[str, Key] = {}  # every read of this start, answered or not yet
+        # Every read of a start, answered or not yet: the file's (an earlier start's) and this one's.
+        self._keys: dict[str, Key] = {encoded: _decode(encoded) for encoded in self._answers}
         self._may_exist = self.path.exists()
         self.generation = 0  # bumped by `changed`: an answer computed before it is stale
         self.recording = True  # until the start is over

@@ -75,6 +75,11 @@ DEFAULT_PAGES: list[Page] = [
 ]
 # Other writers' edits show within this many seconds (the map's own timer ticks as often).
 DEFAULT_REFRESH_S = 10.0
+# The start is over once the server has had no new request for this long after a page sent its
+# first event, or START_MAX_S after that: then an embedded collection opens its engine (store/edge.py).
+START_IDLE_S = 2.0
+START_MAX_S = 30.0
+FIRST_EVENT_PATH = "/gradio_api/queue/join"
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
 
 
@@ -198,12 +203,42 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
         gr.mount_gradio_app(app, demos[prefix], path=prefix or "/", auth=auth, allowed_paths=[], css=APP_CSS,
                             head=page_head_html())
     _share_login(app)
+    app.add_middleware(StartWatch, [site.collection for site in sites])
     app.state.embedscape = demos[""]
     app.state.explorers = demos
     app.state.links = {site.prefix: site.link for site in sites}
     for demo in demos.values():
         demo.embedscape_context.live.start(refresh_interval())
     return app
+
+
+class StartWatch:
+    """ASGI middleware that tells the collections when the app's start is over: a page has sent
+    its first event (through Gradio's queue: its data is asked for) and no request came for
+    START_IDLE_S since (or START_MAX_S passed). An embedded
+    collection's engine holds Python's GIL while it loads its shard, so loading it while the
+    first page is requested would hold that page up for as long (store/edge.py)."""
+
+    def __init__(self, app: Any, collections: Sequence[Collection]) -> None:
+        self.app = app
+        self._collections = list(collections)
+        self._last = 0.0  # monotonic time of the latest request; 0: none yet
+        self._thread: threading.Thread | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self._last = time.monotonic()
+            if self._thread is None and scope.get("path", "").endswith(FIRST_EVENT_PATH):
+                self._thread = threading.Thread(target=self._watch, name="embedscape-start", daemon=True)
+                self._thread.start()
+        await self.app(scope, receive, send)
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + START_MAX_S
+        while time.monotonic() < deadline and time.monotonic() - self._last < START_IDLE_S:
+            time.sleep(0.2)
+        for collection in self._collections:
+            collection.finish_start()
 
 
 def refresh_interval() -> float:
