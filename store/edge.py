@@ -26,6 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ METADATA_FILE = "collection.json"
 FLUSH_IDLE_S = 5.0
 FLUSH_MAX_DELAY_S = 30.0
 FLUSH_JOB, APPLY_JOB = "flush", "apply journaled edits"
+# A read the start's answers cannot answer, made while the app starts, waits this long for the
+# start to end before it starts the engine's load itself.
+OPEN_GRACE_S = 3.0
 EARLY_PAGE_MAX = 1000  # a first scroll page this big or smaller is a start's read (a sample)
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class EdgeCollection(Collection):
         self._open_started = threading.Lock()  # taken for good by the thread that loads the shard
         self._open_error: Exception | None = None
         self._engine: Any = None
+        self._starting = False  # between `begin_start` and `finish_start`
         if shard is not None:
             self._shard = shard
         # Serialises engine calls: the engine is shared by every Gradio worker thread of the app.
@@ -91,13 +96,28 @@ class EdgeCollection(Collection):
     @property
     def _shard(self) -> qe.EdgeShard:
         """The engine's shard; waits for it to load (and starts the load if nobody has)."""
-        if not self._opened.is_set():
-            self.open_engine()
-            log.info("waiting for the engine of collection '%s' to open", self.name)
-            self._opened.wait()
+        self._wait_for_engine()
         if self._open_error is not None:
             raise StoreError(str(self._open_error)) from self._open_error
         return self._engine
+
+    def _wait_for_engine(self) -> None:
+        """Wait until the engine has loaded the shard, starting the load if nobody has."""
+        if self._opened.is_set():
+            return
+        log.info("waiting for the engine of collection '%s' to open", self.name)
+        if self._starting:  # give the start its moment: the load holds the GIL (module docstring)
+            self._opened.wait(OPEN_GRACE_S)
+        self.open_engine()
+        self._opened.wait()
+
+    @contextmanager
+    def _engine_locked(self) -> Iterator[None]:
+        """The engine lock, taken once the engine is open: a call waiting for the engine must
+        not hold the lock, or reads the start's answers can answer would wait behind it."""
+        self._wait_for_engine()
+        with self._lock:
+            yield
 
     @_shard.setter
     def _shard(self, shard: Any) -> None:
@@ -115,10 +135,17 @@ class EdgeCollection(Collection):
             return
         threading.Thread(target=self._load_engine, name=f"open {self.name}", daemon=True).start()
 
+    def begin_start(self) -> None:
+        """The app starts: a read the saved answers cannot answer waits up to OPEN_GRACE_S for
+        the start to end (`finish_start`) before it starts the engine's load itself (a
+        thumbnail asked for by the first page: better after the map than before it)."""
+        self._starting = True
+
     def finish_start(self) -> None:
         """The start is over (the app is served): its reads are the ones to answer early next
         time, and the engine opens now, in the background."""
         self._answers.recording = False
+        self._starting = False
         self.open_engine()
 
     def _load_engine(self) -> None:
@@ -143,7 +170,9 @@ class EdgeCollection(Collection):
         early, self._early = self._early, {}
         if self._answers.generation != 0:
             return
-        wrong = [key for key, answer in early.items() if answer != self._answer_now(key)]
+        # The count from the engine itself, not from the columns copy it was checked against.
+        wrong = [key for key, answer in list(early.items())
+                 if answer != (self._count_now() if key == ("count",) else self._answer_now(key))]
         if wrong:
             log.error("collection '%s': the start's saved answers did not match the engine (%s); they are "
                       "deleted, and the app shows what it read before: restart it to read the engine's",
@@ -161,6 +190,7 @@ class EdgeCollection(Collection):
                 self._early[key] = answer
                 return answer
         generation = self._answers.generation
+        self._wait_for_engine()  # (not holding the engine lock, unless the caller does)
         answer = self._answer_now(key)
         self._answers.record(key, answer, generation)
         return answer
@@ -201,7 +231,7 @@ class EdgeCollection(Collection):
         self._scheduler.schedule(APPLY_JOB, APPLY_DELAY_S, self._apply_journal, max_delay=APPLY_DELAY_S)
 
     def _apply_journal(self) -> None:
-        with self._lock:
+        with self._engine_locked():
             if not self._closed:
                 self._bring_engine_up_to_date()
 
@@ -213,7 +243,7 @@ class EdgeCollection(Collection):
     def count(self, flt: PointFilter | None = None) -> int:
         if flt is None or flt.is_empty():
             return int(self._answer(("count",)))
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             return self._count_now(flt)
 
@@ -237,7 +267,7 @@ class EdgeCollection(Collection):
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.Point(i, v, p) for i, v, p in zip(ids, rows, payloads)]
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             with self._cache.writing(ids):
                 for chunk in chunked(points, WRITE_BATCH):
@@ -245,7 +275,7 @@ class EdgeCollection(Collection):
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             self._set_payload_now(ids, payload)
 
@@ -269,7 +299,7 @@ class EdgeCollection(Collection):
     def set_payloads(self, ids: Sequence[str], payloads: Sequence[dict[str, Any]]) -> None:
         ids, payloads = list(ids), list(payloads)  # read by the column cache and the engine both
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             with self._cache.writing(ids, payloads):
                 for point, payload in zip(ids, payloads):
@@ -279,7 +309,7 @@ class EdgeCollection(Collection):
         if ids:
             ids = list(ids)
             self._answers.changed()  # before the engine sees the write
-            with self._lock:
+            with self._engine_locked():
                 self._bring_engine_up_to_date()
                 # A deleted key reads back as None, as a key set to None does.
                 with self._cache.writing(ids, dict.fromkeys(keys)):
@@ -288,7 +318,7 @@ class EdgeCollection(Collection):
     def delete(self, ids: Sequence[str]) -> None:
         ids = list(ids)
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             with self._cache.writing(ids, delete=True):
                 for chunk in chunked(ids, WRITE_BATCH):
@@ -314,7 +344,7 @@ class EdgeCollection(Collection):
         """The engine's records, a page at a time from `offset`; the lock is let go between pages
         so other threads' calls are not held up by a long scan."""
         while True:
-            with self._lock:
+            with self._engine_locked():
                 self._bring_engine_up_to_date()
                 records, offset = self._page_now(fields, edge_filter, batch, offset, with_vectors)
             yield records
@@ -332,6 +362,8 @@ class EdgeCollection(Collection):
         when there is none that matches the engine."""
         if (flt is not None and not flt.is_empty()) or not cacheable(fields):
             return self._scan_columns(fields, flt)
+        if self._pending.queued:
+            self._wait_for_engine()  # the journal goes to the engine first (not holding the lock)
         with self._lock:
             self._bring_engine_up_to_date()
             snapshot = self._cache.current()
@@ -385,9 +417,11 @@ class EdgeCollection(Collection):
         with self._lock:
             # Live tags are matched to the copy by the engine's is_empty filter: it must pick
             # exactly the points the scan saw with tags.
+            # (Asked as a start's read: the next start asks it of the saved answers.)
             if (generation == self._cache.generation
-                    and {pid for pid, _ in self._tagged()} == {pid for pid, _ in builder.tagged}):
+                    and {pid for pid, _ in self._answer(("tagged",))} == {pid for pid, _ in builder.tagged}):
                 self._cache.adopt(snapshot, generation)
+                self._count_for_cache()  # the next start checks the file against this answer
         columns = snapshot.columns(fields, builder.tagged)
         assert columns is not None  # the scan's own tagged points are in its snapshot
         return columns
@@ -412,7 +446,7 @@ class EdgeCollection(Collection):
 
     def retrieve(self, ids: Sequence[str], fields: Sequence[str] | None = None,
                  with_vectors: bool = False, using: str = DEFAULT_VECTOR) -> list[PointRecord]:
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             return self._retrieve_now(ids, fields, with_vectors, using)
 
@@ -429,7 +463,7 @@ class EdgeCollection(Collection):
         request = qe.QueryRequest(
             limit=limit, query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=using or None),
             filter=to_edge_filter(flt), with_payload=_payload_selector(fields))
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             hits = self._shard.query(request)
         return [PointRecord(str(h.id), h.payload or {}, score=float(h.score)) for h in hits]
@@ -440,7 +474,7 @@ class EdgeCollection(Collection):
             if "error" in answer:  # not an indexed field: the engine refuses the facet
                 raise StoreError(answer["error"])
             return dict(answer["counts"])
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             return self._facet_now(field_name, to_edge_filter(flt), limit)
 
@@ -452,19 +486,19 @@ class EdgeCollection(Collection):
         schema = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float,
                   "integer": qe.PayloadSchemaType.Integer, "bool": qe.PayloadSchemaType.Bool}[kind]
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             self._shard.update(qe.UpdateOperation.create_field_index(field_name, schema))
 
     def drop_index(self, field_name: str) -> None:
         if field_name in self.indexed_fields():
             self._answers.changed()  # before the engine sees the write
-            with self._lock:
+            with self._engine_locked():
                 self._bring_engine_up_to_date()
                 self._shard.update(qe.UpdateOperation.delete_field_index(field_name))
 
     def indexed_fields(self) -> set[str]:
-        with self._lock:
+        with self._engine_locked():
             return set(self._shard.info().payload_schema)
 
     def vector_names(self) -> dict[str, int]:
@@ -480,7 +514,7 @@ class EdgeCollection(Collection):
                                  f"not {dimension}-d; choose another vector name")
             return
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             self._shard.update(qe.UpdateOperation.create_dense_vector(name, dimension, qe.Distance.Cosine))
             metadata = self.read_metadata()
@@ -492,7 +526,7 @@ class EdgeCollection(Collection):
         rows = np.asarray(vectors, dtype=np.float32).tolist()
         points = [qe.PointVectors(i, {name: v}) for i, v in zip(ids, rows)]
         self._answers.changed()  # before the engine sees the write
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             for chunk in chunked(points, WRITE_BATCH):
                 self._shard.update(qe.UpdateOperation.update_vectors(list(chunk)))
@@ -504,13 +538,13 @@ class EdgeCollection(Collection):
         write_json(self._metadata_path, metadata)
 
     def flush(self) -> None:
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             self._shard.flush()
             self._cache.save()
 
     def optimize(self) -> None:
-        with self._lock:
+        with self._engine_locked():
             self._bring_engine_up_to_date()
             self._shard.optimize()
 
@@ -538,7 +572,7 @@ class EdgeCollection(Collection):
             return
         self._scheduler.close()  # no deferred job starts after this; close does their work now
         try:
-            with self._lock:
+            with self._engine_locked():
                 self._bring_engine_up_to_date()
         except StoreError:
             log.exception("closing collection '%s' with journaled edits not applied", self.name)

@@ -179,6 +179,8 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     $EMBEDSCAPE_MAP_POINTS or ui/map_view.py DEFAULT_MAX_POINTS; `map_thumbnails`: see `build_app`."""
     handoff = HandoffStore()
     sites = explorers(collection, objects, handoff)
+    for site in sites:
+        site.collection.begin_start()  # until StartWatch ends it
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     authorize = (lambda request: _logged_in(app, request)) if auth else None
     images = ImageServer([site.collection for site in sites])
