@@ -439,7 +439,7 @@ class EdgeCollection(Collection):
     def _persist_answers(self) -> None:
         """Write the start answers a write this session deleted, so the next start has them."""
         try:
-            if not self._answers.path.exists():
+            if not self._answers.complete():
                 self._answers.save()
         except Exception:  # noqa: BLE001  (the engine raises plain Exception; only an optimisation)
             log.exception("could not write the start answers of collection '%s'", self.name)

@@ -63,24 +63,26 @@ class StartAnswers:
         self._compute = compute
         # Guards everything below; held over the file's write and unlink, never over an engine call.
         self._lock = threading.Lock()
-        self._answers: dict[str, Any] = self._load()
+        self._answers, keys = self._load()
         # Every read of a start, answered or not yet: the file's (an earlier start's) and this one's.
-        self._keys: dict[str, Key] = {encoded: _decode(encoded) for encoded in self._answers}
+        self._keys: dict[str, Key] = {encoded: _decode(encoded) for encoded in keys}
         self._may_exist = self.path.exists()
         self.generation = 0  # bumped by `changed`: an answer computed before it is stale
         self.recording = True  # until the start is over
 
-    def _load(self) -> dict[str, Any]:
+    def _load(self) -> tuple[dict[str, Any], list[str]]:
+        """(answers, the keys of a start's reads) from the file."""
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
-            return {}
+            return {}, []
         except (OSError, ValueError) as error:
             log.warning("ignoring %s: %s", self.path, error)
-            return {}
-        if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("answers"), dict):
-            return {}
-        return data["answers"]
+            return {}, []
+        if (not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("answers"), dict)
+                or not isinstance(data.get("keys", []), list)):
+            return {}, []
+        return data["answers"], [*data.get("keys", []), *data["answers"]]
 
     def get(self, key: Key) -> tuple[bool, Any]:
         """(found, answer) as recorded; the key is remembered for the next file either way."""
@@ -108,15 +110,22 @@ class StartAnswers:
         self.save_soon()
 
     def changed(self) -> None:
-        """A write is about to reach the engine (or the journal): forget the answers, delete the file."""
+        """A write is about to reach the engine (or the journal): forget the answers, and replace
+        the file by one with the keys alone (the next process that has the engine open then
+        answers them again, at its close if not before)."""
         with self._lock:
             self.generation += 1
             self._answers.clear()
             if self._may_exist:
-                self.path.unlink(missing_ok=True)
                 self._may_exist = False
+                self._write({"format": FORMAT, "keys": list(self._keys), "answers": {}})
         if self._keys:
             self.save_soon()
+
+    def complete(self) -> bool:
+        """Whether the file holds an answer to every kept read."""
+        with self._lock:
+            return self._may_exist and all(encoded in self._answers for encoded in self._keys)
 
     def save_soon(self) -> None:
         self._scheduler.schedule(SAVE_JOB, SAVE_DELAY_S, self.save, max_delay=4 * SAVE_DELAY_S)
@@ -132,19 +141,25 @@ class StartAnswers:
             if generation != self.generation:
                 return  # a write came in: the next save (scheduled by it) has the new answers
             self._answers = answers
-            try:
-                text = json.dumps({"format": FORMAT, "answers": answers})
-            except (TypeError, ValueError) as error:  # a payload value JSON cannot hold
-                log.info("start answers of %s not kept: %s", self.path.parent.name, error)
-                return
-            tmp = self.path.with_name(self.path.name + ".tmp")
-            try:
-                tmp.write_text(text)
-                tmp.replace(self.path)
-            except OSError as error:  # a read-only folder: only an optimisation
-                log.warning("cannot write %s: %s", self.path, error)
-                return
-            self._may_exist = True
+            self._may_exist = self._write({"format": FORMAT, "answers": answers})
+
+    def _write(self, data: dict[str, Any]) -> bool:
+        """Replace the file by `data` (whole or not at all); whether it was written."""
+        try:
+            text = json.dumps(data)
+        except (TypeError, ValueError) as error:  # a payload value JSON cannot hold
+            log.info("start answers of %s not kept: %s", self.path.parent.name, error)
+            self.path.unlink(missing_ok=True)
+            return False
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            tmp.write_text(text)
+            tmp.replace(self.path)
+        except OSError as error:  # a read-only folder: only an optimisation
+            log.warning("cannot write %s: %s", self.path, error)
+            self.path.unlink(missing_ok=True)
+            return False
+        return True
 
     def forget(self) -> None:
         """Delete the file for good (the collection is being dropped)."""
