@@ -18,6 +18,10 @@ The server runs in a subprocess (its RSS is the app's alone) with handler timing
 headless Chromium (Playwright) drives it with real mouse drags. Times:
   server_up_s        process start -> HTTP 200 (loads the columns from Qdrant)
   page_ready_s       navigation start -> map drawn and grid filled
+  first_map_s        server_up_s + navigation start -> map drawn (the browser's own start left out)
+  rss_page_ready_mb  server RSS when the page is ready (the engine may not be open yet)
+  engine_open_s      the embedded engine's shard load, from the server's log (it starts once the
+                     first page is served: store/edge.py); the selections wait for it
   select_*_s         mouseup -> count line, grid and distribution updated (browser clock)
   *_handler_ms       server-side handler time (from the server's log)
   tag_10k_s          click "Add" -> status line shows the result, for the 10,000 selected points
@@ -166,6 +170,7 @@ def serve(folder: Path, port: int) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ui").setLevel(logging.DEBUG)
     logging.getLogger("store.write_behind").setLevel(logging.INFO)  # when tag edits reach the engine
+    logging.getLogger("store.edge").setLevel(logging.INFO)  # when the engine has opened
     serve_app(open_store(path=str(folder / "qdrant")).open("bench"), port=port)
 
 
@@ -185,6 +190,20 @@ def rss_mb(pid: int) -> tuple[float, float]:
     status = Path(f"/proc/{pid}/status").read_text()
     value = {k: int(re.search(rf"{k}:\s+(\d+)", status).group(1)) / 1024 for k in ("VmRSS", "VmHWM")}
     return value["VmRSS"], value["VmHWM"]
+
+
+def wait_engine(log: Path, timeout: float = 600) -> float | None:
+    """Seconds the engine took to load the shard once the server's log says it has (None: code
+    that opens it before serving, without that line)."""
+    if not (ROOT / "store" / "start_answers.py").exists():
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"engine of collection '\S+' open in ([\d.]+) s", log.read_text())
+        if found:
+            return float(found.group(1))
+        time.sleep(0.2)
+    raise RuntimeError("the engine did not open")
 
 
 def handler_times(log: Path, name: str) -> list[float]:
@@ -337,8 +356,11 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False,
             page.wait_for_function("() => { const m = document.querySelector('.es-map');"
                                    " return m && m.dataset.mode !== '' && m.dataset.seq !== '-1'; }",
                                    timeout=120_000)
+            result["first_map_s"] = round(result["server_up_s"] + time.perf_counter() - started, 2)
             page.wait_for_selector("#es-grid .es-card", timeout=120_000)
             result["page_ready_s"] = round(time.perf_counter() - started, 2)
+            result["rss_page_ready_mb"] = round(rss_mb(process.pid)[0])
+            result["engine_open_s"] = wait_engine(log)
             result["map_mode"] = map_mode(page)
             page.evaluate(WATCH_JS)
             sizes = cluster_sizes(n)

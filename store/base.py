@@ -340,6 +340,15 @@ class Collection(ABC):
         """Reorganise storage after a bulk write (the embedded engine merges its segments into
         one memory-mapped segment); a server optimises by itself."""
 
+    def begin_start(self) -> None:
+        """The app starts serving this collection: until `finish_start`, a backend that opens
+        its engine lazily (store/edge.py) lets a read it cannot answer yet wait a moment for the
+        start to end before it opens the engine itself."""
+
+    def finish_start(self) -> None:
+        """The app has started (its pages are built and served): a backend that deferred
+        opening its engine (store/edge.py) opens it now, in the background."""
+
     def flush_soon(self) -> None:
         """Flush, or arrange a flush shortly, where each write is already crash-safe on its own.
 

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -277,7 +277,7 @@ class ColumnSnapshot:
                 header = json.loads(str(np.load(handle, allow_pickle=False)))
                 if header.get("format") != FORMAT:
                     return None
-                data = {name: np.load(handle, allow_pickle=False) for name in header["arrays"]}
+                data = {name: _mapped(path, handle) for name in header["arrays"]}
             text = {name: _Text(data[f"{name}.names"], data[f"{name}.codes"])
                     for name, kind in CACHED_FIELDS.items() if kind is str}
             numbers = {name: _Numbers(data[f"{name}.values"], data[f"{name}.missing"])
@@ -294,6 +294,28 @@ class ColumnSnapshot:
         return (all(len(a) == n for a in arrays)
                 and all(not n or -1 <= int(t.codes.min()) <= int(t.codes.max()) < len(t._names)
                         for t in self.text.values()))
+
+
+def _mapped(path: Path, handle: BinaryIO) -> np.ndarray:
+    """The next .npy array of the open file `handle`, memory-mapped copy-on-write: the pages are
+    read when used and writes stay in this process. At 10M points the path names alone are
+    ~1 GB that the map never reads (a path is read for the few points shown), so they stay on
+    disk instead of in RSS; the file is replaced by rename, never rewritten in place, so a
+    mapping keeps the file it was made from."""
+    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}.get(np.lib.format.read_magic(handle))
+    if read_header is None:
+        raise ValueError("unknown .npy version")
+    shape, fortran, dtype = read_header(handle)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not cached")
+    offset = handle.tell()
+    count = math.prod(shape)
+    handle.seek(offset + count * dtype.itemsize)
+    if count == 0:
+        return np.empty(shape, dtype=dtype)
+    mapped = np.memmap(path, dtype=dtype, mode="c", offset=offset, shape=shape, order="F" if fortran else "C")
+    return mapped.view(np.ndarray)  # a plain array over the mapping (which its .base keeps open)
 
 
 class SnapshotBuilder:
@@ -392,6 +414,10 @@ class ColumnCache:
             else:
                 self.lost = self.lost or snapshot is not None
                 self._discard_file()
+        return self._snapshot
+
+    def held(self) -> ColumnSnapshot | None:
+        """The copy in memory, if there is one (no file read, no engine call)."""
         return self._snapshot
 
     def adopt(self, snapshot: ColumnSnapshot, generation: int) -> bool:

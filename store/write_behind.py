@@ -97,6 +97,12 @@ class PendingWrites:
                      path.name, sum(len(ids) for _, ids in groups), (time.monotonic() - started) * 1000,
                      (time.monotonic() - acknowledged) * 1000)
 
+    @property
+    def queued(self) -> bool:
+        """Whether an acknowledged edit is not yet in the engine."""
+        with self._lock:
+            return bool(self._queue)
+
     def forget(self) -> None:
         """Drop the queue in memory (the journal keeps it for the next open)."""
         with self._lock:

@@ -74,6 +74,12 @@ DEFAULT_PAGES: list[Page] = [
 ]
 # Other writers' edits show within this many seconds (the map's own timer ticks as often).
 DEFAULT_REFRESH_S = 10.0
+# The start is over once the server has had no new request for this long after a page sent its
+# first event, or START_MAX_S after that: then an embedded collection opens its engine (store/edge.py).
+START_IDLE_S = 2.0
+START_MAX_S = 30.0
+FIRST_EVENT_PATH = "/gradio_api/queue/join"
+STREAM_PATHS = ("/gradio_api/queue/data", "/gradio_api/heartbeat/")  # Gradio's event streams (in the path)
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
 
 
@@ -174,6 +180,8 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
     $EMBEDSCAPE_MAP_POINTS or ui/map/routes.py DEFAULT_MAX_POINTS; `map_thumbnails`: see `build_app`."""
     handoff = HandoffStore()
     sites = explorers(collection, objects, handoff)
+    for site in sites:
+        site.collection.begin_start()  # until StartWatch ends it
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     authorize = (lambda request: _logged_in(app, request)) if auth else None
     images = ImageServer([site.collection for site in sites])
@@ -200,12 +208,52 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
         gr.mount_gradio_app(app, demos[prefix], path=prefix or "/", auth=auth, allowed_paths=[], css=APP_CSS,
                             head=page_head_html())
     _share_login(app)
+    app.add_middleware(StartWatch, [site.collection for site in sites])
     app.state.embedscape = demos[""]
     app.state.explorers = demos
     app.state.links = {site.prefix: site.link for site in sites}
     for demo in demos.values():
         demo.embedscape_context.live.start(refresh_interval())
     return app
+
+
+class StartWatch:
+    """ASGI middleware that tells the collections when the app's start is over: a page has sent
+    its first event (through Gradio's queue: its data is asked for), and no request has been
+    answered or begun for START_IDLE_S since (or START_MAX_S passed). An embedded
+    collection's engine holds Python's GIL while it loads its shard, so loading it while the
+    first page is requested would hold that page up for as long (store/edge.py)."""
+
+    def __init__(self, app: Any, collections: Sequence[Collection]) -> None:
+        self.app = app
+        self._collections = list(collections)
+        self._last = 0.0  # monotonic time of the latest request's start or end; 0: none yet
+        self._running = 0  # requests being answered (the map's image, thumbnails), streams left out
+        self._thread: threading.Thread | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        self._last = time.monotonic()
+        if self._thread is None and path.endswith(FIRST_EVENT_PATH):
+            self._thread = threading.Thread(target=self._watch, name="embedscape-start", daemon=True)
+            self._thread.start()
+        streaming = any(part in path for part in STREAM_PATHS)  # open for the whole session
+        self._running += not streaming
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self._running -= not streaming
+            self._last = time.monotonic()
+
+    def _watch(self) -> None:
+        deadline = time.monotonic() + START_MAX_S
+        while time.monotonic() < deadline and (self._running or time.monotonic() - self._last < START_IDLE_S):
+            time.sleep(0.2)
+        for collection in self._collections:
+            collection.finish_start()
 
 
 def refresh_interval() -> float:
