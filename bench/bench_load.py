@@ -269,13 +269,16 @@ class Geometry:
         return box, [(bx + w / 2 * (1 + np.cos(a)), by + h / 2 * (1 + np.sin(a))) for a in t]
 
     def rows(self, outline: list[tuple[float, float]], lasso: bool) -> list[int]:
-        from matplotlib.path import Path as Polygon
+        # What Plotly decides in the browser, done with the server's own even-odd test
+        # (ui/map/geometry.py) rather than another library.
+        from ui.map.geometry import inside_polygon
 
         if not lasso:
             (ax, ay), (bx, by) = outline
             inside = (self.x >= ax) & (self.x <= bx) & (self.y >= by) & (self.y <= ay)
         else:
-            inside = Polygon(outline).contains_points(np.column_stack([self.x, self.y]))
+            px, py = (np.array(v, np.float64) for v in zip(*outline))
+            inside = inside_polygon(self.x, self.y, px, py)
         return np.flatnonzero(inside).tolist()
 
 

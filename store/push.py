@@ -25,11 +25,18 @@ from typing import Any
 import numpy as np
 
 from store.base import Collection, Store, StoreError, validate_collection_name
+from store.columns_cache import FILE_NAME as COLUMNS_CACHE_FILE
+from store.edge import IN_USE_FILE
 from store.schema import index_kind
+from store.start_answers import FILE_NAME as START_ANSWERS_FILE
+from store.write_behind import JOURNAL_DIR
 
 PUSH_BATCH = 256
-# Files of the embedded backend that live in its collection folder but are not artifacts.
-BACKEND_FILES = frozenset({"shard", "collection.json"})
+# Files of the embedded backend that live in its collection folder but are not artifacts: the
+# engine's shard and metadata, the columns cache and the start's saved reads (rebuilt from the
+# target), the write-behind journal (applied before the points are read) and the open lock.
+BACKEND_FILES = frozenset({"shard", "collection.json", COLUMNS_CACHE_FILE, START_ANSWERS_FILE, JOURNAL_DIR,
+                           IN_USE_FILE})
 
 
 @dataclass
