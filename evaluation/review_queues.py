@@ -24,7 +24,7 @@ app's PointTable, so the map sees it); `record_decision` / `forget_decision` wri
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -42,7 +42,7 @@ from detection.geometry import area_and_aspect
 from indexer.models import Embedder
 from review.decisions import ACCEPTED, EXCLUDED, PENDING, entry_of, merged_review
 from review.detection import BADLY_PLACED, DETECTOR_ISSUES, MISSING_LABEL, SPURIOUS
-from review.queue import QueueItem, order, progress, select, QueueFilter
+from review.queue import QueueItem, QueueReads, order
 from store import Collection, StoreError
 from store.schema import AREA, ASPECT_RATIO, BBOX, EXCLUDED_TAG, IMAGE_ID, LABEL, ORIGINAL_BBOX, PATH, REVIEW, SOURCE, TAGS
 
@@ -70,7 +70,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-class DetectorQueues:
+class DetectorQueues(QueueReads):
     """The three queues of the collection's active run, read once (a new one after every edit).
     Items are built per issue on first use: the spurious one searches each unseen box's
     neighbours."""
@@ -100,15 +100,6 @@ class DetectorQueues:
             build = {MISSING_LABEL: self._missing, BADLY_PLACED: self._placed, SPURIOUS: self._spurious}[issue]
             self._items[issue] = build()
         return self._items[issue]
-
-    def queue(self, issue: str, flt: QueueFilter, skipped: Sequence[str] = ()) -> list[QueueItem]:
-        return select(self.items(issue), flt, skipped)
-
-    def progress(self, issue: str, flt: QueueFilter) -> tuple[int, int]:
-        return progress(self.items(issue), flt)
-
-    def item(self, issue: str, key: str) -> QueueItem | None:
-        return next((item for item in self.items(issue) if item.key == key), None)
 
     def entry(self, issue: str, point: str) -> dict[str, Any] | None:
         payload = self._decided[issue].get(point)

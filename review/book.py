@@ -23,7 +23,7 @@ from review.decisions import (
     status, status_matches,
 )
 from review.detection import detection_statuses
-from review.queue import WIDEST_MIN_SCORE, QueueFilter, QueueItem, progress, queue_items, select, vector_view
+from review.queue import WIDEST_MIN_SCORE, QueueItem, QueueReads, queue_items, vector_view
 from store import Collection
 from store.schema import (
     DUPLICATE_GROUP, LABEL, MISLABEL_FLAGGED_BY, MISLABEL_SCORE, NEIGHBOUR_AGREEMENT, OUTLIER_SCORE, PROBE_AGREEMENT,
@@ -47,7 +47,7 @@ def _candidate(payload: dict[str, Any]) -> bool:
             or (isinstance(outlier, (int, float)) and outlier >= WIDEST_MIN_SCORE["outlier"]))
 
 
-class ReviewBook:
+class ReviewBook(QueueReads):
     """Candidates' payloads (id -> the FIELDS above) and the queues built from them. One book
     per collection per process; decisions from every session go through it (one lock).
     `vector`: whose scores the queues follow ("": the default vector's; a named vector's: its
@@ -75,15 +75,6 @@ class ReviewBook:
             if issue not in self._items:
                 self._items[issue] = queue_items(self._payloads, issue)
             return self._items[issue]
-
-    def queue(self, issue: str, flt: QueueFilter, skipped: Sequence[str] = ()) -> list[QueueItem]:
-        return select(self.items(issue), flt, skipped)
-
-    def progress(self, issue: str, flt: QueueFilter) -> tuple[int, int]:
-        return progress(self.items(issue), flt)
-
-    def item(self, issue: str, key: str) -> QueueItem | None:
-        return next((item for item in self.items(issue) if item.key == key), None)
 
     def payload(self, point: str) -> dict[str, Any]:
         with self._lock:

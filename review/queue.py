@@ -183,3 +183,21 @@ def pair_counts(items: Sequence[QueueItem], flt: QueueFilter | None = None) -> l
         totals[pair] += 1  # type: ignore[index]
         pending[pair] += item.status == PENDING  # type: ignore[index]
     return [(a, b, n, pending[(a, b)]) for (a, b), n in sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+
+class QueueReads:
+    """The reads every queue keeper answers the same way over its own `items(issue)` (the
+    label-quality ReviewBook and a detector run's DetectorQueues): the filtered queue, its
+    progress and one item by key."""
+
+    def items(self, issue: str) -> list[QueueItem]:
+        raise NotImplementedError
+
+    def queue(self, issue: str, flt: QueueFilter, skipped: Sequence[str] = ()) -> list[QueueItem]:
+        return select(self.items(issue), flt, skipped)
+
+    def progress(self, issue: str, flt: QueueFilter) -> tuple[int, int]:
+        return progress(self.items(issue), flt)
+
+    def item(self, issue: str, key: str) -> QueueItem | None:
+        return next((item for item in self.items(issue) if item.key == key), None)
