@@ -963,7 +963,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from deploy.auth import AuthConfigError, parse_auth
-    from ui.app import serve
+    from ui.first_page import FirstPage
 
     try:
         auth = parse_auth()  # APP_AUTH=user:password or APP_AUTH_FILE: login required
@@ -979,10 +979,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             serve_instructions(problem, args.host, args.port, auth)
             return 0
     images, objects = _explorer_collections(store, store.open(args.collection))
+    try:  # the address answers at once, the explorer follows (ui/first_page.py)
+        first_page = FirstPage.start(args.host, args.port, images, show_map=auth is None)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error}", file=sys.stderr)
+        return 2
+    from ui.app import serve  # Gradio's import: after the first page answers
+
     metadata = images.read_metadata()
     text_encoder = _text_encoder(metadata) if metadata.get("has_text_encoder") else None
     serve(images, host=args.host, port=args.port, text_encoder=text_encoder, auth=auth, objects=objects,
-          map_points=getattr(args, "map_points", None), map_thumbnails=getattr(args, "map_thumbnails", None))
+          map_points=getattr(args, "map_points", None), map_thumbnails=getattr(args, "map_thumbnails", None),
+          first_page=first_page)
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import mutual_info_score
 
 N_BINS = 5
 MAX_CATEGORIES = 12
@@ -86,6 +85,10 @@ def _bin(values: np.ndarray, edges: np.ndarray, categorical: bool) -> np.ndarray
 
 def _uncertainty(codes: np.ndarray, found: np.ndarray) -> float:
     """U(found | bin) = I(found; bin) / H(found), 0 when every box is found or every one missed."""
+    # Imported here: sklearn and scipy.stats cost about a second of the app's start, and only
+    # the detection report's failure table needs them.
+    from sklearn.metrics import mutual_info_score
+
     share = found.mean()
     if share in (0.0, 1.0):
         return 0.0

@@ -16,9 +16,15 @@ the image with the selection drawn.
 
 The server runs in a subprocess (its RSS is the app's alone) with handler timings logged;
 headless Chromium (Playwright) drives it with real mouse drags. Times:
-  server_up_s        process start -> HTTP 200 (loads the columns from Qdrant)
-  page_ready_s       navigation start -> map drawn and grid filled
-  first_map_s        server_up_s + navigation start -> map drawn (the browser's own start left out)
+  server_up_s        process start -> HTTP 200 (with the first page, ui/first_page.py: its answer,
+                     before Gradio is imported; without: the explorer's, after building it)
+  first_map_s        server_up_s + navigation start -> a map drawn: the first page's picture of it,
+                     or without the first page the explorer's map (the browser's own start left out)
+  explorer_map_s     server_up_s + navigation start -> the explorer's map drawn (with the first
+                     page: after the page reloaded into the explorer by itself)
+  page_ready_s       navigation start -> the explorer's map drawn and its grid filled
+Each size runs with the first page and then without it (`--first-page on|off|both`), as
+`app.py serve` started before it (the baseline in the same script).
   rss_page_ready_mb  server RSS when the page is ready (the engine may not be open yet)
   engine_open_s      the embedded engine's shard load, from the server's log (it starts once the
                      first page is served: store/edge.py); the selections wait for it
@@ -51,7 +57,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from ui.page_layout import STORAGE_KEY  # noqa: E402  (the map's share of the width, remembered)
 
 RESULTS = ROOT / "bench" / "results"
 CHROMIUM = "/usr/bin/chromium"
@@ -165,13 +170,18 @@ def _columns_once(folder: Path) -> None:
 # --- the server subprocess -----------------------------------------------------------------
 def serve(folder: Path, port: int) -> None:
     from store import open_store
-    from ui.app import serve as serve_app
+    from ui.first_page import FirstPage
 
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("ui").setLevel(logging.DEBUG)
     logging.getLogger("store.write_behind").setLevel(logging.INFO)  # when tag edits reach the engine
     logging.getLogger("store.edge").setLevel(logging.INFO)  # when the engine has opened
-    serve_app(open_store(path=str(folder / "qdrant")).open("bench"), port=port)
+    collection = open_store(path=str(folder / "qdrant")).open("bench")
+    # As `app.py serve`: the address answers with the first page before Gradio is imported.
+    first_page = FirstPage.start("127.0.0.1", port, collection) if os.environ.get("BENCH_FIRST_PAGE", "1") == "1" else None
+    from ui.app import serve as serve_app
+
+    serve_app(collection, port=port, first_page=first_page)
 
 
 def wait_http(url: str, timeout: float = 300) -> None:
@@ -324,23 +334,31 @@ def clear(page) -> None:
                                timeout=60_000)
 
 
+EXPLORER_MAP_DRAWN = ("() => { const m = document.querySelector('.es-map');"
+                      " return !!m && m.dataset.mode !== '' && m.dataset.seq !== '-1'; }")
+
+
 def run(n: int, dim: int, port: int, gpu_compositing: bool = False,
-        map_share: float | None = None) -> dict[str, object]:
+        map_share: float | None = None, first_page: bool = True) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
+
+    from ui.page_layout import STORAGE_KEY  # the map's share of the width, remembered (imports Gradio:
+    # not at the top, where the server subprocess would pay for it before its first answer)
 
     folder = RESULTS / f"ui-{n}-d{dim}"
     started = time.perf_counter()
     build(folder, n, dim)
     build_s = time.perf_counter() - started
     log = folder / "server.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "EMBEDSCAPE_ARTIFACTS": str(folder / "artifacts")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "EMBEDSCAPE_ARTIFACTS": str(folder / "artifacts"),
+           "BENCH_FIRST_PAGE": "1" if first_page else "0"}
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(folder), "--port", str(port)],
                                stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
     result: dict[str, object] = {"points": n, "dim": dim, "build_s": round(build_s, 1),
                                  "compositing": "gpu (SwiftShader)" if gpu_compositing else "software",
-                                 "map_share": map_share}
+                                 "map_share": map_share, "first_page": first_page}
     browser_args = ARGS + (GPU_COMPOSITING if gpu_compositing else SOFTWARE_COMPOSITING)
     try:
         wait_http(url + "/")
@@ -352,11 +370,13 @@ def run(n: int, dim: int, port: int, gpu_compositing: bool = False,
                 page.add_init_script(f"localStorage.setItem({STORAGE_KEY!r}, '{map_share:.1f}')")
             started = time.perf_counter()
             page.goto(url)
-            # Ready: the map is drawn (points or the density image) and the grid is filled.
-            page.wait_for_function("() => { const m = document.querySelector('.es-map');"
-                                   " return m && m.dataset.mode !== '' && m.dataset.seq !== '-1'; }",
-                                   timeout=120_000)
+            # A map drawn: the first page's picture, or the explorer's map (points or the density image).
+            page.wait_for_function(f"() => document.querySelector('.es-first-map')?.dataset.drawn === '1'"
+                                   f" || ({EXPLORER_MAP_DRAWN})()", timeout=120_000)
             result["first_map_s"] = round(result["server_up_s"] + time.perf_counter() - started, 2)
+            # The explorer's map, after the first page reloaded into it by itself; then its grid.
+            page.wait_for_function(EXPLORER_MAP_DRAWN, timeout=120_000)
+            result["explorer_map_s"] = round(result["server_up_s"] + time.perf_counter() - started, 2)
             page.wait_for_selector("#es-grid .es-card", timeout=120_000)
             result["page_ready_s"] = round(time.perf_counter() - started, 2)
             result["rss_page_ready_mb"] = round(rss_mb(process.pid)[0])
@@ -429,6 +449,9 @@ def _untag(folder: Path) -> None:
     store.close()
 
 
+FIRST_PAGE_RUNS = {"on": (True,), "off": (False,), "both": (True, False)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--points", type=int, nargs="+", default=[70_000, 1_000_000, 10_000_000])
@@ -439,6 +462,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7899)
     parser.add_argument("--gpu-compositing", action="store_true",
                         help="composite with GL (SwiftShader) instead of software; see SOFTWARE_COMPOSITING")
+    parser.add_argument("--first-page", choices=["on", "off", "both"], default="both",
+                        help="serve the first page before the explorer (app.py serve does), or not, or each in turn")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -447,8 +472,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     results = []
     for attempt in range(args.repeat):
-        for n in args.points:
-            result = run(n, args.dim, args.port, args.gpu_compositing, args.map_share)
+        for n, first_page in ((n, f) for n in args.points for f in FIRST_PAGE_RUNS[args.first_page]):
+            result = run(n, args.dim, args.port, args.gpu_compositing, args.map_share, first_page)
             result["run"], result["load_before"] = attempt + 1, os.getloadavg()[0]
             print(json.dumps(result), flush=True)
             results.append(result)

@@ -385,6 +385,12 @@ class Collection(ABC):
                     values[f].append(record.payload.get(f))
         return Columns(np.array(ids, dtype=str), values)
 
+    def cached_columns(self, fields: Sequence[str]) -> Columns | None:
+        """Every point's `fields` from a copy kept beside the store, without reading the store
+        itself, or None where there is none (this base: never). Cheap where it answers: the
+        app's first page draws its picture of the map from it (ui/first_page.py)."""
+        return None
+
     def ids(self, flt: PointFilter | None = None) -> list[str]:
         return [r.id for batch in self.scroll([], flt) for r in batch]
 

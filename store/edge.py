@@ -378,6 +378,16 @@ class EdgeCollection(Collection):
             generation = self._cache.generation
         return self._rebuild_cache(fields, generation)
 
+    def cached_columns(self, fields: Sequence[str]) -> Columns | None:
+        """As `Collection.cached_columns`: from the column cache (memory-mapped), never the
+        engine; None for tags (their source is the engine), a cache that is not current, or
+        journaled edits not yet in it."""
+        if TAGS in fields or not cacheable(fields) or self._pending.queued:
+            return None
+        with self._lock:
+            snapshot = self._cache.current()
+            return snapshot.columns(fields, []) if snapshot is not None else None
+
     def _scan_columns(self, fields: Sequence[str], flt: PointFilter | None = None) -> Columns:
         if len(set(fields)) != len(fields):
             return super().columns(fields, flt)  # the shared behaviour, repeated names included

@@ -26,6 +26,9 @@ Modules
     panel_html.py     HTML of the panels beside the map: count line, grid, distribution, detail card
     split_panel.py    the Filter & Export tab's Splits row: compare two splits, select the leaks
     text.py           strings from data and links as text for HTML, toasts, Plotly and Markdown
+    first_page.py     FirstPage: the address answered before Gradio is imported (a picture of the
+                      map), its socket handed to the explorer's server (`serve(first_page=...)`)
+    gradio_import.py  skip_stub_writer(): `import gradio` without its .pyi writer (1.3 s of every start)
     explorer.py       the Explorer tab and the map's controls (colour, filters, search, tagging)
 
 Data flow
@@ -64,3 +67,7 @@ Selection state, for later tabs
             button = gr.Button("Select likely mislabels")
             ctx.map_event(button.click, lambda s: s.select(rows_with_high_score(ctx), "mislabel"))
 """
+
+from ui.gradio_import import skip_stub_writer
+
+skip_stub_writer()  # before any ui module imports gradio: see ui/gradio_import.py

@@ -41,6 +41,7 @@ from ui import box_quality_page, clusters_page, labelling_page, models_page, per
 from ui.context import AppContext, TextEncoder
 from ui.edit_watch import edit_watch_control
 from ui.explorer import PointKind
+from ui.first_page import FirstPage
 from ui.handoff import CSS as HANDOFF_CSS
 from ui.handoff import ExplorerLink, HandoffStore, build_handover, switch_html
 from ui.live_table import LiveTable
@@ -273,6 +274,9 @@ def _warm_up_event_processing() -> None:
     (mlxtend brings it) the first event of a server imports it: 0.5 s that the first page
     would otherwise wait for.
     """
+    # A server draws off-screen. With no backend named, matplotlib.get_backend() imports
+    # pyplot to choose one (0.7 s of the start); naming agg, the one Gradio switches to, skips it.
+    os.environ.setdefault("MPLBACKEND", "agg")
     switch = getattr(gr.utils, "MatplotlibBackendMananger", None)  # sic: Gradio's spelling
     if switch is not None:
         with switch():
@@ -290,15 +294,19 @@ def _freeze_startup_objects() -> None:
 
 def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
           text_encoder: TextEncoder | None = None, auth: Auth = None, objects: Collection | None = None,
-          map_points: int | None = None, map_thumbnails: int | None = None) -> None:
-    """Serve the explorer (and the object explorer of `objects`) until interrupted."""
+          map_points: int | None = None, map_thumbnails: int | None = None,
+          first_page: FirstPage | None = None) -> None:
+    """Serve the explorer (and the object explorer of `objects`) until interrupted. With
+    `first_page` (ui/first_page.py, started on host:port before this module was imported), its
+    socket is taken over and the browsers it answered reload into the explorer."""
     app = create_server_app(collection, text_encoder, auth, objects=objects, map_points=map_points,
                             map_thumbnails=map_thumbnails)
     print(f"embedscape explorer on http://{host}:{port}  (collection '{collection.name}')", flush=True)
     if objects is not None:
         print(f"boxes of its images on http://{host}:{port}{OBJECTS_PREFIX}/  (collection '{objects.name}')",
               flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server.run(sockets=[first_page.hand_over()] if first_page is not None else None)
 
 
 @dataclass
@@ -320,13 +328,16 @@ class RunningServer:
 def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
                  text_encoder: TextEncoder | None = None, auth: Auth = None,
                  pages: Sequence[Page] = (), objects: Collection | None = None,
-                 map_points: int | None = None, map_thumbnails: int | None = None) -> RunningServer:
-    """Serve in a background thread (port 0: a free port); returns once it accepts requests."""
-    port = port or free_port(host)
+                 map_points: int | None = None, map_thumbnails: int | None = None,
+                 first_page: FirstPage | None = None) -> RunningServer:
+    """Serve in a background thread (port 0: a free port; with `first_page`, its socket: see
+    `serve`); returns once it accepts requests."""
+    port = first_page.port if first_page is not None else port or free_port(host)
     app = create_server_app(collection, text_encoder, auth, pages, objects=objects, map_points=map_points,
                             map_thumbnails=map_thumbnails)
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
+    sockets = [first_page.hand_over()] if first_page is not None else None
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="embedscape-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:

@@ -19,21 +19,12 @@ import numpy as np
 import plotly.graph_objects as go
 
 from store.schema import DETECTION_OUTCOME, DETECTION_REASON
+from ui.map.palette import DATA_COLOUR, OTHER_COLOUR, PALETTE, UNTAGGED_COLOUR  # noqa: F401  (re-exported)
 from ui.map.routes import NEAR_ROUTE, VIEW_ROUTE, register
 from ui.model_maps import MODEL_CLUSTERS, coordinates, model_cluster_codes
 from ui.state import MapState
 from ui.table import NO_LABEL, PointTable
 
-# Distinct colours for the largest classes (Tableau 10 and its light partners, then darker
-# tones); every smaller class shares OTHER_COLOUR so 100+ classes stay readable.
-PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#bcbd22",
-    "#17becf", "#393b79", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-    "#f7b6d2", "#dbdb8d", "#9edae5", "#637939",
-]
-OTHER_COLOUR = "#b5b5b5"
-UNTAGGED_COLOUR = "#d9d9d9"
-DATA_COLOUR = "#3b6ea8"
 HIDDEN = 65535  # category code of points the filters hide
 FIELD_PREFIX = "field:"  # colour_by value of a numeric payload field, e.g. "field:brightness"
 CLUSTER_COLOURING = "cluster"  # colour_by value: the clusters `analyze` found

@@ -156,8 +156,8 @@ class PointTable:
         self.ids = IdColumn(self.point_ids)
         self.row_of = RowLookup(self.point_ids, self.alive)
         self.paths = TextColumn(*rows.text(columns.text(PATH), previous.paths.parts() if previous is not None else None))
-        self.x: np.ndarray = rows.numbers(np.nan_to_num(columns.floats(X)), None if previous is None else previous.x)
-        self.y: np.ndarray = rows.numbers(np.nan_to_num(columns.floats(Y)), None if previous is None else previous.y)
+        self.x: np.ndarray = rows.numbers(_finite(columns.floats(X)), None if previous is None else previous.x)
+        self.y: np.ndarray = rows.numbers(_finite(columns.floats(Y)), None if previous is None else previous.y)
         label_parts = None if previous is None else (np.array(previous.label_names, dtype=object), previous.label_codes)
         self.label_names, self.label_codes = _label_codes(*rows.text(columns.text(LABEL), label_parts))
         tagged, values = columns.tagged(TAGS)
@@ -430,6 +430,12 @@ def _number(value: Any) -> float:
     return float(value) if isinstance(value, (int, float)) else np.nan
 
 
+def _finite(values: np.ndarray) -> np.ndarray:
+    """`values` with NaN as 0 and infinities as the largest floats; unchanged (no copy) when all
+    are finite, the usual case: np.nan_to_num copies and scans three times (0.36 s at 10M)."""
+    return values if np.isfinite(values).all() else np.nan_to_num(values)
+
+
 def _label_codes(distinct: np.ndarray, codes: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Labels present (largest class first, "" and absent as NO_LABEL) and each row's code."""
     raw = [str(v) if v not in (None, "") else NO_LABEL for v in distinct.tolist()] + [NO_LABEL]  # code -1: last
@@ -446,31 +452,40 @@ def _label_codes(distinct: np.ndarray, codes: np.ndarray) -> tuple[list[str], np
 class _RowSources:
     """Where each row of a new table comes from. Without `previous`, row i is point i of the
     read columns. With it, `previous`'s rows come first in their order (a point no longer in
-    the store keeps its row, dead, with the values it had), then the new points by id."""
+    the store keeps its row, dead, with the values it had), then the new points by id.
+    Without `previous` the mapping is the identity and no column is gathered through it (at
+    ten million rows each gather cost 0.1-0.3 s of the start)."""
 
     def __init__(self, read: PointIds, previous: PointTable | None) -> None:
         self.read_count = len(read)
+        self.identity = previous is None
         if previous is None:
-            self.source = np.arange(len(read), dtype=np.int64)
+            self.source = None  # row i is point i
             self.point_ids = read
-        else:
-            kept = read.find(previous.point_ids)
-            new = np.ones(len(read), dtype=bool)
-            new[kept[kept >= 0]] = False
-            added = np.flatnonzero(new)
-            added = added[np.argsort(read.keys[added], kind="stable")]
-            self.source = np.concatenate([kept, added])
-            self.point_ids = previous.point_ids.append(read.take(added))
+            self.alive = np.ones(len(read), dtype=bool)
+            self.dead = np.zeros(0, dtype=np.int64)
+            return
+        kept = read.find(previous.point_ids)
+        new = np.ones(len(read), dtype=bool)
+        new[kept[kept >= 0]] = False
+        added = np.flatnonzero(new)
+        added = added[np.argsort(read.keys[added], kind="stable")]
+        self.source: np.ndarray = np.concatenate([kept, added])
+        self.point_ids = previous.point_ids.append(read.take(added))
         self.alive = self.source >= 0
         self.dead = np.flatnonzero(~self.alive)
 
     def rows_of_sources(self, positions: np.ndarray) -> np.ndarray:
         """The row of each position in the read columns (-1: none)."""
+        if self.identity:
+            return np.asarray(positions, dtype=np.int64)
         inverse = np.full(self.read_count, -1, dtype=np.int64)
         inverse[self.source[self.alive]] = np.flatnonzero(self.alive)
         return inverse[np.asarray(positions, dtype=np.int64)]
 
     def numbers(self, read: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+        if self.identity:  # a copy: the table's own, writable
+            return read.astype(np.float32) if len(read) else np.zeros(self.read_count, np.float32)
         out = read.astype(np.float32)[np.maximum(self.source, 0)] if len(read) else \
             np.zeros(len(self.source), np.float32)
         if previous is not None and len(self.dead):
@@ -481,6 +496,8 @@ class _RowSources:
              previous: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:
         """(distinct values, code per row) of a text column; dead rows keep `previous`'s value."""
         distinct, codes = read
+        if self.identity:  # a copy: the table's own, writable
+            return distinct, codes.astype(np.int32) if len(codes) else np.full(self.read_count, -1, np.int32)
         out = codes[np.maximum(self.source, 0)] if len(codes) else np.full(len(self.source), -1, np.int32)
         if previous is None or not len(self.dead):
             return distinct, out

@@ -8,6 +8,7 @@ Modules
                          (binary), and the point nearest the pointer; box / lasso resolved on the server
     geometry.py          which points lie in a box or lasso (pure numpy)
     density.py           the density image of a view (pure numpy + PIL)
+    palette.py           the category colours, largest categories first
     share_link.py        the page URL applied on load (UrlParams) and the "Copy link" control
     share_link_query.py  the explorer's state <-> a link's query parameters (pure: LinkSpec)
     assets/              the component's JavaScript, CSS and HTML, read once when a module is imported
