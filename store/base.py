@@ -207,10 +207,11 @@ class Columns:
         return self._text[name]
 
     def floats(self, name: str) -> np.ndarray:
-        """float64 values, NaN where absent."""
+        """float64 values, NaN where absent (possibly read-only: the cache's own, when none is)."""
         if name in self._floats and name not in self._lists:
             values, missing = self._floats[name]
-            return np.where(missing, np.nan, values)
+            # No copy where nothing is missing: at 10M points each copy cost 0.15 s of a start.
+            return np.where(missing, np.nan, values) if missing.any() else values
         return self.array(name, np.float64)
 
     def tagged(self, name: str) -> tuple[np.ndarray, list[Any]]:

@@ -76,6 +76,11 @@ def test_the_address_answers_with_the_map_then_the_explorer_takes_it(tmp_path: P
         assert abs((bird_x - cat_x) / (dog_x - cat_x) - (UI_CENTRES["bird"][0] - UI_CENTRES["cat"][0]) / span) < 0.05
         status, headers, _ = fetch(url + "/gradio_api/info")
         assert status == 503 and headers.get("Retry-After") == "1"
+        # A page of the other explorer opened meanwhile: the page that reloads, no picture.
+        request = urllib.request.Request(url + "/objects/", headers={"Accept": "text/html,*/*"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            text = answer.read().decode()
+        assert answer.status == 200 and 'data-preview="0"' in text and "120 points" not in text
 
         server = start_server(collection, first_page=first)  # the same socket, now the explorer's
         status, headers, body = fetch(url + "/")

@@ -11,6 +11,7 @@ from a small standard-library server in a thread:
                        the explorer follows; it asks the address again every 250 ms and reloads
                        once the answer lacks STARTING_HEADER (the explorer answers);
     PREVIEW_ROUTE      that image (PNG, PREVIEW_SIZE; the page stretches it as Plotly does);
+    another page       (a request accepting HTML, e.g. /objects/) the same page without the picture;
     anything else      503 with Retry-After: 1 (a page left open from before a restart).
 `hand_over()` stops answering and gives the listening socket to the explorer's server
 (ui/app.py `serve`): connections that arrive in between wait in the socket's backlog, so no
@@ -92,9 +93,11 @@ class FirstPage:
         self._thread.join()
         return self._socket
 
-    def page(self) -> bytes:
-        text = (PAGE.replace("__TITLE__", html_text(self._name)).replace("__SUMMARY__", self._summary)
-                .replace("__PREVIEW__", "1" if self._summary else "0")
+    def page(self, picture: bool = True) -> bytes:
+        """The first page; `picture`: with the map's picture where there is one (the page at "/")."""
+        picture = picture and bool(self._summary)
+        text = (PAGE.replace("__TITLE__", html_text(self._name)).replace("__SUMMARY__", self._summary if picture else "")
+                .replace("__PREVIEW__", "1" if picture else "0")
                 .replace("__PREVIEW_ROUTE__", PREVIEW_ROUTE).replace("__STARTING_HEADER__", STARTING_HEADER))
         return text.encode()
 
@@ -198,8 +201,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, body: bool) -> None:
         page = self.server.first_page
         path = urlsplit(self.path).path
-        if path == "/":
-            self._send(HTTPStatus.OK, page.page(), "text/html; charset=utf-8", body)
+        if path == "/" or "text/html" in self.headers.get("Accept", ""):
+            # Another explorer's page (/objects/) opened meanwhile: the page without the
+            # picture, which reloads as well.
+            self._send(HTTPStatus.OK, page.page(picture=path == "/"), "text/html; charset=utf-8", body)
             return
         picture = page.picture() if path == PREVIEW_ROUTE else None
         if picture is not None:
