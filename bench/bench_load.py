@@ -219,6 +219,17 @@ async def call(client: httpx.AsyncClient, page: Page, session: str, dependency: 
                     break
 
 
+def describe(error: BaseException) -> str:
+    """An error with the request it cut (httpx's errors name none in their message) and its cause."""
+    text = f"{type(error).__name__}: {error}"
+    request = getattr(error, "_request", None)  # httpx.RequestError.request raises when unset
+    if request is not None:
+        text += f" [{request.method} {request.url.path}]"
+    if error.__cause__ is not None:
+        text += f" (cause: {type(error.__cause__).__name__}: {error.__cause__})"
+    return text
+
+
 def _strings(values: list[Any]) -> list[str]:
     return [v for v in values if isinstance(v, str)]
 
@@ -325,7 +336,7 @@ class HttpUser:
         try:
             recorded = await asyncio.wait_for(work, CALL_TIMEOUT_S)
         except Exception as error:  # every failure counts; the user goes on, as a person would
-            self.rec.error(action, f"{type(error).__name__}: {error}")
+            self.rec.error(action, f"{describe(error)} after {time.perf_counter() - started:.1f} s")
             return
         if recorded is not False:  # False: nothing to time (a tag with no selection)
             self.rec.time(action, time.perf_counter() - started)

@@ -81,6 +81,12 @@ START_MAX_S = 30.0
 FIRST_EVENT_PATH = "/gradio_api/queue/join"
 STREAM_PATHS = ("/gradio_api/queue/data", "/gradio_api/heartbeat/")  # Gradio's event streams (in the path)
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
+# Seconds an idle keep-alive connection stays open. uvicorn's default (5 s) equals httpx's pool
+# expiry (5 s) and is shorter than a proxy's (nginx, AWS ALB: 60 s) or Chromium's: a client
+# reusing a connection the server is closing that moment gets it cut (httpx.ReadError; 8 of
+# them in bench/bench_load.py's run A3, docs/BENCHMARKS.md). A server keeps its connections
+# longer than any client's pool, so the client always gives them up first.
+KEEP_ALIVE_S = 75
 
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
@@ -298,7 +304,12 @@ def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
     if objects is not None:
         print(f"boxes of its images on http://{host}:{port}{OBJECTS_PREFIX}/  (collection '{objects.name}')",
               flush=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.Server(server_config(app, host, port)).run()
+
+
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """How `serve` and `start_server` run uvicorn (connections kept KEEP_ALIVE_S when idle)."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @dataclass
@@ -325,7 +336,7 @@ def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
     port = port or free_port(host)
     app = create_server_app(collection, text_encoder, auth, pages, objects=objects, map_points=map_points,
                             map_thumbnails=map_thumbnails)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host, port))
     thread = threading.Thread(target=server.run, name="embedscape-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
