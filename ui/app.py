@@ -198,6 +198,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
                          kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails,
                          objects=objects if site.collection is not objects else None)
         demo.queue(default_concurrency_limit=4)
+        _undocumented_events(demo)
         release_closed_sessions(demo)  # a closed page's state goes minutes after, not an hour (ui/sessions.py)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
         add_view_routes(app, lambda live=live: live.table, max_points(map_points), authorize, site.prefix)
@@ -212,7 +213,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
         if prefix:
             app.add_api_route(prefix, _slash_redirect(prefix), methods=["GET"])
         gr.mount_gradio_app(app, demos[prefix], path=prefix or "/", auth=auth, allowed_paths=[], css=APP_CSS,
-                            head=page_head_html())
+                            head=page_head_html(), footer_links=["gradio", "settings", "runs"])
     _share_login(app)
     app.add_middleware(StartWatch, [site.collection for site in sites])
     app.state.embedscape = demos[""]
@@ -270,6 +271,17 @@ def refresh_interval() -> float:
 
 def _row_id(table: PointTable, row: int) -> str | None:
     return str(table.ids[row]) if 0 <= row < len(table) and table.alive[row] else None
+
+
+def _undocumented_events(demo: gr.Blocks) -> None:
+    """The page's events stay callable (the page calls them by number) but out of Gradio's API
+    page, whose "Use via API" link the footer drops. Gradio writes every documented event's
+    API description and code examples into each page it serves: 26 of the page's 51 ms of
+    server time and 430 of its 660 KB at 67 events (bench/bench_load.py --page-cost). The
+    events need a session's state, so they were never an API to call from outside."""
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public":  # a private one stays private
+            fn.api_visibility = "undocumented"
 
 
 def _warm_up_event_processing() -> None:
