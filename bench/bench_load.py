@@ -695,8 +695,9 @@ def server_cpu_s(pid: int) -> float:
 def page_cost(store_path: Path, name: str, args: argparse.Namespace) -> dict[str, Any]:
     """`--page-cost N`: N pages opened and closed one after another by one user, each step of
     the open timed on the client's clock and on the server's CPU clock ("close": the second
-    after the page closed, where its unload runs). One user at a time: the server's CPU per
-    page open, which is what 20 users reopening pages queue for."""
+    after the page closed, where its unload runs, and what the server uses idle in a second,
+    measured first over 10 s). One user at a time: the server's CPU per page open, which is
+    what 20 users reopening pages queue for."""
     geometry, density = read_geometry(store_path, name)
     process, url = start(store_path, name, args)
     wall: dict[str, list[float]] = defaultdict(list)
@@ -722,6 +723,10 @@ def page_cost(store_path: Path, name: str, args: argparse.Namespace) -> dict[str
         bench_ui.wait_http(url + "/")
         page = Page(httpx.get(url + "/config", timeout=60).json())
         warm_up(url, page, geometry, density)
+        time.sleep(2)
+        idle_from = server_cpu_s(process.pid)
+        time.sleep(10)
+        idle_ms = 1000 * (server_cpu_s(process.pid) - idle_from) / 10
         asyncio.run(visits(page))
     finally:
         process.terminate()
@@ -731,7 +736,7 @@ def page_cost(store_path: Path, name: str, args: argparse.Namespace) -> dict[str
     return {"collection": name, "points": geometry.n, "pages": args.page_cost,
             "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()[0],
-            "steps": steps, "server_cpu_per_page_ms": round(sum(v["server_cpu_mean_ms"] for v in steps.values()), 1),
+            "idle_server_cpu_ms_per_s": round(idle_ms, 1), "steps": steps, "server_cpu_per_page_ms": round(sum(v["server_cpu_mean_ms"] for v in steps.values()), 1),
             "wall_per_page_ms": round(sum(v["wall_median_ms"] for step, v in steps.items() if step != "close"), 1)}
 
 

@@ -12,7 +12,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from test_bench_load import load_bench
-from ui.app import KEEP_ALIVE_S, create_server_app, start_server
+from ui.app import KEEP_ALIVE_S, PROGRESS_POLL_S, QUEUE_POLL_S, create_server_app, start_server
 
 
 def test_a_connection_idle_past_the_clients_pool_expiry_still_answers(ui_collection) -> None:
@@ -39,7 +39,7 @@ def test_a_connection_idle_past_the_clients_pool_expiry_still_answers(ui_collect
         server.stop()
 
 
-def test_a_page_carries_no_api_description_and_its_events_still_answer(ui_collection) -> None:
+def test_a_page_carries_no_api_description_its_events_answer_and_the_queue_polls_less(ui_collection) -> None:
     _, collection, _ = ui_collection
     bench = load_bench()
     with TestClient(create_server_app(collection)) as http:
@@ -50,6 +50,10 @@ def test_a_page_carries_no_api_description_and_its_events_still_answer(ui_collec
         config = http.get("/config").json()
         visibility = [d["api_visibility"] for d in config["dependencies"]]
         assert "public" not in visibility and visibility.count("undocumented") > 20
+        # Gradio's queue polls every 10 ms when idle, not every 1 ms (80 ms of CPU a second).
+        queue = http.app.state.embedscape._queue
+        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (QUEUE_POLL_S, PROGRESS_POLL_S)
+        assert QUEUE_POLL_S >= 0.01
     server = start_server(collection)
     try:  # the page's events answer as before: the load event sends the map
         async def load() -> list:

@@ -87,6 +87,13 @@ Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | No
 # them in bench/bench_load.py's run A3, docs/BENCHMARKS.md). A server keeps its connections
 # longer than any client's pool, so the client always gives them up first.
 KEEP_ALIVE_S = 75
+# Gradio's queue looks for events to start every 1 ms while it has none, and for progress to
+# send every 10 ms: an idle server used 80 ms of CPU a second (8 % of a core, per explorer),
+# and every request under load competes with those wake-ups. An event now starts at most
+# QUEUE_POLL_S later (events take 40 ms and more of server time); no event of the app reports
+# progress (gr.Progress), so that loop has nothing to send.
+QUEUE_POLL_S = 0.01
+PROGRESS_POLL_S = 0.1
 
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
@@ -198,6 +205,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
                          kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails,
                          objects=objects if site.collection is not objects else None)
         demo.queue(default_concurrency_limit=4)
+        _poll_less(demo)
         _undocumented_events(demo)
         release_closed_sessions(demo)  # a closed page's state goes minutes after, not an hour (ui/sessions.py)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
@@ -271,6 +279,13 @@ def refresh_interval() -> float:
 
 def _row_id(table: PointTable, row: int) -> str | None:
     return str(table.ids[row]) if 0 <= row < len(table) and table.alive[row] else None
+
+
+def _poll_less(demo: gr.Blocks) -> None:
+    """Gradio's queue polls QUEUE_POLL_S / PROGRESS_POLL_S when idle (its attributes; no option)."""
+    queue: Any = demo._queue  # type: ignore[attr-defined]
+    queue.sleep_when_free = QUEUE_POLL_S
+    queue.progress_update_sleep_when_free = PROGRESS_POLL_S
 
 
 def _undocumented_events(demo: gr.Blocks) -> None:
