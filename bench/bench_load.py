@@ -3,7 +3,7 @@ tag checked in Qdrant.
 
     .venv/bin/python bench/bench_load.py [--points 10000 | --store PATH --collection NAME]
                                          [--sessions 20] [--browsers 4] [--duration 120]
-                                         [--after 300] [--quick]
+                                         [--after 300] [--quick] [--page-cost N]
 
 The server (`ui.app.serve`, as `app.py serve` runs it) is a subprocess on either bench_ui.py's
 synthetic collection of `--points` points (built once under bench/results/) or an existing
@@ -28,7 +28,12 @@ must be 0: failed requests, failed events, timeouts, selections or tags the page
 showed). Server RSS (/proc) is sampled every second: before (idle after start-up and one
 page), during, and for `--after` seconds after the last session closed.
 
-Writes bench/results/load-<name>.json and prints it.
+`--page-cost N` measures instead what one page open costs the server: N pages opened and
+closed one after another, each step (HTML and config, tab event, load event, map view, grid
+thumbnails, close) timed on the client's clock and the server's CPU clock.
+
+Writes bench/results/load-<name>.json (`--page-cost`: load-<name>-<points>-page-cost.json) and
+prints it.
 """
 from __future__ import annotations
 
@@ -219,6 +224,17 @@ async def call(client: httpx.AsyncClient, page: Page, session: str, dependency: 
                     break
 
 
+def describe(error: BaseException) -> str:
+    """An error with the request it cut (httpx's errors name none in their message) and its cause."""
+    text = f"{type(error).__name__}: {error}"
+    request = getattr(error, "_request", None)  # httpx.RequestError.request raises when unset
+    if request is not None:
+        text += f" [{request.method} {request.url.path}]"
+    if error.__cause__ is not None:
+        text += f" (cause: {type(error.__cause__).__name__}: {error.__cause__})"
+    return text
+
+
 def _strings(values: list[Any]) -> list[str]:
     return [v for v in values if isinstance(v, str)]
 
@@ -299,6 +315,7 @@ class HttpUser:
     token: str = ""
     selected: int = 0
     tags: list[str] = field(default_factory=list)
+    steps: Any = None  # called with each page-open step's name as it ends (`--page-cost`)
 
     async def run(self) -> None:
         while time.monotonic() < self.deadline:
@@ -325,7 +342,7 @@ class HttpUser:
         try:
             recorded = await asyncio.wait_for(work, CALL_TIMEOUT_S)
         except Exception as error:  # every failure counts; the user goes on, as a person would
-            self.rec.error(action, f"{type(error).__name__}: {error}")
+            self.rec.error(action, f"{describe(error)} after {time.perf_counter() - started:.1f} s")
             return
         if recorded is not False:  # False: nothing to time (a tag with no selection)
             self.rec.time(action, time.perf_counter() - started)
@@ -346,14 +363,24 @@ class HttpUser:
         the map's view and the grid's thumbnails."""
         for path in ("/", "/config"):
             (await self.client.get(path)).raise_for_status()
+        self.step("html_config")
         tab, tab_id = self.page.tab_event("Explorer")
         await call(self.client, self.page, self.session, tab, tab_id, event_data={"value": "Explorer", "index": 0})
+        self.step("tab_event")
         values = await self.event(None, "load")
+        self.step("load_event")
         self.token = map_message(values).get("base", {}).get("token", "")
         if not self.token:
             raise EventFailed("the load event sent no map token")
         await self.view()
+        self.step("map_view")
         await self.get_all(thumbnails(values))
+        self.step("grid_thumbnails")
+
+    def step(self, name: str) -> None:
+        """A step of the page open is done (`--page-cost` times each; the load runs do not)."""
+        if self.steps is not None:
+            self.steps(name)
 
     async def view(self) -> None:
         x0, x1, y0, y1 = self.geometry.bounds
@@ -650,13 +677,72 @@ def drive(url: str, page: Page, rec: Recorder, geometry: Geometry, density: bool
         thread.join(timeout=CALL_TIMEOUT_S + 60)
 
 
-def run(store_path: Path, name: str, args: argparse.Namespace) -> dict[str, Any]:
-    geometry, density = read_geometry(store_path, name)
+def start(store_path: Path, name: str, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
+    """The server subprocess on the collection, and its URL."""
     log = store_path.parent / f"load-{name}-server.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "EMBEDSCAPE_ARTIFACTS": str(store_path.parent / "artifacts")}
     process = subprocess.Popen([sys.executable, __file__, "--serve", str(store_path), "--collection", name,
                                 "--port", str(args.port)], stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{args.port}"
+    return process, f"http://127.0.0.1:{args.port}"
+
+
+def server_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) the process has used (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def page_cost(store_path: Path, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """`--page-cost N`: N pages opened and closed one after another by one user, each step of
+    the open timed on the client's clock and on the server's CPU clock ("close": the second
+    after the page closed, where its unload runs, and what the server uses idle in a second,
+    measured first over 10 s). One user at a time: the server's CPU per page open, which is
+    what 20 users reopening pages queue for."""
+    geometry, density = read_geometry(store_path, name)
+    process, url = start(store_path, name, args)
+    wall: dict[str, list[float]] = defaultdict(list)
+    cpu: dict[str, list[float]] = defaultdict(list)
+    last = [0.0, 0.0]
+
+    def mark(step: str) -> None:
+        now, used = time.perf_counter(), server_cpu_s(process.pid)
+        wall[step].append(now - last[0])
+        cpu[step].append(used - last[1])
+        last[:] = [now, used]
+
+    async def visits(page: Page) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=CALL_TIMEOUT_S) as client:
+            user = HttpUser(client, page, Recorder(), geometry, density, "cost", 0.0, random.Random(0), steps=mark)
+            for _ in range(args.page_cost):
+                last[:] = [time.perf_counter(), server_cpu_s(process.pid)]
+                await user.one_session(0.0)
+                await asyncio.sleep(1.0)
+                mark("close")
+
+    try:
+        bench_ui.wait_http(url + "/")
+        page = Page(httpx.get(url + "/config", timeout=60).json())
+        warm_up(url, page, geometry, density)
+        time.sleep(2)
+        idle_from = server_cpu_s(process.pid)
+        time.sleep(10)
+        idle_ms = 1000 * (server_cpu_s(process.pid) - idle_from) / 10
+        asyncio.run(visits(page))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+    steps = {step: {"wall_median_ms": round(1000 * statistics.median(wall[step]), 1),
+                    "server_cpu_mean_ms": round(1000 * statistics.mean(cpu[step]), 1)} for step in wall}
+    return {"collection": name, "points": geometry.n, "pages": args.page_cost,
+            "machine": f"{os.cpu_count()} CPUs, {os.uname().machine}",
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "load_average": os.getloadavg()[0],
+            "idle_server_cpu_ms_per_s": round(idle_ms, 1), "steps": steps, "server_cpu_per_page_ms": round(sum(v["server_cpu_mean_ms"] for v in steps.values()), 1),
+            "wall_per_page_ms": round(sum(v["wall_median_ms"] for step, v in steps.items() if step != "close"), 1)}
+
+
+def run(store_path: Path, name: str, args: argparse.Namespace) -> dict[str, Any]:
+    geometry, density = read_geometry(store_path, name)
+    process, url = start(store_path, name, args)
     rec, sampler = Recorder(), RssSampler(process.pid)
     load: dict[str, float] = {"before": os.getloadavg()[0]}
     try:
@@ -701,6 +787,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--port", type=int, default=7897)
     parser.add_argument("--out", type=Path, help="the JSON (default bench/results/load-<name>.json)")
+    parser.add_argument("--page-cost", type=int, metavar="N",
+                        help="instead of the load: N pages opened one after another, each step's server CPU")
     parser.add_argument("--quick", action="store_true", help="3 sessions, 1 browser, 15 s, 10 s after, 5-10 s pages")
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -714,6 +802,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         folder = RESULTS / f"ui-{args.points}-d8"
         bench_ui.build(folder, args.points, 8)
         store_path, name = folder / "qdrant", "bench"
+    if args.page_cost:
+        result = page_cost(store_path, name, args)
+        out = args.out or RESULTS / f"load-{name}-{result['points']}-page-cost.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        print(json.dumps(result, indent=1))
+        return result
     result = run(store_path, name, args)
     out = args.out or RESULTS / f"load-{name}-{result['points']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from store import point_id
 from ui.app import create_server_app
-from ui.images import THUMB_DIR
+from ui.images import MEMORY_ENV, THUMB_DIR, ImageServer
 from ui.map.component import PLOTLY_JS, PLOTLY_ROUTE
 
 
@@ -107,3 +107,54 @@ def test_thumbnail_row_route_follows_the_map_rows(client) -> None:
         assert by_row.content == by_id.content
     served = [http.get(f"/thumb/row/{row}") for row in range(len(table))]
     assert len({r.content for r in served if r.status_code == 200}) > 1, "rows give their own pictures"
+
+
+def test_thumbnails_are_answered_from_memory_with_the_files_bytes(client) -> None:
+    http, collection, root, _ = client
+    point = point_id("dog/004.png")
+    first = http.get(f"/thumb/{point}")
+    cached = next((Path(collection.artifact_dir) / THUMB_DIR).glob(f"{point}-*"))
+    assert first.content == cached.read_bytes()  # the file's bytes, as a FileResponse sent them
+    assert first.headers["etag"] == f'"{cached.stem}"'
+    cached.unlink()  # the second answer cannot come from the file
+    second = http.get(f"/thumb/{point}")
+    assert second.status_code == 200 and second.content == first.content
+    assert second.headers["content-type"] == "image/png"
+    assert not cached.exists()
+
+
+def test_thumbnail_memory_is_bounded_in_bytes_and_keeps_the_recently_used(
+        ui_collection, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, collection, root = ui_collection
+    server = ImageServer([collection])
+    sizes = [len(server.thumbnail_bytes(point_id(f"cat/{i:03d}.png"))[0]) for i in range(3)]
+    monkeypatch.setenv(MEMORY_ENV, str(2.5 * max(sizes) / 2**20))  # room for two of them
+    server = ImageServer([collection])
+    limit = server.memory.limit
+    for i in range(12):
+        server.thumbnail_bytes(point_id(f"cat/{i:03d}.png"))
+        server.thumbnail_bytes(point_id("cat/000.png"))  # used after every other: stays
+        assert 0 < server.memory.size <= limit
+    assert len(server.memory) == 2
+    kept = server.memory.get(next(n for n in server.memory._items if n.startswith(point_id("cat/000.png"))))
+    assert kept is not None and kept[0] == server.thumbnail_bytes(point_id("cat/000.png"))[0]
+    assert not any(n.startswith(point_id("cat/005.png")) for n in server.memory._items)  # the older ones went
+    monkeypatch.setenv(MEMORY_ENV, "0")
+    assert len(ImageServer([collection]).memory) == 0 == ImageServer([collection]).memory.limit
+
+
+def test_a_changed_or_moved_image_is_not_answered_from_memory(client) -> None:
+    http, collection, root, _ = client
+    point = point_id("cat/006.png")
+    before = http.get(f"/thumb/{point}").content
+    # Re-indexed with another picture: its content hash changes, and so does the thumbnail.
+    Image.new("RGB", (48, 48), "yellow").save(root / "cat" / "006.png")
+    collection.set_payload([point], {"sha1": "f" * 40})
+    changed = http.get(f"/thumb/{point}").content
+    assert changed != before
+    assert Image.open(io.BytesIO(changed)).convert("RGB").getpixel((24, 24)) == (255, 255, 0)
+    # Its path changes to another file (with that file's hash): that file's thumbnail.
+    Image.new("RGB", (48, 48), "blue").save(root / "dog" / "moved.png")
+    collection.set_payload([point], {"path": "dog/moved.png", "sha1": "e" * 40})
+    moved = http.get(f"/thumb/{point}").content
+    assert Image.open(io.BytesIO(moved)).convert("RGB").getpixel((24, 24)) == (0, 0, 255)

@@ -58,3 +58,26 @@ def test_a_closed_page_is_released_after_the_grace_and_an_open_one_kept(
         assert map_routes.session(closed_token) is None  # its MapState is gone
     finally:
         server.stop()
+
+
+def test_release_memory_hands_freed_memory_back_to_the_system() -> None:
+    from pathlib import Path
+
+    from ui.sessions import release_memory
+
+    def rss_mb() -> float:
+        return int(Path("/proc/self/status").read_text().split("VmRSS:")[1].split()[0]) / 1024
+
+    release_memory()
+    start = rss_mb()
+    # Many small blocks (as a session's objects are), freed in an order that leaves the heap's
+    # top in use: glibc keeps the freed space unless asked to give it back.
+    blocks = [bytes(1000) + bytes([i % 256]) for i in range(200_000)]  # above pymalloc's 512 B: malloc's
+    keep = blocks[::64]  # one block in 64 stays: the heap cannot shrink from its top
+    del blocks
+    gc.collect()
+    kept = rss_mb()
+    assert release_memory()
+    assert kept - start > 80, (start, kept)  # glibc kept the freed blocks
+    assert rss_mb() < kept - 50, (start, kept, rss_mb())
+    assert keep

@@ -82,6 +82,19 @@ START_MAX_S = 30.0
 FIRST_EVENT_PATH = "/gradio_api/queue/join"
 STREAM_PATHS = ("/gradio_api/queue/data", "/gradio_api/heartbeat/")  # Gradio's event streams (in the path)
 Auth = Callable[[str, str], bool] | tuple[str, str] | list[tuple[str, str]] | None
+# Seconds an idle keep-alive connection stays open. uvicorn's default (5 s) equals httpx's pool
+# expiry (5 s) and is shorter than a proxy's (nginx, AWS ALB: 60 s) or Chromium's: a client
+# reusing a connection the server is closing that moment gets it cut (httpx.ReadError; 8 of
+# them in bench/bench_load.py's run A3, docs/BENCHMARKS.md). A server keeps its connections
+# longer than any client's pool, so the client always gives them up first.
+KEEP_ALIVE_S = 75
+# Gradio's queue looks for events to start every 1 ms while it has none, and for progress to
+# send every 10 ms: an idle server used 80 ms of CPU a second (8 % of a core, per explorer),
+# and every request under load competes with those wake-ups. An event now starts at most
+# QUEUE_POLL_S later (events take 40 ms and more of server time); no event of the app reports
+# progress (gr.Progress), so that loop has nothing to send.
+QUEUE_POLL_S = 0.01
+PROGRESS_POLL_S = 0.1
 
 
 def build_app(collection: Collection, text_encoder: TextEncoder | None = None, pages: Sequence[Page] = (),
@@ -193,6 +206,8 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
                          kind=site.kind, url_params=UrlParams(handoff), map_thumbnails=map_thumbnails,
                          objects=objects if site.collection is not objects else None)
         demo.queue(default_concurrency_limit=4)
+        _poll_less(demo)
+        _undocumented_events(demo)
         release_closed_sessions(demo)  # a closed page's state goes minutes after, not an hour (ui/sessions.py)
         add_row_route(app, site.prefix, images, lambda row, live=live: _row_id(live.table, row), authorize)
         add_view_routes(app, lambda live=live: live.table, max_points(map_points), authorize, site.prefix)
@@ -207,7 +222,7 @@ def create_server_app(collection: Collection, text_encoder: TextEncoder | None =
         if prefix:
             app.add_api_route(prefix, _slash_redirect(prefix), methods=["GET"])
         gr.mount_gradio_app(app, demos[prefix], path=prefix or "/", auth=auth, allowed_paths=[], css=APP_CSS,
-                            head=page_head_html())
+                            head=page_head_html(), footer_links=["gradio", "settings", "runs"])
     _share_login(app)
     app.add_middleware(StartWatch, [site.collection for site in sites])
     app.state.embedscape = demos[""]
@@ -267,6 +282,24 @@ def _row_id(table: PointTable, row: int) -> str | None:
     return str(table.ids[row]) if 0 <= row < len(table) and table.alive[row] else None
 
 
+def _poll_less(demo: gr.Blocks) -> None:
+    """Gradio's queue polls QUEUE_POLL_S / PROGRESS_POLL_S when idle (its attributes; no option)."""
+    queue: Any = demo._queue  # type: ignore[attr-defined]
+    queue.sleep_when_free = QUEUE_POLL_S
+    queue.progress_update_sleep_when_free = PROGRESS_POLL_S
+
+
+def _undocumented_events(demo: gr.Blocks) -> None:
+    """The page's events stay callable (the page calls them by number) but out of Gradio's API
+    page, whose "Use via API" link the footer drops. Gradio writes every documented event's
+    API description and code examples into each page it serves: 26 of the page's 51 ms of
+    server time and 430 of its 660 KB at 67 events (bench/bench_load.py --page-cost). The
+    events need a session's state, so they were never an API to call from outside."""
+    for fn in demo.fns.values():
+        if fn.api_visibility == "public":  # a private one stays private
+            fn.api_visibility = "undocumented"
+
+
 def _warm_up_event_processing() -> None:
     """Pay Gradio's first-event costs at start-up instead of in the first page's load.
 
@@ -305,8 +338,13 @@ def serve(collection: Collection, host: str = "127.0.0.1", port: int = 7860,
     if objects is not None:
         print(f"boxes of its images on http://{host}:{port}{OBJECTS_PREFIX}/  (collection '{objects.name}')",
               flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host, port))
     server.run(sockets=[first_page.hand_over()] if first_page is not None else None)
+
+
+def server_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    """How `serve` and `start_server` run uvicorn (connections kept KEEP_ALIVE_S when idle)."""
+    return uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_keep_alive=KEEP_ALIVE_S)
 
 
 @dataclass
@@ -335,7 +373,7 @@ def start_server(collection: Collection, host: str = "127.0.0.1", port: int = 0,
     port = first_page.port if first_page is not None else port or free_port(host)
     app = create_server_app(collection, text_encoder, auth, pages, objects=objects, map_points=map_points,
                             map_thumbnails=map_thumbnails)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    server = uvicorn.Server(server_config(app, host, port))
     sockets = [first_page.hand_over()] if first_page is not None else None
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="embedscape-server", daemon=True)
     thread.start()

@@ -16,7 +16,11 @@ store and must resolve (symlinks included) to a file inside its collection's sou
 Anything else is a 404, so no request can read a file outside the dataset.
 Thumbnails are written once under `collection.artifact_dir / "thumbnails"`, named by point
 id and content hash (a box's hash covers its image and its coordinates), so a re-indexed,
-changed image or a moved box gets a new thumbnail. Pictures with boxes are drawn per request
+changed image or a moved box gets a new thumbnail. The encoded bytes of the thumbnails served
+last are also kept in memory under the same name (`ThumbnailMemory`, at most
+EMBEDSCAPE_THUMB_MEMORY_MB, default 64): a page opens with 40 thumbnails, and answering them
+from files (a stat, an open, reads and a close, each in a worker thread) cost more server time
+than the rest of their request (bench/bench_load.py --page-cost, docs/BENCHMARKS.md). Pictures with boxes are drawn per request
 (classes change with every relabel) and not cached.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ import io
 import os
 import threading
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +60,46 @@ NO_SNIFF = {"X-Content-Type-Options": "nosniff"}
 CACHE_HEADERS = {"Cache-Control": "private, max-age=86400", **NO_SNIFF}
 NOT_CACHED = {"Cache-Control": "no-store", **NO_SNIFF}
 _UNUSABLE = (OSError, ValueError, Image.DecompressionBombError, ImageSkipped)
+MEMORY_ENV = "EMBEDSCAPE_THUMB_MEMORY_MB"
+DEFAULT_MEMORY_MB = 64.0  # ~6,000 photo thumbnails (10 KB JPEGs), ~90,000 small PNGs
+
+
+class ThumbnailMemory:
+    """The encoded thumbnails served last with their media type, by name (point id and content
+    hash: a changed image or a moved box has another name), at most `limit` bytes of them; the
+    least recently used go first."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.size = 0
+        self._items: OrderedDict[str, tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> ThumbnailMemory:
+        """Bounded by EMBEDSCAPE_THUMB_MEMORY_MB (0 keeps nothing)."""
+        return cls(int(float(os.environ.get(MEMORY_ENV, str(DEFAULT_MEMORY_MB))) * 2**20))
+
+    def get(self, name: str) -> tuple[bytes, str] | None:
+        with self._lock:
+            item = self._items.get(name)
+            if item is not None:
+                self._items.move_to_end(name)
+            return item
+
+    def put(self, name: str, content: bytes, media: str) -> None:
+        if len(content) > self.limit:
+            return
+        with self._lock:
+            old = self._items.pop(name, None)
+            self.size += len(content) - (len(old[0]) if old is not None else 0)
+            self._items[name] = (content, media)
+            while self.size > self.limit:
+                _, (dropped, _) = self._items.popitem(last=False)
+                self.size -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass(frozen=True)
@@ -96,6 +141,7 @@ class ImageServer:
         self.objects = next((s.collection for s in self.sources if s.objects), None)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.memory = ThumbnailMemory.from_env()
 
     def locate(self, point_id: str) -> Located:
         """The point and its resolved file; 404 unless the file lies inside its source_root."""
@@ -127,11 +173,28 @@ class ImageServer:
         found = self.locate(point_id)
         return found.path, found.sha1
 
-    def thumbnail(self, point_id: str) -> Path:
+    def thumbnail_bytes(self, point_id: str) -> tuple[bytes, str, str]:
+        """(encoded thumbnail, media type, name): from memory, else from its file (made if new)."""
         found = self.locate(point_id)
+        name = f"{point_id}-{self._key(found)}"
+        item = self.memory.get(name)
+        if item is None:
+            path = self._thumbnail(found)
+            item = (path.read_bytes(), MEDIA_TYPES.get(path.suffix.lower(), "application/octet-stream"))
+            self.memory.put(name, *item)
+        return (*item, name)
+
+    def thumbnail(self, point_id: str) -> Path:
+        """The thumbnail's file (made if new)."""
+        return self._thumbnail(self.locate(point_id))
+
+    def _key(self, found: Located) -> str:
         if found.source.objects and _bbox(found.payload) is None:
             raise HTTPException(404, "not found")
-        key = found.sha1[:16] or str(int(found.path.stat().st_mtime))
+        return found.sha1[:16] or str(int(found.path.stat().st_mtime))
+
+    def _thumbnail(self, found: Located) -> Path:
+        point_id, key = found.point_id, self._key(found)
         cache = found.source.cache
         for suffix in (".png", ".jpg"):
             cached = cache / f"{point_id}-{key}{suffix}"
@@ -243,7 +306,7 @@ def add_image_routes(app: FastAPI, images: ImageServer,
     @app.get("/thumb/{point_id}")
     def thumb(point_id: str, request: Request) -> Response:
         check(request)
-        return _file(images.thumbnail(point_id))
+        return _thumbnail(*images.thumbnail_bytes(point_id))
 
     @app.get("/image/{point_id}")
     def image(point_id: str, request: Request) -> Response:
@@ -268,7 +331,12 @@ def add_row_route(app: FastAPI, prefix: str, images: ImageServer, row_to_id: Cal
         point = row_to_id(row)
         if point is None:
             raise HTTPException(404, "not found")
-        return _file(images.thumbnail(point))
+        return _thumbnail(*images.thumbnail_bytes(point))
+
+
+def _thumbnail(content: bytes, media: str, name: str) -> Response:
+    """A thumbnail's bytes; its ETag is its name (point id and content hash)."""
+    return Response(content, media_type=media, headers={**CACHE_HEADERS, "ETag": f'"{name}"'})
 
 
 def _file(path: Path) -> FileResponse:

@@ -12,9 +12,15 @@ RSS grew with every page opened and closed and did not come down (docs/BENCHMARK
 heartbeat that reconnected), its state is deleted the way Gradio deletes expired state and
 the session is dropped from Gradio's state holder. A page that comes back after that gets a
 fresh state on its next event (the map is sent whole again; the selection is gone).
+
+Then glibc is asked to give free memory back to the system (`release_memory`): tracemalloc
+found ~0.1 MB of Python objects left per closed session, while RSS stayed 12 MB up after 20;
+`malloc_trim(0)` took it 41 MB below where it started (freed memory the allocator kept).
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import datetime
 import os
 import threading
@@ -60,4 +66,16 @@ def forget(demo: gr.Blocks, session: str, closed_at: datetime.datetime) -> bool:
     with holder.lock:
         holder.session_data.pop(session, None)
         holder.time_last_used.pop(session, None)
+    release_memory()
+    return True
+
+
+def release_memory() -> bool:
+    """Hand memory glibc's malloc keeps free back to the system (malloc_trim); False where the
+    C library has no malloc_trim (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    if trim is None:
+        return False
+    trim(0)
     return True
