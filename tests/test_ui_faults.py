@@ -19,7 +19,7 @@ import pytest
 
 from conftest import ROOT, build_ui_collection
 from store import PointFilter, open_store
-from test_ui_browser import CHROMIUM, add_tag, drag, inside_box, open_page, open_tab, wait_selected
+from test_ui_browser import CHROMIUM, add_tag, drag, inside_box, open_page, open_tab, to_client, wait_selected
 from ui.app import free_port
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs {CHROMIUM}")
@@ -71,6 +71,10 @@ def test_acknowledged_edits_survive_sigkill_and_an_edit_sent_while_down_is_repor
         page.click("#es-relabel")
         page.wait_for_function("() => document.querySelector('#es-relabel-status').innerText.includes('wolf')")
         open_tab(page, "Explorer")
+        # The dogs' selection has as many points as the cats' will: clear it first, so the
+        # count line below proves the cats' selection arrived before the tag is sent.
+        page.mouse.dblclick(*to_client(page, 5.0, 3.0))
+        wait_selected(page, None)
         # A tag, acknowledged; the process is killed at once (the write-behind journal's window).
         drag(page, [(-0.1, 1.1), (1.1, -0.1)])
         wait_selected(page, len(cats))
