@@ -44,6 +44,14 @@ def reopened(tmp_path: Path, server: bool = False):
     return store, store.open("ui")
 
 
+def release(first: FirstPage, server) -> None:
+    """Stop the explorer that took the first page's socket, or, without one, close that socket."""
+    if server is not None:
+        server.stop()
+    else:
+        first.hand_over().close()
+
+
 def blob_centres(png: bytes) -> dict[str, tuple[float, float]]:
     """Mean (column, row) of the pixels drawn in each of the first three palette colours."""
     image = np.asarray(Image.open(io.BytesIO(png)).convert("RGBA"))
@@ -87,10 +95,7 @@ def test_the_address_answers_with_the_map_then_the_explorer_takes_it(tmp_path: P
         assert status == 200 and STARTING_HEADER not in headers and b"gradio" in body.lower()
         assert fetch(url + PREVIEW_ROUTE)[0] == 404
     finally:
-        if server is not None:
-            server.stop()
-        else:
-            first.hand_over().close()
+        release(first, server)
         store.close()
 
 
@@ -141,10 +146,7 @@ def test_an_open_first_page_reloads_into_the_explorer(browser, tmp_path: Path) -
         assert page.url.endswith("/?colour=label") and page.locator(".es-first-map").count() == 0
         page.context.close()
     finally:
-        if server is not None:
-            server.stop()
-        else:
-            first.hand_over().close()
+        release(first, server)
         store.close()
 
 
